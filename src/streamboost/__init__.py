@@ -1,0 +1,3 @@
+"""streamboost: fast, observable streaming for ASGI apps."""
+
+__all__: list[str] = []

@@ -1,0 +1,93 @@
+"""The per-response record that the send wrapper fills and the exporters read once.
+
+The middleware owns one ``StreamRecord`` per HTTP response. The per-chunk path only
+assigns a few slots on it (no allocation, no metric call); exporters read it once, when
+the stream has ended. Times are seconds from the injected clock (``time.perf_counter``
+by default), so tests can drive them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Final
+
+Clock = Callable[[], float]
+
+DEFAULT_CLOCK: Final[Clock] = time.perf_counter
+
+OUTCOME_COMPLETED: Final = "completed"
+OUTCOME_CLIENT_DISCONNECTED: Final = "client_disconnected"
+OUTCOME_ERROR: Final = "error"
+OUTCOME_NO_TOKEN: Final = "no_token"
+
+
+class StreamRecord:
+    """Timing and accounting of one HTTP response, filled as it streams.
+
+    All ``*_at`` fields are clock readings (``None`` until the moment happens);
+    ``request_at`` is when the middleware saw the request.
+    """
+
+    __slots__ = (
+        "bytes_out",
+        "chunks_in",
+        "content_events",
+        "events",
+        "first_byte_at",
+        "first_token_at",
+        "headers_at",
+        "last_body_at",
+        "last_token_at",
+        "method",
+        "outcome",
+        "request_at",
+        "scope",
+        "status",
+        "streaming",
+        "writes",
+    )
+
+    def __init__(self, scope: dict[str, object], request_at: float) -> None:
+        self.scope = scope
+        self.method: str = str(scope.get("method", ""))
+        self.request_at = request_at
+        self.headers_at: float | None = None
+        self.first_byte_at: float | None = None
+        self.first_token_at: float | None = None
+        self.last_token_at: float | None = None
+        self.last_body_at: float | None = None
+        self.status: int = 0
+        # True when the response is a stream StreamBoost recognises (SSE, NDJSON, text).
+        self.streaming: bool = False
+        self.chunks_in: int = 0  # body messages the app sent
+        self.events: int = 0  # whole events seen (SSE events, NDJSON lines)
+        self.content_events: int = 0  # events that carry output tokens
+        self.writes: int = 0  # body messages sent to the server
+        self.bytes_out: int = 0  # body bytes sent to the server
+        self.outcome: str = OUTCOME_COMPLETED
+
+    def time_to_first_token(self) -> float | None:
+        if self.first_token_at is None:
+            return None
+        return self.first_token_at - self.request_at
+
+    def time_per_output_token(self) -> float | None:
+        """(last content event - first) / (content events - 1), or None below two events."""
+        if (
+            self.first_token_at is None
+            or self.last_token_at is None
+            or self.content_events < 2
+        ):
+            return None
+        return (self.last_token_at - self.first_token_at) / (self.content_events - 1)
+
+    def stream_duration(self) -> float | None:
+        """Request to last body chunk; background tasks after the body never count."""
+        if self.last_body_at is None:
+            return None
+        return self.last_body_at - self.request_at
+
+
+StreamObserver = Callable[[StreamRecord], None]
+"""Called once per response, after its last message (or its failure)."""

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import httpx
 import orjson
-
 from examples.chat.app import create_app
 from examples.chat.settings import ChatSettings, Latencies
+
 from streamboost._loopback import uvicorn_in_thread
 
 FAST = Latencies(0.001, 0.001, 0.001, 0.001, 0.001)
 
 
 def test_naive_stream_is_openai_shaped_and_ends_with_done() -> None:
-    settings = ChatSettings(mode="naive", model_ttft=0.01, tokens_per_second=1000, max_tokens=5,
-                            latencies=FAST)
+    settings = ChatSettings(
+        mode="naive", model_ttft=0.01, tokens_per_second=1000, max_tokens=5, latencies=FAST
+    )
     app = create_app(settings)
     with uvicorn_in_thread(app) as url, httpx.Client(base_url=url, timeout=10) as client:
         response = client.post("/chat/stream", json={"user_id": "a", "session_id": "s"})

@@ -8,10 +8,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-WORDS = (
-    "Streaming keeps the first token close and the rest flowing; "
-    "batching the writes keeps the server cool while the reader sees no difference."
-).split()
+WORDS = ["Streaming", "keeps", "the", "first", "token", "close", "and", "the", "rest", "flowing;", "batching", "the", "writes", "keeps", "the", "server", "cool", "while", "the", "reader", "sees", "no", "difference."]
 
 
 def _chunk(completion_id: str, created: int, delta: dict[str, object], finish: str | None) -> bytes:

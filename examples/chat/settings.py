@@ -39,9 +39,7 @@ class ChatSettings:
         if self.mode not in ("naive", "boosted"):
             raise ValueError(f"mode={self.mode!r}: use 'naive' or 'boosted'")
         if self.tokens_per_second <= 0:
-            raise ValueError(
-                f"tokens_per_second={self.tokens_per_second!r} must be > 0 (try 50.0)"
-            )
+            raise ValueError(f"tokens_per_second={self.tokens_per_second!r} must be > 0 (try 50.0)")
         if self.max_tokens < 1:
             raise ValueError(f"max_tokens={self.max_tokens!r} must be >= 1")
         if self.model_ttft < 0:

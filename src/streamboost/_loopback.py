@@ -15,7 +15,12 @@ from typing import Any
 
 @contextmanager
 def uvicorn_in_thread(
-    app: Any, *, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 10.0, **kwargs: Any
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    startup_timeout: float = 10.0,
+    **kwargs: Any,
 ) -> Iterator[str]:
     """Serve ``app`` with uvicorn on ``host`` and yield its base URL (``http://127.0.0.1:PORT``).
 

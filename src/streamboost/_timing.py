@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
 Clock = Callable[[], float]
 
@@ -74,11 +74,7 @@ class StreamRecord:
 
     def time_per_output_token(self) -> float | None:
         """(last content event - first) / (content events - 1), or None below two events."""
-        if (
-            self.first_token_at is None
-            or self.last_token_at is None
-            or self.content_events < 2
-        ):
+        if self.first_token_at is None or self.last_token_at is None or self.content_events < 2:
             return None
         return (self.last_token_at - self.first_token_at) / (self.content_events - 1)
 
@@ -89,5 +85,14 @@ class StreamRecord:
         return self.last_body_at - self.request_at
 
 
-StreamObserver = Callable[[StreamRecord], None]
-"""Called once per response, after its last message (or its failure)."""
+class StreamObserver(Protocol):
+    """Receives each response's record: exporters (Prometheus, OpenTelemetry) implement it.
+
+    Neither method runs per chunk. ``stream_started`` is called once when the response start
+    is sent (``record.status`` and ``record.streaming`` are known then); ``stream_ended`` once
+    after the last message, the failure or the disconnect, with every field final.
+    """
+
+    def stream_started(self, record: StreamRecord) -> None: ...
+
+    def stream_ended(self, record: StreamRecord) -> None: ...

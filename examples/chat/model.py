@@ -8,7 +8,10 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-WORDS = ["Streaming", "keeps", "the", "first", "token", "close", "and", "the", "rest", "flowing;", "batching", "the", "writes", "keeps", "the", "server", "cool", "while", "the", "reader", "sees", "no", "difference."]
+WORDS = (
+    "Streaming keeps the first token close and the rest flowing; batching the writes keeps "
+    "the server cool while the reader sees no difference."
+).split(" ")
 
 
 def _chunk(completion_id: str, created: int, delta: dict[str, object], finish: str | None) -> bytes:

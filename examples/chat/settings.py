@@ -47,7 +47,7 @@ class ChatSettings:
 
     @classmethod
     def from_env(cls) -> ChatSettings:
-        """Read ``CHAT_MODE``, ``CHAT_MODEL_TTFT``, ``CHAT_TOKENS_PER_SECOND``, ``CHAT_MAX_TOKENS``."""
+        """Read ``CHAT_MODE``, ``CHAT_MODEL_TTFT``, ``CHAT_TOKENS_PER_SECOND`` and friends."""
         env = os.environ
         base = cls()
         return replace(

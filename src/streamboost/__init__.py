@@ -1,3 +1,9 @@
 """streamboost: fast, observable streaming for ASGI apps."""
 
-__all__: list[str] = []
+from ._config import CoalesceConfig
+from ._middleware import StreamBoost
+
+__all__: list[str] = [
+    "CoalesceConfig",
+    "StreamBoost",
+]

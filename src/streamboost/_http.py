@@ -64,7 +64,10 @@ class HTTPStream:
                 record.outcome = OUTCOME_CLIENT_DISCONNECTED
             raise
         except Exception:
-            if record.outcome != OUTCOME_CLIENT_DISCONNECTED:
+            coalescer = self._coalescer
+            if coalescer is not None and isinstance(coalescer.error, OSError):
+                record.outcome = OUTCOME_CLIENT_DISCONNECTED  # a write failed or timed out
+            elif record.outcome != OUTCOME_CLIENT_DISCONNECTED:
                 record.outcome = OUTCOME_ERROR
                 if record.headers_at is None:
                     record.status = 500  # what the server answers for an app that failed
@@ -73,8 +76,9 @@ class HTTPStream:
             coalescer = self._coalescer
             if coalescer is not None:
                 coalescer.close()
-                if coalescer.error is not None and record.outcome == OUTCOME_COMPLETED:
-                    record.outcome = OUTCOME_CLIENT_DISCONNECTED
+                if record.outcome == OUTCOME_COMPLETED and coalescer.error is not None:
+                    failed = isinstance(coalescer.error, OSError)
+                    record.outcome = OUTCOME_CLIENT_DISCONNECTED if failed else OUTCOME_ERROR
             if (
                 record.outcome == OUTCOME_COMPLETED
                 and record.streaming

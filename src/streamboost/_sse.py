@@ -32,7 +32,7 @@ _FORMATS: Final = {
 _SSE_SPLIT: Final = re.compile(rb"\n\r?\n")
 _EVENT_NAME: Final = re.compile(rb"(?m)^event:[ ]?([^\r\n]*)")
 _JSON_TYPE: Final = re.compile(rb'"type"\s*:\s*"([^"\\]*)"')
-_NOT_NULL_AFTER: Final = re.compile(rb'\s*:\s*(?!null|""|\{\}|\[\])')
+_NOT_NULL_AFTER: Final = re.compile(rb'\s*:\s*+(?!null|""|\{\}|\[\])')
 
 
 def stream_format(content_type: str) -> int:

@@ -205,11 +205,8 @@ class HTTPStream:
         self.record.chunks_in += 1
         coalescer = self._coalescer
         assert coalescer is not None
-        if self._gone:
-            await self._send(message)
-            return
         if coalescer.error is not None:
-            raise coalescer.error
+            raise coalescer.error  # the client is gone (a write failed, or http.disconnect)
         body: bytes = message.get("body", b"")
         scanner = self._scanner
         assert scanner is not None

@@ -182,7 +182,7 @@ class EventScanner:
                 self.events = events
                 self.content = sum(1 for line in lines if line.strip())
             return
-        if segment.count(b"\n\n") == 1 and segment.endswith(b"\n\n"):
+        if segment.count(b"\n\n") == 1 and segment.endswith(b"\n\n") and b"\r" not in segment:
             self.events = 1
             self.content = 1 if is_sse_content(segment, self._metadata) else 0
             return

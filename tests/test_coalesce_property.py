@@ -32,9 +32,7 @@ def event(draw: st.DrawFn) -> bytes:
 def stream(draw: st.DrawFn) -> tuple[list[bytes], list[tuple[float, bytes]], CoalesceConfig]:
     events = draw(st.lists(event(), min_size=1, max_size=40))
     data = b"".join(events)
-    cuts = sorted(
-        set(draw(st.lists(st.integers(1, max(1, len(data) - 1)), max_size=60)))
-    )
+    cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(data) - 1)), max_size=60))))
     pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
     pauses = st.sampled_from([0.0, 0.0, 0.0, 0.0005, 0.002, 0.006])
     steps = [(draw(pauses), piece) for piece in pieces if piece]

@@ -9,7 +9,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
-from tests.coalesce_apps import SSE, Message, Recorded, Records, openai, run_app, sse, stream_app
+from tests.coalesce_apps import SSE, Message, Records, openai, run_app, sse, stream_app
 
 from streamboost import CoalesceConfig, StreamBoost
 
@@ -89,7 +89,9 @@ async def test_app_error_is_counted_once() -> None:
     records = Records()
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", SSE)]})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", SSE)]}
+        )
         await send({"type": "http.response.body", "body": sse("a"), "more_body": True})
         await send({"type": "http.response.body", "body": sse("b"), "more_body": True})
         raise RuntimeError("model crashed")
@@ -125,9 +127,7 @@ async def test_oserror_from_send_is_a_client_disconnect() -> None:
                 raise OSError("connection reset")
 
     steps = [(0.0, sse("a"))] + [(0.002, sse(f"t{i}")) for i in range(200)]
-    app = StreamBoost(
-        stream_app(steps), coalesce=CoalesceConfig(window=0.005), observers=[records]
-    )
+    app = StreamBoost(stream_app(steps), coalesce=CoalesceConfig(window=0.005), observers=[records])
     tasks_before = len(asyncio.all_tasks())
     with pytest.raises(OSError):
         await run_app(app, send_gate=send_gate)
@@ -245,7 +245,9 @@ async def test_coalesce_false_forwards_every_chunk_but_still_times() -> None:
 )
 async def test_other_messages_flush_buffered_bytes_first(extra: Message) -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", SSE)]})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", SSE)]}
+        )
         for i in range(5):
             await send({"type": "http.response.body", "body": sse(f"e{i}"), "more_body": True})
         await send(extra)

@@ -1,4 +1,4 @@
-"""Property (issue 2, coalescing point 2): bytes out == bytes in, every SSE event whole in one write.
+"""Property (issue 2, coalescing point 2): bytes out == bytes in, each event whole in one write.
 
 Random events (sizes, comments, CRLF line endings), cut into random chunks at random points,
 sent with random pauses through random flush limits.

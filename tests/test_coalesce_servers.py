@@ -63,13 +63,15 @@ def read_stream(base_url: str) -> tuple[bytes, int]:
     """GET /stream with a real client; return the body and how many reads it took."""
     reads = 0
     data = b""
-    with httpx.Client(base_url=base_url, timeout=10) as client:
-        with client.stream("GET", "/stream") as response:
-            assert response.status_code == 200
-            assert response.headers["content-type"].startswith("text/event-stream")
-            for piece in response.iter_raw():
-                reads += 1
-                data += piece
+    with (
+        httpx.Client(base_url=base_url, timeout=10) as client,
+        client.stream("GET", "/stream") as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for piece in response.iter_raw():
+            reads += 1
+            data += piece
     return data, reads
 
 
@@ -186,13 +188,15 @@ def test_client_closing_mid_stream_on_uvicorn_stops_it_and_leaks_no_task() -> No
     app.observers = (*app.observers, Signal())
     with uvicorn_in_thread(app) as url:
         baseline = httpx.get(f"{url}/tasks").json()["tasks"]
-        with httpx.Client(base_url=url, timeout=10) as client:
-            with client.stream("GET", "/endless") as response:
-                got = b""
-                for piece in response.iter_raw():
-                    got += piece
-                    if got.count(b"\n\n") >= 100:
-                        break
+        with (
+            httpx.Client(base_url=url, timeout=10) as client,
+            client.stream("GET", "/endless") as response,
+        ):
+            got = b""
+            for piece in response.iter_raw():
+                got += piece
+                if got.count(b"\n\n") >= 100:
+                    break
         assert ended.wait(10), "the stream did not end after the client left"
         stopped_at = len(produced)
         time.sleep(0.1)

@@ -13,6 +13,8 @@ from tests.coalesce_apps import SSE, Message, Records, openai, run_app, sse, str
 
 from streamboost import CoalesceConfig, StreamBoost
 
+START = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", SSE)]}
+
 
 class TickClock:
     """A clock that moves one second per reading, so every stamp is distinct and known."""

@@ -18,10 +18,8 @@ from streamboost import CoalesceConfig, StreamBoost
 
 
 @st.composite
-def event(draw: st.DrawFn) -> bytes:
+def event(draw: st.DrawFn, end: bytes) -> bytes:
     size = draw(st.integers(min_value=0, max_value=400))
-    crlf = draw(st.booleans())
-    end = b"\r\n" if crlf else b"\n"
     if draw(st.integers(0, 9)) == 0:
         return b": ping" + end + end
     name = draw(st.sampled_from([b"", b"event: token" + end, b"event: done" + end]))
@@ -30,7 +28,8 @@ def event(draw: st.DrawFn) -> bytes:
 
 @st.composite
 def stream(draw: st.DrawFn) -> tuple[list[bytes], list[tuple[float, bytes]], CoalesceConfig]:
-    events = draw(st.lists(event(), min_size=1, max_size=40))
+    end = draw(st.sampled_from([b"\n", b"\r\n"]))  # one line ending per stream
+    events = draw(st.lists(event(end), min_size=1, max_size=40))
     data = b"".join(events)
     cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(data) - 1)), max_size=60))))
     pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]

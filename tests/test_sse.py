@@ -22,7 +22,7 @@ METADATA = frozenset(n.encode() for n in DEFAULT_METADATA_EVENTS)
 
 
 def scanner(fmt: int = FORMAT_SSE) -> EventScanner:
-    return EventScanner(fmt, critical=DEFAULT_CRITICAL_EVENTS, metadata=DEFAULT_METADATA_EVENTS)
+    return EventScanner(fmt, critical=NAMES, metadata=METADATA)
 
 
 @pytest.mark.parametrize(

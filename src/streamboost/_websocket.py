@@ -83,6 +83,7 @@ class WebSocketBatcher:
         text = (b"[" + b",".join(items) + b"]").decode()
         await self._send({"type": "websocket.send", "text": text})
 
+
 def _json(text: str) -> object | None:
     """The parsed JSON object or array in ``text``, else None (sent unbatched)."""
     if text[:1] not in ("{", "["):

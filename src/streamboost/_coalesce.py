@@ -107,7 +107,7 @@ class Coalescer:
             self._ready_bytes += complete
             self._ready_events += events
             self._ready_content += content
-            if (
+            if not self._wanted and (
                 critical
                 or self._ready_events >= self._max_events
                 or self._ready_bytes >= self._max_bytes

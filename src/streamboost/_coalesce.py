@@ -49,6 +49,7 @@ class Coalescer:
         "_max_bytes",
         "_max_events",
         "_now",
+        "_now_content",
         "_pending",
         "_pending_bytes",
         "_ready",
@@ -84,6 +85,7 @@ class Coalescer:
         self._batch_at: float | None = None  # loop time the oldest buffered byte came in
         self._last_write = float("-inf")
         self._now: list[bytes] = []  # parts the caller writes itself after WRITE_NOW
+        self._now_content = 0
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
@@ -132,7 +134,7 @@ class Coalescer:
                 self._pending.clear()
                 self._pending_bytes = 0
             parts.append(data if complete == len(data) else data[:complete])
-            self._ready_content = content
+            self._now_content = content
             if complete < len(data):
                 self._pending.append(data[complete:])
                 self._pending_bytes = len(data) - complete
@@ -181,9 +183,7 @@ class Coalescer:
         if code == WRITE_NOW:
             parts = self._now
             self._now = []
-            content = self._ready_content
-            self._ready_content = 0
-            await self._send(parts, content, True)
+            await self._send(parts, self._now_content, True)
             return
         limit = self._config.max_buffer_bytes
         while (

@@ -333,3 +333,37 @@ async def test_text_plain_and_ndjson_streams_are_coalesced() -> None:
         assert recorded.body == b"".join(c for _, c in steps)
         assert len(recorded.bodies) < 10
         assert records.ended[0].content_events == 40
+
+
+async def test_a_failing_observer_never_breaks_the_response(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken:
+        def stream_started(self, record: Any) -> None:
+            raise ValueError("exporter bug")
+
+        def stream_ended(self, record: Any) -> None:
+            raise ValueError("exporter bug")
+
+    records = Records()
+    steps = [(0.0, sse("a")), (0.0, sse("b"))]
+    recorded = await run_app(StreamBoost(stream_app(steps), observers=[Broken(), records]))
+    assert recorded.body == sse("a") + sse("b")
+    assert len(records.ended) == 1  # the observers after the broken one still run
+    assert "exporter bug" in caplog.text
+
+
+async def test_background_work_after_the_body_is_not_stream_time() -> None:
+    records = Records()
+    clock = TickClock()
+
+    async def background() -> None:
+        clock.now += 100.0  # the app's work after its last body message
+
+    app = StreamBoost(
+        stream_app([(0.0, sse("a"))], after=background), observers=[records], clock=clock
+    )
+    await run_app(app)
+    (record,) = records.ended
+    assert record.last_body_at is not None and record.last_body_at < 100.0
+    assert record.stream_duration() == record.last_body_at - record.request_at

@@ -157,7 +157,8 @@ class HTTPStream:
         if opt_out:
             kept = [(n, v) for n, v in headers if n.lower() != opt_out_name]
             message = {**message, "headers": kept}
-        fmt = stream_format(content_type.decode("latin-1")) if content_type else 0
+        media = content_type.decode("latin-1").partition(";")[0].strip().lower()
+        fmt = stream_format(media)
         # A known stream format without a length; compressed bytes cannot be scanned.
         if fmt and not length and not encoded:
             record.streaming = True
@@ -165,7 +166,6 @@ class HTTPStream:
                 fmt, critical=boost.critical_names, metadata=boost.metadata_names
             )
             config = boost.coalesce
-            media = content_type.decode("latin-1").partition(";")[0].strip().lower()
             if (
                 config is not None
                 and not opt_out

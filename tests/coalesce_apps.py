@@ -129,10 +129,6 @@ async def run_app(
     return recorded
 
 
-def boosted(app: Any, config: CoalesceConfig | bool = True, **kwargs: Any) -> StreamBoost:
-    return StreamBoost(app, coalesce=config, **kwargs)
-
-
 EVENTS = [sse("first")] + [sse(f"token {i}") for i in range(60)] + [sse("{}", event="done")]
 
 

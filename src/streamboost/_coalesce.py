@@ -43,6 +43,7 @@ class Coalescer:
         "_flushed",
         "_force",
         "_inflight",
+        "_kick",
         "_last_write",
         "_loop",
         "_max_buffer",
@@ -88,6 +89,7 @@ class Coalescer:
         self._now_content = 0
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+        self._kick: asyncio.Handle | None = None  # starts the flusher on the next loop turn
         self._wake: asyncio.Future[None] | None = None
         self._wanted = False  # the flusher should write the ready events as soon as it can
         self._force = False  # the next flush also writes an unfinished event
@@ -215,6 +217,9 @@ class Coalescer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._kick is not None:
+            self._kick.cancel()
+            self._kick = None
         task = self._task
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
@@ -255,6 +260,7 @@ class Coalescer:
         if not self._inflight:
             # No write in flight, so the flusher is idle: write here, saving two task switches.
             parts = self._take(everything=True)
+            self._wanted = False
             if data:
                 parts.append(data)
             content += self._ready_content
@@ -292,14 +298,21 @@ class Coalescer:
     def _wakeup(self) -> None:
         self._wanted = True
         if self._task is None:
-            # The flusher starts with the first flush that cannot wait for the app.
-            self._task = self._loop.create_task(self._run())
+            # The flusher starts on the next loop turn, if a flush is still wanted then: an app
+            # that does not yield before its body ends never needs one (its last send writes).
+            if self._kick is None:
+                self._kick = self._loop.call_soon(self._start)
             return
         wake = self._wake
         if wake is not None:
             self._wake = None
             if not wake.done():
                 wake.set_result(None)
+
+    def _start(self) -> None:
+        self._kick = None
+        if self._wanted and self._task is None and self.error is None:
+            self._task = self._loop.create_task(self._run())
 
     def _release(self) -> None:
         """Let waiting sends go on (they check ``error`` and the buffer again)."""

@@ -367,3 +367,34 @@ async def test_background_work_after_the_body_is_not_stream_time() -> None:
     (record,) = records.ended
     assert record.last_body_at is not None and record.last_body_at < 100.0
     assert record.stream_duration() == record.last_body_at - record.request_at
+
+
+async def test_after_http_disconnect_sends_go_to_the_server_as_without_streamboost() -> None:
+    records = Records()
+    disconnect = asyncio.Event()
+    seen: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()  # the request
+
+        async def listen() -> None:
+            seen.append((await receive())["type"])
+
+        listener = asyncio.create_task(listen())
+        await send(START)
+        for i in range(10):
+            if i == 5:
+                disconnect.set()
+                await listener
+            await send({"type": "http.response.body", "body": sse(f"e{i}"), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    app_ = StreamBoost(app, coalesce=CoalesceConfig(window=30), observers=[records])
+    recorded = await run_app(app_, disconnect=disconnect)  # no exception from StreamBoost
+    assert seen == ["http.disconnect"]
+    # The buffered events were dropped; later ones reached the server, which decides.
+    assert recorded.bodies[0] == sse("e0")
+    assert recorded.bodies[-6:] == [sse(f"e{i}") for i in range(5, 10)] + [b""]
+    (record,) = records.ended
+    assert record.outcome == "client_disconnected"
+    assert record.writes == 1

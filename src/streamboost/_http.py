@@ -74,7 +74,7 @@ class HTTPStream:
             raise
         finally:
             coalescer = self._coalescer
-            if coalescer is not None:
+            if coalescer is not None:  # None again after a disconnect closed it
                 coalescer.close()
                 if record.outcome == OUTCOME_COMPLETED and coalescer.error is not None:
                     failed = isinstance(coalescer.error, OSError)
@@ -134,7 +134,10 @@ class HTTPStream:
         self.record.outcome = OUTCOME_CLIENT_DISCONNECTED
         coalescer = self._coalescer
         if coalescer is not None:
-            coalescer.close(OSError("the client disconnected"))
+            # Drop what is buffered; later sends go straight to the server, which treats them
+            # as it would without StreamBoost (ignores them, or raises OSError).
+            coalescer.close()
+            self._coalescer = None
 
     async def _start(self, message: Message) -> None:
         boost = self._boost

@@ -9,7 +9,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
-from tests.coalesce_apps import SSE, Message, Records, openai, run_app, sse, stream_app
+from tests.coalesce_apps import SSE, Message, Recorded, Records, openai, run_app, sse, stream_app
 
 from streamboost import CoalesceConfig, StreamBoost
 
@@ -398,3 +398,26 @@ async def test_after_http_disconnect_sends_go_to_the_server_as_without_streamboo
     (record,) = records.ended
     assert record.outcome == "client_disconnected"
     assert record.writes == 1
+
+
+async def test_events_buffered_when_the_app_fails_still_reach_the_client() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(START)
+        for i in range(5):
+            await send({"type": "http.response.body", "body": sse(f"e{i}"), "more_body": True})
+        raise RuntimeError("model crashed")
+
+    recorded = Recorded()
+    with pytest.raises(RuntimeError):
+        await run_app(StreamBoost(app, coalesce=CoalesceConfig(window=30)), recorded=recorded)
+    assert recorded.body == b"".join(sse(f"e{i}") for i in range(5))
+
+
+async def test_events_buffered_when_the_app_returns_without_ending_its_body_are_written() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(START)
+        for i in range(5):
+            await send({"type": "http.response.body", "body": sse(f"e{i}"), "more_body": True})
+
+    recorded = await run_app(StreamBoost(app, coalesce=CoalesceConfig(window=30)))
+    assert recorded.body == b"".join(sse(f"e{i}") for i in range(5))

@@ -7,6 +7,7 @@ middleware object itself holds only configuration.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,10 @@ class HTTPStream:
                 record.outcome = OUTCOME_ERROR
                 if record.headers_at is None:
                     record.status = 500  # what the server answers for an app that failed
+            await self._deliver_buffered()
             raise
+        else:
+            await self._deliver_buffered()  # an app that returned without ending its body
         finally:
             coalescer = self._coalescer
             if coalescer is not None:  # None again after a disconnect closed it
@@ -90,6 +94,13 @@ class HTTPStream:
                     observer.stream_ended(record)
                 except Exception:
                     logger.exception("observer %r failed in stream_ended", observer)
+
+    async def _deliver_buffered(self) -> None:
+        """Write what the app sent but is still buffered, when its body did not end."""
+        coalescer = self._coalescer
+        if coalescer is not None and coalescer.error is None and not self._complete:
+            with contextlib.suppress(Exception):  # best effort: the app's own error wins
+                await coalescer.drain()
 
     async def receive(self) -> Message:
         message: Message = await self._receive()

@@ -11,14 +11,12 @@ text, accept, close) goes out as it is, after the buffered batch.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 import orjson
 
 from ._coalesce import Coalescer
 from ._config import CoalesceConfig
-
-Message = dict[str, Any]
+from ._types import ASGIApp, Message, Receive, Scope, Send
 
 
 class WebSocketBatcher:
@@ -27,7 +25,7 @@ class WebSocketBatcher:
     __slots__ = ("_app", "_coalescer", "_config", "_critical", "_receive", "_scope", "_send")
 
     def __init__(
-        self, app: Any, config: CoalesceConfig, scope: dict[str, Any], receive: Any, send: Any
+        self, app: ASGIApp, config: CoalesceConfig, scope: Scope, receive: Receive, send: Send
     ) -> None:
         self._app = app
         self._config = config

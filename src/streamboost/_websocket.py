@@ -55,7 +55,8 @@ class WebSocketBatcher:
             if coalescer.error is not None:
                 raise coalescer.error
             data = text.encode()
-            critical = isinstance(item, dict) and item.get("type") in self._critical
+            kind = item.get("type") if isinstance(item, dict) else None
+            critical = isinstance(kind, str) and kind in self._critical
             code = coalescer.offer(data, len(data), 1, 1, critical)
             if code:
                 await coalescer.settle(code)
@@ -69,11 +70,11 @@ class WebSocketBatcher:
         # each array within the caps.
         max_events, max_bytes = self._config.max_events, self._config.max_bytes
         batch: list[bytes] = []
-        size = 0
+        size = 1  # the array's bytes so far: "[", then each item with its "," or "]"
         for part in parts:
-            if batch and (len(batch) == max_events or size + len(part) > max_bytes):
+            if batch and (len(batch) == max_events or size + len(part) + 1 > max_bytes):
                 await self._send_array(batch)
-                batch, size = [], 0
+                batch, size = [], 1
             batch.append(part)
             size += len(part) + 1
         if batch:

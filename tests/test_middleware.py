@@ -117,6 +117,17 @@ async def test_app_error_before_the_response_is_a_500_without_start() -> None:
     assert (record.status, record.outcome) == (500, "error")
 
 
+async def test_app_returning_without_a_response_is_a_500_error() -> None:
+    records = Records()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    await run_app(StreamBoost(app, observers=[records]))
+    (record,) = records.ended
+    assert (record.status, record.outcome, records.started) == (500, "error", [])
+
+
 async def test_oserror_from_send_is_a_client_disconnect() -> None:
     records = Records()
     writes = 0

@@ -75,6 +75,9 @@ class HTTPStream:
             raise
         else:
             await self._deliver_buffered()  # an app that returned without ending its body
+            if record.headers_at is None:  # ...or without a response: the server sends a 500
+                record.status = 500
+                record.outcome = OUTCOME_ERROR
         finally:
             coalescer = self._coalescer
             if coalescer is not None:  # None again after a disconnect closed it

@@ -432,3 +432,23 @@ async def test_events_buffered_when_the_app_returns_without_ending_its_body_are_
 
     recorded = await run_app(StreamBoost(app, coalesce=CoalesceConfig(window=30)))
     assert recorded.body == b"".join(sse(f"e{i}") for i in range(5))
+
+
+async def test_memoryview_chunks_from_starlette() -> None:
+    records = Records()
+
+    async def endpoint(request: Any) -> StreamingResponse:
+        async def chunks() -> Any:
+            yield memoryview(sse("a"))
+            yield memoryview(sse("b"))[:]
+            yield sse("c")
+
+        return StreamingResponse(chunks(), media_type="text/event-stream")
+
+    for coalesce in (True, False):
+        app = StreamBoost(
+            Starlette(routes=[Route("/", endpoint)]), coalesce=coalesce, observers=[records]
+        )
+        recorded = await run_app(app)
+        assert b"".join(bytes(b) for b in recorded.bodies) == sse("a") + sse("b") + sse("c")
+        assert records.ended[-1].events == 3

@@ -122,6 +122,8 @@ class HTTPStream:
                 record.chunks_in += 1
                 body: bytes = message.get("body", b"")
                 if body:
+                    if type(body) is not bytes:
+                        body = bytes(body)  # starlette passes memoryview chunks through
                     # Set together with the coalescer; a cast would cost a call per chunk.
                     scanner: EventScanner = self._scanner  # type: ignore[assignment]
                     complete = scanner.feed(body)
@@ -210,7 +212,7 @@ class HTTPStream:
         content = 0
         scanner = self._scanner
         if scanner is not None and body:
-            scanner.feed(body)
+            scanner.feed(bytes(body) if type(body) is not bytes else body)
             record.events += scanner.events
             content = scanner.content
         more = message.get("more_body", False)
@@ -239,7 +241,7 @@ class HTTPStream:
         assert coalescer is not None
         if coalescer.error is not None:
             raise coalescer.error  # the client is gone (a write failed, or http.disconnect)
-        body: bytes = message.get("body", b"")
+        body: bytes = bytes(message.get("body", b""))
         scanner = self._scanner
         assert scanner is not None
         content = 0

@@ -56,6 +56,8 @@ class StreamOutbox:
         self._claim_every = max(0.05, claim_idle / 2)
         self._draining = False
         self.in_flight = 0  # read by this worker, not yet acknowledged
+        self._outgoing: list[tuple[dict[bytes, Any], asyncio.Future[None]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def ensure_group(self) -> None:
         from redis.exceptions import ResponseError
@@ -67,13 +69,43 @@ class StreamOutbox:
                 raise
 
     async def add(self, entry: Entry[Any]) -> None:
+        """Returns once the entry is on the stream. Concurrent calls share one pipeline."""
         fields = {b"k": entry.key, b"t": repr(entry.accepted_at), b"d": orjson.dumps(entry.item)}
-        await self._redis.xadd(self.stream, fields)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._outgoing.append((fields, done))
+        if self._sender is None:
+            self._sender = loop.create_task(self._send())
+        await done
+
+    async def _send(self) -> None:
+        try:
+            await asyncio.sleep(0)  # let the puts of this loop iteration join the pipeline
+            while self._outgoing:
+                batch, self._outgoing = self._outgoing, []
+                try:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for fields, _ in batch:
+                            pipe.xadd(self.stream, fields)
+                        results = await pipe.execute(raise_on_error=False)
+                except Exception as exc:
+                    results = [exc] * len(batch)
+                for (_, done), result in zip(batch, results, strict=True):
+                    if done.done():
+                        continue
+                    if isinstance(result, Exception):
+                        done.set_exception(result)
+                    else:
+                        done.set_result(None)
+        finally:
+            self._sender = None
 
     async def length(self) -> int:
         return int(await self._redis.xlen(self.stream))
 
     async def aclose(self) -> None:
+        if self._sender is not None:
+            await asyncio.wait({self._sender})
         await self._redis.aclose()
 
     def drain(self) -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -132,3 +136,39 @@ async def test_redelivery_is_idempotent_through_the_key(
             await writer.put(n)
     assert calls >= 2
     assert await pg_table.numbers() == list(range(20))
+
+
+async def test_standalone_worker_entry_point_consumes_and_stops_on_sigterm(
+    redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    stream = f"{redis_prefix}standalone"
+    out = tmp_path / "out.jsonl"
+
+    async def unused(entries: list[Entry[int]]) -> None:
+        raise AssertionError("the app does not consume: worker=False")
+
+    async with DeferredWriter(
+        unused, name="app", durable=redis_url, stream=stream, worker=False,
+        registry=CollectorRegistry(),
+    ) as producer:  # fmt: skip
+        for n in range(100):
+            await producer.put(n)
+    code = "import sys; from streamboost._deferred import main; sys.exit(main(sys.argv[1:]))"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, "tests.deferred.worker_target:sink",
+        "--redis", redis_url, "--stream", stream, "--name", "standalone", "--max-delay", "0.01",
+        env={**os.environ, "SB_OUT": str(out)},
+    )  # fmt: skip
+    try:
+        for _ in range(1000):  # bounded: until the worker wrote everything
+            if out.exists() and len(out.read_bytes().splitlines()) >= 100:
+                break
+            await asyncio.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0  # drained, nothing left
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    items = [orjson.loads(line)[1] for line in out.read_bytes().splitlines()]
+    assert items == list(range(100))

@@ -55,6 +55,7 @@ class StreamOutbox:
         self._claim_idle_ms = max(1, int(claim_idle * 1000))
         self._claim_every = max(0.05, claim_idle / 2)
         self._draining = False
+        self._next_claim = 0.0
         self.in_flight = 0  # read by this worker, not yet acknowledged
         self._outgoing: list[tuple[dict[bytes, Any], asyncio.Future[None]]] = []
         self._sender: asyncio.Task[None] | None = None
@@ -113,29 +114,45 @@ class StreamOutbox:
         self._draining = True
 
     async def run(self, committer: Committer) -> None:
+        """Consume until ``drain()`` was called and nothing is left; survives Redis outages."""
         await self.ensure_group()
-        next_claim = 0.0
+        failures = 0
+        self._next_claim = 0.0
         while True:
-            if time.monotonic() >= next_claim:
-                next_claim = time.monotonic() + self._claim_every
-                claimed = await self._reclaim()
-                if claimed:
-                    await self._process(committer, claimed)
-                    continue
-            block = None if self._draining else max(50, int(self._max_delay * 1000))
-            entries = await self._read(self._max_batch, block)
-            if not entries:
-                if self._draining:
+            try:
+                if await self._step(committer):
                     return
-                continue
-            if len(entries) < self._max_batch and not self._draining:
-                # Let a batch fill up for at most max_delay after its oldest item was accepted.
-                oldest = _accepted_at(entries[0])
-                wait = oldest + self._max_delay - time.time()
-                if wait > 0:
-                    await asyncio.sleep(min(wait, self._max_delay))
-                entries += await self._read(self._max_batch - len(entries), None)
-            await self._process(committer, entries)
+                failures = 0
+            except Exception as exc:
+                delay = min(5.0, 0.05 * 2**failures)
+                failures += 1
+                logger.error(
+                    "stream %r: worker error, retry in %.2f s: %r", self.stream, delay, exc
+                )
+                await asyncio.sleep(delay)
+                if "NOGROUP" in str(exc):  # the stream was deleted under us
+                    await self.ensure_group()
+
+    async def _step(self, committer: Committer) -> bool:
+        """One batch; True when draining and there is nothing left."""
+        if time.monotonic() >= self._next_claim:
+            self._next_claim = time.monotonic() + self._claim_every
+            claimed = await self._reclaim()
+            if claimed:
+                await self._process(committer, claimed)
+                return False
+        block = None if self._draining else max(50, int(self._max_delay * 1000))
+        entries = await self._read(self._max_batch, block)
+        if not entries:
+            return self._draining
+        if len(entries) < self._max_batch and not self._draining:
+            # Let a batch fill up for at most max_delay after its oldest item was accepted.
+            wait = _accepted_at(entries[0]) + self._max_delay - time.time()
+            if wait > 0:
+                await asyncio.sleep(min(wait, self._max_delay))
+            entries += await self._read(self._max_batch - len(entries), None)
+        await self._process(committer, entries)
+        return False
 
     async def _read(self, count: int, block: int | None) -> list[_Raw]:
         response = await self._redis.xreadgroup(
@@ -184,17 +201,14 @@ class StreamOutbox:
                 await committer.dead_letter(broken, "malformed stream entry")
             if batch:
                 await committer.commit(batch)
-        except Exception:
-            # The dead-letter store failed too: leave the entries pending; XAUTOCLAIM retries.
-            logger.exception("stream %r: batch of %d kept pending", self.stream, len(ids))
+        finally:
+            # On an error (the dead-letter store failed too) the entries stay pending here and
+            # are reclaimed with XAUTOCLAIM after claim_idle.
             self.in_flight = 0
-            await asyncio.sleep(self._claim_idle_ms / 1000)
-            return
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xack(self.stream, self.group, *ids)
             pipe.xdel(self.stream, *ids)
             await pipe.execute()
-        self.in_flight = 0
 
 
 def _accepted_at(raw: _Raw) -> float:

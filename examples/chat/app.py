@@ -55,7 +55,7 @@ async def boosted_prestream(
     # Deferred writes: off the path to the first token, drained at shutdown.
     defer(backend.create_session, req.user_id, req.session_id)
     defer(backend.save_message, req.session_id, "user", req.message)
-    if writes is not None:
+    if writes is not None and writes.active:
         row = {"session_id": req.session_id, "role": "user", "content": req.message}
         await writes.messages.put(row)
     return _prompt(profile, history, docs, req.message)
@@ -99,7 +99,7 @@ def create_app(
                 tokens_per_second=settings.tokens_per_second,
                 max_tokens=settings.max_tokens,
             )
-            if writes is not None:
+            if writes is not None and writes.active:
                 events = writes.persist_answer(events, req.session_id)
             async for event in events:
                 answer.append(event)

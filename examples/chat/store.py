@@ -149,6 +149,11 @@ class ChatWrites:
             self.store.save_messages, **writer_options
         )
 
+    @property
+    def active(self) -> bool:
+        """False when the app runs without its lifespan (then nothing is persisted)."""
+        return self.messages.running
+
     @asynccontextmanager
     async def lifespan(self, app: object) -> AsyncIterator[None]:
         """FastAPI lifespan: open the store, run the writer, drain everything at shutdown."""

@@ -136,6 +136,11 @@ class DeferredWriter(Generic[T]):
     def durable(self) -> bool:
         return self._outbox is not None
 
+    @property
+    def running(self) -> bool:
+        """True between ``start()`` and ``aclose()``: ``put()`` accepts items."""
+        return self._accepting
+
     def queue_depth(self) -> int:
         """Items accepted by this process and not yet committed (durable: read, not acked)."""
         if self._outbox is not None:

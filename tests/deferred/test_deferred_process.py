@@ -54,7 +54,7 @@ async def test_sigkill_in_durable_mode_loses_no_accepted_item(
         "SB_MODE": "durable",
         "SB_REDIS": redis_url,
         "SB_STREAM": f"{redis_prefix}messages",
-        "SB_SINK_DELAY": "0.1",
+        "SB_SINK_DELAY": "0.5",  # at most 1000 items/s: most are pending at the kill
         "SB_CLAIM_IDLE": "0.5",
     }
     first = await asyncio.to_thread(ServerProcess, env)
@@ -68,7 +68,7 @@ async def test_sigkill_in_durable_mode_loses_no_accepted_item(
     assert await asyncio.to_thread(first.signal, signal.SIGKILL) == -signal.SIGKILL
     assert await pg_table.count() < len(accepted), "all written before the kill; proves nothing"
 
-    second = await asyncio.to_thread(ServerProcess, env)
+    second = await asyncio.to_thread(ServerProcess, {**env, "SB_SINK_DELAY": "0"})
     servers.append(second)
     for _ in range(1500):  # bounded: the restart reclaims and writes the rest
         if await pg_table.count() >= len(accepted):

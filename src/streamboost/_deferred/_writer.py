@@ -270,10 +270,11 @@ class DeferredWriter(Generic[T]):
                 self._has_items.clear()
                 await self._has_items.wait()
                 continue
-            if not self._closing and len(buffer) < self.max_batch:
+            wait = buffer[0].accepted_at + self.max_delay - time.time()
+            if not self._closing and len(buffer) < self.max_batch and wait > 0:
                 self._batch_ready.clear()
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.max_delay):
+                    async with asyncio.timeout(min(wait, self.max_delay)):
                         await self._batch_ready.wait()
             batch = list(itertools.islice(buffer, self.max_batch))
             try:

@@ -120,3 +120,40 @@ def test_client_disconnect_mid_stream_persists_every_delta() -> None:
         text += delta.text
     assert 20 <= len(appended) < 100_000
     assert text == "".join(appended)
+
+
+async def test_a_writer_that_cannot_start_fails_the_startup() -> None:
+    async def sink(entries: list[Entry[int]]) -> None:
+        pass
+
+    # Nothing listens on port 1: the consumer group cannot be created.
+    broken: DeferredWriter[int] = DeferredWriter(
+        sink, name="broken", durable="redis://127.0.0.1:1/0", registry=CollectorRegistry()
+    )
+    app_events: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            app_events.append(message["type"])
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await inbox.put({"type": "lifespan.startup"})
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+        if message["type"] == "lifespan.startup.failed":
+            await inbox.put({"type": "lifespan.shutdown"})
+
+    lifespan = LifespanWriters(app, writers=[broken], drain_timeout=1)
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    await asyncio.wait_for(lifespan(scope, inbox.get, send), 10)
+    assert [m["type"] for m in sent] == ["lifespan.startup.failed", "lifespan.shutdown.complete"]
+    assert "Connect" in sent[0]["message"] or "connect" in sent[0]["message"]
+    assert app_events == ["lifespan.startup", "lifespan.shutdown"]

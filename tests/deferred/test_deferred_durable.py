@@ -103,12 +103,18 @@ async def test_entries_of_a_dead_consumer_are_reclaimed(
     )  # fmt: skip
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(consumer, stop=stop))
-    for _ in range(1000):  # bounded: until the reclaimed entries are written
-        if await pg_table.count() == 50:
-            break
-        await asyncio.sleep(0.02)
-    stop.set()
-    assert await asyncio.wait_for(worker, 10) == 0
+    redis = Redis.from_url(redis_url)
+    try:
+        for _ in range(1000):  # bounded: until the entries are written, the dead consumer gone
+            names = [c["name"] for c in await redis.xinfo_consumers(stream, "streamboost")]
+            if await pg_table.count() == 50 and b"dead-consumer" not in names:
+                break
+            await asyncio.sleep(0.02)
+        stop.set()
+        assert await asyncio.wait_for(worker, 10) == 0
+        assert await redis.xinfo_consumers(stream, "streamboost") == []  # left on a clean stop
+    finally:
+        await redis.aclose()
     assert await pg_table.numbers() == list(range(50))
 
 

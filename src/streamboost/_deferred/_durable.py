@@ -121,6 +121,7 @@ class StreamOutbox:
         while True:
             try:
                 if await self._step(committer):
+                    await self.forget_self()
                     return
                 failures = 0
             except Exception as exc:
@@ -141,6 +142,7 @@ class StreamOutbox:
             if claimed:
                 await self._process(committer, claimed)
                 return False
+            await self._forget_dead_consumers()
         block = None if self._draining else max(50, int(self._max_delay * 1000))
         entries = await self._read(self._max_batch, block)
         if not entries:
@@ -161,6 +163,28 @@ class StreamOutbox:
         if not response:
             return []
         return list(response[0][1])
+
+    async def _forget_dead_consumers(self) -> None:
+        """Delete consumers with nothing pending that were idle past ``claim_idle``.
+
+        Live consumers read at least every ``max_delay`` and so are never that idle; a consumer
+        with pending entries is kept until XAUTOCLAIM has taken them over.
+        """
+        for info in await self._redis.xinfo_consumers(self.stream, self.group):
+            name = info["name"]
+            if isinstance(name, bytes):
+                name = name.decode()
+            if name != self.consumer and not info["pending"] and info["idle"] > self._claim_idle_ms:
+                await self._redis.xgroup_delconsumer(self.stream, self.group, name)
+
+    async def forget_self(self) -> None:
+        """Leave the group on a clean stop, if nothing is pending for this consumer."""
+        for info in await self._redis.xinfo_consumers(self.stream, self.group):
+            name = info["name"]
+            if (name.decode() if isinstance(name, bytes) else name) == self.consumer:
+                if not info["pending"]:
+                    await self._redis.xgroup_delconsumer(self.stream, self.group, self.consumer)
+                return
 
     async def _reclaim(self) -> list[_Raw]:
         claimed: list[_Raw] = []

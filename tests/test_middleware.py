@@ -273,7 +273,7 @@ async def test_other_messages_flush_buffered_bytes_first(extra: Message) -> None
     assert recorded.body == b"".join(sse(f"e{i}") for i in range(5))
 
 
-async def test_lifespan_and_websocket_pass_through_untouched() -> None:
+async def test_websocket_passes_through_untouched() -> None:
     calls: list[tuple[dict[str, Any], Any, Any]] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -286,9 +286,9 @@ async def test_lifespan_and_websocket_pass_through_untouched() -> None:
         return None
 
     boosted = StreamBoost(app)
-    for scope in ({"type": "lifespan"}, {"type": "websocket", "path": "/ws"}):
-        await boosted(scope, receive, send)
-        assert calls[-1] == (scope, receive, send)
+    scope = {"type": "websocket", "path": "/ws"}
+    await boosted(scope, receive, send)
+    assert calls[-1] == (scope, receive, send)
 
 
 @pytest.mark.parametrize(

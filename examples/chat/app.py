@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
-from streamboost import defer
+from streamboost import StreamBoost, defer
 
 from .backend import Backend, Message, Profile
 from .model import generate
@@ -113,6 +113,9 @@ def create_app(
 
         return StreamingResponse(body(), media_type="text/event-stream")
 
+    if settings.mode == "boosted":
+        # One pure-ASGI layer: coalesced writes, stream timing, defer() drained at shutdown.
+        return StreamBoost(app)
     return app
 
 

@@ -9,9 +9,11 @@ a disconnect; ``stream_started`` was not called when the app failed before its r
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Final
+from typing import Any, Final
 
 from ._config import CoalesceConfig
+from ._deferred import DeferredWriter
+from ._deferred._lifespan import lifespan_with_writers
 from ._http import HTTPStream
 from ._timing import DEFAULT_CLOCK, Clock, StreamObserver
 from ._types import ASGIApp, Receive, Scope, Send
@@ -34,6 +36,10 @@ class StreamBoost:
         metadata_events: SSE ``event:`` names that never count as output tokens.
         opt_out_header: a response header that turns coalescing off for that response;
             StreamBoost removes it before the response goes out.
+        writers: ``DeferredWriter`` objects started after the app's lifespan startup and
+            drained before its shutdown; work scheduled with ``defer()`` is drained there too.
+        drain_timeout: seconds the shutdown drain may take; what cannot finish by then is
+            logged by count (and writers' items go to their dead-letter store).
     """
 
     def __init__(
@@ -45,6 +51,8 @@ class StreamBoost:
         clock: Clock | None = None,
         metadata_events: Collection[str] = DEFAULT_METADATA_EVENTS,
         opt_out_header: str = DEFAULT_OPT_OUT_HEADER,
+        writers: Sequence[DeferredWriter[Any]] = (),
+        drain_timeout: float = 30.0,
     ) -> None:
         if coalesce is True:
             config: CoalesceConfig | None = CoalesceConfig()
@@ -64,8 +72,15 @@ class StreamBoost:
                 f"opt_out_header={opt_out_header!r} must be a header name, "
                 f"e.g. {DEFAULT_OPT_OUT_HEADER!r}"
             )
+        if drain_timeout <= 0:
+            raise ValueError(f"drain_timeout={drain_timeout!r} must be > 0 seconds (default 30.0)")
+        for writer in writers:
+            if not isinstance(writer, DeferredWriter):
+                raise TypeError(f"writers=[{writer!r}, ...]: each must be a DeferredWriter(...)")
         self.app = app
         self.coalesce = config
+        self.writers: tuple[DeferredWriter[Any], ...] = tuple(writers)
+        self.drain_timeout = drain_timeout
         self.observers: tuple[StreamObserver, ...] = tuple(observers)
         self.clock: Clock = clock or DEFAULT_CLOCK
         self.metadata_events = frozenset(metadata_events)
@@ -79,6 +94,16 @@ class StreamBoost:
         scope_type = scope["type"]
         if scope_type == "http":
             await HTTPStream(self, scope, receive, send).run()
+        elif scope_type == "lifespan":
+            # Always through here, writers or not, so defer() work is drained at shutdown.
+            await lifespan_with_writers(
+                self.app,
+                scope,
+                receive,
+                send,
+                writers=self.writers,
+                drain_timeout=self.drain_timeout,
+            )
         elif scope_type == "websocket" and self.coalesce is not None and self.coalesce.websocket:
             await WebSocketBatcher(self.app, self.coalesce, scope, receive, send).run()
         else:

@@ -2,8 +2,11 @@
 
 from ._config import CoalesceConfig
 from ._middleware import StreamBoost
+from ._phases import gather_phases, phase
 
 __all__: list[str] = [
     "CoalesceConfig",
     "StreamBoost",
+    "gather_phases",
+    "phase",
 ]

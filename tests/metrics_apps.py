@@ -1,7 +1,7 @@
 """Apps and helpers for the metrics, OpenTelemetry, phase and route tests.
 
-``server_app`` is also served by uvicorn and gunicorn subprocesses (``tests.metrics_apps:server_app``)
-for the accuracy and multiprocess tests.
+``server_app`` is also served by uvicorn and gunicorn subprocesses
+(``tests.metrics_apps:server_app``) for the accuracy and multiprocess tests.
 """
 
 from __future__ import annotations

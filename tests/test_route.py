@@ -12,11 +12,11 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route, Router
+from tests.coalesce_apps import run_app
+from tests.metrics_apps import asgi_scope, series, value
 
 from streamboost import StreamBoost
 from streamboost._route import OTHER_METHOD, OVERFLOW, UNMATCHED, RouteResolver, SeriesCap
-from tests.coalesce_apps import run_app
-from tests.metrics_apps import asgi_scope, series, value
 
 
 async def ok(request: Any) -> PlainTextResponse:

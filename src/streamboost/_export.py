@@ -7,6 +7,7 @@ The middleware only calls ``build_exporters``: it gets back the observers to add
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIServer
@@ -46,6 +47,7 @@ class Exporters:
     metrics_app: MetricsApp | None
     metrics_path: str = ""
     metrics_server: WSGIServer | None = None  # the metrics_port server, when this process bound it
+    finishing: tuple[Callable[[StreamRecord], None], ...] = ()
 
     def serves(self, scope: dict[str, Any]) -> bool:
         """True when ``scope`` asks for the metrics path (behind any ``root_path``)."""
@@ -97,12 +99,12 @@ def build_exporters(
         observers.append(prometheus)
     elif otel_observer is not None:
         observers.append(otel_observer)
+    finishing = () if otel_observer is None else (otel_observer.stream_finishing,)
     if not metrics:
-        return Exporters(tuple(observers), None)
+        return Exporters(tuple(observers), None, finishing=finishing)
     server = None if metrics_port is None else _serve_on_port(metrics_port, registry)
-    if metrics_path is None:
-        return Exporters(tuple(observers), None, metrics_server=server)
-    return Exporters(tuple(observers), MetricsApp(registry), metrics_path, server)
+    app = None if metrics_path is None else MetricsApp(registry)
+    return Exporters(tuple(observers), app, metrics_path or "", server, finishing)
 
 
 def _serve_on_port(port: int, registry: CollectorRegistry | None) -> WSGIServer | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._coalesce import Coalescer
 from ._openai import merge_chunks
@@ -21,13 +21,12 @@ from ._timing import (
     OUTCOME_NO_TOKEN,
     StreamRecord,
 )
+from ._types import Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from ._middleware import StreamBoost
 
 logger = logging.getLogger("streamboost")
-
-Message = dict[str, Any]
 
 
 class HTTPStream:
@@ -45,7 +44,7 @@ class HTTPStream:
         "record",
     )
 
-    def __init__(self, boost: StreamBoost, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def __init__(self, boost: StreamBoost, scope: Scope, receive: Receive, send: Send) -> None:
         self._boost = boost
         self._receive = receive
         self._send = send
@@ -103,7 +102,7 @@ class HTTPStream:
                 await coalescer.drain()
 
     async def receive(self) -> Message:
-        message: Message = await self._receive()
+        message = await self._receive()
         if message["type"] == "http.disconnect" and not self._complete:
             self._client_gone()
         return message

@@ -9,7 +9,7 @@ a disconnect; ``stream_started`` was not called when the app failed before its r
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any, Final
+from typing import Final
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
@@ -19,11 +19,8 @@ from ._config import CoalesceConfig
 from ._export import build_exporters
 from ._http import HTTPStream
 from ._timing import DEFAULT_CLOCK, Clock, StreamObserver, current_record
+from ._types import ASGIApp, Receive, Scope, Send
 from ._websocket import WebSocketBatcher
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-ASGIApp = Any
 
 DEFAULT_METADATA_EVENTS: Final = ("metadata", "ping", "heartbeat", "keepalive")
 DEFAULT_OPT_OUT_HEADER: Final = "x-streamboost-opt-out"
@@ -114,7 +111,7 @@ class StreamBoost:
         self.critical_names = frozenset(name.encode() for name in critical)
         self.opt_out_header = opt_out_header.lower().encode("latin-1")
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
         if scope_type == "http":
             if self.exporters.serves(scope):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
@@ -209,3 +210,30 @@ def test_global_providers_are_used_when_none_are_given() -> None:
         "http.server.request.duration",
     ]
     assert span_names == "GET /stream/{n:int}"
+
+
+async def test_server_span_of_a_failed_stream_is_annotated_once_at_the_end() -> None:
+    _, meter_provider, exporter, tracer_provider = providers()
+
+    async def broken(request: Request) -> StreamingResponse:
+        async def body() -> Any:
+            yield token(0)
+            raise RuntimeError("model crashed")
+
+        return StreamingResponse(body(), media_type=SSE)
+
+    boosted = StreamBoost(
+        Starlette(routes=[Route("/broken", broken)]),
+        registry=CollectorRegistry(),
+        meter_provider=meter_provider,
+        tracer_provider=tracer_provider,
+        coalesce=False,
+    )
+    app = OpenTelemetryMiddleware(
+        boosted, tracer_provider=tracer_provider, meter_provider=meter_provider
+    )
+    with pytest.raises(RuntimeError, match="model crashed"):
+        await run_app(app, scope=asgi_scope("/broken"))
+    (server,) = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert [e.name for e in server.events if e.name == "first_token"] == ["first_token"]
+    assert (server.attributes or {})["streamboost.outcome"] == "error"

@@ -1,6 +1,6 @@
 """Property (issue 2, coalescing point 2): bytes out == bytes in, each event whole in one write.
 
-Random events (sizes, comments, critical names, LF or CRLF streams), cut into random chunks at
+Random events (sizes, comments, critical names, LF or CRLF lines), cut into random chunks at
 random points, sent with random pauses through random flush limits to a client that is
 sometimes slow to read.
 """
@@ -21,8 +21,9 @@ Case = tuple[list[bytes], list[tuple[float, bytes]], CoalesceConfig, list[float]
 
 
 @st.composite
-def event(draw: st.DrawFn, end: bytes) -> bytes:
+def event(draw: st.DrawFn) -> bytes:
     size = draw(st.integers(min_value=0, max_value=400))
+    end = draw(st.sampled_from([b"\n", b"\r\n"]))
     if draw(st.integers(0, 9)) == 0:
         return b": ping" + end + end
     name = draw(st.sampled_from([b"", b"event: token" + end, b"event: done" + end]))
@@ -31,8 +32,7 @@ def event(draw: st.DrawFn, end: bytes) -> bytes:
 
 @st.composite
 def stream(draw: st.DrawFn) -> Case:
-    end = draw(st.sampled_from([b"\n", b"\r\n"]))  # one line ending per stream
-    events = draw(st.lists(event(end), min_size=1, max_size=40))
+    events = draw(st.lists(event(), min_size=1, max_size=40))
     data = b"".join(events)
     cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(data) - 1)), max_size=60))))
     pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]

@@ -117,6 +117,17 @@ async def test_app_error_before_the_response_is_a_500_without_start() -> None:
     assert (record.status, record.outcome) == (500, "error")
 
 
+async def test_app_returning_without_a_response_is_a_500_error() -> None:
+    records = Records()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    await run_app(StreamBoost(app, observers=[records]))
+    (record,) = records.ended
+    assert (record.status, record.outcome, records.started) == (500, "error", [])
+
+
 async def test_oserror_from_send_is_a_client_disconnect() -> None:
     records = Records()
     writes = 0
@@ -421,3 +432,23 @@ async def test_events_buffered_when_the_app_returns_without_ending_its_body_are_
 
     recorded = await run_app(StreamBoost(app, coalesce=CoalesceConfig(window=30)))
     assert recorded.body == b"".join(sse(f"e{i}") for i in range(5))
+
+
+async def test_memoryview_chunks_from_starlette() -> None:
+    records = Records()
+
+    async def endpoint(request: Any) -> StreamingResponse:
+        async def chunks() -> Any:
+            yield memoryview(sse("a"))
+            yield memoryview(sse("b"))[:]
+            yield sse("c")
+
+        return StreamingResponse(chunks(), media_type="text/event-stream")
+
+    for coalesce in (True, False):
+        app = StreamBoost(
+            Starlette(routes=[Route("/", endpoint)]), coalesce=coalesce, observers=[records]
+        )
+        recorded = await run_app(app)
+        assert b"".join(bytes(b) for b in recorded.bodies) == sse("a") + sse("b") + sse("c")
+        assert records.ended[-1].events == 3

@@ -75,6 +75,9 @@ class HTTPStream:
             raise
         else:
             await self._deliver_buffered()  # an app that returned without ending its body
+            if record.headers_at is None:  # ...or without a response: the server sends a 500
+                record.status = 500
+                record.outcome = OUTCOME_ERROR
         finally:
             coalescer = self._coalescer
             if coalescer is not None:  # None again after a disconnect closed it
@@ -119,6 +122,8 @@ class HTTPStream:
                 record.chunks_in += 1
                 body: bytes = message.get("body", b"")
                 if body:
+                    if type(body) is not bytes:
+                        body = bytes(body)  # starlette passes memoryview chunks through
                     # Set together with the coalescer; a cast would cost a call per chunk.
                     scanner: EventScanner = self._scanner  # type: ignore[assignment]
                     complete = scanner.feed(body)
@@ -207,7 +212,7 @@ class HTTPStream:
         content = 0
         scanner = self._scanner
         if scanner is not None and body:
-            scanner.feed(body)
+            scanner.feed(bytes(body) if type(body) is not bytes else body)
             record.events += scanner.events
             content = scanner.content
         more = message.get("more_body", False)
@@ -238,7 +243,7 @@ class HTTPStream:
         assert coalescer is not None
         if coalescer.error is not None:
             raise coalescer.error  # the client is gone (a write failed, or http.disconnect)
-        body: bytes = message.get("body", b"")
+        body: bytes = bytes(message.get("body", b""))
         scanner = self._scanner
         assert scanner is not None
         content = 0

@@ -14,7 +14,9 @@ loopback measures, in the same run:
 - time to first byte of sequential requests, alternating between the servers.
 
 Server CPU comes from ``/proc/<pid>/stat``; writes per stream from a tiny counting layer that
-sits outermost in BOTH servers. It prints ratios and never asserts; the machine may be noisy.
+sits outermost in BOTH servers. Load phases alternate between the servers and keep each one's
+best round, so a burst of noise from other processes hits one round, not one side. It prints
+ratios and never asserts; the machine may be noisy.
 """
 
 from __future__ import annotations
@@ -230,6 +232,19 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+async def best_of(
+    bare: Server, boosted: Server, path: str, rounds: int, seconds: float
+) -> dict[str, dict[str, float]]:
+    """Alternate the servers for some rounds; keep each one's best (least disturbed) round."""
+    best: dict[str, dict[str, float]] = {}
+    for _ in range(rounds):
+        for server in (bare, boosted):
+            result = await load(server, path, 16, seconds, None)
+            if server.name not in best or result["rps"] > best[server.name]["rps"]:
+                best[server.name] = result
+    return best
+
+
 async def ttfb(bare: Server, boosted: Server, requests: int) -> tuple[list[float], list[float]]:
     a, b = await Connection.open(bare.port), await Connection.open(boosted.port)
     times: tuple[list[float], list[float]] = ([], [])
@@ -242,7 +257,7 @@ async def ttfb(bare: Server, boosted: Server, requests: int) -> tuple[list[float
 
 
 async def main(quick: bool) -> None:
-    seconds = 1.5 if quick else 4.0
+    seconds = 1.5 if quick else 3.0
     bare, boosted = Server("bare"), Server("boosted")
     try:
         await asyncio.sleep(0.2)
@@ -256,13 +271,13 @@ async def main(quick: bool) -> None:
         for server in (bare, boosted):  # warm up
             await load(server, "/sse", 4, 0.3, None)
 
-        full = {s.name: await load(s, "/sse", 16, seconds, None) for s in (bare, boosted)}
+        full = await best_of(bare, boosted, "/sse", 1 if quick else 3, seconds)
         stamps: dict[str, list[float]] = {"bare": [], "boosted": []}
         paced = {
             s.name: await load(s, "/sse?rate=1000", 16, seconds, stamps[s.name])
             for s in (bare, boosted)
         }
-        short = {s.name: await load(s, "/sse?n=2", 16, seconds / 2, None) for s in (bare, boosted)}
+        short = await best_of(bare, boosted, "/sse?n=2", 1 if quick else 2, seconds / 2)
         first = await ttfb(bare, boosted, 200 if quick else 600)
     finally:
         bare.stop()

@@ -17,11 +17,12 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
-from streamboost import gather_phases
+from streamboost import defer, gather_phases
 
 from .backend import Backend, Message, Profile
 from .model import generate
 from .settings import ChatSettings
+from .store import ChatWrites
 
 
 class ChatRequest(BaseModel):
@@ -39,8 +40,8 @@ async def naive_prestream(backend: Backend, settings: ChatSettings, req: ChatReq
     profile = await backend.load_profile(req.user_id)
     history = await backend.load_history(req.session_id)
     docs = await backend.retrieve(req.message) if settings.retrieval else []
-    await backend.create_session(req.user_id, req.session_id)
-    await backend.save_message(req.session_id, "user", req.message)
+    await backend.blocking(backend.create_session(req.user_id, req.session_id))
+    await backend.blocking(backend.save_message(req.session_id, "user", req.message))
     return _prompt(profile, history, docs, req.message)
 
 
@@ -48,7 +49,9 @@ async def _no_docs() -> list[str]:
     return []
 
 
-async def boosted_prestream(backend: Backend, settings: ChatSettings, req: ChatRequest) -> str:
+async def boosted_prestream(
+    backend: Backend, settings: ChatSettings, req: ChatRequest, writes: ChatWrites | None = None
+) -> str:
     # The three loads run at once, each timed as a phase of the request's TTFT; retrieval
     # degrades to no context instead of failing the answer.
     profile, history, docs = await gather_phases(
@@ -58,16 +61,31 @@ async def boosted_prestream(backend: Backend, settings: ChatSettings, req: ChatR
         timeouts={"rag": 2.0},
         fallbacks={"rag": []},
     )
-    await backend.create_session(req.user_id, req.session_id)
-    await backend.save_message(req.session_id, "user", req.message)
+    # Deferred writes: off the path to the first token, drained at shutdown.
+    defer(backend.create_session, req.user_id, req.session_id)
+    defer(backend.save_message, req.session_id, "user", req.message)
+    if writes is not None and writes.active:
+        row = {"session_id": req.session_id, "role": "user", "content": req.message}
+        await writes.messages.put(row)
     return _prompt(profile, history, docs, req.message)
 
 
-def create_app(settings: ChatSettings | None = None, backend: Backend | None = None) -> Any:
-    """Build the FastAPI app for ``settings`` (default: read from the environment)."""
+def create_app(
+    settings: ChatSettings | None = None,
+    backend: Backend | None = None,
+    writes: ChatWrites | None = None,
+) -> Any:
+    """Build the FastAPI app for ``settings`` (default: read from the environment).
+
+    Boosted mode persists to ``writes`` (default: ``ChatWrites()``, see examples/chat/store.py).
+    """
     settings = settings or ChatSettings.from_env()
     backend = backend or Backend(latencies=settings.latencies)
-    app = FastAPI(title=f"streamboost example chat ({settings.mode})")
+    if settings.mode == "boosted" and writes is None:
+        writes = ChatWrites()
+    lifespan = writes.lifespan if writes is not None else None
+    app = FastAPI(title=f"streamboost example chat ({settings.mode})", lifespan=lifespan)
+    app.state.writes = writes
     app.state.settings = settings
     app.state.backend = backend
 
@@ -80,24 +98,39 @@ def create_app(settings: ChatSettings | None = None, backend: Backend | None = N
         if settings.mode == "naive":
             prompt = await naive_prestream(backend, settings, req)
         else:
-            prompt = await boosted_prestream(backend, settings, req)
+            prompt = await boosted_prestream(backend, settings, req, writes)
 
         async def body() -> AsyncIterator[bytes]:
             answer: list[bytes] = []
-            async for event in generate(
+            events = generate(
                 prompt,
                 ttft=settings.model_ttft,
                 tokens_per_second=settings.tokens_per_second,
                 max_tokens=settings.max_tokens,
-            ):
+            )
+            if writes is not None and writes.active:
+                events = writes.persist_answer(events, req.session_id)
+            async for event in events:
                 answer.append(event)
                 yield event
             if settings.mode == "naive":
-                await backend.save_message(req.session_id, "assistant", f"{len(answer)} events")
+                await backend.blocking(
+                    backend.save_message(req.session_id, "assistant", f"{len(answer)} events")
+                )
+            else:
+                defer(backend.save_message, req.session_id, "assistant", f"{len(answer)} events")
 
         return StreamingResponse(body(), media_type="text/event-stream")
 
     return app
+
+
+def backend_of(app: Any) -> Backend:
+    """The simulated backend of an app built by ``create_app`` (wrapped or not)."""
+    while not hasattr(app, "state"):
+        app = app.app  # ASGI middlewares keep the app they wrap as ``.app``
+    backend: Backend = app.state.backend
+    return backend
 
 
 app = create_app()

@@ -1,0 +1,145 @@
+"""Tie writers and defer() to the ASGI lifespan: start after the app's startup, drain before its
+shutdown (the sinks may need the pools the app closes in its own shutdown)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ._defer import bind_defer_to_running_loop, drain_deferred
+from ._writer import DeferredWriter
+
+logger = logging.getLogger("streamboost.deferred")
+
+
+async def drain_all(writers: Sequence[DeferredWriter[Any]], drain_timeout: float) -> int:
+    """Drain defer() work, then the writers (defer jobs may still put), within ``drain_timeout`` s.
+
+    Returns the number of jobs and items that did not finish; each is also logged.
+    """
+    deadline = time.monotonic() + drain_timeout
+    left = await drain_deferred(drain_timeout)
+    remaining = max(0.001, deadline - time.monotonic())
+    results = await asyncio.gather(
+        *(writer.aclose(remaining) for writer in writers), return_exceptions=True
+    )
+    for writer, result in zip(writers, results, strict=True):
+        if isinstance(result, BaseException):
+            logger.error("writer %r failed to drain", writer.name, exc_info=result)
+        else:
+            left += result
+    if left:
+        logger.error("lifespan shutdown: %d deferred jobs or items did not finish", left)
+    return left
+
+
+async def lifespan_with_writers(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    writers: Sequence[DeferredWriter[Any]],
+    drain_timeout: float,
+) -> None:
+    """Run ``app``'s lifespan; start ``writers`` once it started, drain before it shuts down.
+
+    Apps that do not speak lifespan (they raise before sending anything) are handled here.
+    """
+    started: list[DeferredWriter[Any]] = []
+    app_replied = startup_received = drained = False
+
+    async def start_writers() -> Message:
+        bind_defer_to_running_loop()
+        try:
+            for writer in writers:
+                await writer.start()
+                started.append(writer)
+        except Exception as exc:
+            logger.exception("lifespan startup: a deferred writer failed to start")
+            await drain_all(started, drain_timeout)
+            return {"type": "lifespan.startup.failed", "message": f"streamboost: {exc!r}"}
+        return {"type": "lifespan.startup.complete"}
+
+    async def drain_once() -> None:
+        nonlocal drained
+        if not drained:
+            drained = True
+            await drain_all(started, drain_timeout)
+
+    async def app_send(message: Message) -> None:
+        nonlocal app_replied
+        app_replied = True
+        if message["type"] == "lifespan.startup.complete":
+            message = await start_writers()
+        await send(message)
+
+    async def app_receive() -> Message:
+        nonlocal startup_received
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            startup_received = True
+        elif message["type"] == "lifespan.shutdown":
+            await drain_once()  # before the app closes the pools the sinks use
+        return message
+
+    try:
+        await app(scope, app_receive, app_send)
+        return
+    except Exception:
+        if app_replied:
+            raise
+        logger.debug("the app does not handle lifespan; streamboost runs it for the writers")
+    message = {"type": "lifespan.startup"} if startup_received else await receive()
+    while True:
+        if message["type"] == "lifespan.startup":
+            reply = await start_writers()
+            await send(reply)
+            if reply["type"] == "lifespan.startup.failed":
+                return
+        elif message["type"] == "lifespan.shutdown":
+            await drain_once()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        message = await receive()
+
+
+class LifespanWriters:
+    """Pure-ASGI wrapper: ``LifespanWriters(app, writers=[w], drain_timeout=30.0)``.
+
+    ``StreamBoost(app, writers=[...])`` does the same from inside the one middleware.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        writers: Sequence[DeferredWriter[Any]] = (),
+        drain_timeout: float = 30.0,
+    ) -> None:
+        if drain_timeout <= 0:
+            raise ValueError(f"drain_timeout={drain_timeout!r} must be > 0 seconds (default 30)")
+        for writer in writers:
+            if not isinstance(writer, DeferredWriter):
+                raise TypeError(f"writers: {writer!r} is not a DeferredWriter")
+        self.app = app
+        self.writers = tuple(writers)
+        self.drain_timeout = drain_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        await lifespan_with_writers(
+            self.app,
+            scope,
+            receive,
+            send,
+            writers=self.writers,
+            drain_timeout=self.drain_timeout,
+        )

@@ -155,7 +155,8 @@ class MetricsApp:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["method"] not in ("GET", "HEAD"):
-            await _respond(send, 405, b"text/plain; charset=utf-8", b"use GET\n", [])
+            allow = [(b"allow", b"GET, HEAD")]
+            await _respond(send, 405, b"text/plain; charset=utf-8", b"use GET\n", allow)
             return
         accept = accept_encoding = b""
         for name, value in scope.get("headers", ()):

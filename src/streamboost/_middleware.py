@@ -104,6 +104,7 @@ class StreamBoost:
         # the outcome): OpenTelemetry annotates a server span there, before the ASGI
         # instrumentation ends it.
         self.finishing = self.exporters.finishing
+        self.metrics_app = self.exporters.metrics_app
         self.metadata_events = frozenset(metadata_events)
         # Encoded once here: the scanner compares raw bytes.
         self.metadata_names = frozenset(name.encode() for name in self.metadata_events)
@@ -114,8 +115,9 @@ class StreamBoost:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
         if scope_type == "http":
-            if self.exporters.serves(scope):
-                await self.exporters.metrics_app(scope, receive, send)  # type: ignore[misc]
+            metrics_app = self.metrics_app
+            if metrics_app is not None and self.exporters.serves(scope):
+                await metrics_app(scope, receive, send)
                 return
             stream = HTTPStream(self, scope, receive, send)
             token = current_record.set(stream.record)  # for phase() inside the app

@@ -52,6 +52,7 @@ def test_writers_start_with_the_app_and_drain_at_shutdown() -> None:
     [
         ({"drain_timeout": 0}, "drain_timeout=0 must be > 0 seconds"),
         ({"writers": [object()]}, "each must be a DeferredWriter"),
+        ({"app": StreamBoost(Starlette())}, "is already wrapped in StreamBoost"),
     ],
 )
 def test_bad_lifespan_arguments_name_the_value_and_the_fix(
@@ -60,5 +61,6 @@ def test_bad_lifespan_arguments_name_the_value_and_the_fix(
     async def app(scope: Any, receive: Any, send: Any) -> None:
         return None
 
+    kwargs.setdefault("app", app)
     with pytest.raises((TypeError, ValueError), match=message):
-        StreamBoost(app, **kwargs)
+        StreamBoost(**kwargs)

@@ -16,6 +16,7 @@ from ._deferred import (
     drain_deferred,
 )
 from ._middleware import StreamBoost
+from ._phases import gather_phases, phase
 
 __all__: list[str] = [
     "CoalesceConfig",
@@ -32,4 +33,6 @@ __all__: list[str] = [
     "defer",
     "delta_buffer",
     "drain_deferred",
+    "gather_phases",
+    "phase",
 ]

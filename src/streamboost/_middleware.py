@@ -11,11 +11,16 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any, Final
 
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+
 from ._config import CoalesceConfig
-from ._deferred import DeferredWriter
+from ._deferred import DeferredWriter, export_defer_metrics
 from ._deferred._lifespan import lifespan_with_writers
+from ._export import build_exporters
 from ._http import HTTPStream
-from ._timing import DEFAULT_CLOCK, Clock, StreamObserver
+from ._timing import DEFAULT_CLOCK, Clock, StreamObserver, current_record
 from ._types import ASGIApp, Receive, Scope, Send
 from ._websocket import WebSocketBatcher
 
@@ -40,6 +45,14 @@ class StreamBoost:
             drained before its shutdown; work scheduled with ``defer()`` is drained there too.
         drain_timeout: seconds the shutdown drain may take; what cannot finish by then is
             logged by count (and writers' items go to their dead-letter store).
+        metrics: export the ``streamboost_*`` Prometheus families.
+        metrics_path: where StreamBoost serves them (None: no endpoint).
+        metrics_port: also serve them on this port, from a thread (None: no extra server).
+        registry: the prometheus_client registry (None: the default ``REGISTRY``).
+        max_series: label sets per family before new routes are labelled ``overflow``.
+        otel: record OpenTelemetry metrics, and timing on the server span (or one span per
+            request when a TracerProvider is configured).
+        meter_provider, tracer_provider: None for OpenTelemetry's global providers.
     """
 
     def __init__(
@@ -53,6 +66,14 @@ class StreamBoost:
         opt_out_header: str = DEFAULT_OPT_OUT_HEADER,
         writers: Sequence[DeferredWriter[Any]] = (),
         drain_timeout: float = 30.0,
+        metrics: bool = True,
+        metrics_path: str | None = "/metrics",
+        metrics_port: int | None = None,
+        registry: CollectorRegistry | None = None,
+        max_series: int = 1000,
+        otel: bool = True,
+        meter_provider: MeterProvider | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if coalesce is True:
             config: CoalesceConfig | None = CoalesceConfig()
@@ -72,6 +93,12 @@ class StreamBoost:
                 f"opt_out_header={opt_out_header!r} must be a header name, "
                 f"e.g. {DEFAULT_OPT_OUT_HEADER!r}"
             )
+        if isinstance(app, StreamBoost):
+            # Two layers would time every stream twice and split phases from their request.
+            raise TypeError(
+                f"app={app!r} is already wrapped in StreamBoost; wrap the inner app once and "
+                "pass all options to that one StreamBoost(...)"
+            )
         if drain_timeout <= 0:
             raise ValueError(f"drain_timeout={drain_timeout!r} must be > 0 seconds (default 30.0)")
         for writer in writers:
@@ -81,8 +108,26 @@ class StreamBoost:
         self.coalesce = config
         self.writers: tuple[DeferredWriter[Any], ...] = tuple(writers)
         self.drain_timeout = drain_timeout
-        self.observers: tuple[StreamObserver, ...] = tuple(observers)
         self.clock: Clock = clock or DEFAULT_CLOCK
+        self.exporters = build_exporters(
+            metrics=metrics,
+            metrics_path=metrics_path,
+            metrics_port=metrics_port,
+            registry=registry,
+            max_series=max_series,
+            otel=otel,
+            meter_provider=meter_provider,
+            tracer_provider=tracer_provider,
+            clock=self.clock,
+        )
+        if metrics:
+            export_defer_metrics(registry)  # defer()'s counters next to the stream families
+        self.observers: tuple[StreamObserver, ...] = (*observers, *self.exporters.observers)
+        # Called once, just before the last body message goes out (the record is final but for
+        # the outcome): OpenTelemetry annotates a server span there, before the ASGI
+        # instrumentation ends it.
+        self.finishing = self.exporters.finishing
+        self.metrics_app = self.exporters.metrics_app
         self.metadata_events = frozenset(metadata_events)
         # Encoded once here: the scanner compares raw bytes.
         self.metadata_names = frozenset(name.encode() for name in self.metadata_events)
@@ -93,7 +138,16 @@ class StreamBoost:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
         if scope_type == "http":
-            await HTTPStream(self, scope, receive, send).run()
+            metrics_app = self.metrics_app
+            if metrics_app is not None and self.exporters.serves(scope):
+                await metrics_app(scope, receive, send)
+                return
+            stream = HTTPStream(self, scope, receive, send)
+            token = current_record.set(stream.record)  # for phase() inside the app
+            try:
+                await stream.run()
+            finally:
+                current_record.reset(token)
         elif scope_type == "lifespan":
             # Always through here, writers or not, so defer() work is drained at shutdown.
             await lifespan_with_writers(

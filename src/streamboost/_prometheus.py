@@ -1,0 +1,203 @@
+"""Prometheus export: the stream observer and the ``/metrics`` endpoint.
+
+Every per-response figure is observed once, when the response has ended; the only update at
+response start is the active-streams gauge. In one process the figures are plain numbers
+exported by a custom Collector (``_promstats``); in multiprocess mode
+(``PROMETHEUS_MULTIPROC_DIR`` set before the process starts) they are prometheus_client's
+file-backed values (``_promclient``), and ``/metrics`` sums every worker's files with a
+``MultiProcessCollector``. Exemplars are not available in multiprocess mode.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import weakref
+from collections.abc import Callable
+from typing import Any, Final, Protocol
+
+from anyio import to_thread
+from opentelemetry import trace
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from ._promclient import ClientBackend
+from ._promstats import FastBackend
+from ._route import RouteResolver, SeriesCap, method_label
+from ._timing import DEFAULT_CLOCK, OUTCOME_CLIENT_DISCONNECTED, Clock, StreamRecord
+
+# Status label of a request that ended before any response start.
+_STATUS_DISCONNECTED: Final = "499"
+_STATUS_ERROR: Final = "500"
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Series(Protocol):
+    def start(self) -> None: ...
+
+    def end(self, record: StreamRecord, duration: float, trace_id: str | None) -> None: ...
+
+
+class Backend(Protocol):
+    def new_series(self, method: str, route: str, status: str) -> Series: ...
+
+    def phase(self, route: str, name: str, seconds: float, fallback: str | None) -> None: ...
+
+
+# One backend per registry: StreamBoost instances on one registry share its series.
+_backends: weakref.WeakKeyDictionary[CollectorRegistry, Backend] = weakref.WeakKeyDictionary()
+
+
+def backend_for(registry: CollectorRegistry | None) -> Backend:
+    target = REGISTRY if registry is None else registry
+    backend = _backends.get(target)
+    if backend is None:
+        if multiprocess_dir() is not None:
+            backend = ClientBackend(target)
+        else:
+            fast = FastBackend()
+            target.register(fast)
+            backend = fast
+        _backends[target] = backend
+    return backend
+
+
+def current_trace_id() -> str | None:
+    """The active span's trace id in hex, for exemplars; None outside a sampled trace."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid or not context.trace_flags.sampled:
+        return None
+    return format(context.trace_id, "032x")
+
+
+class PrometheusObserver:
+    """A ``StreamObserver`` that turns each ``StreamRecord`` into ``streamboost_*`` samples.
+
+    Args:
+        registry: where the families live (None: prometheus_client's default ``REGISTRY``).
+        max_series: distinct (method, route, status) label sets before new routes are
+            labelled ``overflow``; phases likewise per (route, phase).
+        exemplars: attach the active trace id to duration and TTFT samples.
+        clock: the middleware's clock, for requests that ended without a body.
+        route: maps a scope to its route label (default: the route template).
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry | None = None,
+        max_series: int = 1000,
+        exemplars: bool = True,
+        clock: Clock = DEFAULT_CLOCK,
+        route: Callable[[dict[str, Any]], str] | None = None,
+    ) -> None:
+        self._backend = backend_for(registry)
+        self._cap = SeriesCap(max_series)
+        self._phase_cap = SeriesCap(max_series)
+        self._route = route or RouteResolver()
+        self._series: dict[tuple[str, str, str], Series] = {}
+        self.exemplars = exemplars and multiprocess_dir() is None
+        self._clock = clock
+
+    def _lookup(self, record: StreamRecord) -> Series:
+        status = record.status
+        if status:
+            status_label = str(status)
+        elif record.outcome == OUTCOME_CLIENT_DISCONNECTED:
+            status_label = _STATUS_DISCONNECTED
+        else:
+            status_label = _STATUS_ERROR
+        key = (method_label(record.method), self._route(record.scope), status_label)
+        series = self._series.get(key)
+        if series is None:
+            # Only admitted keys are cached, so the cache is bounded like the series.
+            method, route, status_label = self._cap.admit(key, 1)
+            key = (method, route, status_label)
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = self._backend.new_series(*key)
+        return series
+
+    def stream_started(self, record: StreamRecord) -> None:
+        if record.streaming:
+            self._lookup(record).start()
+
+    def stream_ended(self, record: StreamRecord) -> None:
+        self.observe(record, current_trace_id() if self.exemplars else None)
+
+    def observe(self, record: StreamRecord, trace_id: str | None) -> None:
+        end = record.last_body_at
+        if end is None:
+            end = self._clock()
+        self._lookup(record).end(record, end - record.request_at, trace_id)
+        if record.phases:
+            route = self._route(record.scope)
+            for timing in record.phases:
+                route_label, name = self._phase_cap.admit((route, timing.name), 0)
+                seconds = timing.ended_at - timing.started_at
+                self._backend.phase(route_label, name, seconds, timing.fallback)
+
+
+class MetricsApp:
+    """The ``/metrics`` ASGI endpoint: text format, or OpenMetrics (with exemplars) on request.
+
+    In multiprocess mode it serves every worker's values, aggregated from the files in
+    ``PROMETHEUS_MULTIPROC_DIR``; else the given registry.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry: Collector = exposition_registry(registry)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            allow = [(b"allow", b"GET, HEAD")]
+            await _respond(send, 405, b"text/plain; charset=utf-8", b"use GET\n", allow)
+            return
+        accept = accept_encoding = b""
+        for name, value in scope.get("headers", ()):
+            name = name.lower()
+            if name == b"accept":
+                accept = value
+            elif name == b"accept-encoding":
+                accept_encoding = value
+        encoder, content_type = choose_encoder(accept.decode("latin-1"))
+        # Collecting walks every series (and, multiprocess, reads files): off the event loop.
+        body = await to_thread.run_sync(encoder, self.registry)
+        extra: list[tuple[bytes, bytes]] = []
+        if b"gzip" in accept_encoding:
+            body = gzip.compress(body, compresslevel=1)
+            extra.append((b"content-encoding", b"gzip"))
+        await _respond(send, 200, content_type.encode("latin-1"), body, extra, scope["method"])
+
+
+def exposition_registry(registry: CollectorRegistry | None) -> Collector:
+    """What ``/metrics`` serves: all workers' files in multiprocess mode, else ``registry``."""
+    directory = multiprocess_dir()
+    if directory is None:
+        return REGISTRY if registry is None else registry
+    if not os.path.isdir(directory):
+        raise ValueError(
+            f"PROMETHEUS_MULTIPROC_DIR={directory!r} is not a directory; create it (empty) "
+            "before the workers start, or unset it for single-process metrics"
+        )
+    aggregate = CollectorRegistry(auto_describe=True)
+    MultiProcessCollector(aggregate, path=directory)  # type: ignore[no-untyped-call]
+    return aggregate
+
+
+async def _respond(
+    send: Any,
+    status: int,
+    content_type: bytes,
+    body: bytes,
+    extra: list[tuple[bytes, bytes]],
+    method: str = "GET",
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + extra})
+    await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})

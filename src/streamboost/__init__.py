@@ -1,3 +1,19 @@
 """streamboost: fast, observable streaming for ASGI apps."""
 
-__all__: list[str] = []
+from ._cache import (
+    Cache,
+    CachedCall,
+    CachedFunction,
+    CacheValueTooLarge,
+    UnsafeCacheKey,
+    cached,
+)
+
+__all__: list[str] = [
+    "Cache",
+    "CacheValueTooLarge",
+    "CachedCall",
+    "CachedFunction",
+    "UnsafeCacheKey",
+    "cached",
+]

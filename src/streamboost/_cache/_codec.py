@@ -41,7 +41,10 @@ def encode_default(obj: Any) -> Any:
 
 
 def encode(value: Any) -> bytes:
-    return orjson.dumps(value, default=encode_default, option=ENCODE_OPTIONS)
+    try:
+        return orjson.dumps(value, default=encode_default, option=ENCODE_OPTIONS)
+    except orjson.JSONEncodeError as exc:
+        raise TypeError(str(exc.__cause__ or exc)) from exc
 
 
 def _identity(value: Any) -> Any:

@@ -185,8 +185,7 @@ async def test_stale_while_revalidate_serves_stale_and_refreshes_once() -> None:
     assert await asyncio.gather(*(doc("a") for _ in range(20))) == ["a v1"] * 20
     async with asyncio.timeout(5):
         await refreshed.wait()
-    while cache._refreshing:  # the refresh task is tracked until it has stored its value
-        await asyncio.sleep(0.005)
+    await cache.wait_refreshes()
     assert await doc("a") == "a v2"
     assert version == 2 and cache.stats.stale == 20
 
@@ -204,8 +203,7 @@ async def test_xfetch_refreshes_before_expiry() -> None:
 
     assert await load(1) == 1
     assert await load(1) == 1  # served while the early refresh runs in the background
-    while cache._refreshing:
-        await asyncio.sleep(0.005)
+    await cache.wait_refreshes()
     assert loads == 2 and await load(1) >= 2
 
     never = memory(xfetch_beta=0)
@@ -314,7 +312,7 @@ async def _websocket(ws: WebSocket) -> str:
     return ""
 
 
-async def _credentials(creds: HTTPAuthorizationCredentials = Depends(bearer)) -> str:
+async def _credentials(creds: HTTPAuthorizationCredentials = Depends(bearer)) -> str:  # noqa: B008
     return ""
 
 
@@ -346,14 +344,14 @@ def test_fastapi_dependency_keeps_signature_and_keys_by_user() -> None:
         return x_user
 
     @cached(ttl=60, cache=cache)
-    async def load_profile(user_id: str = Depends(current_user_id)) -> dict[str, str]:
+    async def load_profile(user_id: str = Depends(current_user_id)) -> dict[str, str]:  # noqa: B008
         loads.append(user_id)
         return {"user": user_id}
 
     app = FastAPI()
 
     @app.get("/me")
-    async def me(profile: dict[str, str] = Depends(load_profile)) -> dict[str, str]:
+    async def me(profile: dict[str, str] = Depends(load_profile)) -> dict[str, str]:  # noqa: B008
         return profile
 
     with uvicorn_in_thread(app) as url, httpx.Client(base_url=url, timeout=10) as client:

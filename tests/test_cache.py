@@ -344,7 +344,7 @@ def test_fastapi_dependency_keeps_signature_and_keys_by_user() -> None:
         return x_user
 
     @cached(ttl=60, cache=cache)
-    async def load_profile(user_id: str = Depends(current_user_id)) -> dict[str, str]:  # noqa: B008
+    async def load_profile(user_id: str = Depends(current_user_id)) -> dict[str, str]:
         loads.append(user_id)
         return {"user": user_id}
 

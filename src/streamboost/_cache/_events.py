@@ -92,8 +92,8 @@ class InvalidationListener:
             self.bumped(version)
             self.listening = True
             self._subscribed.set()
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+            while not self._closing:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
                 if message is not None and message["type"] == "message":
                     self.apply(message["data"])
         finally:

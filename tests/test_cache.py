@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import subprocess
 import sys
+import uuid
 from typing import Annotated, Any
 
 import httpx
@@ -415,3 +416,38 @@ def test_env_url_and_import_without_redis(monkeypatch: pytest.MonkeyPatch) -> No
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "2"
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_example_app_boosted_mode_caches_profile_and_history(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    from examples.chat.app import create_app
+    from examples.chat.settings import ChatSettings, Latencies
+
+    url = "memory://" if backend == "memory" else request.getfixturevalue("redis_url")
+    namespace = f"sbtest:cache:{uuid.uuid4().hex[:12]}"
+    cache = Cache(url, namespace=namespace, registry=CollectorRegistry())
+    fast = Latencies(0.001, 0.001, 0.001, 0.001, 0.001)
+    settings = ChatSettings(
+        mode="boosted", model_ttft=0.0, tokens_per_second=1000, max_tokens=3, latencies=fast
+    )
+    app = create_app(settings, cache=cache)
+    try:
+        with uvicorn_in_thread(app) as base, httpx.Client(base_url=base, timeout=10) as client:
+            for user in ("a", "b", "a", "b", "a"):
+                body = {"user_id": user, "session_id": f"s-{user}"}
+                response = client.post("/chat/stream", json=body)
+                assert response.status_code == 200
+                assert response.text.endswith("data: [DONE]\n\n")
+        calls = app.state.backend.calls
+        assert calls["load_profile"] == 2 and calls["load_history"] == 2
+        assert cache.stats.hits == 6 and cache.stats.misses == 4
+    finally:
+        if backend == "redis":
+            import redis
+
+            client = redis.Redis.from_url(url)
+            for key in client.scan_iter(match=f"{namespace}:*"):
+                client.delete(key)
+            client.close()

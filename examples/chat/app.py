@@ -17,6 +17,8 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
+from streamboost import Cache, cached
+
 from .backend import Backend, Message, Profile
 from .model import generate
 from .settings import ChatSettings
@@ -47,13 +49,34 @@ async def boosted_prestream(backend: Backend, settings: ChatSettings, req: ChatR
     return await naive_prestream(backend, settings, req)
 
 
-def create_app(settings: ChatSettings | None = None, backend: Backend | None = None) -> Any:
-    """Build the FastAPI app for ``settings`` (default: read from the environment)."""
+def cache_loaders(backend: Backend, cache: Cache) -> None:
+    """Boosted mode: profile (per user) and history (per session) are served from ``cache``.
+
+    The backend's own methods are replaced, so every caller of ``backend.load_profile`` and
+    ``backend.load_history`` gets the cached version. A writer that changes a session's history
+    drops its entry with ``await backend.load_history.invalidate(session_id)``.
+    """
+    profile = cached(ttl=300, stale_ttl=60, cache=cache, name="chat.profile")
+    history = cached(ttl=30, cache=cache, name="chat.history")
+    backend.load_profile = profile(backend.load_profile)  # type: ignore[method-assign]
+    backend.load_history = history(backend.load_history)  # type: ignore[method-assign]
+
+
+def create_app(
+    settings: ChatSettings | None = None, backend: Backend | None = None, cache: Cache | None = None
+) -> Any:
+    """Build the FastAPI app for ``settings`` (default: read from the environment).
+
+    Boosted mode caches with ``cache``, default ``STREAMBOOST_CACHE_URL`` (else memory://).
+    """
     settings = settings or ChatSettings.from_env()
     backend = backend or Backend(latencies=settings.latencies)
     app = FastAPI(title=f"streamboost example chat ({settings.mode})")
     app.state.settings = settings
     app.state.backend = backend
+    if settings.mode == "boosted":
+        app.state.cache = cache or Cache.from_url(namespace="streamboost-chat", name="chat")
+        cache_loaders(backend, app.state.cache)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -101,7 +102,7 @@ class RedisServer:
             except OSError:
                 if self.process.poll() is not None:
                     raise RuntimeError("redis-server exited at start") from None
-                subprocess.run(["sleep", "0.02"], check=True)
+                time.sleep(0.02)
         raise RuntimeError(f"redis-server did not listen on {self.port}")
 
     def kill(self) -> None:

@@ -90,7 +90,7 @@ class Cache(CacheCore):
             from ._events import InvalidationListener
             from ._redis import RedisStore
 
-            self._remote = RedisStore(url, namespace=namespace, origin=self.origin)
+            self._remote = RedisStore(url, namespace=namespace, origin=self.origin, timeout=timeout)
             if tiered:
                 self._local = MemoryStore(max_entries)
             self._listener = InvalidationListener(self._remote, self._local, self.origin)
@@ -158,7 +158,7 @@ class Cache(CacheCore):
             return results
         fetched: Fetched | _Failed | None = None
         remote = self._remote
-        if remote is not None and not self._fill_local_only(calls, pending):
+        if remote is not None and not self._served_without_redis(calls, pending):
             fetched = await self._remote_call(remote.get_many, [calls[i].key for i in pending])
         loads: list[Awaitable[Any]] = []
         for n, i in enumerate(pending):
@@ -172,8 +172,8 @@ class Cache(CacheCore):
             results[i] = value
         return results
 
-    def _fill_local_only(self, calls: tuple[CachedCall[Any], ...], pending: list[int]) -> bool:
-        # Local stale entries and loads already in flight need no Redis read.
+    def _served_without_redis(self, calls: tuple[CachedCall[Any], ...], pending: list[int]) -> bool:
+        # Stale local entries are served as they are and loads in flight are joined.
         return all(calls[i].key in self.entries or calls[i].key in self._inflight for i in pending)
 
     async def warm(self, calls: Iterable[CachedCall[Any]], *, concurrency: int = 8) -> int:

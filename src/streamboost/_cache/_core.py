@@ -314,15 +314,14 @@ class CacheCore:
             logger.warning("background refresh of %s failed", spec.func_id, exc_info=True)
 
     async def _remote_call(self, op: Callable[..., Awaitable[T]], *args: Any) -> T | _Failed:
-        """Run a Redis operation with the timeout and breaker; FAILED instead of raising."""
+        """Run a Redis operation under the breaker; FAILED instead of raising."""
         remote = self._remote
         assert remote is not None
         breaker = self.breaker
         if not breaker.allow():
             return FAILED
         try:
-            async with asyncio.timeout(self.timeout):
-                result = await op(*args)
+            result = await op(*args)  # bounded by the client's socket timeouts (self.timeout)
         except remote.errors as exc:
             opened = breaker.opened
             breaker.failure()

@@ -44,16 +44,20 @@ def import_redis() -> Any:
 class RedisStore:
     """Byte-level operations for one namespace on one Redis database."""
 
-    def __init__(self, url: str, *, namespace: str, origin: bytes) -> None:
+    def __init__(self, url: str, *, namespace: str, origin: bytes, timeout: float) -> None:
         aioredis = import_redis()
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
         from redis.exceptions import RedisError
 
-        # The cache has its own timeout and breaker: client-side retries would only delay
-        # the fail-open path.
+        # redis-py bounds every read with socket_timeout already, so the cache's timeout costs
+        # no timer of its own; retries would only delay the fail-open path (the breaker
+        # decides when to try again). Blocking pub/sub reads are exempt from socket_timeout.
         self.client: Any = aioredis.Redis.from_url(
-            url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=1.0
+            url,
+            retry=Retry(NoBackoff(), 0),
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
         )
         self.errors: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
         self.origin = origin

@@ -7,7 +7,7 @@ import asyncio
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -158,18 +158,30 @@ class Cache(CacheCore):
             return results
         fetched: Fetched | _Failed | None = None
         remote = self._remote
+        epoch = self._listener.epoch if self._listener is not None else 0
         if remote is not None and not self._served_without_redis(calls, pending):
             fetched = await self._remote_call(remote.get_many, [calls[i].key for i in pending])
-        loads: list[Awaitable[Any]] = []
+        misses: list[tuple[int, Fetched | _Failed | None]] = []
         for n, i in enumerate(pending):
-            call = calls[i]
-            one: Fetched | _Failed | None = fetched
-            if isinstance(fetched, tuple):
-                version, payloads = fetched
-                one = (version, [payloads[n]])
-            loads.append(self.resolve(call.spec, call.key, call.args, call.kwargs, one))
-        for i, value in zip(pending, await asyncio.gather(*loads), strict=True):
-            results[i] = value
+            if not isinstance(fetched, tuple):
+                misses.append((i, fetched))
+                continue
+            call, (version, payloads) = calls[i], fetched
+            found = self._accept(
+                call.spec, call.key, call.args, call.kwargs, version, payloads[n], epoch
+            )
+            if found is None:
+                misses.append((i, (version, [None])))
+            else:
+                results[i] = found[0]
+                self._count(found[1])
+        if misses:
+            loads = [
+                self.resolve(calls[i].spec, calls[i].key, calls[i].args, calls[i].kwargs, one)
+                for i, one in misses
+            ]
+            for (i, _), value in zip(misses, await asyncio.gather(*loads), strict=True):
+                results[i] = value
         return results
 
     def _served_without_redis(self, calls: tuple[CachedCall[Any], ...], pending: list[int]) -> bool:

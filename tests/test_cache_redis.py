@@ -221,6 +221,29 @@ async def test_every_supported_type_round_trips(redis_url: str, namespace: str) 
         await cache.aclose()
 
 
+async def test_stale_value_from_redis_is_served_and_refreshed(
+    redis_url: str, namespace: str
+) -> None:
+    writer, reader = make(redis_url, namespace), make(redis_url, namespace)
+    version = 0
+
+    async def doc(name: str) -> str:
+        nonlocal version
+        version += 1
+        return f"{name} v{version}"
+
+    write = cached(ttl=0.05, stale_ttl=60, cache=writer, name="doc")(doc)
+    read = cached(ttl=0.05, stale_ttl=60, cache=reader, name="doc")(doc)
+    assert await write("a") == "a v1"
+    await asyncio.sleep(0.1)
+    assert await read("a") == "a v1"  # stale in Redis: served at once, refreshed behind
+    await reader.wait_refreshes()
+    assert reader.stats.stale == 1 and version == 2
+    assert await writer.get_many(write.bind("a")) == ["a v2"]
+    for cache in (writer, reader):
+        await cache.aclose()
+
+
 async def test_invalidation_tags_namespace_and_size_cap(redis_url: str, namespace: str) -> None:
     one, two = make(redis_url, namespace), make(redis_url, namespace, max_value_bytes=64)
     loads: list[str] = []

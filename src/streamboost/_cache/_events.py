@@ -108,7 +108,6 @@ class InvalidationListener:
             self._local.clear()
 
     def apply(self, data: bytes) -> None:
-        self.epoch += 1
         try:
             origin, kind, keys, version = orjson.loads(data)
         except ValueError:
@@ -116,7 +115,8 @@ class InvalidationListener:
         if kind == "c":
             self.version = max(self.version, version)
         if origin == self._origin or self._local is None:
-            return
+            return  # this process's own changes are already applied locally
+        self.epoch += 1
         if kind == "c":
             self._local.clear()
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
@@ -17,6 +18,8 @@ import orjson
 
 from ._cache import Cache
 from ._keys import KEY_OPTIONS, KeyBuilder, key_default, refuse_unsafe_parameters
+from ._memory import Entry
+from ._metrics import CacheStats
 from ._spec import LoaderSpec, Tags
 
 P = ParamSpec("P")
@@ -127,8 +130,8 @@ def _wrap(
     monotonic = time.monotonic
     bound: Cache | None = None
     prefix = b""
-    entries: dict[bytes, Any] = {}
-    stats: Any = None
+    entries: OrderedDict[bytes, Entry] = OrderedDict()  # the bound cache's, on first use
+    stats = CacheStats("unbound")
 
     def bind_cache() -> Cache:
         nonlocal bound, prefix, entries, stats
@@ -151,7 +154,7 @@ def _wrap(
             k = prefix + keys.encode(args, kwargs)
         entry = entries.get(k)
         if entry is not None and monotonic() < entry.early:
-            entries.move_to_end(k)  # type: ignore[attr-defined]
+            entries.move_to_end(k)
             stats.hits += 1
             return entry.value
         return await target.resolve(spec, k, args, kwargs)

@@ -17,7 +17,7 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 import orjson
 
 from ._cache import Cache
-from ._keys import KEY_OPTIONS, KeyBuilder, key_default, refuse_unsafe_parameters
+from ._keys import KEY_OPTIONS, KeyBuilder, finite_safe, key_default, refuse_unsafe_parameters
 from ._memory import Entry
 from ._metrics import CacheStats
 from ._spec import LoaderSpec, Tags
@@ -147,9 +147,13 @@ def _wrap(
         target = bound if bound is not None else bind_cache()
         if fast and not kwargs and len(args) == width:
             try:
-                k = prefix + dumps(args, default=key_default, option=KEY_OPTIONS)
+                encoded = dumps(args, default=key_default, option=KEY_OPTIONS)
             except TypeError:  # re-raised by encode() with a message that says what to do
-                k = prefix + keys.encode(args, kwargs)
+                encoded = keys.encode(args, kwargs)
+            # NaN and infinities are written as null: such keys are re-encoded (110 is "n").
+            if 110 in encoded and encoded.find(b"null") >= 0:
+                encoded = finite_safe(encoded, args)
+            k = prefix + encoded
         else:
             k = prefix + keys.encode(args, kwargs)
         entry = entries.get(k)

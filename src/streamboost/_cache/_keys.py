@@ -7,7 +7,9 @@ so no argument can forge a delimiter; dict arguments are written with sorted key
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import math
 import re
 import typing
 from collections.abc import Callable, Sequence
@@ -30,6 +32,51 @@ def key_default(obj: Any) -> Any:
         f"cannot build a cache key from an argument of type {type(obj).__qualname__}; "
         "pass key=('name', ...) to key by some parameters or key=callable returning a str"
     )
+
+
+def _plain(obj: Any) -> Any:
+    """``obj`` with dataclasses and models as dicts, so a walk sees every float inside."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    dump = getattr(obj, "model_dump", None)
+    return dump() if dump is not None else obj
+
+
+def _has_nonfinite(obj: Any) -> bool:
+    obj = _plain(obj)
+    if isinstance(obj, float):
+        return not math.isfinite(obj)
+    if isinstance(obj, list | tuple | set | frozenset):
+        return any(_has_nonfinite(v) for v in obj)
+    if isinstance(obj, dict):
+        return any(_has_nonfinite(v) for v in obj.values())
+    return False
+
+
+def _tagged(obj: Any) -> Any:
+    """Every string and non-finite float tagged with its type, so neither can pass for the other."""
+    obj = _plain(obj)
+    if isinstance(obj, str):
+        return "s" + obj
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "f" + repr(obj)
+    if isinstance(obj, list | tuple):
+        return [_tagged(v) for v in obj]
+    if isinstance(obj, set | frozenset):
+        return sorted(_tagged(v) for v in obj)
+    if isinstance(obj, dict):
+        return {"s" + k if isinstance(k, str) else k: _tagged(v) for k, v in obj.items()}
+    return obj
+
+
+def finite_safe(encoded: bytes, values: Any) -> bytes:
+    """orjson writes NaN and infinities as ``null``: such keys get their own tagged encoding.
+
+    They start with ``!``, which no JSON text starts with, so they meet no ordinary key.
+    """
+    if encoded.find(b"null") < 0 or not _has_nonfinite(values):
+        return encoded
+    return b"!" + orjson.dumps(_tagged(values), default=key_default, option=KEY_OPTIONS)
 
 
 # Class names (anywhere in the MRO) that carry per-request or per-user data.
@@ -179,10 +226,9 @@ class KeyBuilder:
 
     def _encode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         if self._user_key is not None:
-            return orjson.dumps(
-                self._user_key(*args, **kwargs), default=key_default, option=KEY_OPTIONS
-            )
-        values = self.values(args, kwargs)
-        if self._selected is not None:
-            values = tuple(values[i] for i in self._selected)
-        return orjson.dumps(values, default=key_default, option=KEY_OPTIONS)
+            values: Any = self._user_key(*args, **kwargs)
+        else:
+            values = self.values(args, kwargs)
+            if self._selected is not None:
+                values = tuple(values[i] for i in self._selected)
+        return finite_safe(orjson.dumps(values, default=key_default, option=KEY_OPTIONS), values)

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import datetime
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -328,6 +329,29 @@ async def test_redis_dies_mid_test_calls_succeed_and_breaker_probes(
             break
     assert cache.breaker.state == "closed"
     assert await profile("b") == "b" and cache.stats.hits == 2
+    await cache.aclose()
+
+
+async def test_a_stalled_redis_costs_the_timeout_not_the_stall(
+    private_redis: RedisServer,
+) -> None:
+    cache = make(private_redis.url, "sbtest:cache:stall")  # default timeout: 50 ms
+
+    @cached(ttl=60, cache=cache)
+    async def profile(user_id: str) -> str:
+        return user_id
+
+    assert await profile("warm") == "warm"
+    assert private_redis.process is not None
+    private_redis.process.send_signal(signal.SIGSTOP)  # alive but silent, like a stalled server
+    try:
+        start = time.monotonic()
+        assert await profile("a") == "a"
+        elapsed = time.monotonic() - start
+    finally:
+        private_redis.process.send_signal(signal.SIGCONT)
+    assert cache.stats.errors == 1
+    assert elapsed < 1.0, f"a stalled Redis held the call for {elapsed:.2f}s"  # generous bound
     await cache.aclose()
 
 

@@ -245,6 +245,30 @@ async def test_stale_value_from_redis_is_served_and_refreshed(
         await cache.aclose()
 
 
+async def test_tiered_tag_invalidation_drops_entries_read_from_redis(
+    redis_url: str, namespace: str
+) -> None:
+    writer, reader = make(redis_url, namespace), make("tiered+" + redis_url, namespace)
+    loads = 0
+
+    async def profile(user_id: str) -> int:
+        nonlocal loads
+        loads += 1
+        return loads
+
+    tags = lambda user_id: [f"user:{user_id}"]  # noqa: E731
+    write = cached(ttl=60, cache=writer, tags=tags, name="p")(profile)
+    read = cached(ttl=60, cache=reader, tags=tags, name="p")(profile)
+    await reader.wait_ready()
+    assert await write("u") == 1
+    assert await read("u") == 1 and len(reader.entries) == 1  # now in the memory tier
+    await reader.invalidate_tags("user:u")
+    assert len(reader.entries) == 0
+    assert await read("u") == 2
+    for cache in (writer, reader):
+        await cache.aclose()
+
+
 async def test_invalidation_tags_namespace_and_size_cap(redis_url: str, namespace: str) -> None:
     one, two = make(redis_url, namespace), make(redis_url, namespace, max_value_bytes=64)
     loads: list[str] = []

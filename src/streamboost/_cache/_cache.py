@@ -230,7 +230,9 @@ class Cache(CacheCore):
             self._local.delete(self._local.tagged(tags))
         if self._remote is not None and tags:
             async with asyncio.timeout(self.timeout):
-                await self._remote.invalidate_tags(tags)
+                keys = await self._remote.invalidate_tags(tags)
+            if self._local is not None:  # entries read from Redis carry no local tags
+                self._local.delete(keys)
 
     async def invalidate_namespace(self) -> None:
         """Drop every entry of this namespace: bumps its version in Redis (never KEYS)."""

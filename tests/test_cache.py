@@ -305,6 +305,8 @@ def test_decoration_refuses_bad_options_and_sync_functions() -> None:
         cached(ttl=1)(lambda: 1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="memory://"):
         Cache("mongodb://x")
+    with pytest.raises(ValueError, match="tiered=True needs a Redis url"):
+        Cache("memory://", tiered=True)
 
 
 bearer = HTTPBearer()

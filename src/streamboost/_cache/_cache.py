@@ -62,6 +62,8 @@ class Cache(CacheCore):
                 f"url={url!r}: use memory://, redis://host:port/db, rediss://... or "
                 "tiered+redis://host:port/db (memory in front of Redis)"
             )
+        if tiered and scheme == "memory":
+            raise ValueError(f"tiered=True needs a Redis url, got {url!r} (tiered+redis://...)")
         if not namespace or any(c.isspace() for c in namespace):
             raise ValueError(f"namespace={namespace!r} must be a non-empty string without spaces")
         _positive("max_entries", max_entries, "10000")

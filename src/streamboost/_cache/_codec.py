@@ -156,8 +156,7 @@ def decoder_for(annotation: Any) -> Decoder:
         decoders = [decoder_for(a) for a in members]
         return _union(decoders, nullable=len(members) != len(args))
     if origin is typing.Literal:
-        allowed = set(args)
-        return _converter(object, lambda v: v if v in allowed else _bad_literal(v, allowed))
+        return _literal(set(args))
     if origin in (list, Sequence, typing.Sequence) or annotation in (list, Sequence):
         return _sequence(decoder_for(args[0]) if args else _identity, list)
     if origin in (set, frozenset) or annotation in (set, frozenset):
@@ -196,5 +195,10 @@ def decoder_for(annotation: Any) -> Decoder:
     )
 
 
-def _bad_literal(value: Any, allowed: set[Any]) -> Any:
-    raise ValueError(f"{value!r} is not one of {sorted(map(repr, allowed))}")
+def _literal(allowed: set[Any]) -> Decoder:
+    def decode(value: Any) -> Any:
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not one of {sorted(map(repr, allowed))}")
+        return value
+
+    return decode

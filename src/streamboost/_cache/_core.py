@@ -43,12 +43,6 @@ FAILED = _Failed()
 Fetched = tuple[int, list[bytes | None]]
 
 
-def _silence(future: asyncio.Future[Any]) -> None:
-    # A leader's error reaches followers that await it; with no follower it is not "lost".
-    if not future.cancelled():
-        future.exception()
-
-
 class CacheCore:
     """State and engine; ``Cache`` adds construction and the public API."""
 
@@ -103,7 +97,6 @@ class CacheCore:
             self._count(result)
             return value
         future = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_silence)
         self._inflight[key] = future
         try:
             value, result = await self._fetch_or_load(spec, key, args, kwargs, fetched)
@@ -112,6 +105,8 @@ class CacheCore:
             raise
         except BaseException as exc:
             future.set_exception(exc)
+            # Followers re-raise it; with none, asyncio would log it as never retrieved.
+            future.exception()
             raise
         else:
             future.set_result((value, result))

@@ -447,7 +447,10 @@ def test_example_app_boosted_mode_caches_profile_and_history(
                 response = client.post("/chat/stream", json=body)
                 assert response.status_code == 200
                 assert response.text.endswith("data: [DONE]\n\n")
-        calls = app.state.backend.calls
+        inner = app
+        while not hasattr(inner, "state"):  # boosted mode may wrap the app in middlewares
+            inner = inner.app
+        calls = inner.state.backend.calls
         assert calls["load_profile"] == 2 and calls["load_history"] == 2
         assert cache.stats.hits == 6 and cache.stats.misses == 4
     finally:

@@ -11,6 +11,7 @@ OpenAI-shaped SSE ending with ``data: [DONE]``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -18,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
-from streamboost import StreamBoost, defer, gather_phases
+from streamboost import Cache, StreamBoost, cached, defer, gather_phases
 
 from .backend import Backend, Message, Profile
 from .model import generate
@@ -71,25 +72,61 @@ async def boosted_prestream(
     return _prompt(profile, history, docs, req.message)
 
 
+def cache_loaders(backend: Backend, cache: Cache) -> None:
+    """Boosted mode: profile (per user) and history (per session) are served from ``cache``.
+
+    The backend's own methods are replaced, so every caller of ``backend.load_profile`` and
+    ``backend.load_history`` gets the cached version. A writer that changes a session's history
+    drops its entry with ``await backend.load_history.invalidate(session_id)``.
+    """
+    profile = cached(ttl=300, stale_ttl=60, cache=cache, name="chat.profile")
+    history = cached(ttl=30, cache=cache, name="chat.history")
+    backend.load_profile = profile(backend.load_profile)  # type: ignore[method-assign]
+    backend.load_history = history(backend.load_history)  # type: ignore[method-assign]
+
+
+def _resources(writes: ChatWrites, cache: Cache) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: object) -> AsyncIterator[None]:
+        await writes.store.open()
+        try:
+            yield
+        finally:
+            await writes.store.close()
+            await cache.aclose()
+
+    return lifespan
+
+
 def create_app(
     settings: ChatSettings | None = None,
     backend: Backend | None = None,
     writes: ChatWrites | None = None,
     *,
+    cache: Cache | None = None,
     registry: CollectorRegistry | None = None,
 ) -> Any:
     """Build the FastAPI app for ``settings`` (default: read from the environment).
 
-    Boosted mode persists to ``writes`` (default: ``ChatWrites()``, see examples/chat/store.py)
-    and is wrapped in ``StreamBoost``, exporting to ``registry`` (default: prometheus_client's).
+    Boosted mode caches with ``cache`` (default ``STREAMBOOST_CACHE_URL``, else memory://),
+    persists to ``writes`` (default: ``ChatWrites()``, see examples/chat/store.py) and is
+    wrapped in ``StreamBoost``, exporting to ``registry`` (default: prometheus_client's).
     """
     settings = settings or ChatSettings.from_env()
     backend = backend or Backend(latencies=settings.latencies)
-    if settings.mode == "boosted" and writes is None:
-        writes = ChatWrites()
-    lifespan = writes.lifespan if writes is not None else None
-    app = FastAPI(title=f"streamboost example chat ({settings.mode})", lifespan=lifespan)
+    if settings.mode == "naive":
+        app = FastAPI(title="streamboost example chat (naive)")
+    else:
+        writes = writes or ChatWrites(registry=registry)
+        cache = cache or Cache.from_url(
+            namespace="streamboost-chat", name="chat", registry=registry
+        )
+        cache_loaders(backend, cache)
+        app = FastAPI(
+            title="streamboost example chat (boosted)", lifespan=_resources(writes, cache)
+        )
     app.state.writes = writes
+    app.state.cache = cache
     app.state.settings = settings
     app.state.backend = backend
 
@@ -127,8 +164,11 @@ def create_app(
         return StreamingResponse(body(), media_type="text/event-stream")
 
     if settings.mode == "boosted":
-        # One pure-ASGI layer: coalesced writes, stream timing, defer() drained at shutdown.
-        return StreamBoost(app, registry=registry)
+        # One pure-ASGI layer: coalesced writes, stream timing and /metrics; the message
+        # writer starts after the app's startup and, with defer() work, drains before its
+        # shutdown closes the store.
+        assert writes is not None
+        return StreamBoost(app, registry=registry, writers=[writes.messages])
     return app
 
 

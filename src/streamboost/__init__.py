@@ -1,5 +1,13 @@
 """streamboost: fast, observable streaming for ASGI apps."""
 
+from ._cache import (
+    Cache,
+    CachedCall,
+    CachedFunction,
+    CacheValueTooLarge,
+    UnsafeCacheKey,
+    cached,
+)
 from ._config import CoalesceConfig
 from ._deferred import (
     DeferConfig,
@@ -19,6 +27,10 @@ from ._middleware import StreamBoost
 from ._phases import gather_phases, phase
 
 __all__: list[str] = [
+    "Cache",
+    "CacheValueTooLarge",
+    "CachedCall",
+    "CachedFunction",
     "CoalesceConfig",
     "DeferConfig",
     "DeferredError",
@@ -28,7 +40,9 @@ __all__: list[str] = [
     "QueueFull",
     "RetryPolicy",
     "StreamBoost",
+    "UnsafeCacheKey",
     "WriterClosed",
+    "cached",
     "configure_defer",
     "defer",
     "delta_buffer",

@@ -53,7 +53,11 @@ class Backend:
     async def blocking(self, write: Awaitable[T]) -> T:
         """Await a write on the request path, counting it as one that blocks the stream."""
         self.calls["blocking_writes"] += 1
-        return await write
+        start = time.perf_counter()
+        try:
+            return await write
+        finally:
+            self.seconds["blocking_writes"] += time.perf_counter() - start
 
     async def load_profile(self, user_id: str) -> Profile:
         await self._timed("load_profile", self.latencies.load_profile)

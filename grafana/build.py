@@ -15,15 +15,20 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
-from grafana_foundation_sdk.builders import common as common_builders
-from grafana_foundation_sdk.builders import dashboard, prometheus, stat, timeseries
-from grafana_foundation_sdk.cog.builder import Builder
-from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models import common
-from grafana_foundation_sdk.models import dashboard as models
+# The SDK nudges towards dashboard v2, which needs Grafana 12's new API and cannot be
+# UI-imported or file-provisioned the classic way; the classic model is what we ship.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "Prefer using dashboardv2", DeprecationWarning)
+    from grafana_foundation_sdk.builders import common as common_builders
+    from grafana_foundation_sdk.builders import dashboard, prometheus, stat, timeseries
+    from grafana_foundation_sdk.cog.builder import Builder
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models import common
+    from grafana_foundation_sdk.models import dashboard as models
 
 DASHBOARDS_DIR = Path(__file__).resolve().parent / "dashboards"
 
@@ -367,7 +372,7 @@ def cache_and_writes() -> dashboard.Dashboard:
         "cache", f"label_values(streamboost_cache_requests_total{{{SEL}}}, cache)"
     )
     writer_var = query_variable(
-        "writer", f"label_values(streamboost_deferred_items_total{{{SEL}}}, writer)"
+        "writer", f"label_values(streamboost_deferred_queue_depth{{{SEL}}}, writer)"
     )
     for variable in variables(route=False, extra=[cache_var, writer_var]):
         board = board.with_variable(variable)

@@ -191,7 +191,9 @@ def wait_for(prometheus: str, expr: str, want: float, seconds: float) -> float:
 
 def test_every_panel_query_returns_data_from_a_real_prometheus(tmp_path: Path) -> None:
     binary = prometheus_binary()
-    e2e_app = pytest.importorskip("e2e_app", reason="needs StreamBoost and its /metrics")
+    e2e_app = pytest.importorskip(
+        "e2e_app", reason="needs StreamBoost and its /metrics", exc_type=ImportError
+    )
     app = e2e_app.build_app()
     with uvicorn_in_thread(app) as base_url:
         target = base_url.removeprefix("http://")

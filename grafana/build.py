@@ -122,7 +122,9 @@ def single(
         .unit(unit)
         .span(width)
         .height(HEIGHT)
-        .with_target(query)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]))
+        .with_target(query.instant())
     )
 
 

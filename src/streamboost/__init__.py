@@ -1,3 +1,31 @@
 """streamboost: fast, observable streaming for ASGI apps."""
 
-__all__: list[str] = []
+from ._deferred import (
+    DeferConfig,
+    DeferredError,
+    DeferredWriter,
+    Delta,
+    Entry,
+    QueueFull,
+    RetryPolicy,
+    WriterClosed,
+    configure_defer,
+    defer,
+    delta_buffer,
+    drain_deferred,
+)
+
+__all__: list[str] = [
+    "DeferConfig",
+    "DeferredError",
+    "DeferredWriter",
+    "Delta",
+    "Entry",
+    "QueueFull",
+    "RetryPolicy",
+    "WriterClosed",
+    "configure_defer",
+    "defer",
+    "delta_buffer",
+    "drain_deferred",
+]

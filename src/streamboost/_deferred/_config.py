@@ -1,0 +1,87 @@
+"""Options shared by ``defer()`` and ``DeferredWriter``: retry policy, errors, the item envelope."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Generic, NamedTuple, TypeVar
+
+T = TypeVar("T")
+
+
+class DeferredError(Exception):
+    """Base class of the errors raised by streamboost's deferred writes."""
+
+
+class QueueFull(DeferredError):
+    """Raised by ``put()``/``defer()`` when the queue is full and waiting is not allowed."""
+
+
+class WriterClosed(DeferredError):
+    """Raised by ``put()`` on a writer that is not started or is closing."""
+
+
+class Entry(NamedTuple, Generic[T]):
+    """One accepted item as the sink sees it.
+
+    ``key`` is unique per ``put()`` and stable across redeliveries, so a sink can upsert on it
+    (``INSERT ... ON CONFLICT (key) DO NOTHING``) and turn at-least-once into exactly-once.
+    ``accepted_at`` is the wall-clock time ``put()`` accepted the item (Unix seconds).
+    """
+
+    key: str
+    item: T
+    accepted_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter.
+
+    Retry ``n`` (0-based) waits ``uniform(0, min(max_backoff, backoff * 2**n))`` seconds.
+
+    ``retries`` is the number of attempts after the first one; ``retries=0`` never retries.
+    """
+
+    retries: int = 5
+    backoff: float = 0.1
+    max_backoff: float = 10.0
+    jitter: bool = True
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise ValueError(f"retries={self.retries!r} must be >= 0 (default 5)")
+        if self.backoff <= 0:
+            raise ValueError(f"backoff={self.backoff!r} must be > 0 seconds (default 0.1)")
+        if self.max_backoff < self.backoff:
+            raise ValueError(
+                f"max_backoff={self.max_backoff!r} must be >= backoff={self.backoff!r} seconds"
+            )
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based)."""
+        ceiling = min(self.max_backoff, self.backoff * (2.0 ** min(attempt, 62)))
+        return random.uniform(0.0, ceiling) if self.jitter else ceiling
+
+    @classmethod
+    def coerce(cls, value: int | RetryPolicy) -> RetryPolicy:
+        if isinstance(value, RetryPolicy):
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"retries={value!r}: pass an int >= 0 or a RetryPolicy")
+        return cls(retries=value)
+
+
+@dataclass(frozen=True, slots=True)
+class DeferConfig:
+    """How ``defer()`` runs work: concurrency bound, queue bound and retry policy."""
+
+    max_concurrency: int = 64
+    max_pending: int = 100_000
+    retry: RetryPolicy = RetryPolicy(retries=3)
+
+    def __post_init__(self) -> None:
+        if self.max_concurrency < 1:
+            raise ValueError(f"max_concurrency={self.max_concurrency!r} must be >= 1 (default 64)")
+        if self.max_pending < 1:
+            raise ValueError(f"max_pending={self.max_pending!r} must be >= 1 (default 100000)")

@@ -1,0 +1,172 @@
+"""Durable mode: a Redis stream outbox with a consumer-group worker.
+
+``add()`` XADDs before ``put()`` returns, so an accepted item survives a crash of the app. The
+worker reads with XREADGROUP, calls the sink, then XACKs and XDELs the entries in one
+transaction (the stream only holds unfinished work). Entries a dead consumer read but never
+acknowledged are taken over with XAUTOCLAIM once idle for ``claim_idle`` seconds. Delivery is
+at least once; ``Entry.key`` lets the sink upsert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from typing import Any
+
+import orjson
+
+from ._commit import Committer
+from ._config import Entry
+
+logger = logging.getLogger("streamboost.deferred")
+
+_Raw = tuple[bytes, dict[bytes, bytes]]
+
+
+def consumer_name() -> str:
+    """Unique per process: host, pid and a random suffix (a restarted process is a new one)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class StreamOutbox:
+    def __init__(
+        self,
+        url: str,
+        *,
+        stream: str,
+        group: str,
+        consumer: str,
+        max_batch: int,
+        max_delay: float,
+        claim_idle: float,
+    ) -> None:
+        from redis.asyncio import Redis
+
+        self._redis: Any = Redis.from_url(url)
+        self.stream = stream
+        self.group = group
+        self.consumer = consumer
+        self._max_batch = max_batch
+        self._max_delay = max_delay
+        self._claim_idle_ms = max(1, int(claim_idle * 1000))
+        self._claim_every = max(0.05, claim_idle / 2)
+        self._draining = False
+        self.in_flight = 0  # read by this worker, not yet acknowledged
+
+    async def ensure_group(self) -> None:
+        from redis.exceptions import ResponseError
+
+        try:
+            await self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def add(self, entry: Entry[Any]) -> None:
+        fields = {b"k": entry.key, b"t": repr(entry.accepted_at), b"d": orjson.dumps(entry.item)}
+        await self._redis.xadd(self.stream, fields)
+
+    async def length(self) -> int:
+        return int(await self._redis.xlen(self.stream))
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+    def drain(self) -> None:
+        """Ask ``run()`` to stop once nothing is left to read or reclaim."""
+        self._draining = True
+
+    async def run(self, committer: Committer) -> None:
+        await self.ensure_group()
+        next_claim = 0.0
+        while True:
+            if time.monotonic() >= next_claim:
+                next_claim = time.monotonic() + self._claim_every
+                claimed = await self._reclaim()
+                if claimed:
+                    await self._process(committer, claimed)
+                    continue
+            block = None if self._draining else max(50, int(self._max_delay * 1000))
+            entries = await self._read(self._max_batch, block)
+            if not entries:
+                if self._draining:
+                    return
+                continue
+            if len(entries) < self._max_batch and not self._draining:
+                # Let a batch fill up for at most max_delay after its oldest item was accepted.
+                oldest = _accepted_at(entries[0])
+                wait = oldest + self._max_delay - time.time()
+                if wait > 0:
+                    await asyncio.sleep(min(wait, self._max_delay))
+                entries += await self._read(self._max_batch - len(entries), None)
+            await self._process(committer, entries)
+
+    async def _read(self, count: int, block: int | None) -> list[_Raw]:
+        response = await self._redis.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=count, block=block
+        )
+        if not response:
+            return []
+        return list(response[0][1])
+
+    async def _reclaim(self) -> list[_Raw]:
+        claimed: list[_Raw] = []
+        cursor: bytes | str = "0-0"
+        for _ in range(100):  # bounded: the cursor walks the pending list once
+            reply = await self._redis.xautoclaim(
+                self.stream,
+                self.group,
+                self.consumer,
+                self._claim_idle_ms,
+                start_id=cursor,
+                count=self._max_batch - len(claimed),
+            )
+            cursor = reply[0]
+            claimed.extend(raw for raw in reply[1] if raw and raw[1])
+            if cursor in (b"0-0", "0-0") or len(claimed) >= self._max_batch:
+                break
+        if claimed:
+            logger.warning(
+                "stream %r: reclaimed %d entries from a dead consumer", self.stream, len(claimed)
+            )
+        return claimed
+
+    async def _process(self, committer: Committer, raws: list[_Raw]) -> None:
+        ids = [raw[0] for raw in raws]
+        batch: list[Entry[Any]] = []
+        broken: list[Entry[Any]] = []
+        for entry_id, fields in raws:
+            try:
+                batch.append(
+                    Entry(fields[b"k"].decode(), orjson.loads(fields[b"d"]), float(fields[b"t"]))
+                )
+            except (KeyError, ValueError, orjson.JSONDecodeError):
+                broken.append(Entry(entry_id.decode(), repr(fields), time.time()))
+        self.in_flight = len(ids)
+        try:
+            if broken:
+                await committer.dead_letter(broken, "malformed stream entry")
+            if batch:
+                await committer.commit(batch)
+        except Exception:
+            # The dead-letter store failed too: leave the entries pending; XAUTOCLAIM retries.
+            logger.exception("stream %r: batch of %d kept pending", self.stream, len(ids))
+            self.in_flight = 0
+            await asyncio.sleep(self._claim_idle_ms / 1000)
+            return
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.stream, self.group, *ids)
+            pipe.xdel(self.stream, *ids)
+            await pipe.execute()
+        self.in_flight = 0
+
+
+def _accepted_at(raw: _Raw) -> float:
+    try:
+        return float(raw[1][b"t"])
+    except (KeyError, ValueError):
+        return time.time()

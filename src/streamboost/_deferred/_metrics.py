@@ -1,0 +1,111 @@
+"""Prometheus export of deferred work: plain-int counters read at scrape time, per-batch histograms.
+
+The put/defer path never touches prometheus_client: writers count in plain ints and a custom
+collector reads them (and the live queue depth) when ``/metrics`` is scraped. Histograms are
+observed once per committed batch.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+_TIME_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class MetricsSource(Protocol):
+    """What a writer (or the defer runner) exposes to the collector."""
+
+    name: str
+    written: int
+    retried: int
+    dead_lettered: int
+
+    def queue_depth(self) -> int: ...
+
+    def outcome_labels(self) -> tuple[str, str, str]: ...
+
+
+class DeferredMetrics(Collector):
+    """One per registry: the per-batch histograms plus a collector over every live source."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._sources: weakref.WeakSet[MetricsSource] = weakref.WeakSet()
+        self.batch_size = Histogram(
+            "streamboost_deferred_batch_size",
+            "Items per batch handed to a deferred writer's sink.",
+            ["writer"],
+            buckets=_SIZE_BUCKETS,
+            registry=registry,
+        )
+        self.write_duration = Histogram(
+            "streamboost_deferred_write_duration_seconds",
+            "Time one sink call took (successful or not).",
+            ["writer"],
+            buckets=_TIME_BUCKETS,
+            registry=registry,
+        )
+        self.lag = Histogram(
+            "streamboost_deferred_lag_seconds",
+            "Time from put() accepting the oldest item of a batch to the sink committing it.",
+            ["writer"],
+            buckets=_TIME_BUCKETS,
+            registry=registry,
+        )
+        registry.register(self)
+
+    def add(self, source: MetricsSource) -> None:
+        if source in self._sources:
+            return
+        if any(other.name == source.name for other in self._sources):
+            raise ValueError(
+                f"name={source.name!r} is already used by a live writer in this registry; "
+                "give each writer its own name"
+            )
+        self._sources.add(source)
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families(())
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families(list(self._sources))
+
+    def _families(self, sources: Iterable[MetricsSource]) -> Iterator[Metric]:
+        depth = GaugeMetricFamily(
+            "streamboost_deferred_queue_depth",
+            "Items accepted but not yet committed (deferred jobs pending or running).",
+            labels=["writer"],
+        )
+        items = CounterMetricFamily(
+            "streamboost_deferred_items",
+            "Deferred items by outcome: written, retried (per retry), dead_lettered.",
+            labels=["writer", "outcome"],
+        )
+        for source in sources:
+            depth.add_metric([source.name], source.queue_depth())
+            written, retried, failed = source.outcome_labels()
+            items.add_metric([source.name, written], source.written)
+            items.add_metric([source.name, retried], source.retried)
+            items.add_metric([source.name, failed], source.dead_lettered)
+        yield depth
+        yield items
+
+
+_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, DeferredMetrics] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def metrics_for(registry: CollectorRegistry | None) -> DeferredMetrics:
+    """The shared metrics of ``registry`` (None: the default REGISTRY), created on first use."""
+    registry = REGISTRY if registry is None else registry
+    metrics = _by_registry.get(registry)
+    if metrics is None:
+        metrics = _by_registry[registry] = DeferredMetrics(registry)
+    return metrics

@@ -1,5 +1,6 @@
 """streamboost: fast, observable streaming for ASGI apps."""
 
+from ._config import CoalesceConfig
 from ._deferred import (
     DeferConfig,
     DeferredError,
@@ -14,8 +15,10 @@ from ._deferred import (
     delta_buffer,
     drain_deferred,
 )
+from ._middleware import StreamBoost
 
 __all__: list[str] = [
+    "CoalesceConfig",
     "DeferConfig",
     "DeferredError",
     "DeferredWriter",
@@ -23,6 +26,7 @@ __all__: list[str] = [
     "Entry",
     "QueueFull",
     "RetryPolicy",
+    "StreamBoost",
     "WriterClosed",
     "configure_defer",
     "defer",

@@ -1,0 +1,267 @@
+"""One HTTP request under StreamBoost: the send and receive wrappers and the response's record.
+
+Everything per request lives on an ``HTTPStream`` made by the middleware's ``__call__``; the
+middleware object itself holds only configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ._coalesce import Coalescer
+from ._openai import merge_chunks
+from ._sse import FORMAT_SSE, EventScanner, stream_format
+from ._timing import (
+    OUTCOME_CLIENT_DISCONNECTED,
+    OUTCOME_COMPLETED,
+    OUTCOME_ERROR,
+    OUTCOME_NO_TOKEN,
+    StreamRecord,
+)
+
+if TYPE_CHECKING:
+    from ._middleware import StreamBoost
+
+logger = logging.getLogger("streamboost")
+
+Message = dict[str, Any]
+
+
+class HTTPStream:
+    """Runs the app for one HTTP request and fills its ``StreamRecord``."""
+
+    __slots__ = (
+        "_boost",
+        "_coalescer",
+        "_complete",
+        "_gone",
+        "_merge",
+        "_receive",
+        "_scanner",
+        "_send",
+        "record",
+    )
+
+    def __init__(self, boost: StreamBoost, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self._boost = boost
+        self._receive = receive
+        self._send = send
+        self.record = StreamRecord(scope, boost.clock())
+        self._scanner: EventScanner | None = None
+        self._coalescer: Coalescer | None = None
+        self._merge = False
+        self._complete = False  # the body's last message went to the server
+        self._gone = False  # the client went away before the body ended
+
+    async def run(self) -> None:
+        record = self.record
+        try:
+            await self._boost.app(record.scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            if not self._complete:
+                record.outcome = OUTCOME_CLIENT_DISCONNECTED
+            raise
+        except Exception:
+            if record.outcome != OUTCOME_CLIENT_DISCONNECTED:
+                record.outcome = OUTCOME_ERROR
+                if record.headers_at is None:
+                    record.status = 500  # what the server answers for an app that failed
+            raise
+        finally:
+            coalescer = self._coalescer
+            if coalescer is not None:
+                coalescer.close()
+                if coalescer.error is not None and record.outcome == OUTCOME_COMPLETED:
+                    record.outcome = OUTCOME_CLIENT_DISCONNECTED
+            if (
+                record.outcome == OUTCOME_COMPLETED
+                and record.streaming
+                and record.content_events == 0
+            ):
+                record.outcome = OUTCOME_NO_TOKEN
+            for observer in self._boost.observers:
+                try:
+                    observer.stream_ended(record)
+                except Exception:
+                    logger.exception("observer %r failed in stream_ended", observer)
+
+    async def receive(self) -> Message:
+        message: Message = await self._receive()
+        if message["type"] == "http.disconnect" and not self._complete:
+            self._client_gone()
+        return message
+
+    async def send(self, message: Message) -> None:
+        mtype = message["type"]
+        if mtype == "http.response.body":
+            if self._coalescer is not None:
+                await self._coalesced_body(message)
+            else:
+                await self._direct_body(message)
+        elif mtype == "http.response.start":
+            await self._start(message)
+        else:
+            # pathsend, zerocopysend, trailers, anything newer: never overtake buffered bytes.
+            if self._coalescer is not None and not self._gone:
+                await self._coalescer.drain()
+            await self._send(message)
+
+    def _client_gone(self) -> None:
+        self._gone = True
+        self.record.outcome = OUTCOME_CLIENT_DISCONNECTED
+        coalescer = self._coalescer
+        if coalescer is not None:
+            coalescer.close(OSError("the client disconnected"))
+
+    async def _start(self, message: Message) -> None:
+        boost = self._boost
+        record = self.record
+        record.status = status = message["status"]
+        headers = message.get("headers", ())
+        content_type = b""
+        length = encoded = opt_out = False
+        opt_out_name = boost.opt_out_header
+        for name, value in headers:
+            name = name.lower()
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                length = True
+            elif name == b"content-encoding":
+                encoded = value.strip().lower() != b"identity"
+            elif name == opt_out_name:
+                opt_out = True
+        if opt_out:
+            kept = [(n, v) for n, v in headers if n.lower() != opt_out_name]
+            message = {**message, "headers": kept}
+        fmt = stream_format(content_type.decode("latin-1")) if content_type else 0
+        # A known stream format without a length; compressed bytes cannot be scanned.
+        if fmt and not length and not encoded:
+            record.streaming = True
+            self._scanner = EventScanner(
+                fmt,
+                critical=boost.coalesce.critical_events if boost.coalesce else (),
+                metadata=boost.metadata_events,
+            )
+            config = boost.coalesce
+            media = content_type.decode("latin-1").partition(";")[0].strip().lower()
+            if (
+                config is not None
+                and not opt_out
+                and media in config.content_types
+                and status >= 200
+                and status not in (204, 304)
+                and record.method != "HEAD"
+            ):
+                self._coalescer = Coalescer(self._write, config)
+                self._merge = config.merge_openai and fmt == FORMAT_SSE
+        record.headers_at = boost.clock()
+        for observer in boost.observers:
+            try:
+                observer.stream_started(record)
+            except Exception:
+                logger.exception("observer %r failed in stream_started", observer)
+        await self._forward(message)
+
+    async def _direct_body(self, message: Message) -> None:
+        record = self.record
+        record.chunks_in += 1
+        if self._gone:
+            await self._send(message)
+            return
+        body: bytes = message.get("body", b"")
+        content = 0
+        scanner = self._scanner
+        if scanner is not None and body:
+            scanner.feed(body)
+            record.events += scanner.events
+            content = scanner.content
+        more = message.get("more_body", False)
+        if not more and scanner is not None and scanner.pending:
+            content += self._end_scan(scanner)
+        now = self._boost.clock()
+        if body:
+            record.bytes_out += len(body)
+            if record.first_byte_at is None:
+                record.first_byte_at = now
+        if content:
+            record.content_events += content
+            if record.first_token_at is None:
+                record.first_token_at = now
+            record.last_token_at = now
+        record.writes += 1
+        record.last_body_at = now
+        if not more:
+            self._complete = True
+        await self._forward(message)
+
+    async def _coalesced_body(self, message: Message) -> None:
+        self.record.chunks_in += 1
+        coalescer = self._coalescer
+        assert coalescer is not None
+        if self._gone:
+            await self._send(message)
+            return
+        if coalescer.error is not None:
+            raise coalescer.error
+        body: bytes = message.get("body", b"")
+        scanner = self._scanner
+        assert scanner is not None
+        if message.get("more_body", False):
+            if body:
+                complete = scanner.feed(body)
+                self.record.events += scanner.events
+                code = coalescer.offer(
+                    body, complete, scanner.events, scanner.content, scanner.critical
+                )
+                if code:
+                    await coalescer.settle(code)
+            return
+        content = 0
+        if body:
+            scanner.feed(body)
+            self.record.events += scanner.events
+            content = scanner.content
+        if scanner.pending:
+            content += self._end_scan(scanner)
+        await coalescer.finish(body, content)
+
+    def _end_scan(self, scanner: EventScanner) -> int:
+        """Count an event the body left unterminated; return 1 if it carries content."""
+        scanner.end()
+        self.record.events += scanner.events
+        return scanner.content
+
+    async def _write(self, parts: list[bytes], content: int, more: bool) -> None:
+        """The coalescer's write: one body message to the server, stamped before it goes."""
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        if self._merge and body.count(b"\n\n") > 1:
+            body = merge_chunks(body)
+        record = self.record
+        now = self._boost.clock()
+        if body:
+            record.bytes_out += len(body)
+            if record.first_byte_at is None:
+                record.first_byte_at = now
+        if content:
+            record.content_events += content
+            if record.first_token_at is None:
+                record.first_token_at = now
+                assert self._coalescer is not None
+                self._coalescer.eager = False
+            record.last_token_at = now
+        record.writes += 1
+        record.last_body_at = now
+        if not more:
+            self._complete = True
+        await self._forward({"type": "http.response.body", "body": body, "more_body": more})
+
+    async def _forward(self, message: Message) -> None:
+        try:
+            await self._send(message)
+        except OSError:
+            self._gone = True
+            self.record.outcome = OUTCOME_CLIENT_DISCONNECTED
+            raise

@@ -1,0 +1,203 @@
+"""Incremental event-boundary scanner and event classifiers for streamed bodies.
+
+Three stream formats are understood:
+
+- ``text/event-stream``: events end at a blank line (``\\n\\n`` or ``\\r\\n\\r\\n``; bare ``\\r``
+  line endings are not recognised and such a stream is treated as one open event);
+- ``application/x-ndjson`` and ``application/jsonl``: one event per ``\\n``-terminated line;
+- ``text/plain``: every non-empty chunk is one event.
+
+``EventScanner.feed`` is called once per body chunk. It uses ``bytes.find``/``count`` only
+(C speed); an event is split out and classified only where the answer is needed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import Final
+
+FORMAT_SSE: Final = 1
+FORMAT_LINES: Final = 2
+FORMAT_CHUNKS: Final = 3
+
+_FORMATS: Final = {
+    "text/event-stream": FORMAT_SSE,
+    "application/x-ndjson": FORMAT_LINES,
+    "application/jsonl": FORMAT_LINES,
+    "application/json-seq": FORMAT_LINES,
+    "text/plain": FORMAT_CHUNKS,
+}
+
+_SSE_SPLIT: Final = re.compile(rb"\n\r?\n")
+_EVENT_NAME: Final = re.compile(rb"(?m)^event:[ ]?([^\r\n]*)")
+_JSON_TYPE: Final = re.compile(rb'"type"\s*:\s*"([^"\\]*)"')
+_NOT_NULL_AFTER: Final = re.compile(rb'\s*:\s*(?!null|""|\{\}|\[\])')
+
+
+def stream_format(content_type: str) -> int:
+    """The stream format of a ``content-type`` header value (0 when not a known stream)."""
+    media = content_type.partition(";")[0].strip().lower()
+    return _FORMATS.get(media, 0)
+
+
+def _has_value(data: bytes, key: bytes) -> bool:
+    """True when some ``key`` (a quoted JSON key) in ``data`` has a non-null, non-empty value."""
+    start = data.find(key)
+    while start >= 0:
+        if _NOT_NULL_AFTER.match(data, start + len(key)):
+            return True
+        start = data.find(key, start + len(key))
+    return False
+
+
+def is_critical(segment: bytes, names: frozenset[bytes]) -> bool:
+    """True when ``segment`` holds an event that must be written at once.
+
+    Critical: an SSE ``event:`` name or a JSON ``"type"`` value in ``names``, ``[DONE]``, and
+    OpenAI chunks that carry a ``finish_reason`` or ``usage``.
+    """
+    if b"event:" in segment:
+        for match in _EVENT_NAME.finditer(segment):
+            if match.group(1).strip() in names:
+                return True
+    if b'"type"' in segment:
+        for match in _JSON_TYPE.finditer(segment):
+            if match.group(1) in names:
+                return True
+    if b"[DONE]" in segment:
+        return True
+    return _has_value(segment, b'"finish_reason"') or _has_value(segment, b'"usage"')
+
+
+def is_sse_content(event: bytes, metadata: frozenset[bytes]) -> bool:
+    """True when one SSE event block carries output tokens.
+
+    Not content: comments and pings, events without data, events whose ``event:`` name is in
+    ``metadata``, ``data: [DONE]``, and OpenAI ``chat.completion.chunk`` events without delta
+    content or tool calls (the role-only first chunk, the finish chunk, usage chunks).
+    """
+    if b"data:" not in event:
+        return False  # comment-only blocks, bare ``event:``/``id:``/``retry:`` blocks
+    if b"event:" in event:
+        match = _EVENT_NAME.search(event)
+        if match is not None and match.group(1).strip() in metadata:
+            return False
+    if b"[DONE]" in event and event.split(b"data:", 1)[1].strip() == b"[DONE]":
+        return False
+    if b'"chat.completion.chunk"' in event:
+        return _has_value(event, b'"content"') or _has_value(event, b'"tool_calls"')
+    return bool(event.split(b"data:", 1)[1].strip())
+
+
+class EventScanner:
+    """Finds event boundaries in a stream fed chunk by chunk, and classifies the events.
+
+    After each ``feed`` the attributes ``events``, ``content`` and ``critical`` describe the
+    events that the chunk completed (an event split across chunks counts with the chunk
+    that ends it).
+    """
+
+    __slots__ = (
+        "_critical",
+        "_format",
+        "_metadata",
+        "_partial",
+        "_partial_bytes",
+        "content",
+        "critical",
+        "events",
+    )
+
+    def __init__(self, fmt: int, *, critical: Collection[str], metadata: Collection[str]) -> None:
+        self._format = fmt
+        self._critical = frozenset(name.encode() for name in critical)
+        self._metadata = frozenset(name.encode() for name in metadata)
+        self._partial: list[bytes] = []  # an unfinished event's pieces
+        self._partial_bytes = 0
+        self.events = 0
+        self.content = 0
+        self.critical = False
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an event that has started but not yet ended."""
+        return self._partial_bytes
+
+    def feed(self, data: bytes) -> int:
+        """Scan one chunk; return the length of its prefix that ends at an event boundary."""
+        fmt = self._format
+        if fmt == FORMAT_CHUNKS:
+            self.events = self.content = 1 if data else 0
+            self.critical = False
+            return len(data)
+        partial = self._partial
+        if fmt == FORMAT_SSE:
+            # A boundary can straddle chunks: look at the unfinished event's last two bytes too.
+            lead = partial[-1][-2:] if partial else b""
+            if len(lead) == 1 and len(partial) > 1:
+                lead = (partial[-2][-1:] + lead)[-2:]
+            buf = lead + data if lead else data
+            end = buf.rfind(b"\n\n")
+            end = end + 2 if end >= 0 else -1
+            if b"\r" in buf:
+                crlf = buf.rfind(b"\n\r\n")
+                if crlf >= 0 and crlf + 3 > end:
+                    end = crlf + 3
+            if end >= 0:
+                end -= len(lead)
+        else:
+            end = data.rfind(b"\n")
+            if end >= 0:
+                end += 1
+        if end <= 0:
+            if data:
+                partial.append(data)
+                self._partial_bytes += len(data)
+            self.events = self.content = 0
+            self.critical = False
+            return 0
+        if partial:
+            partial.append(data[:end])
+            segment = b"".join(partial)
+            partial.clear()
+            self._partial_bytes = 0
+        else:
+            segment = data if end == len(data) else data[:end]
+        if end < len(data):
+            partial.append(data[end:])
+            self._partial_bytes = len(data) - end
+        self._classify(segment)
+        return end
+
+    def _classify(self, segment: bytes) -> None:
+        self.critical = is_critical(segment, self._critical)
+        if self._format == FORMAT_LINES:
+            events = segment.count(b"\n")
+            if events == 1:
+                self.events = 1
+                self.content = 1 if segment.strip() else 0
+            else:
+                lines = segment.split(b"\n")
+                self.events = events
+                self.content = sum(1 for line in lines if line.strip())
+            return
+        if segment.count(b"\n\n") == 1 and segment.endswith(b"\n\n"):
+            self.events = 1
+            self.content = 1 if is_sse_content(segment, self._metadata) else 0
+            return
+        blocks = [block for block in _SSE_SPLIT.split(segment) if block.strip()]
+        self.events = len(blocks)
+        metadata = self._metadata
+        self.content = sum(1 for block in blocks if is_sse_content(block, metadata))
+
+    def end(self) -> None:
+        """At the end of the body: classify the event the stream left unterminated, if any."""
+        data = b"".join(self._partial)
+        self._partial.clear()
+        self._partial_bytes = 0
+        if not data.strip():
+            self.events = self.content = 0
+            self.critical = False
+            return
+        self._classify(data + (b"\n\n" if self._format == FORMAT_SSE else b"\n"))

@@ -1,0 +1,80 @@
+"""WebSocket batching (opt-in with ``CoalesceConfig(websocket=True)``).
+
+The JSON text messages an app sends within one window reach the client as ONE text message
+holding a JSON array of them, in order; every batch is an array, even a batch of one, so
+clients read ``for item in json.loads(message)``. A message whose JSON ``"type"`` is in
+``critical_events`` goes out at once together with the batch before it. A batch is capped at
+``max_events`` messages and ``max_bytes`` bytes. Anything else the app sends (binary, non-JSON
+text, accept, close) goes out as it is, after the buffered batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ._coalesce import Coalescer
+from ._config import CoalesceConfig
+
+Message = dict[str, Any]
+
+
+class WebSocketBatcher:
+    """Runs the app for one WebSocket connection with its JSON messages batched."""
+
+    __slots__ = ("_app", "_coalescer", "_config", "_critical", "_receive", "_scope", "_send")
+
+    def __init__(
+        self, app: Any, config: CoalesceConfig, scope: dict[str, Any], receive: Any, send: Any
+    ) -> None:
+        self._app = app
+        self._config = config
+        self._scope = scope
+        self._receive = receive
+        self._send = send
+        self._critical = config.critical_events
+        self._coalescer: Coalescer | None = None
+
+    async def run(self) -> None:
+        try:
+            await self._app(self._scope, self._receive, self.send)
+            if self._coalescer is not None and self._coalescer.error is None:
+                await self._coalescer.drain()
+        finally:
+            if self._coalescer is not None:
+                self._coalescer.close()
+
+    async def send(self, message: Message) -> None:
+        text = message.get("text") if message["type"] == "websocket.send" else None
+        item = _json(text) if text is not None and message.get("bytes") is None else None
+        if item is not None and text is not None:
+            coalescer = self._coalescer
+            if coalescer is None:
+                coalescer = self._coalescer = Coalescer(self._write, self._config, eager=False)
+            if coalescer.error is not None:
+                raise coalescer.error
+            data = text.encode()
+            critical = isinstance(item, dict) and item.get("type") in self._critical
+            code = coalescer.offer(data, len(data), 1, 1, critical)
+            if code:
+                await coalescer.settle(code)
+            return
+        if self._coalescer is not None and self._coalescer.error is None:
+            await self._coalescer.drain()
+        await self._send(message)
+
+    async def _write(self, parts: list[bytes], content: int, more: bool) -> None:
+        text = (b"[" + b",".join(parts) + b"]").decode()
+        await self._send({"type": "websocket.send", "text": text})
+
+
+def _json(text: str) -> object | None:
+    """The parsed JSON object or array in ``text``, else None (sent unbatched)."""
+    if text[:1] not in ("{", "["):
+        return None
+    try:
+        item: object = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return item

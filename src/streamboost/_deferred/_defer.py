@@ -45,6 +45,9 @@ class Deferrer:
         self.retried = 0
         self.dead_lettered = 0  # exported as outcome="failed": jobs cannot be stored
 
+    def bound_to_running_loop(self) -> bool:
+        return self._loop is not None and self._loop.is_running()
+
     def queue_depth(self) -> int:
         return len(self._pending) + len(self._running)
 
@@ -215,7 +218,7 @@ def configure_defer(
 ) -> None:
     """Replace the defer() runner's configuration (call at startup, before any defer())."""
     global _deferrer
-    if _deferrer.queue_depth():
+    if _deferrer.bound_to_running_loop() and _deferrer.queue_depth():
         raise RuntimeError(
             f"configure_defer() with {_deferrer.queue_depth()} jobs pending; configure at startup"
         )

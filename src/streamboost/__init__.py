@@ -1,5 +1,13 @@
 """streamboost: fast, observable streaming for ASGI apps."""
 
+from ._cache import (
+    Cache,
+    CachedCall,
+    CachedFunction,
+    CacheValueTooLarge,
+    UnsafeCacheKey,
+    cached,
+)
 from ._config import CoalesceConfig
 from ._deferred import (
     DeferConfig,
@@ -18,6 +26,10 @@ from ._deferred import (
 from ._middleware import StreamBoost
 
 __all__: list[str] = [
+    "Cache",
+    "CacheValueTooLarge",
+    "CachedCall",
+    "CachedFunction",
     "CoalesceConfig",
     "DeferConfig",
     "DeferredError",
@@ -27,7 +39,9 @@ __all__: list[str] = [
     "QueueFull",
     "RetryPolicy",
     "StreamBoost",
+    "UnsafeCacheKey",
     "WriterClosed",
+    "cached",
     "configure_defer",
     "defer",
     "delta_buffer",

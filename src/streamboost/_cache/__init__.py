@@ -1,0 +1,14 @@
+"""Cached dependencies: ``@cached`` functions backed by a memory, Redis or tiered ``Cache``."""
+
+from ._cache import Cache
+from ._cached import CachedCall, CachedFunction, cached
+from ._errors import CacheValueTooLarge, UnsafeCacheKey
+
+__all__ = [
+    "Cache",
+    "CacheValueTooLarge",
+    "CachedCall",
+    "CachedFunction",
+    "UnsafeCacheKey",
+    "cached",
+]

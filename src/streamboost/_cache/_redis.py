@@ -1,0 +1,122 @@
+"""The Redis tier: namespaced keys, tag sets, a namespace version, locks and invalidation events.
+
+``redis`` is imported here only, when a Redis cache is created: importing streamboost does not
+need it. Every method may raise; the Cache wraps calls in its timeout and circuit breaker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+# Deletes every key in the tag sets and the sets themselves, atomically, so an entry tagged
+# while the invalidation runs is not left behind; returns the deleted keys for the event.
+_INVALIDATE_TAGS = """
+local deleted = {}
+for _, tag in ipairs(KEYS) do
+  local members = redis.call('SMEMBERS', tag)
+  for _, key in ipairs(members) do
+    redis.call('DEL', key)
+    deleted[#deleted + 1] = key
+  end
+  redis.call('DEL', tag)
+end
+return deleted
+"""
+_RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def import_redis() -> Any:
+    try:
+        import redis.asyncio as aioredis
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise RuntimeError(
+            "a redis:// cache needs the redis client: pip install 'streamboost[redis]'"
+        ) from exc
+    return aioredis
+
+
+class RedisStore:
+    """Byte-level operations for one namespace on one Redis database."""
+
+    def __init__(self, url: str, *, namespace: str, origin: bytes) -> None:
+        aioredis = import_redis()
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import RedisError
+
+        # The cache has its own timeout and breaker: client-side retries would only delay
+        # the fail-open path.
+        self.client: Any = aioredis.Redis.from_url(
+            url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=1.0
+        )
+        self.errors: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+        self.origin = origin
+        ns = namespace.encode()
+        self.version_key = ns + b":__ns_version__"
+        self.tag_prefix = ns + b":__tag__:"
+        self.lock_prefix = ns + b":__lock__:"
+        self.channel = ns + b":__events__"
+        self._invalidate_tags = self.client.register_script(_INVALIDATE_TAGS)
+        self._release_lock = self.client.register_script(_RELEASE_LOCK)
+
+    async def get_many(self, keys: Sequence[bytes]) -> tuple[int, list[bytes | None]]:
+        """The namespace version and the stored envelopes, in one MGET."""
+        raw = await self.client.mget([self.version_key, *keys])
+        return int(raw[0] or 0), raw[1:]
+
+    async def set(
+        self, key: bytes, payload: bytes, px: int, tags: Sequence[str], publish: bool
+    ) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(key, payload, px=px)
+        for tag in tags:
+            tag_key = self.tag_prefix + tag.encode()
+            pipe.sadd(tag_key, key)
+            # A fresh set has no TTL: NX gives it one, GT only ever lengthens it, so the set
+            # outlives every member it lists.
+            pipe.pexpire(tag_key, px, nx=True)
+            pipe.pexpire(tag_key, px, gt=True)
+        if publish:
+            pipe.publish(self.channel, self.event(b"k", [key]))
+        await pipe.execute()
+
+    async def delete(self, keys: Sequence[bytes], publish: bool) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.delete(*keys)
+        if publish:
+            pipe.publish(self.channel, self.event(b"k", keys))
+        await pipe.execute()
+
+    async def invalidate_tags(self, tags: Sequence[str], publish: bool) -> list[bytes]:
+        keys: list[bytes] = await self._invalidate_tags(
+            keys=[self.tag_prefix + t.encode() for t in tags]
+        )
+        if publish and keys:
+            await self.client.publish(self.channel, self.event(b"k", keys))
+        return keys
+
+    async def bump_namespace(self, publish: bool) -> int:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.incr(self.version_key)
+        if publish:
+            pipe.publish(self.channel, self.event(b"c", []))
+        version, *_ = await pipe.execute()
+        return int(version)
+
+    async def try_lock(self, key: bytes, token: bytes, px: int) -> bool:
+        return bool(await self.client.set(self.lock_prefix + key, token, nx=True, px=px))
+
+    async def unlock(self, key: bytes, token: bytes) -> None:
+        await self._release_lock(keys=[self.lock_prefix + key], args=[token])
+
+    def event(self, kind: bytes, keys: Sequence[bytes]) -> bytes:
+        return orjson.dumps([self.origin.decode(), kind.decode(), [k.decode() for k in keys]])
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

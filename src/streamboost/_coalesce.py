@@ -45,6 +45,9 @@ class Coalescer:
         "_inflight",
         "_last_write",
         "_loop",
+        "_max_buffer",
+        "_max_bytes",
+        "_max_events",
         "_now",
         "_pending",
         "_pending_bytes",
@@ -65,6 +68,9 @@ class Coalescer:
     def __init__(self, write: Write, config: CoalesceConfig, *, eager: bool = True) -> None:
         self._write = write
         self._config = config
+        self._max_events = config.max_events
+        self._max_bytes = config.max_bytes
+        self._max_buffer = config.max_buffer_bytes
         self._loop = asyncio.get_running_loop()
         self.eager = eager
         self.error: BaseException | None = None
@@ -94,6 +100,25 @@ class Coalescer:
 
         Returns ``BUFFERED``, or ``WRITE_NOW``/``FULL``: then the caller awaits ``settle``.
         """
+        ready = self._ready
+        if ready and complete == len(data) and not self._pending:
+            # The usual chunk: whole events joining a batch that is already waiting.
+            ready.append(data)
+            self._ready_bytes += complete
+            self._ready_events += events
+            self._ready_content += content
+            if (
+                critical
+                or self._ready_events >= self._max_events
+                or self._ready_bytes >= self._max_bytes
+            ):
+                self._wakeup()
+            if self._ready_bytes + self._inflight < self._max_buffer:
+                return BUFFERED
+            return FULL
+        return self._offer(data, complete, events, content, critical)
+
+    def _offer(self, data: bytes, complete: int, events: int, content: int, critical: bool) -> int:
         now = self._loop.time()
         if (
             complete

@@ -64,7 +64,10 @@ class HTTPStream:
                 record.outcome = OUTCOME_CLIENT_DISCONNECTED
             raise
         except Exception:
-            if record.outcome != OUTCOME_CLIENT_DISCONNECTED:
+            coalescer = self._coalescer
+            if coalescer is not None and isinstance(coalescer.error, OSError):
+                record.outcome = OUTCOME_CLIENT_DISCONNECTED  # a write failed or timed out
+            elif record.outcome != OUTCOME_CLIENT_DISCONNECTED:
                 record.outcome = OUTCOME_ERROR
                 if record.headers_at is None:
                     record.status = 500  # what the server answers for an app that failed
@@ -73,8 +76,9 @@ class HTTPStream:
             coalescer = self._coalescer
             if coalescer is not None:
                 coalescer.close()
-                if coalescer.error is not None and record.outcome == OUTCOME_COMPLETED:
-                    record.outcome = OUTCOME_CLIENT_DISCONNECTED
+                if record.outcome == OUTCOME_COMPLETED and coalescer.error is not None:
+                    failed = isinstance(coalescer.error, OSError)
+                    record.outcome = OUTCOME_CLIENT_DISCONNECTED if failed else OUTCOME_ERROR
             if (
                 record.outcome == OUTCOME_COMPLETED
                 and record.streaming
@@ -96,10 +100,26 @@ class HTTPStream:
     async def send(self, message: Message) -> None:
         mtype = message["type"]
         if mtype == "http.response.body":
-            if self._coalescer is not None:
-                await self._coalesced_body(message)
-            else:
+            coalescer = self._coalescer
+            if coalescer is None:
                 await self._direct_body(message)
+            elif message.get("more_body", False) and coalescer.error is None:
+                # The per-chunk path: a few attribute updates and the scanner's fast path.
+                self.record.chunks_in += 1
+                body: bytes = message.get("body", b"")
+                if body:
+                    scanner = self._scanner
+                    assert scanner is not None
+                    complete = scanner.feed(body)
+                    events = scanner.events
+                    self.record.events += events
+                    code = coalescer.offer(
+                        body, complete, events, scanner.content, scanner.critical
+                    )
+                    if code:
+                        await coalescer.settle(code)
+            else:
+                await self._last_body(message)
         elif mtype == "http.response.start":
             await self._start(message)
         else:
@@ -141,9 +161,7 @@ class HTTPStream:
         if fmt and not length and not encoded:
             record.streaming = True
             self._scanner = EventScanner(
-                fmt,
-                critical=boost.coalesce.critical_events if boost.coalesce else (),
-                metadata=boost.metadata_events,
+                fmt, critical=boost.critical_names, metadata=boost.metadata_names
             )
             config = boost.coalesce
             media = content_type.decode("latin-1").partition(";")[0].strip().lower()
@@ -197,28 +215,16 @@ class HTTPStream:
             self._complete = True
         await self._forward(message)
 
-    async def _coalesced_body(self, message: Message) -> None:
+    async def _last_body(self, message: Message) -> None:
+        """The body's last message (or any after the stream failed) through the coalescer."""
         self.record.chunks_in += 1
         coalescer = self._coalescer
         assert coalescer is not None
-        if self._gone:
-            await self._send(message)
-            return
         if coalescer.error is not None:
-            raise coalescer.error
+            raise coalescer.error  # the client is gone (a write failed, or http.disconnect)
         body: bytes = message.get("body", b"")
         scanner = self._scanner
         assert scanner is not None
-        if message.get("more_body", False):
-            if body:
-                complete = scanner.feed(body)
-                self.record.events += scanner.events
-                code = coalescer.offer(
-                    body, complete, scanner.events, scanner.content, scanner.critical
-                )
-                if code:
-                    await coalescer.settle(code)
-            return
         content = 0
         if body:
             scanner.feed(body)

@@ -72,6 +72,10 @@ class StreamBoost:
         self.observers: tuple[StreamObserver, ...] = tuple(observers)
         self.clock: Clock = clock or DEFAULT_CLOCK
         self.metadata_events = frozenset(metadata_events)
+        # Encoded once here: the scanner compares raw bytes.
+        self.metadata_names = frozenset(name.encode() for name in self.metadata_events)
+        critical = config.critical_events if config is not None else ()
+        self.critical_names = frozenset(name.encode() for name in critical)
         self.opt_out_header = opt_out_header.lower().encode("latin-1")
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:

@@ -14,7 +14,6 @@ Three stream formats are understood:
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
 from typing import Final
 
 FORMAT_SSE: Final = 1
@@ -32,7 +31,9 @@ _FORMATS: Final = {
 _SSE_SPLIT: Final = re.compile(rb"\n\r?\n")
 _EVENT_NAME: Final = re.compile(rb"(?m)^event:[ ]?([^\r\n]*)")
 _JSON_TYPE: Final = re.compile(rb'"type"\s*:\s*"([^"\\]*)"')
-_NOT_NULL_AFTER: Final = re.compile(rb'\s*:\s*(?!null|""|\{\}|\[\])')
+# A JSON key that can make an event critical, unless its value is null (checked after).
+_MAYBE_CRITICAL: Final = re.compile(rb'"(?:type|finish_reason|usage)"\s*:\s*+(?!null)')
+_NOT_NULL_AFTER: Final = re.compile(rb'\s*:\s*+(?!null|""|\{\}|\[\])')
 
 
 def stream_format(content_type: str) -> int:
@@ -101,6 +102,7 @@ class EventScanner:
     __slots__ = (
         "_critical",
         "_format",
+        "_found",
         "_metadata",
         "_partial",
         "_partial_bytes",
@@ -109,12 +111,13 @@ class EventScanner:
         "events",
     )
 
-    def __init__(self, fmt: int, *, critical: Collection[str], metadata: Collection[str]) -> None:
+    def __init__(self, fmt: int, *, critical: frozenset[bytes], metadata: frozenset[bytes]) -> None:
         self._format = fmt
-        self._critical = frozenset(name.encode() for name in critical)
-        self._metadata = frozenset(name.encode() for name in metadata)
+        self._critical = critical  # event names and JSON types, encoded
+        self._metadata = metadata
         self._partial: list[bytes] = []  # an unfinished event's pieces
         self._partial_bytes = 0
+        self._found = False  # a content event was seen: later events are counted cheaply
         self.events = 0
         self.content = 0
         self.critical = False
@@ -127,6 +130,28 @@ class EventScanner:
     def feed(self, data: bytes) -> int:
         """Scan one chunk; return the length of its prefix that ends at an event boundary."""
         fmt = self._format
+        # Fast path, the usual chunk: one event of one ``data:`` line (so no ``event:`` name)
+        # that is not ``[DONE]`` and has no JSON ``"type"``, and no non-null ``finish_reason``
+        # or ``usage``: one memchr and one regex search. Anything else takes the general path.
+        if (
+            fmt == FORMAT_SSE
+            and not self._partial_bytes
+            and data.find(b"\n") == len(data) - 2
+            and data[-1] == 10
+            and data.startswith(b"data:")
+            and not data.endswith(b"[DONE]\n\n")
+            and _MAYBE_CRITICAL.search(data) is None
+        ):
+            self.events = 1
+            self.critical = False
+            if self._found:
+                self.content = 1  # after the first token, a data event counts without a look
+            elif is_sse_content(data, self._metadata):
+                self.content = 1
+                self._found = True
+            else:
+                self.content = 0
+            return len(data)
         if fmt == FORMAT_CHUNKS:
             self.events = self.content = 1 if data else 0
             self.critical = False
@@ -171,6 +196,11 @@ class EventScanner:
         return end
 
     def _classify(self, segment: bytes) -> None:
+        self._count(segment)
+        if self.content:
+            self._found = True
+
+    def _count(self, segment: bytes) -> None:
         self.critical = is_critical(segment, self._critical)
         if self._format == FORMAT_LINES:
             events = segment.count(b"\n")
@@ -182,7 +212,7 @@ class EventScanner:
                 self.events = events
                 self.content = sum(1 for line in lines if line.strip())
             return
-        if segment.count(b"\n\n") == 1 and segment.endswith(b"\n\n"):
+        if segment.count(b"\n\n") == 1 and segment.endswith(b"\n\n") and b"\r" not in segment:
             self.events = 1
             self.content = 1 if is_sse_content(segment, self._metadata) else 0
             return

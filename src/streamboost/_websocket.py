@@ -65,7 +65,22 @@ class WebSocketBatcher:
         await self._send(message)
 
     async def _write(self, parts: list[bytes], content: int, more: bool) -> None:
-        text = (b"[" + b",".join(parts) + b"]").decode()
+        # The flusher may find more than one batch waiting (the app did not yield): keep
+        # each array within the caps.
+        max_events, max_bytes = self._config.max_events, self._config.max_bytes
+        batch: list[bytes] = []
+        size = 0
+        for part in parts:
+            if batch and (len(batch) == max_events or size + len(part) > max_bytes):
+                await self._send_array(batch)
+                batch, size = [], 0
+            batch.append(part)
+            size += len(part) + 1
+        if batch:
+            await self._send_array(batch)
+
+    async def _send_array(self, items: list[bytes]) -> None:
+        text = (b"[" + b",".join(items) + b"]").decode()
         await self._send({"type": "websocket.send", "text": text})
 
 

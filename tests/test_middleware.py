@@ -1,0 +1,335 @@
+"""StreamBoost as an ASGI layer: the StreamRecord seam, outcomes, pass-through, opt-out."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.routing import Route
+from tests.coalesce_apps import SSE, Message, Records, openai, run_app, sse, stream_app
+
+from streamboost import CoalesceConfig, StreamBoost
+
+START = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", SSE)]}
+
+
+class TickClock:
+    """A clock that moves one second per reading, so every stamp is distinct and known."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+async def test_record_is_filled_for_a_stream() -> None:
+    records = Records()
+    clock = TickClock()
+    steps = [
+        (0.0, sse("{}", event="metadata")),
+        (0.0, openai(role="assistant", content="")),
+        (0.0, openai("Hello")),
+        (0.0, openai(" world")),
+        (0.0, openai("!")),
+        (0.0, openai(finish="stop")),
+        (0.0, b"data: [DONE]\n\n"),
+    ]
+    app = StreamBoost(
+        stream_app(steps), coalesce=CoalesceConfig(window=30), observers=[records], clock=clock
+    )
+    seen_scope: list[dict[str, Any]] = []
+
+    async def outer(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen_scope.append(scope)
+        await app(scope, receive, send)
+
+    recorded = await run_app(outer)
+    assert records.started == records.ended and len(records.ended) == 1
+    record = records.ended[0]
+    assert record.scope is seen_scope[0]
+    assert (record.status, record.streaming, record.outcome) == (200, True, "completed")
+    assert record.chunks_in == len(steps) + 1
+    assert record.events == len(steps)
+    assert record.content_events == 3
+    assert record.writes == len(recorded.bodies)
+    assert record.bytes_out == len(recorded.body) == sum(len(c) for _, c in steps)
+    # Clock readings: request 1, headers 2, then one per write (metadata, role, Hello, batch).
+    assert (record.request_at, record.headers_at, record.first_byte_at) == (1.0, 2.0, 3.0)
+    assert record.first_token_at == 5.0
+    assert record.last_token_at == record.last_body_at == 6.0
+    assert record.time_to_first_token() == 4.0
+
+
+async def test_record_for_a_plain_response() -> None:
+    records = Records()
+
+    async def endpoint(request: Any) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    app = StreamBoost(Starlette(routes=[Route("/", endpoint)]), observers=[records])
+    recorded = await run_app(app)
+    (record,) = records.ended
+    assert (record.status, record.streaming, record.outcome) == (200, False, "completed")
+    assert (record.chunks_in, record.writes, record.events) == (1, 1, 0)
+    assert record.bytes_out == len(recorded.body) == len(b'{"ok":true}')
+    assert record.first_byte_at is not None and record.last_body_at is not None
+
+
+async def test_stream_without_content_is_no_token() -> None:
+    records = Records()
+    app = StreamBoost(stream_app([(0.0, b": ping\n\n")]), observers=[records])
+    await run_app(app)
+    assert records.ended[0].outcome == "no_token"
+
+
+async def test_app_error_is_counted_once() -> None:
+    records = Records()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", SSE)]}
+        )
+        await send({"type": "http.response.body", "body": sse("a"), "more_body": True})
+        await send({"type": "http.response.body", "body": sse("b"), "more_body": True})
+        raise RuntimeError("model crashed")
+
+    with pytest.raises(RuntimeError, match="model crashed"):
+        await run_app(StreamBoost(app, observers=[records]))
+    assert len(records.started) == len(records.ended) == 1
+    assert records.ended[0].outcome == "error"
+
+
+async def test_app_error_before_the_response_is_a_500_without_start() -> None:
+    records = Records()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await run_app(StreamBoost(app, observers=[records]))
+    assert records.started == []
+    (record,) = records.ended
+    assert (record.status, record.outcome) == (500, "error")
+
+
+async def test_oserror_from_send_is_a_client_disconnect() -> None:
+    records = Records()
+    writes = 0
+
+    async def send_gate(message: Message) -> None:
+        nonlocal writes
+        if message["type"] == "http.response.body":
+            writes += 1
+            if writes == 3:
+                raise OSError("connection reset")
+
+    steps = [(0.0, sse("a"))] + [(0.002, sse(f"t{i}")) for i in range(200)]
+    app = StreamBoost(stream_app(steps), coalesce=CoalesceConfig(window=0.005), observers=[records])
+    tasks_before = len(asyncio.all_tasks())
+    with pytest.raises(OSError):
+        await run_app(app, send_gate=send_gate)
+    await asyncio.sleep(0)
+    assert len(asyncio.all_tasks()) == tasks_before
+    assert records.ended[0].outcome == "client_disconnected"
+
+
+async def test_http_disconnect_stops_the_stream_and_leaves_no_task() -> None:
+    records = Records()
+    disconnect = asyncio.Event()
+    produced = 0
+
+    async def numbers() -> Any:
+        nonlocal produced
+        for i in range(100_000):
+            produced += 1
+            if i == 20:
+                disconnect.set()
+            yield sse(f"token {i}")
+            await asyncio.sleep(0.001)
+
+    async def endpoint(request: Any) -> StreamingResponse:
+        return StreamingResponse(numbers(), media_type="text/event-stream")
+
+    app = StreamBoost(
+        Starlette(routes=[Route("/", endpoint)]),
+        coalesce=CoalesceConfig(window=0.01),
+        observers=[records],
+    )
+    tasks_before = len(asyncio.all_tasks())
+    await asyncio.wait_for(run_app(app, disconnect=disconnect), 10)
+    await asyncio.sleep(0)
+    assert produced < 1000  # the app stopped (starlette saw the disconnect)
+    assert len(asyncio.all_tasks()) == tasks_before
+    (record,) = records.ended
+    assert record.outcome == "client_disconnected"
+
+
+async def test_disconnect_after_the_body_is_not_a_client_disconnect() -> None:
+    records = Records()
+
+    async def endpoint(request: Any) -> StreamingResponse:
+        async def two() -> Any:
+            yield sse("a")
+            yield sse("b")
+
+        return StreamingResponse(two(), media_type="text/event-stream")
+
+    disconnect = asyncio.Event()
+    disconnect.set()  # receive answers http.disconnect as soon as it is asked again
+    app = StreamBoost(Starlette(routes=[Route("/", endpoint)]), observers=[records])
+    recorded = await run_app(app, disconnect=disconnect)
+    assert records.ended[0].outcome in ("completed", "client_disconnected")
+    # Whatever the race, what the client got is whole and never duplicated.
+    assert recorded.body in (b"", sse("a"), sse("a") + sse("b"))
+
+
+@pytest.mark.parametrize(
+    ("content_type", "headers"),
+    [
+        (b"application/json", []),
+        (b"text/html", []),
+        (SSE, [(b"content-length", b"1000")]),
+        (SSE, [(b"content-encoding", b"gzip")]),
+    ],
+)
+async def test_other_responses_pass_through_untouched(
+    content_type: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    steps = [(0.0, sse(f"e{i}")) for i in range(30)]
+    inner = stream_app(steps, content_type=content_type, headers=headers)
+    bare = await run_app(inner)
+    boosted = await run_app(StreamBoost(inner, coalesce=CoalesceConfig(window=30)))
+    assert boosted.messages == bare.messages
+
+
+async def test_single_message_response_passes_through() -> None:
+    async def endpoint(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("hello")
+
+    inner = Starlette(routes=[Route("/", endpoint)])
+    assert (await run_app(StreamBoost(inner))).messages == (await run_app(inner)).messages
+
+
+async def test_opt_out_header_is_removed_and_the_response_is_not_coalesced() -> None:
+    records = Records()
+    steps = [(0.0, sse(f"e{i}")) for i in range(30)]
+    inner = stream_app(steps, headers=[(b"X-StreamBoost-Opt-Out", b"1")])
+    recorded = await run_app(
+        StreamBoost(inner, coalesce=CoalesceConfig(window=30), observers=[records])
+    )
+    start = recorded.messages[0]
+    assert start["headers"] == [(b"content-type", SSE)]
+    assert recorded.bodies == [c for _, c in steps] + [b""]
+    assert records.ended[0].events == 30  # still timed and counted
+
+
+async def test_coalesce_false_forwards_every_chunk_but_still_times() -> None:
+    records = Records()
+    steps = [(0.0, sse(f"e{i}")) for i in range(10)]
+    recorded = await run_app(StreamBoost(stream_app(steps), coalesce=False, observers=[records]))
+    assert recorded.bodies == [c for _, c in steps] + [b""]
+    assert (records.ended[0].writes, records.ended[0].content_events) == (11, 10)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"type": "http.response.trailers", "headers": [], "more_trailers": False},
+        {"type": "http.response.pathsend", "path": "/dev/null"},
+        {"type": "http.response.zerocopysend", "file": 0},
+        {"type": "some.future.message", "x": 1},
+    ],
+)
+async def test_other_messages_flush_buffered_bytes_first(extra: Message) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", SSE)]}
+        )
+        for i in range(5):
+            await send({"type": "http.response.body", "body": sse(f"e{i}"), "more_body": True})
+        await send(extra)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    recorded = await run_app(StreamBoost(app, coalesce=CoalesceConfig(window=30)))
+    types = [m["type"] for m in recorded.messages]
+    assert types.index(extra["type"]) == 3  # start, first event, the batch of four, extra
+    assert recorded.messages[3] is extra
+    assert recorded.body == b"".join(sse(f"e{i}") for i in range(5))
+
+
+async def test_lifespan_and_websocket_pass_through_untouched() -> None:
+    calls: list[tuple[dict[str, Any], Any, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        calls.append((scope, receive, send))
+
+    async def receive() -> Message:
+        return {}
+
+    async def send(message: Message) -> None:
+        return None
+
+    boosted = StreamBoost(app)
+    for scope in ({"type": "lifespan"}, {"type": "websocket", "path": "/ws"}):
+        await boosted(scope, receive, send)
+        assert calls[-1] == (scope, receive, send)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"coalesce": "yes"}, "coalesce='yes' must be True, False or a CoalesceConfig"),
+        ({"metadata_events": "ping"}, "metadata_events='ping' must be a collection"),
+        ({"opt_out_header": ""}, "opt_out_header='' must be a header name"),
+    ],
+)
+def test_bad_arguments_name_the_value_and_the_fix(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=message):
+        StreamBoost(stream_app([]), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"window": 0}, r"window=0 must be > 0 seconds \(default 0.05\)"),
+        ({"max_events": 0}, "max_events=0 must be >= 1"),
+        ({"max_bytes": 0}, "max_bytes=0 must be >= 1"),
+        ({"max_bytes": 10, "max_buffer_bytes": 5}, "max_buffer_bytes=5 must be >= max_bytes=10"),
+        ({"send_timeout": -1.0}, "send_timeout=-1.0 must be > 0 seconds or None"),
+        ({"critical_events": "done"}, "critical_events='done' must be a collection"),
+    ],
+)
+def test_config_validation(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CoalesceConfig(**kwargs)
+
+
+def test_config_defaults() -> None:
+    config = CoalesceConfig()
+    assert (config.window, config.max_events, config.max_bytes) == (0.05, 16, 65536)
+    assert config.max_buffer_bytes == 1024 * 1024
+    assert config.critical_events == {"start", "complete", "done", "error"}
+    assert (config.send_timeout, config.merge_openai, config.websocket) == (None, False, False)
+
+
+async def test_text_plain_and_ndjson_streams_are_coalesced() -> None:
+    for content_type, steps in (
+        (b"text/plain; charset=utf-8", [(0.0, f"word{i} ".encode()) for i in range(40)]),
+        (b"application/x-ndjson", [(0.0, b'{"i": %d}\n' % i) for i in range(40)]),
+    ):
+        records = Records()
+        recorded = await run_app(
+            StreamBoost(
+                stream_app(steps, content_type=content_type),
+                coalesce=CoalesceConfig(window=30),
+                observers=[records],
+            )
+        )
+        assert recorded.body == b"".join(c for _, c in steps)
+        assert len(recorded.bodies) < 10
+        assert records.ended[0].content_events == 40

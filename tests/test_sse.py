@@ -1,0 +1,150 @@
+"""The event-boundary scanner and the event classifiers."""
+
+from __future__ import annotations
+
+import pytest
+from tests.coalesce_apps import openai
+
+from streamboost._config import DEFAULT_CRITICAL_EVENTS
+from streamboost._middleware import DEFAULT_METADATA_EVENTS
+from streamboost._sse import (
+    FORMAT_CHUNKS,
+    FORMAT_LINES,
+    FORMAT_SSE,
+    EventScanner,
+    is_critical,
+    is_sse_content,
+    stream_format,
+)
+
+NAMES = frozenset(n.encode() for n in DEFAULT_CRITICAL_EVENTS)
+METADATA = frozenset(n.encode() for n in DEFAULT_METADATA_EVENTS)
+
+
+def scanner(fmt: int = FORMAT_SSE) -> EventScanner:
+    return EventScanner(fmt, critical=NAMES, metadata=METADATA)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "fmt"),
+    [
+        ("text/event-stream", FORMAT_SSE),
+        ("text/event-stream; charset=utf-8", FORMAT_SSE),
+        ("Application/X-NDJSON", FORMAT_LINES),
+        ("application/jsonl", FORMAT_LINES),
+        ("text/plain; charset=utf-8", FORMAT_CHUNKS),
+        ("application/json", 0),
+        ("text/html", 0),
+    ],
+)
+def test_stream_format(content_type: str, fmt: int) -> None:
+    assert stream_format(content_type) == fmt
+
+
+def test_whole_events_are_complete() -> None:
+    scan = scanner()
+    chunk = b"data: a\n\ndata: b\n\n"
+    assert scan.feed(chunk) == len(chunk)
+    assert (scan.events, scan.content, scan.pending) == (2, 2, 0)
+
+
+def test_partial_event_waits_for_its_end_across_chunks() -> None:
+    scan = scanner()
+    assert scan.feed(b"data: a\n\ndata: b") == len(b"data: a\n\n")
+    assert (scan.events, scan.pending) == (1, len(b"data: b"))
+    assert scan.feed(b"\n") == 0  # one newline does not end an event
+    assert scan.events == 0
+    # The blank line straddles the chunk boundary: the event ends after this chunk's byte.
+    assert scan.feed(b"\ndata: c") == 1
+    assert (scan.events, scan.content) == (1, 1)
+    assert scan.feed(b"\r\n\r\n") == 4
+    assert scan.events == 1
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [[b"data: a\r\n", b"\r\n"], [b"data: a\r\n\r", b"\n"], [b"data: a\r", b"\n\r\n"]],
+)
+def test_crlf_boundaries_across_chunks(pieces: list[bytes]) -> None:
+    scan = scanner()
+    assert scan.feed(pieces[0]) == 0
+    assert scan.feed(pieces[1]) == len(pieces[1])
+    assert scan.events == 1
+
+
+def test_ndjson_lines() -> None:
+    scan = scanner(FORMAT_LINES)
+    assert scan.feed(b'{"a": 1}\n{"b"') == len(b'{"a": 1}\n')
+    assert scan.feed(b": 2}\n\n") == len(b": 2}\n\n")
+    assert (scan.events, scan.content) == (2, 1)  # an empty line is an event without content
+
+
+def test_text_plain_chunks_are_events() -> None:
+    scan = scanner(FORMAT_CHUNKS)
+    assert scan.feed(b"Hello") == 5
+    assert (scan.events, scan.content) == (1, 1)
+
+
+def test_unterminated_last_event_is_classified_at_the_end() -> None:
+    scan = scanner()
+    scan.feed(b"data: tail")
+    scan.end()
+    assert (scan.events, scan.content, scan.pending) == (1, 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("event", "content"),
+    [
+        (b"data: hello\n\n", True),
+        (b": keep-alive\n\n", False),
+        (b"event: ping\ndata: {}\n\n", False),
+        (b'event: metadata\ndata: {"model": "m"}\n\n', False),
+        (b"event: token\ndata: hi\n\n", True),
+        (b"data: [DONE]\n\n", False),
+        (b"id: 3\n\n", False),
+        (b"data:\n\n", False),
+        (openai(role="assistant", content=""), False),
+        (openai("Hi"), True),
+        (openai(finish="stop"), False),
+        (
+            b'data: {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": '
+            b'{"tool_calls": [{"index": 0, "function": {"name": "f"}}]}}]}\n\n',
+            True,
+        ),
+        (
+            b'data: {"object":"chat.completion.chunk","choices":[],"usage":{"total_tokens":3}}\n\n',
+            False,
+        ),
+    ],
+)
+def test_content_classification(event: bytes, content: bool) -> None:
+    assert is_sse_content(event, METADATA) is content
+
+
+@pytest.mark.parametrize(
+    ("segment", "critical"),
+    [
+        (b"event: done\ndata: {}\n\n", True),
+        (b"event: error\ndata: boom\n\n", True),
+        (b"event:start\ndata: x\n\n", True),
+        (b"event: token\ndata: done\n\n", False),
+        (b'data: {"type": "complete"}\n\n', True),
+        (b'{"type":"error","message":"x"}\n', True),
+        (b'data: {"type": "delta"}\n\n', False),
+        (b"data: [DONE]\n\n", True),
+        (openai("x"), False),
+        (openai(finish="stop"), True),
+        (b'data: {"choices":[],"usage":{"total_tokens":3}}\n\n', True),
+        (b'data: {"choices":[],"usage": null}\n\n', False),
+    ],
+)
+def test_critical_detection(segment: bytes, critical: bool) -> None:
+    assert is_critical(segment, NAMES) is critical
+
+
+def test_scanner_reports_critical_per_chunk() -> None:
+    scan = scanner()
+    scan.feed(b"data: a\n\nevent: done\ndata: {}\n\n")
+    assert scan.critical
+    scan.feed(b"data: b\n\n")
+    assert not scan.critical

@@ -102,6 +102,11 @@ class Cache(CacheCore):
         register_prometheus(self.stats, registry)
         self._load_histogram = register_otel(self.stats, meter_provider)
 
+    async def wait_refreshes(self) -> None:
+        """Wait for the background refreshes (stale-while-revalidate, XFetch) now running."""
+        while self._refreshing:
+            await asyncio.gather(*self._refreshing.values(), return_exceptions=True)
+
     @classmethod
     def from_url(cls, url: str | None = None, **options: Any) -> Cache:
         """``Cache.from_url("redis://127.0.0.1:6379/0", namespace="myapp")``."""

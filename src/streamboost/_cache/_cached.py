@@ -143,7 +143,10 @@ def _wrap(
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         target = bound if bound is not None else bind_cache()
         if fast and not kwargs and len(args) == width:
-            k = prefix + dumps(args, default=key_default, option=KEY_OPTIONS)
+            try:
+                k = prefix + dumps(args, default=key_default, option=KEY_OPTIONS)
+            except TypeError:  # re-raised by encode() with a message that says what to do
+                k = prefix + keys.encode(args, kwargs)
         else:
             k = prefix + keys.encode(args, kwargs)
         entry = entries.get(k)

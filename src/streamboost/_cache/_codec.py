@@ -41,7 +41,10 @@ def encode_default(obj: Any) -> Any:
 
 
 def encode(value: Any) -> bytes:
-    return orjson.dumps(value, default=encode_default, option=ENCODE_OPTIONS)
+    try:
+        return orjson.dumps(value, default=encode_default, option=ENCODE_OPTIONS)
+    except orjson.JSONEncodeError as exc:
+        raise TypeError(str(exc.__cause__ or exc)) from exc
 
 
 def _identity(value: Any) -> Any:
@@ -168,7 +171,8 @@ def decoder_for(annotation: Any) -> Decoder:
         return _tuple([decoder_for(a) for a in args])
     if origin in (dict, Mapping) or annotation in (dict, Mapping):
         key, item = args if args else (str, Any)
-        key_decoder = _identity if key is str else _converter(str, lambda k: _key_from_str(k, key))
+        # JSON object keys are strings: int, UUID, enum... keys are rebuilt from them.
+        key_decoder = _identity if key is str or not isinstance(key, type) else _converter(key, key)
         return _mapping(key_decoder, decoder_for(item))
     if not isinstance(annotation, type):
         raise TypeError(f"cannot decode cached values of type {annotation!r}")
@@ -194,7 +198,3 @@ def decoder_for(annotation: Any) -> Decoder:
 
 def _bad_literal(value: Any, allowed: set[Any]) -> Any:
     raise ValueError(f"{value!r} is not one of {sorted(map(repr, allowed))}")
-
-
-def _key_from_str(key: str, cls: Any) -> Any:
-    return cls(key)

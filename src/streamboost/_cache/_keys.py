@@ -172,6 +172,12 @@ class KeyBuilder:
         return tuple(call.arguments.values())
 
     def encode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+        try:
+            return self._encode(args, kwargs)
+        except orjson.JSONEncodeError as exc:
+            raise TypeError(str(exc.__cause__ or exc)) from exc
+
+    def _encode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         if self._user_key is not None:
             return orjson.dumps(
                 self._user_key(*args, **kwargs), default=key_default, option=KEY_OPTIONS

@@ -17,9 +17,12 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
+from streamboost import defer
+
 from .backend import Backend, Message, Profile
 from .model import generate
 from .settings import ChatSettings
+from .store import ChatWrites
 
 
 class ChatRequest(BaseModel):
@@ -42,16 +45,38 @@ async def naive_prestream(backend: Backend, settings: ChatSettings, req: ChatReq
     return _prompt(profile, history, docs, req.message)
 
 
-async def boosted_prestream(backend: Backend, settings: ChatSettings, req: ChatRequest) -> str:
-    # Grows with the cache, phases and deferred-write features; same work as naive for now.
-    return await naive_prestream(backend, settings, req)
+async def boosted_prestream(
+    backend: Backend, settings: ChatSettings, req: ChatRequest, writes: ChatWrites | None = None
+) -> str:
+    # Grows with the cache and phases features.
+    profile = await backend.load_profile(req.user_id)
+    history = await backend.load_history(req.session_id)
+    docs = await backend.retrieve(req.message) if settings.retrieval else []
+    # Deferred writes: off the path to the first token, drained at shutdown.
+    defer(backend.create_session, req.user_id, req.session_id)
+    defer(backend.save_message, req.session_id, "user", req.message)
+    if writes is not None and writes.active:
+        row = {"session_id": req.session_id, "role": "user", "content": req.message}
+        await writes.messages.put(row)
+    return _prompt(profile, history, docs, req.message)
 
 
-def create_app(settings: ChatSettings | None = None, backend: Backend | None = None) -> Any:
-    """Build the FastAPI app for ``settings`` (default: read from the environment)."""
+def create_app(
+    settings: ChatSettings | None = None,
+    backend: Backend | None = None,
+    writes: ChatWrites | None = None,
+) -> Any:
+    """Build the FastAPI app for ``settings`` (default: read from the environment).
+
+    Boosted mode persists to ``writes`` (default: ``ChatWrites()``, see examples/chat/store.py).
+    """
     settings = settings or ChatSettings.from_env()
     backend = backend or Backend(latencies=settings.latencies)
-    app = FastAPI(title=f"streamboost example chat ({settings.mode})")
+    if settings.mode == "boosted" and writes is None:
+        writes = ChatWrites()
+    lifespan = writes.lifespan if writes is not None else None
+    app = FastAPI(title=f"streamboost example chat ({settings.mode})", lifespan=lifespan)
+    app.state.writes = writes
     app.state.settings = settings
     app.state.backend = backend
 
@@ -64,20 +89,25 @@ def create_app(settings: ChatSettings | None = None, backend: Backend | None = N
         if settings.mode == "naive":
             prompt = await naive_prestream(backend, settings, req)
         else:
-            prompt = await boosted_prestream(backend, settings, req)
+            prompt = await boosted_prestream(backend, settings, req, writes)
 
         async def body() -> AsyncIterator[bytes]:
             answer: list[bytes] = []
-            async for event in generate(
+            events = generate(
                 prompt,
                 ttft=settings.model_ttft,
                 tokens_per_second=settings.tokens_per_second,
                 max_tokens=settings.max_tokens,
-            ):
+            )
+            if writes is not None and writes.active:
+                events = writes.persist_answer(events, req.session_id)
+            async for event in events:
                 answer.append(event)
                 yield event
             if settings.mode == "naive":
                 await backend.save_message(req.session_id, "assistant", f"{len(answer)} events")
+            else:
+                defer(backend.save_message, req.session_id, "assistant", f"{len(answer)} events")
 
         return StreamingResponse(body(), media_type="text/event-stream")
 

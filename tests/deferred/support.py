@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+import threading
 from dataclasses import dataclass
 
 import asyncpg
@@ -19,3 +24,43 @@ class PgTable:
 
     async def count(self) -> int:
         return int(await self.pool.fetchval(f"SELECT count(*) FROM {self.name}"))
+
+
+class ServerProcess:
+    """``uvicorn tests.deferred.proc_app:app`` in a subprocess on 127.0.0.1, port 0."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "tests.deferred.proc_app:app",
+             "--host", "127.0.0.1", "--port", "0", "--log-level", "info"],
+            env={**os.environ, **env}, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.log: list[str] = []
+        self.url = self._wait_for_url()
+
+    def _wait_for_url(self) -> str:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:  # ends when the process exits
+            self.log.append(line)
+            match = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line)
+            if match:
+                self._reader = threading.Thread(target=self._drain_log, daemon=True)
+                self._reader.start()
+                return match.group(1)
+        raise RuntimeError("uvicorn did not start:\n" + "".join(self.log))
+
+    def _drain_log(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line)
+
+    def signal(self, signum: int) -> int:
+        self.proc.send_signal(signum)
+        code = self.proc.wait(60)
+        self._reader.join(5)  # the log is complete once the pipe closed
+        return code
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)

@@ -268,11 +268,23 @@ def test_options_are_validated() -> None:
         RetryPolicy(retries=-1)
     with pytest.raises(TypeError, match=r"retries=1\.5"):
         DeferredWriter(sink, retries=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="name='a b'"):
+        DeferredWriter(sink, name="a b")
+
+
+async def test_writers_sharing_a_name_add_up_in_the_metrics() -> None:
+    async def sink(entries: list[Entry[int]]) -> None:
+        pass
+
     registry = CollectorRegistry()
-    keep = DeferredWriter(sink, name="same", registry=registry)
-    with pytest.raises(ValueError, match="name='same' is already used"):
-        DeferredWriter(sink, name="same", registry=registry)
-    assert keep.name == "same"
+    first = DeferredWriter(sink, name="same", max_delay=0.01, registry=registry)
+    second = DeferredWriter(sink, name="same", max_delay=0.01, registry=registry)
+    async with first, second:
+        await first.put(1)
+        await second.put(2)
+        await second.put(3)
+    labels = {"writer": "same", "outcome": "written"}
+    assert registry.get_sample_value("streamboost_deferred_items_total", labels) == 3
 
 
 def test_backoff_grows_exponentially_up_to_the_cap() -> None:

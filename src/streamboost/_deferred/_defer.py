@@ -30,8 +30,6 @@ _Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], contextvars.Co
 class Deferrer:
     """The runner behind ``defer()``: one per process, bound to the loop that uses it."""
 
-    name = "defer"
-
     def __init__(self, config: DeferConfig | None = None) -> None:
         self.config = config or DeferConfig()
         self._max_pending = self.config.max_pending
@@ -43,16 +41,13 @@ class Deferrer:
         self._slot: asyncio.Future[None] | None = None
         self.written = 0
         self.retried = 0
-        self.dead_lettered = 0  # exported as outcome="failed": jobs cannot be stored
+        self.failed = 0
 
     def bound_to_running_loop(self) -> bool:
         return self._loop is not None and self._loop.is_running()
 
     def queue_depth(self) -> int:
         return len(self._pending) + len(self._running)
-
-    def outcome_labels(self) -> tuple[str, str, str]:
-        return ("written", "retried", "failed")
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         try:
@@ -132,22 +127,17 @@ class Deferrer:
     async def _run(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
-        if inspect.iscoroutine(fn):
-            # A coroutine object cannot be re-created, so it runs once, without retries.
-            call: Callable[..., Any] = _await_once(fn)
-            retries = 0
-        else:
-            call = as_async(fn)
-            retries = self.config.retry.retries
+        # defer(save(x)) passes a coroutine object: it cannot be re-created, so no retries.
+        once = inspect.iscoroutine(fn)
+        call = as_async(fn) if not once else None
+        retries = 0 if once else self.config.retry.retries
         attempt = 0
         while True:
             try:
-                result = call(*args, **kwargs)
-                if inspect.isawaitable(result):
-                    await result
+                await (call(*args, **kwargs) if call is not None else fn)  # type: ignore[misc]
             except Exception as exc:
                 if attempt >= retries:
-                    self.dead_lettered += 1
+                    self.failed += 1
                     logger.error(
                         "defer(%s) failed after %d attempts", _label(fn), attempt + 1, exc_info=exc
                     )
@@ -188,18 +178,37 @@ class Deferrer:
         return left
 
 
-def _await_once(coro: Any) -> Callable[..., Any]:
-    def call(*_: Any, **__: Any) -> Any:
-        return coro
-
-    return call
-
-
 def _label(fn: object) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
+class _DeferMetrics:
+    """The metrics source of whichever runner ``defer()`` currently uses."""
+
+    name = "defer"
+
+    @property
+    def written(self) -> int:
+        return _deferrer.written
+
+    @property
+    def retried(self) -> int:
+        return _deferrer.retried
+
+    @property
+    def dead_lettered(self) -> int:
+        return _deferrer.failed
+
+    def queue_depth(self) -> int:
+        return _deferrer.queue_depth()
+
+    def outcome_labels(self) -> tuple[str, str, str]:
+        # A failed job is logged, not stored: a callable is not data for a dead-letter store.
+        return ("written", "retried", "failed")
+
+
 _deferrer = Deferrer()
+_defer_metrics = _DeferMetrics()
 
 
 def defer(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
@@ -224,7 +233,7 @@ def configure_defer(
         )
     _deferrer = Deferrer(config)
     if registry is not None:
-        metrics_for(registry).add(_deferrer)
+        export_defer_metrics(registry)
 
 
 async def drain_deferred(drain_timeout: float = 30.0) -> int:
@@ -235,5 +244,5 @@ async def drain_deferred(drain_timeout: float = 30.0) -> int:
 
 
 def export_defer_metrics(registry: CollectorRegistry | None) -> None:
-    """Make ``registry`` (None: the default) export the defer() runner's counters."""
-    metrics_for(registry).add(_deferrer)
+    """Make ``registry`` (None: the default) export defer()'s counters as ``writer="defer"``."""
+    metrics_for(registry).add(_defer_metrics)

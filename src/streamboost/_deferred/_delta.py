@@ -98,10 +98,11 @@ class DeltaBuffer:
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._closed:
-            self._wake = loop.create_future()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval):
-                    await self._wake
+            if self._chars < self._min_chars:
+                self._wake = loop.create_future()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._interval):
+                        await self._wake
             if self._closed:
                 return
             if self._chars:
@@ -109,6 +110,7 @@ class DeltaBuffer:
                     await self._write(final=False)
                 except Exception as exc:
                     logger.warning("delta_buffer: write failed, kept for the next one: %r", exc)
+                    await asyncio.sleep(self._interval)
 
     async def _finish(self) -> None:
         ticker = self._ticker

@@ -55,7 +55,10 @@ class StreamOutbox:
         self._claim_idle_ms = max(1, int(claim_idle * 1000))
         self._claim_every = max(0.05, claim_idle / 2)
         self._draining = False
+        self._next_claim = 0.0
         self.in_flight = 0  # read by this worker, not yet acknowledged
+        self._outgoing: list[tuple[dict[bytes, Any], asyncio.Future[None]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def ensure_group(self) -> None:
         from redis.exceptions import ResponseError
@@ -67,13 +70,43 @@ class StreamOutbox:
                 raise
 
     async def add(self, entry: Entry[Any]) -> None:
+        """Returns once the entry is on the stream. Concurrent calls share one pipeline."""
         fields = {b"k": entry.key, b"t": repr(entry.accepted_at), b"d": orjson.dumps(entry.item)}
-        await self._redis.xadd(self.stream, fields)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._outgoing.append((fields, done))
+        if self._sender is None:
+            self._sender = loop.create_task(self._send())
+        await done
+
+    async def _send(self) -> None:
+        try:
+            await asyncio.sleep(0)  # let the puts of this loop iteration join the pipeline
+            while self._outgoing:
+                batch, self._outgoing = self._outgoing, []
+                try:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for fields, _ in batch:
+                            pipe.xadd(self.stream, fields)
+                        results = await pipe.execute(raise_on_error=False)
+                except Exception as exc:
+                    results = [exc] * len(batch)
+                for (_, done), result in zip(batch, results, strict=True):
+                    if done.done():
+                        continue
+                    if isinstance(result, Exception):
+                        done.set_exception(result)
+                    else:
+                        done.set_result(None)
+        finally:
+            self._sender = None
 
     async def length(self) -> int:
         return int(await self._redis.xlen(self.stream))
 
     async def aclose(self) -> None:
+        if self._sender is not None:
+            await asyncio.wait({self._sender})
         await self._redis.aclose()
 
     def drain(self) -> None:
@@ -81,29 +114,47 @@ class StreamOutbox:
         self._draining = True
 
     async def run(self, committer: Committer) -> None:
+        """Consume until ``drain()`` was called and nothing is left; survives Redis outages."""
         await self.ensure_group()
-        next_claim = 0.0
+        failures = 0
+        self._next_claim = 0.0
         while True:
-            if time.monotonic() >= next_claim:
-                next_claim = time.monotonic() + self._claim_every
-                claimed = await self._reclaim()
-                if claimed:
-                    await self._process(committer, claimed)
-                    continue
-            block = None if self._draining else max(50, int(self._max_delay * 1000))
-            entries = await self._read(self._max_batch, block)
-            if not entries:
-                if self._draining:
+            try:
+                if await self._step(committer):
+                    await self.forget_self()
                     return
-                continue
-            if len(entries) < self._max_batch and not self._draining:
-                # Let a batch fill up for at most max_delay after its oldest item was accepted.
-                oldest = _accepted_at(entries[0])
-                wait = oldest + self._max_delay - time.time()
-                if wait > 0:
-                    await asyncio.sleep(min(wait, self._max_delay))
-                entries += await self._read(self._max_batch - len(entries), None)
-            await self._process(committer, entries)
+                failures = 0
+            except Exception as exc:
+                delay = min(5.0, 0.05 * 2**failures)
+                failures += 1
+                logger.error(
+                    "stream %r: worker error, retry in %.2f s: %r", self.stream, delay, exc
+                )
+                await asyncio.sleep(delay)
+                if "NOGROUP" in str(exc):  # the stream was deleted under us
+                    await self.ensure_group()
+
+    async def _step(self, committer: Committer) -> bool:
+        """One batch; True when draining and there is nothing left."""
+        if time.monotonic() >= self._next_claim:
+            self._next_claim = time.monotonic() + self._claim_every
+            claimed = await self._reclaim()
+            if claimed:
+                await self._process(committer, claimed)
+                return False
+            await self._forget_dead_consumers()
+        block = None if self._draining else max(50, int(self._max_delay * 1000))
+        entries = await self._read(self._max_batch, block)
+        if not entries:
+            return self._draining
+        if len(entries) < self._max_batch and not self._draining:
+            # Let a batch fill up for at most max_delay after its oldest item was accepted.
+            wait = _accepted_at(entries[0]) + self._max_delay - time.time()
+            if wait > 0:
+                await asyncio.sleep(min(wait, self._max_delay))
+            entries += await self._read(self._max_batch - len(entries), None)
+        await self._process(committer, entries)
+        return False
 
     async def _read(self, count: int, block: int | None) -> list[_Raw]:
         response = await self._redis.xreadgroup(
@@ -112,6 +163,28 @@ class StreamOutbox:
         if not response:
             return []
         return list(response[0][1])
+
+    async def _forget_dead_consumers(self) -> None:
+        """Delete consumers with nothing pending that were idle past ``claim_idle``.
+
+        Live consumers read at least every ``max_delay`` and so are never that idle; a consumer
+        with pending entries is kept until XAUTOCLAIM has taken them over.
+        """
+        for info in await self._redis.xinfo_consumers(self.stream, self.group):
+            name = info["name"]
+            if isinstance(name, bytes):
+                name = name.decode()
+            if name != self.consumer and not info["pending"] and info["idle"] > self._claim_idle_ms:
+                await self._redis.xgroup_delconsumer(self.stream, self.group, name)
+
+    async def forget_self(self) -> None:
+        """Leave the group on a clean stop, if nothing is pending for this consumer."""
+        for info in await self._redis.xinfo_consumers(self.stream, self.group):
+            name = info["name"]
+            if (name.decode() if isinstance(name, bytes) else name) == self.consumer:
+                if not info["pending"]:
+                    await self._redis.xgroup_delconsumer(self.stream, self.group, self.consumer)
+                return
 
     async def _reclaim(self) -> list[_Raw]:
         claimed: list[_Raw] = []
@@ -152,17 +225,14 @@ class StreamOutbox:
                 await committer.dead_letter(broken, "malformed stream entry")
             if batch:
                 await committer.commit(batch)
-        except Exception:
-            # The dead-letter store failed too: leave the entries pending; XAUTOCLAIM retries.
-            logger.exception("stream %r: batch of %d kept pending", self.stream, len(ids))
+        finally:
+            # On an error (the dead-letter store failed too) the entries stay pending here and
+            # are reclaimed with XAUTOCLAIM after claim_idle.
             self.in_flight = 0
-            await asyncio.sleep(self._claim_idle_ms / 1000)
-            return
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xack(self.stream, self.group, *ids)
             pipe.xdel(self.stream, *ids)
             await pipe.execute()
-        self.in_flight = 0
 
 
 def _accepted_at(raw: _Raw) -> float:

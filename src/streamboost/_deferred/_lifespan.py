@@ -49,12 +49,12 @@ async def lifespan_with_writers(
 ) -> None:
     """Run ``app``'s lifespan; start ``writers`` once it started, drain before it shuts down.
 
-    Apps that do not speak lifespan (they raise at once) are handled here instead.
+    Apps that do not speak lifespan (they raise before sending anything) are handled here.
     """
     started: list[DeferredWriter[Any]] = []
-    state = {"sent": False, "startup": False, "drained": False}
+    app_replied = startup_received = drained = False
 
-    async def start_writers() -> str | None:
+    async def start_writers() -> Message:
         try:
             for writer in writers:
                 await writer.start()
@@ -62,46 +62,44 @@ async def lifespan_with_writers(
         except Exception as exc:
             logger.exception("lifespan startup: a deferred writer failed to start")
             await drain_all(started, drain_timeout)
-            return f"streamboost: a deferred writer failed to start: {exc!r}"
-        return None
+            return {"type": "lifespan.startup.failed", "message": f"streamboost: {exc!r}"}
+        return {"type": "lifespan.startup.complete"}
 
     async def drain_once() -> None:
-        if not state["drained"]:
-            state["drained"] = True
+        nonlocal drained
+        if not drained:
+            drained = True
             await drain_all(started, drain_timeout)
 
-    async def lifespan_send(message: Message) -> None:
-        state["sent"] = True
+    async def app_send(message: Message) -> None:
+        nonlocal app_replied
+        app_replied = True
         if message["type"] == "lifespan.startup.complete":
-            error = await start_writers()
-            if error is not None:
-                message = {"type": "lifespan.startup.failed", "message": error}
+            message = await start_writers()
         await send(message)
 
-    async def lifespan_receive() -> Message:
+    async def app_receive() -> Message:
+        nonlocal startup_received
         message = await receive()
         if message["type"] == "lifespan.startup":
-            state["startup"] = True
+            startup_received = True
         elif message["type"] == "lifespan.shutdown":
-            await drain_once()
+            await drain_once()  # before the app closes the pools the sinks use
         return message
 
     try:
-        await app(scope, lifespan_receive, lifespan_send)
+        await app(scope, app_receive, app_send)
+        return
     except Exception:
-        if state["sent"]:
+        if app_replied:
             raise
         logger.debug("the app does not handle lifespan; streamboost runs it for the writers")
-    else:
-        return
-    message = {"type": "lifespan.startup"} if state["startup"] else await receive()
+    message = {"type": "lifespan.startup"} if startup_received else await receive()
     while True:
         if message["type"] == "lifespan.startup":
-            error = await start_writers()
-            if error is None:
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.startup.failed", "message": error})
+            reply = await start_writers()
+            await send(reply)
+            if reply["type"] == "lifespan.startup.failed":
                 return
         elif message["type"] == "lifespan.shutdown":
             await drain_once()

@@ -22,10 +22,17 @@ _TIME_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 class MetricsSource(Protocol):
     """What a writer (or the defer runner) exposes to the collector."""
 
-    name: str
-    written: int
-    retried: int
-    dead_lettered: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def written(self) -> int: ...
+
+    @property
+    def retried(self) -> int: ...
+
+    @property
+    def dead_lettered(self) -> int: ...
 
     def queue_depth(self) -> int: ...
 
@@ -61,13 +68,6 @@ class DeferredMetrics(Collector):
         registry.register(self)
 
     def add(self, source: MetricsSource) -> None:
-        if source in self._sources:
-            return
-        if any(other.name == source.name for other in self._sources):
-            raise ValueError(
-                f"name={source.name!r} is already used by a live writer in this registry; "
-                "give each writer its own name"
-            )
         self._sources.add(source)
 
     def describe(self) -> Iterable[Metric]:
@@ -87,12 +87,23 @@ class DeferredMetrics(Collector):
             "Deferred items by outcome: written, retried (per retry), dead_lettered.",
             labels=["writer", "outcome"],
         )
+        # Live sources sharing a name (an app built twice, a writer re-created) add up.
+        depths: dict[str, int] = {}
+        counts: dict[tuple[str, str], int] = {}
         for source in sources:
-            depth.add_metric([source.name], source.queue_depth())
+            name = source.name
+            depths[name] = depths.get(name, 0) + source.queue_depth()
             written, retried, failed = source.outcome_labels()
-            items.add_metric([source.name, written], source.written)
-            items.add_metric([source.name, retried], source.retried)
-            items.add_metric([source.name, failed], source.dead_lettered)
+            for outcome, value in (
+                (written, source.written),
+                (retried, source.retried),
+                (failed, source.dead_lettered),
+            ):
+                counts[name, outcome] = counts.get((name, outcome), 0) + value
+        for name, value in depths.items():
+            depth.add_metric([name], value)
+        for (name, outcome), value in counts.items():
+            items.add_metric([name, outcome], value)
         yield depth
         yield items
 

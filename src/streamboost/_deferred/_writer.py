@@ -136,6 +136,11 @@ class DeferredWriter(Generic[T]):
     def durable(self) -> bool:
         return self._outbox is not None
 
+    @property
+    def running(self) -> bool:
+        """True between ``start()`` and ``aclose()``: ``put()`` accepts items."""
+        return self._accepting
+
     def queue_depth(self) -> int:
         """Items accepted by this process and not yet committed (durable: read, not acked)."""
         if self._outbox is not None:
@@ -265,10 +270,11 @@ class DeferredWriter(Generic[T]):
                 self._has_items.clear()
                 await self._has_items.wait()
                 continue
-            if not self._closing and len(buffer) < self.max_batch:
+            wait = buffer[0].accepted_at + self.max_delay - time.time()
+            if not self._closing and len(buffer) < self.max_batch and wait > 0:
                 self._batch_ready.clear()
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.max_delay):
+                    async with asyncio.timeout(min(wait, self.max_delay)):
                         await self._batch_ready.wait()
             batch = list(itertools.islice(buffer, self.max_batch))
             try:

@@ -1,0 +1,168 @@
+"""defer(): runs in the background, bounded, retried, counted, drained."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import logging
+import threading
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from streamboost import DeferConfig, QueueFull, RetryPolicy, configure_defer, defer, drain_deferred
+from streamboost._deferred import export_defer_metrics
+
+FAST = RetryPolicy(retries=3, backoff=0.001, max_backoff=0.002)
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+async def test_async_and_sync_callables_run_and_drain() -> None:
+    done: list[tuple[str, object]] = []
+
+    async def save(value: int, *, tag: str) -> None:
+        await asyncio.sleep(0.01)
+        done.append((tag, value))
+
+    def save_sync(value: int) -> None:
+        done.append((threading.current_thread().name, value))
+
+    defer(save, 1, tag="async")
+    defer(save_sync, 2)
+    assert done == []  # nothing ran on the caller's path
+    assert await drain_deferred(5) == 0
+    assert ("async", 1) in done
+    sync_thread = next(tag for tag, value in done if value == 2)
+    assert isinstance(sync_thread, str) and sync_thread.startswith("streamboost-deferred")
+
+
+async def test_jobs_see_the_callers_contextvars() -> None:
+    seen: list[str] = []
+
+    async def job() -> None:
+        seen.append(request_id.get())
+
+    token = request_id.set("req-42")
+    defer(job)
+    request_id.reset(token)
+    await drain_deferred(5)
+    assert seen == ["req-42"]
+
+
+async def test_a_job_without_other_references_still_runs() -> None:
+    done = asyncio.Event()
+
+    async def job() -> None:
+        await asyncio.sleep(0.01)
+        gc.collect()
+        done.set()
+
+    defer(job)
+    gc.collect()
+    await asyncio.wait_for(done.wait(), 5)
+
+
+async def test_concurrency_is_bounded() -> None:
+    configure_defer(DeferConfig(max_concurrency=3))
+    running = peak = finished = 0
+
+    async def job() -> None:
+        nonlocal running, peak, finished
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.005)
+        running -= 1
+        finished += 1
+
+    for _ in range(30):
+        defer(job)
+    assert await drain_deferred(10) == 0
+    assert finished == 30 and peak == 3
+
+
+async def test_failures_are_retried_then_logged_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    configure_defer(DeferConfig(retry=FAST))
+    registry = CollectorRegistry()
+    export_defer_metrics(registry)
+    attempts = {"flaky": 0, "broken": 0}
+
+    async def flaky() -> None:
+        attempts["flaky"] += 1
+        if attempts["flaky"] < 3:
+            raise ConnectionError("try again")
+
+    def broken() -> None:
+        attempts["broken"] += 1
+        raise ValueError("bad row")
+
+    with caplog.at_level(logging.WARNING, logger="streamboost.deferred"):
+        defer(flaky)
+        defer(broken)
+        assert await drain_deferred(5) == 0
+    assert attempts == {"flaky": 3, "broken": 4}
+    assert any("broken" in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records)
+
+    def value(outcome: str) -> float | None:
+        return registry.get_sample_value(
+            "streamboost_deferred_items_total", {"writer": "defer", "outcome": outcome}
+        )
+
+    assert (value("written"), value("retried"), value("failed")) == (1.0, 5.0, 1.0)
+
+
+async def test_drain_reports_what_cannot_finish(caplog: pytest.LogCaptureFixture) -> None:
+    finished: list[int] = []
+
+    async def quick() -> None:
+        finished.append(1)
+
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    defer(quick)
+    defer(forever)
+    defer(forever)
+    with caplog.at_level(logging.ERROR, logger="streamboost.deferred"):
+        assert await drain_deferred(0.2) == 2
+    assert finished == [1]
+    assert any("2 jobs did not finish" in r.getMessage() for r in caplog.records)
+
+
+async def test_pending_jobs_are_bounded() -> None:
+    configure_defer(DeferConfig(max_pending=5, max_concurrency=1))
+
+    async def job() -> None:
+        pass
+
+    for _ in range(5):
+        defer(job)
+    with pytest.raises(QueueFull, match="max_pending=5"):
+        defer(job)
+    assert await drain_deferred(5) == 0
+
+
+async def test_defer_from_a_worker_thread_runs_on_the_loop() -> None:
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def job() -> None:
+        assert asyncio.get_running_loop() is loop
+        done.set()
+
+    async def warm_up() -> None:
+        pass
+
+    defer(warm_up)  # binds the runner to this loop
+    await asyncio.to_thread(defer, job)
+    await asyncio.wait_for(done.wait(), 5)
+
+
+def test_defer_without_any_loop_explains_itself() -> None:
+    async def job() -> None:
+        pass
+
+    with pytest.raises(RuntimeError, match="outside an event loop"):
+        defer(job)

@@ -386,7 +386,7 @@ def cache_and_writes() -> dashboard.Dashboard:
     def range_count(outcome: str) -> str:
         # `or depth * 0` shows an explicit 0 per writer instead of "No data" when none happened.
         return (
-            f'sum by (writer) (increase({items}{{{writer_sel}, outcome="{outcome}"}}[$__range]))'
+            f'sum by (writer) (increase({items}{{{writer_sel}, outcome=~"{outcome}"}}[$__range]))'
             f" or {depth} * 0"
         )
 
@@ -448,14 +448,14 @@ def cache_and_writes() -> dashboard.Dashboard:
                 ),
                 single(
                     "Dead letters",
-                    "Items that failed every retry over the selected range; kept in the "
-                    "dead-letter store.",
+                    "Items that failed every retry over the selected range (kept in the "
+                    "dead-letter store), and defer() jobs that failed (logged; writer defer).",
                     "short",
-                    target("A", range_count("dead_lettered"), "{{writer}}"),
+                    target("A", range_count("dead_lettered|failed"), "{{writer}}"),
                 ),
                 series(
                     "Items per second by outcome",
-                    "written, retried and dead_lettered, stacked per writer.",
+                    "written, retried and dead_lettered (defer() jobs: failed), stacked.",
                     "ops",
                     [
                         target(

@@ -24,6 +24,7 @@ from ._deferred import (
     drain_deferred,
 )
 from ._middleware import StreamBoost
+from ._phases import gather_phases, phase
 
 __all__: list[str] = [
     "Cache",
@@ -46,4 +47,6 @@ __all__: list[str] = [
     "defer",
     "delta_buffer",
     "drain_deferred",
+    "gather_phases",
+    "phase",
 ]

@@ -11,9 +11,14 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any, Final
 
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+
 from ._config import CoalesceConfig
+from ._export import build_exporters
 from ._http import HTTPStream
-from ._timing import DEFAULT_CLOCK, Clock, StreamObserver
+from ._timing import DEFAULT_CLOCK, Clock, StreamObserver, current_record
 from ._websocket import WebSocketBatcher
 
 Scope = dict[str, Any]
@@ -37,6 +42,14 @@ class StreamBoost:
         metadata_events: SSE ``event:`` names that never count as output tokens.
         opt_out_header: a response header that turns coalescing off for that response;
             StreamBoost removes it before the response goes out.
+        metrics: export the ``streamboost_*`` Prometheus families.
+        metrics_path: where StreamBoost serves them (None: no endpoint).
+        metrics_port: also serve them on this port, from a thread (None: no extra server).
+        registry: the prometheus_client registry (None: the default ``REGISTRY``).
+        max_series: label sets per family before new routes are labelled ``overflow``.
+        otel: record OpenTelemetry metrics, and timing on the server span (or one span per
+            request when a TracerProvider is configured).
+        meter_provider, tracer_provider: None for OpenTelemetry's global providers.
     """
 
     def __init__(
@@ -48,6 +61,14 @@ class StreamBoost:
         clock: Clock | None = None,
         metadata_events: Collection[str] = DEFAULT_METADATA_EVENTS,
         opt_out_header: str = DEFAULT_OPT_OUT_HEADER,
+        metrics: bool = True,
+        metrics_path: str | None = "/metrics",
+        metrics_port: int | None = None,
+        registry: CollectorRegistry | None = None,
+        max_series: int = 1000,
+        otel: bool = True,
+        meter_provider: MeterProvider | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if coalesce is True:
             config: CoalesceConfig | None = CoalesceConfig()
@@ -69,8 +90,19 @@ class StreamBoost:
             )
         self.app = app
         self.coalesce = config
-        self.observers: tuple[StreamObserver, ...] = tuple(observers)
         self.clock: Clock = clock or DEFAULT_CLOCK
+        self.exporters = build_exporters(
+            metrics=metrics,
+            metrics_path=metrics_path,
+            metrics_port=metrics_port,
+            registry=registry,
+            max_series=max_series,
+            otel=otel,
+            meter_provider=meter_provider,
+            tracer_provider=tracer_provider,
+            clock=self.clock,
+        )
+        self.observers: tuple[StreamObserver, ...] = (*observers, *self.exporters.observers)
         self.metadata_events = frozenset(metadata_events)
         # Encoded once here: the scanner compares raw bytes.
         self.metadata_names = frozenset(name.encode() for name in self.metadata_events)
@@ -81,7 +113,15 @@ class StreamBoost:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         scope_type = scope["type"]
         if scope_type == "http":
-            await HTTPStream(self, scope, receive, send).run()
+            if self.exporters.serves(scope):
+                await self.exporters.metrics_app(scope, receive, send)  # type: ignore[misc]
+                return
+            stream = HTTPStream(self, scope, receive, send)
+            token = current_record.set(stream.record)  # for phase() inside the app
+            try:
+                await stream.run()
+            finally:
+                current_record.reset(token)
         elif scope_type == "websocket" and self.coalesce is not None and self.coalesce.websocket:
             await WebSocketBatcher(self.app, self.coalesce, scope, receive, send).run()
         else:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Final, Protocol
+from contextvars import ContextVar
+from typing import Final, NamedTuple, Protocol
 
 Clock = Callable[[], float]
 
@@ -20,6 +21,15 @@ OUTCOME_COMPLETED: Final = "completed"
 OUTCOME_CLIENT_DISCONNECTED: Final = "client_disconnected"
 OUTCOME_ERROR: Final = "error"
 OUTCOME_NO_TOKEN: Final = "no_token"
+
+
+class PhaseTiming(NamedTuple):
+    """One timed phase of a request (``phase()``, a ``gather_phases()`` branch)."""
+
+    name: str
+    started_at: float  # time.perf_counter() readings
+    ended_at: float
+    fallback: str | None  # None, or why the fallback was used: "timeout" or "error"
 
 
 class StreamRecord:
@@ -41,6 +51,7 @@ class StreamRecord:
         "last_token_at",
         "method",
         "outcome",
+        "phases",
         "request_at",
         "scope",
         "status",
@@ -66,6 +77,7 @@ class StreamRecord:
         self.writes: int = 0  # body messages sent to the server
         self.bytes_out: int = 0  # body bytes sent to the server
         self.outcome: str = OUTCOME_COMPLETED
+        self.phases: list[PhaseTiming] | None = None  # filled by phase() and gather_phases()
 
     def time_to_first_token(self) -> float | None:
         if self.first_token_at is None:
@@ -83,6 +95,13 @@ class StreamRecord:
         if self.last_body_at is None:
             return None
         return self.last_body_at - self.request_at
+
+
+current_record: ContextVar[StreamRecord | None] = ContextVar(
+    "streamboost_current_record", default=None
+)
+"""The record of the request being served; set by the middleware around the app call so
+``phase()`` can attach timings to it."""
 
 
 class StreamObserver(Protocol):

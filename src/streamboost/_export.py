@@ -1,0 +1,113 @@
+"""Builds StreamBoost's exporters from its keyword arguments.
+
+The middleware only calls ``build_exporters``: it gets back the observers to add and the
+``/metrics`` endpoint (or None), so the export options stay out of the send path's module.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import metrics as otel_metrics
+from opentelemetry import trace
+from prometheus_client import CollectorRegistry, start_http_server
+
+from ._otel import OTelObserver
+from ._prometheus import MetricsApp, PrometheusObserver, exposition_registry
+from ._route import RouteResolver
+from ._timing import Clock, StreamObserver, StreamRecord
+
+logger = logging.getLogger("streamboost")
+
+
+class _Both:
+    """Prometheus and OpenTelemetry in one observer: the span's trace id becomes the exemplar."""
+
+    __slots__ = ("_otel", "_prometheus")
+
+    def __init__(self, prometheus: PrometheusObserver, otel: OTelObserver) -> None:
+        self._prometheus = prometheus
+        self._otel = otel
+
+    def stream_started(self, record: StreamRecord) -> None:
+        self._prometheus.stream_started(record)
+
+    def stream_ended(self, record: StreamRecord) -> None:
+        trace_id = self._otel.observe(record)
+        self._prometheus.observe(record, trace_id if self._prometheus.exemplars else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Exporters:
+    observers: tuple[StreamObserver, ...]
+    metrics_app: MetricsApp | None
+    metrics_path: str = ""
+
+    def serves(self, scope: dict[str, Any]) -> bool:
+        """True when ``scope`` asks for the metrics path (behind any ``root_path``)."""
+        path: str = scope["path"]
+        if not path.endswith(self.metrics_path) or self.metrics_app is None:
+            return False
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        return path == self.metrics_path
+
+
+def build_exporters(
+    *,
+    metrics: bool,
+    metrics_path: str | None,
+    metrics_port: int | None,
+    registry: CollectorRegistry | None,
+    max_series: int,
+    otel: bool,
+    meter_provider: otel_metrics.MeterProvider | None,
+    tracer_provider: trace.TracerProvider | None,
+    clock: Clock,
+) -> Exporters:
+    """Validate the export options and build what they ask for."""
+    if metrics_path is not None and not metrics_path.startswith("/"):
+        raise ValueError(
+            f"metrics_path={metrics_path!r} must start with '/', or be None to serve no "
+            "endpoint (default '/metrics')"
+        )
+    if metrics_port is not None and not 0 < metrics_port < 65536:
+        raise ValueError(f"metrics_port={metrics_port!r} must be a TCP port, or None (default)")
+    if max_series < 1:
+        raise ValueError(f"max_series={max_series!r} must be >= 1 (default 1000)")
+    route = RouteResolver()
+    observers: list[StreamObserver] = []
+    prometheus = otel_observer = None
+    if metrics:
+        prometheus = PrometheusObserver(
+            registry=registry, max_series=max_series, clock=clock, route=route
+        )
+    if otel:
+        otel_observer = OTelObserver(
+            meter_provider=meter_provider, tracer_provider=tracer_provider, clock=clock, route=route
+        )
+    if prometheus is not None and otel_observer is not None:
+        observers.append(_Both(prometheus, otel_observer))
+    elif prometheus is not None:
+        observers.append(prometheus)
+    elif otel_observer is not None:
+        observers.append(otel_observer)
+    if not metrics:
+        return Exporters(tuple(observers), None)
+    if metrics_port is not None:
+        _serve_on_port(metrics_port, registry)
+    if metrics_path is None:
+        return Exporters(tuple(observers), None)
+    return Exporters(tuple(observers), MetricsApp(registry), metrics_path)
+
+
+def _serve_on_port(port: int, registry: CollectorRegistry | None) -> None:
+    # Several workers import the app: the first binds, and serves all of them in
+    # multiprocess mode; the others find the port taken.
+    try:
+        start_http_server(port, registry=exposition_registry(registry))
+    except OSError as exc:
+        logger.info("metrics port %d not bound by this process (%s)", port, exc)

@@ -1,0 +1,240 @@
+"""OpenTelemetry export: GenAI and HTTP server metrics, and timing on one span per request.
+
+Metrics go through the given MeterProvider, else the global one (a provider installed after
+StreamBoost was built is picked up: the API's proxy meter delegates to it). Traces never get a
+span per chunk: when a server span is active (opentelemetry-instrumentation-asgi around
+StreamBoost), it gets a ``first_token`` event and the timing attributes; otherwise, when a
+real TracerProvider is configured, one SERVER span per request is written once the response
+has ended, with explicit start and end times. Phases become child spans either way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from importlib.metadata import version
+from typing import Any, Final
+
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from ._route import RouteResolver, method_label
+from ._timing import DEFAULT_CLOCK, OUTCOME_ERROR, Clock, StreamRecord
+
+# Semantic-convention bucket advice.
+TTFT_ADVICE: Final = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0)
+TTFT_ADVICE_ALL: Final = (*TTFT_ADVICE, 2.5, 5.0, 7.5, 10.0)
+TPOT_ADVICE: Final = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+HTTP_ADVICE: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0)
+HTTP_ADVICE_ALL: Final = (*HTTP_ADVICE, 7.5, 10.0)
+
+_SCOPE_NAME: Final = "streamboost"
+_NO_TRACING: Final = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+
+Attributes = dict[str, str | int]
+
+
+class _HeaderGetter(Getter[dict[str, Any]]):
+    """Reads W3C trace headers from an ASGI scope (only when a span is made here)."""
+
+    def get(self, carrier: dict[str, Any], key: str) -> list[str] | None:
+        raw = key.lower().encode("latin-1")
+        values = [v.decode("latin-1") for n, v in carrier.get("headers", ()) if n.lower() == raw]
+        return values or None
+
+    def keys(self, carrier: dict[str, Any]) -> list[str]:
+        return [n.decode("latin-1") for n, _ in carrier.get("headers", ())]
+
+
+_GETTER: Final = _HeaderGetter()
+
+
+class OTelObserver:
+    """A ``StreamObserver`` recording OpenTelemetry metrics and span timing per response.
+
+    Args:
+        meter_provider: None for the global MeterProvider.
+        tracer_provider: None for the global TracerProvider; tracing is off while that is the
+            API's default (no SDK installed).
+        clock: the middleware's clock (span times are converted from it to epoch time).
+    """
+
+    def __init__(
+        self,
+        *,
+        meter_provider: metrics.MeterProvider | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+        clock: Clock = DEFAULT_CLOCK,
+        route: Callable[[dict[str, Any]], str] | None = None,
+    ) -> None:
+        lib_version = version("streamboost")
+        if meter_provider is None:
+            meter = metrics.get_meter(_SCOPE_NAME, lib_version)
+        else:
+            meter = meter_provider.get_meter(_SCOPE_NAME, lib_version)
+        self._ttft = meter.create_histogram(
+            "gen_ai.server.time_to_first_token",
+            unit="s",
+            description="Time to generate the first token, measured at the server.",
+            explicit_bucket_boundaries_advisory=TTFT_ADVICE_ALL,
+        )
+        self._tpot = meter.create_histogram(
+            "gen_ai.server.time_per_output_token",
+            unit="s",
+            description="Time per output token after the first, measured at the server.",
+            explicit_bucket_boundaries_advisory=TPOT_ADVICE,
+        )
+        self._duration = meter.create_histogram(
+            "http.server.request.duration",
+            unit="s",
+            description="Duration of HTTP server requests.",
+            explicit_bucket_boundaries_advisory=HTTP_ADVICE_ALL,
+        )
+        self._tracer_provider = tracer_provider
+        self._tracer: tuple[trace.TracerProvider, trace.Tracer] | None = None
+        self._version = lib_version
+        self._clock = clock
+        self._route = route or RouteResolver()
+        # Attribute dicts per label key, built once: the SDK hashes them per record.
+        self._attrs: dict[tuple[str, str, int], tuple[Attributes, Attributes]] = {}
+
+    def stream_started(self, record: StreamRecord) -> None:
+        pass
+
+    def stream_ended(self, record: StreamRecord) -> None:
+        self.observe(record)
+
+    def observe(self, record: StreamRecord) -> str | None:
+        """Record ``record``; return the trace id (hex) its timing went to, if sampled."""
+        method = method_label(record.method)
+        route = self._route(record.scope)
+        key = (method, route, record.status)
+        attrs = self._attrs.get(key)
+        if attrs is None:
+            attrs = self._attributes(key)
+        http_attrs, token_attrs = attrs
+        start = record.request_at
+        end = record.last_body_at
+        if end is None:
+            end = self._clock()
+        self._duration.record(end - start, http_attrs)
+        if record.first_token_at is not None:
+            self._ttft.record(record.first_token_at - start, token_attrs)
+            tpot = record.time_per_output_token()
+            if tpot is not None:
+                self._tpot.record(tpot, token_attrs)
+
+        span = trace.get_current_span()
+        if span.is_recording():
+            self._annotate(span, record, end)
+        else:
+            tracer = self._current_tracer()
+            if tracer is None:
+                return None
+            span = self._request_span(tracer, record, method, route, http_attrs, end)
+        context = span.get_span_context()
+        return format(context.trace_id, "032x") if context.trace_flags.sampled else None
+
+    def _attributes(self, key: tuple[str, str, int]) -> tuple[Attributes, Attributes]:
+        method, route, status = key
+        token_attrs: Attributes = {"http.request.method": method, "http.route": route}
+        http_attrs: Attributes = {**token_attrs, "http.response.status_code": status}
+        if status >= 500 or not status:
+            http_attrs["error.type"] = str(status or 500)
+        if len(self._attrs) < 10_000:  # bounded like the Prometheus series
+            self._attrs[key] = (http_attrs, token_attrs)
+        return http_attrs, token_attrs
+
+    def _current_tracer(self) -> trace.Tracer | None:
+        provider = self._tracer_provider or trace.get_tracer_provider()
+        if isinstance(provider, _NO_TRACING):
+            return None
+        cached = self._tracer
+        if cached is None or cached[0] is not provider:
+            cached = self._tracer = (provider, provider.get_tracer(_SCOPE_NAME, self._version))
+        return cached[1]
+
+    def _request_span(
+        self,
+        tracer: trace.Tracer,
+        record: StreamRecord,
+        method: str,
+        route: str,
+        http_attrs: Attributes,
+        end: float,
+    ) -> Span:
+        to_ns = _epoch_ns(self._clock)
+        parent = propagate.extract(record.scope, getter=_GETTER)
+        span = tracer.start_span(
+            f"{method} {route}",
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=http_attrs,
+            start_time=to_ns(record.request_at),
+        )
+        self._annotate(span, record, end, tracer)
+        span.end(end_time=to_ns(end))
+        return span
+
+    def _annotate(
+        self, span: Span, record: StreamRecord, end: float, tracer: trace.Tracer | None = None
+    ) -> None:
+        start = record.request_at
+        to_ns = _epoch_ns(self._clock)
+        span.set_attributes(_timing_attributes(record, end))
+        if record.first_token_at is not None:
+            span.add_event(
+                "first_token",
+                {"streamboost.time_to_first_token": record.first_token_at - start},
+                timestamp=to_ns(record.first_token_at),
+            )
+        if record.outcome == OUTCOME_ERROR:
+            span.set_status(Status(StatusCode.ERROR, "the app failed"))
+        if record.phases:
+            tracer = tracer or self._current_tracer()
+            if tracer is not None:
+                _phase_spans(tracer, span, record)
+
+
+def _timing_attributes(record: StreamRecord, end: float) -> dict[str, Any]:
+    start = record.request_at
+    attrs: dict[str, Any] = {
+        "http.response.body.size": record.bytes_out,
+        "streamboost.outcome": record.outcome,
+        "streamboost.duration": end - start,
+    }
+    if record.first_byte_at is not None:
+        attrs["streamboost.time_to_first_byte"] = record.first_byte_at - start
+    if record.streaming:
+        attrs["streamboost.events"] = record.events
+        attrs["streamboost.writes"] = record.writes
+        if record.first_token_at is not None:
+            attrs["streamboost.time_to_first_token"] = record.first_token_at - start
+        tpot = record.time_per_output_token()
+        if tpot is not None:
+            attrs["streamboost.time_per_output_token"] = tpot
+    return attrs
+
+
+def _phase_spans(tracer: trace.Tracer, parent: Span, record: StreamRecord) -> None:
+    # Phases are timed with time.perf_counter whatever the middleware's clock is.
+    to_ns = _epoch_ns(time.perf_counter)
+    context = trace.set_span_in_context(parent)
+    timings: Iterable[Any] = record.phases or ()
+    for timing in timings:
+        child = tracer.start_span(
+            f"phase {timing.name}",
+            context=context,
+            attributes={"streamboost.phase": timing.name},
+            start_time=to_ns(timing.started_at),
+        )
+        if timing.fallback is not None:
+            child.set_attribute("streamboost.fallback", timing.fallback)
+        child.end(end_time=to_ns(timing.ended_at))
+
+
+def _epoch_ns(clock: Clock) -> Callable[[float], int]:
+    """Converts readings of ``clock`` (seconds) to epoch nanoseconds, as spans need."""
+    offset = time.time_ns() - int(clock() * 1e9)
+    return lambda reading: offset + int(reading * 1e9)

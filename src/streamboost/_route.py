@@ -1,0 +1,117 @@
+"""Route labels: the route template a request was routed to, never its raw path.
+
+Starlette's router (and so FastAPI's) writes the matched route object to ``scope["route"]``
+and the outermost router to ``scope["router"]``, in the very scope dict StreamBoost handed
+down. A mounted app's router overwrites ``scope["route"]`` with its own route, so the mount
+prefixes are lost from the scope; they are recovered from the router tree, walked once and
+cached by route object. The server's ``root_path`` (a proxy prefix) is not part of a template,
+so one app gives the same labels behind any proxy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+UNMATCHED: Final = "unmatched"
+"""The ``route`` label of requests no router matched (404s, apps without a router)."""
+OVERFLOW: Final = "overflow"
+"""The ``route`` label once a family holds ``max_series`` series."""
+
+_KNOWN_METHODS: Final = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+OTHER_METHOD: Final = "_OTHER"
+"""The ``method`` label of non-standard methods (the OpenTelemetry convention), so a client
+cannot create series by inventing methods."""
+
+_MAX_DEPTH: Final = 16  # mounts nested deeper than this are not walked (cycles, pathologies)
+_MAX_EXTRA: Final = 10_000  # routes remembered from outside the router tree
+
+
+def method_label(method: str) -> str:
+    return method if method in _KNOWN_METHODS else OTHER_METHOD
+
+
+class RouteResolver:
+    """Maps a routed scope to its route template, e.g. ``/api/users/{user_id}``.
+
+    The map ``route object -> template`` is built per outermost router and rebuilt when a
+    route appears that it does not hold (routes added after startup). Entries keep their route
+    object, so an id reused by a new object is never mistaken for the old one.
+    """
+
+    __slots__ = ("_router", "_templates")
+
+    def __init__(self) -> None:
+        self._router: object = None
+        self._templates: dict[int, tuple[object, str]] = {}
+
+    def __call__(self, scope: Mapping[str, Any]) -> str:
+        route = scope.get("route")
+        if route is None:
+            return UNMATCHED
+        entry = self._templates.get(id(route))
+        if entry is not None and entry[0] is route and self._router is scope.get("router"):
+            return entry[1]
+        return self._resolve(scope, route)
+
+    def _resolve(self, scope: Mapping[str, Any], route: Any) -> str:
+        router = scope.get("router")
+        entry = self._templates.get(id(route))
+        if router is not self._router or entry is None or entry[0] is not route:
+            templates: dict[int, tuple[object, str]] = {}
+            if router is not None:
+                _walk(getattr(router, "routes", ()), "", templates, 0)
+            self._router = router
+            self._templates = templates
+        entry = self._templates.get(id(route))
+        if entry is not None and entry[0] is route:
+            return entry[1]
+        # A route outside the tree (a custom router): its own path, if it has one.
+        path = getattr(route, "path", None)
+        template = path if isinstance(path, str) and path else UNMATCHED
+        if len(self._templates) < _MAX_EXTRA:
+            self._templates[id(route)] = (route, template)
+        return template
+
+
+def _walk(
+    routes: Iterable[Any], prefix: str, out: dict[int, tuple[object, str]], depth: int
+) -> None:
+    if depth > _MAX_DEPTH:
+        return
+    for route in routes:
+        path = getattr(route, "path", None)
+        own = prefix + path if isinstance(path, str) else prefix
+        # The same route object under two mounts keeps its first template.
+        out.setdefault(id(route), (route, own or "/"))
+        children = getattr(route, "routes", None)
+        if children:
+            _walk(children, own, out, depth + 1)
+
+
+class SeriesCap:
+    """Hands out label keys, at most ``max_series`` distinct ones plus overflow keys.
+
+    Once full, a new key gets its route replaced by ``OVERFLOW``: a family then holds at most
+    ``max_series`` series plus one overflow series per remaining label combination.
+    """
+
+    __slots__ = ("_keys", "max_series")
+
+    def __init__(self, max_series: int) -> None:
+        if max_series < 1:
+            raise ValueError(f"max_series={max_series!r} must be >= 1 (default 1000)")
+        self.max_series = max_series
+        self._keys: set[tuple[str, ...]] = set()
+
+    def admit(self, key: tuple[str, ...], route_index: int) -> tuple[str, ...]:
+        """``key`` itself if it is known or there is room, else ``key`` with OVERFLOW."""
+        keys = self._keys
+        if key in keys:
+            return key
+        if len(keys) < self.max_series:
+            keys.add(key)
+            return key
+        return (*key[:route_index], OVERFLOW, *key[route_index + 1 :])

@@ -19,6 +19,7 @@ from dashboard_queries import (
     load_dashboard,
     metric_names,
     sample_names,
+    scraped_families,
 )
 from streamboost._dashboards import SHIPPED_FILES, export_dashboards, grafana_source_dir
 
@@ -35,28 +36,40 @@ def test_committed_json_is_what_the_generator_writes() -> None:
         assert committed == text, f"{name} is stale: run `uv run python grafana/build.py`"
 
 
-def test_every_query_selects_only_exported_metrics() -> None:
-    exported = sample_names(CONTRACT_FAMILIES)
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Families of a real /metrics scrape of a StreamBoost-wrapped app."""
+    return scraped_families(tmp_path_factory.mktemp("scrape"))
+
+
+def test_the_scrape_serves_the_agreed_families(exported: dict[str, str]) -> None:
+    assert exported == CONTRACT_FAMILIES
+
+
+def test_every_query_selects_only_exported_metrics(exported: dict[str, str]) -> None:
+    names = sample_names(exported)
     queries = all_queries()
     assert len(queries) > 30
     for query in queries:
-        names = metric_names(query.expr)
-        assert names, f"{query}: no metric name found"
-        unknown = names - exported
+        selected = metric_names(query.expr)
+        assert selected, f"{query}: no metric name found"
+        unknown = selected - names
         assert not unknown, f"{query.dashboard} / {query.title} queries {unknown}"
 
 
-def test_histograms_are_read_from_their_series_not_the_bare_family() -> None:
-    histograms = {name for name, kind in CONTRACT_FAMILIES.items() if kind == "histogram"}
+def test_histograms_are_read_from_their_series_not_the_bare_family(
+    exported: dict[str, str],
+) -> None:
+    histograms = {name for name, kind in exported.items() if kind == "histogram"}
     for query in all_queries():
         assert not metric_names(query.expr) & histograms, query
         if "histogram_quantile" in query.expr:
             assert "_bucket{" in query.expr and "le" in query.expr, query
 
 
-def test_every_exported_family_has_a_panel() -> None:
+def test_every_exported_family_has_a_panel(exported: dict[str, str]) -> None:
     used = set().union(*(metric_names(q.expr) for q in all_queries()))
-    for family, kind in CONTRACT_FAMILIES.items():
+    for family, kind in exported.items():
         series = sample_names({family: kind})
         assert series & used, f"no panel shows {family}"
 

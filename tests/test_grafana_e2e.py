@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from dashboard_queries import GRAFANA_DIR, Query, all_queries
+from e2e_app import build_app
 from streamboost._loopback import uvicorn_in_thread
 
 JOB = "streamboost-e2e"
@@ -191,10 +192,7 @@ def wait_for(prometheus: str, expr: str, want: float, seconds: float) -> float:
 
 def test_every_panel_query_returns_data_from_a_real_prometheus(tmp_path: Path) -> None:
     binary = prometheus_binary()
-    e2e_app = pytest.importorskip(
-        "e2e_app", reason="needs StreamBoost and its /metrics", exc_type=ImportError
-    )
-    app = e2e_app.build_app()
+    app = build_app(tmp_path)
     with uvicorn_in_thread(app) as base_url:
         target = base_url.removeprefix("http://")
         with prometheus_server(binary, target, tmp_path) as prometheus:

@@ -43,6 +43,14 @@ VARIABLES = {
 # About 0.2 s per stream, four at a time: the load spans several 1 s scrapes, so rates and
 # quantiles see counters grow between samples rather than appear all at once.
 LABEL_VALUES = re.compile(r"label_values\((?P<selector>.+), (?P<label>\w+)\)")
+# Lower bounds (exclusive) for the first query of some panels, given the load below.
+MINIMUM = {
+    "Requests per second": 0.0,
+    "Time to first token": 0.0,
+    "Coalescing ratio": 1.0,  # 16 tokens 10 ms apart and a 50 ms window: writes < events
+    "Cache hit ratio": 0.0,  # 40 streams over 3 users
+    "Items per second by outcome": 0.0,
+}
 STREAMS = 40
 CONCURRENCY = 4
 BAD_REQUESTS = 3
@@ -207,10 +215,16 @@ def test_every_panel_query_returns_data_from_a_real_prometheus(tmp_path: Path) -
             assert seen >= streams, f"prometheus saw {seen} streams, expected {streams}"
             # Rates need a second scrape after the last increment inside the window.
             time.sleep(1.5)
-            empty = [query for query in all_queries() if not has_data(prometheus, query)]
+            queries = all_queries()
+            empty = [query for query in queries if not has_data(prometheus, query)]
             assert not empty, "queries without data:\n" + "\n".join(
                 f"{q.dashboard} / {q.title}: {fill(q.expr)}" for q in empty
             )
+            # A few panels must show what the load did, not just a series.
+            for title, low in MINIMUM.items():
+                (query,) = [q for q in queries if q.title == title][:1]
+                values = [float(s["value"][1]) for s in instant(prometheus, fill(query.expr))]
+                assert max(values) > low, (title, values)
             rules = httpx.get(f"{prometheus}/api/v1/rules", timeout=10).json()
             alerts = [r for g in rules["data"]["groups"] for r in g["rules"]]
             assert len(alerts) == 4 and all(r["health"] == "ok" for r in alerts), alerts

@@ -40,8 +40,6 @@ VARIABLES = {
     "$cache": ".*",
     "$writer": ".*",
 }
-# About 0.2 s per stream, four at a time: the load spans several 1 s scrapes, so rates and
-# quantiles see counters grow between samples rather than appear all at once.
 LABEL_VALUES = re.compile(r"label_values\((?P<selector>.+), (?P<label>\w+)\)")
 # Lower bounds (exclusive) for the first query of some panels, given the load below.
 MINIMUM = {
@@ -51,6 +49,8 @@ MINIMUM = {
     "Cache hit ratio": 0.0,  # 40 streams over 3 users
     "Items per second by outcome": 0.0,
 }
+# About 0.2 s per stream, four at a time: the load spans several 1 s scrapes, so rates and
+# quantiles see counters grow between samples rather than appear all at once.
 STREAMS = 40
 CONCURRENCY = 4
 BAD_REQUESTS = 3

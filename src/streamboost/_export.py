@@ -7,8 +7,10 @@ The middleware only calls ``build_exporters``: it gets back the observers to add
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
@@ -44,6 +46,8 @@ class Exporters:
     observers: tuple[StreamObserver, ...]
     metrics_app: MetricsApp | None
     metrics_path: str = ""
+    metrics_server: WSGIServer | None = None  # the metrics_port server, when this process bound it
+    finishing: tuple[Callable[[StreamRecord], None], ...] = ()
 
     def serves(self, scope: dict[str, Any]) -> bool:
         """True when ``scope`` asks for the metrics path (behind any ``root_path``)."""
@@ -95,19 +99,20 @@ def build_exporters(
         observers.append(prometheus)
     elif otel_observer is not None:
         observers.append(otel_observer)
+    finishing = () if otel_observer is None else (otel_observer.stream_finishing,)
     if not metrics:
-        return Exporters(tuple(observers), None)
-    if metrics_port is not None:
-        _serve_on_port(metrics_port, registry)
-    if metrics_path is None:
-        return Exporters(tuple(observers), None)
-    return Exporters(tuple(observers), MetricsApp(registry), metrics_path)
+        return Exporters(tuple(observers), None, finishing=finishing)
+    server = None if metrics_port is None else _serve_on_port(metrics_port, registry)
+    app = None if metrics_path is None else MetricsApp(registry)
+    return Exporters(tuple(observers), app, metrics_path or "", server, finishing)
 
 
-def _serve_on_port(port: int, registry: CollectorRegistry | None) -> None:
+def _serve_on_port(port: int, registry: CollectorRegistry | None) -> WSGIServer | None:
     # Several workers import the app: the first binds, and serves all of them in
     # multiprocess mode; the others find the port taken.
     try:
-        start_http_server(port, registry=exposition_registry(registry))
+        server, _thread = start_http_server(port, registry=exposition_registry(registry))
     except OSError as exc:
         logger.info("metrics port %d not bound by this process (%s)", port, exc)
+        return None
+    return server

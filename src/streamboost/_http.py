@@ -213,6 +213,8 @@ class HTTPStream:
         record.last_body_at = now
         if not more:
             self._complete = True
+            for finishing in self._boost.finishing:
+                finishing(record)  # an open server span ends with the last body message
         await self._forward(message)
 
     async def _last_body(self, message: Message) -> None:
@@ -262,6 +264,8 @@ class HTTPStream:
         record.last_body_at = now
         if not more:
             self._complete = True
+            for finishing in self._boost.finishing:
+                finishing(record)  # an open server span ends with the last body message
         await self._forward({"type": "http.response.body", "body": body, "more_body": more})
 
     async def _forward(self, message: Message) -> None:

@@ -103,6 +103,10 @@ class StreamBoost:
             clock=self.clock,
         )
         self.observers: tuple[StreamObserver, ...] = (*observers, *self.exporters.observers)
+        # Called once, just before the last body message goes out (the record is final but for
+        # the outcome): OpenTelemetry annotates a server span there, before the ASGI
+        # instrumentation ends it.
+        self.finishing = self.exporters.finishing
         self.metadata_events = frozenset(metadata_events)
         # Encoded once here: the scanner compares raw bytes.
         self.metadata_names = frozenset(name.encode() for name in self.metadata_events)

@@ -20,14 +20,24 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ._route import RouteResolver, method_label
-from ._timing import DEFAULT_CLOCK, OUTCOME_ERROR, Clock, StreamRecord
+from ._timing import (
+    DEFAULT_CLOCK,
+    OUTCOME_COMPLETED,
+    OUTCOME_ERROR,
+    OUTCOME_NO_TOKEN,
+    Clock,
+    StreamRecord,
+)
 
-# Semantic-convention bucket advice.
-TTFT_ADVICE: Final = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0)
-TTFT_ADVICE_ALL: Final = (*TTFT_ADVICE, 2.5, 5.0, 7.5, 10.0)
+# Semantic-convention bucket advice (GenAI and HTTP server metrics), as published.
+TTFT_ADVICE: Final = (
+    *(0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0),
+    *(7.5, 10.0),
+)
 TPOT_ADVICE: Final = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
-HTTP_ADVICE: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0)
-HTTP_ADVICE_ALL: Final = (*HTTP_ADVICE, 7.5, 10.0)
+HTTP_ADVICE: Final = (
+    *(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0),
+)
 
 _SCOPE_NAME: Final = "streamboost"
 _NO_TRACING: Final = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
@@ -77,7 +87,7 @@ class OTelObserver:
             "gen_ai.server.time_to_first_token",
             unit="s",
             description="Time to generate the first token, measured at the server.",
-            explicit_bucket_boundaries_advisory=TTFT_ADVICE_ALL,
+            explicit_bucket_boundaries_advisory=TTFT_ADVICE,
         )
         self._tpot = meter.create_histogram(
             "gen_ai.server.time_per_output_token",
@@ -89,7 +99,7 @@ class OTelObserver:
             "http.server.request.duration",
             unit="s",
             description="Duration of HTTP server requests.",
-            explicit_bucket_boundaries_advisory=HTTP_ADVICE_ALL,
+            explicit_bucket_boundaries_advisory=HTTP_ADVICE,
         )
         self._tracer_provider = tracer_provider
         self._tracer: tuple[trace.TracerProvider, trace.Tracer] | None = None
@@ -101,6 +111,13 @@ class OTelObserver:
 
     def stream_started(self, record: StreamRecord) -> None:
         pass
+
+    def stream_finishing(self, record: StreamRecord) -> None:
+        """Annotate an open server span before the last body message ends it."""
+        span = trace.get_current_span()
+        if span.is_recording():
+            end = record.last_body_at
+            self._annotate(span, record, self._clock() if end is None else end)
 
     def stream_ended(self, record: StreamRecord) -> None:
         self.observe(record)
@@ -127,12 +144,15 @@ class OTelObserver:
 
         span = trace.get_current_span()
         if span.is_recording():
+            # A server span still open: the response ended without its last body message
+            # (an error, a disconnect), so stream_finishing did not run.
             self._annotate(span, record, end)
-        else:
+        elif not span.get_span_context().is_valid:
             tracer = self._current_tracer()
             if tracer is None:
                 return None
             span = self._request_span(tracer, record, method, route, http_attrs, end)
+        # Else a server span annotated by stream_finishing and since ended, or not sampled.
         context = span.get_span_context()
         return format(context.trace_id, "032x") if context.trace_flags.sampled else None
 
@@ -199,9 +219,12 @@ class OTelObserver:
 
 def _timing_attributes(record: StreamRecord, end: float) -> dict[str, Any]:
     start = record.request_at
+    outcome = record.outcome
+    if outcome == OUTCOME_COMPLETED and record.streaming and not record.content_events:
+        outcome = OUTCOME_NO_TOKEN  # before the middleware's end-of-stream verdict
     attrs: dict[str, Any] = {
         "http.response.body.size": record.bytes_out,
-        "streamboost.outcome": record.outcome,
+        "streamboost.outcome": outcome,
         "streamboost.duration": end - start,
     }
     if record.first_byte_at is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -83,7 +84,7 @@ class phase:
         self.__exit__(exc_type, exc, tb)
 
     def __call__(self, func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-        if not asyncio.iscoroutinefunction(func):
+        if not inspect.iscoroutinefunction(func):
             raise TypeError(f"@phase({self.name!r}) decorates async functions; got {func!r}")
         name = self.name
 
@@ -126,6 +127,21 @@ async def _branch(
         _add(name, started, reason)
 
 
+def _check(
+    aws: Mapping[str, Awaitable[Any]], timeouts: Mapping[str, float], fallbacks: Mapping[str, Any]
+) -> None:
+    for label, names in (("timeouts", timeouts), ("fallbacks", fallbacks)):
+        unknown = sorted(set(names) - set(aws))
+        if unknown:
+            raise ValueError(
+                f"{label} name {unknown} with no awaitable; pass them as keywords: "
+                f"gather_phases({unknown[0]}=...)"
+            )
+    for name, seconds in timeouts.items():
+        if not seconds > 0:
+            raise ValueError(f"timeouts[{name!r}]={seconds!r} must be > 0 seconds")
+
+
 async def gather_phases(
     *,
     timeouts: Mapping[str, float] | None = None,
@@ -141,16 +157,13 @@ async def gather_phases(
     """
     timeouts = timeouts or {}
     fallbacks = fallbacks or {}
-    for label, names in (("timeouts", timeouts), ("fallbacks", fallbacks)):
-        unknown = sorted(set(names) - set(aws))
-        if unknown:
-            raise ValueError(
-                f"{label} name {unknown} with no awaitable; pass them as keywords: "
-                f"gather_phases({unknown[0]}=...)"
-            )
-    for name, seconds in timeouts.items():
-        if not seconds > 0:
-            raise ValueError(f"timeouts[{name!r}]={seconds!r} must be > 0 seconds")
+    try:
+        _check(aws, timeouts, fallbacks)
+    except ValueError:
+        for aw in aws.values():
+            if inspect.iscoroutine(aw):
+                aw.close()  # never started: no "coroutine was never awaited" warning
+        raise
     tasks = [
         asyncio.ensure_future(
             _branch(name, aw, timeouts.get(name), name in fallbacks, fallbacks.get(name))

@@ -36,8 +36,10 @@ from ._timing import (
 )
 
 # OpenTelemetry GenAI time-to-first-token advice, extended to a minute for slow models.
-TTFT_BUCKETS: Final = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0)
-TTFT_BUCKETS_ALL: Final = (*TTFT_BUCKETS, 2.5, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0)
+TTFT_BUCKETS: Final = (
+    *(0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0),
+    *(7.5, 10.0, 20.0, 30.0, 60.0),
+)
 # OpenTelemetry GenAI time-per-output-token advice.
 TPOT_BUCKETS: Final = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
 # OpenTelemetry HTTP duration advice, extended to the length of long streams.
@@ -76,14 +78,14 @@ class Families:
             p + "time_to_first_byte_seconds",
             "Request to the first body byte.",
             _MR,
-            buckets=TTFT_BUCKETS_ALL,
+            buckets=TTFT_BUCKETS,
             registry=r,
         )
         self.ttft = Histogram(
             p + "time_to_first_token_seconds",
             "Request to the first content event of a stream.",
             _MR,
-            buckets=TTFT_BUCKETS_ALL,
+            buckets=TTFT_BUCKETS,
             registry=r,
         )
         self.tpot = Histogram(
@@ -121,7 +123,7 @@ class Families:
             p + "phase_duration_seconds",
             "Work before the first token, by phase.",
             ("route", "phase"),
-            buckets=TTFT_BUCKETS_ALL,
+            buckets=TTFT_BUCKETS,
             registry=r,
         )
         self.fallbacks = Counter(

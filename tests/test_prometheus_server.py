@@ -1,0 +1,153 @@
+"""Prometheus export under real servers: TTFT accuracy against a real client, disconnects,
+and multiprocess mode (uvicorn --workers 2, gunicorn with uvicorn workers)."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from tests.metrics_apps import free_port, server_process, starlette_app, value
+
+from streamboost import StreamBoost
+from streamboost._loopback import uvicorn_in_thread
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+ROUTE = "/stream/{n:int}"
+
+
+def scraped(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a /metrics scrape, keyed by (name, sorted labels)."""
+    text = httpx.get(base + "/metrics", timeout=10).text
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str) -> float:
+    return sum(v for (n, _), v in samples.items() if n == name)
+
+
+def test_ttft_matches_what_a_real_client_observes_within_1ms() -> None:
+    port = free_port()
+    argv = ["uvicorn", "tests.metrics_apps:server_app", "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--log-level", "warning"]
+    with server_process(argv, port, {"PYTHONPATH": ROOT}) as base, httpx.Client() as client:
+        client.get(base + "/stream/1")  # warm: the connection is open for the measured ones
+        differences = []
+        for _ in range(9):
+            before = scraped(base)
+            sent_at: list[float] = []
+
+            def trace(event: str, info: object, sent_at: list[float] = sent_at) -> None:
+                # The moment httpcore starts writing the request to the socket.
+                if event == "http11.send_request_headers.started":
+                    sent_at.append(time.perf_counter())
+
+            received = b""
+            url = base + "/stream/3?delay=0.05&gap=0.002"
+            with client.stream("GET", url, extensions={"trace": trace}) as response:
+                chunks = response.iter_raw()
+                for chunk in chunks:
+                    received += chunk
+                    if b"data:" in chunk:
+                        client_ttft = time.perf_counter() - sent_at[0]
+                        break
+                for chunk in chunks:
+                    received += chunk
+            after = scraped(base)
+            key = (
+                "streamboost_time_to_first_token_seconds_sum",
+                (("method", "GET"), ("route", ROUTE)),
+            )
+            server_ttft = after[key] - before.get(key, 0.0)
+            bytes_key = ("streamboost_response_bytes_total", (("method", "GET"), ("route", ROUTE)))
+            assert after[bytes_key] - before.get(bytes_key, 0.0) == len(received)
+            assert received.count(b"data:") == 3
+            assert server_ttft >= 0.049  # the app sleeps 50 ms before its first token
+            differences.append(client_ttft - server_ttft)
+    # The server's clock starts after the request arrived and stops before the bytes leave.
+    assert min(differences) > 0
+    assert statistics.median(differences) < 0.001, differences
+
+
+async def test_200_clients_that_disconnect_mid_stream() -> None:
+    registry = CollectorRegistry()
+    app = StreamBoost(starlette_app(), registry=registry, otel=False)
+    labels = {"method": "GET", "route": ROUTE}
+    with uvicorn_in_thread(app) as base:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=0)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+            async def leave_after_first_token() -> None:
+                url = base + "/stream/3000?gap=0.01"
+                async with client.stream("GET", url) as response:
+                    async for chunk in response.aiter_raw():
+                        if b"data:" in chunk:
+                            return  # closes the connection mid-stream
+
+            await asyncio.gather(*(leave_after_first_token() for _ in range(200)))
+        disconnected = 0.0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            disconnected = value(
+                registry, "streamboost_streams_total", **labels, outcome="client_disconnected"
+            )
+            if disconnected == 200 and value(registry, "streamboost_streams_active", **labels) == 0:
+                break
+            await asyncio.sleep(0.05)
+    assert disconnected == 200
+    assert value(registry, "streamboost_streams_active", **labels) == 0
+    assert value(registry, "streamboost_streams_total", **labels, outcome="completed") == 0
+    assert value(registry, "streamboost_time_to_first_token_seconds_count", **labels) == 200
+
+
+MULTIPROCESS_SERVERS = {
+    "uvicorn-workers": ["uvicorn", "tests.metrics_apps:server_app", "--workers", "2"],
+    "gunicorn-uvicorn": [
+        "gunicorn",
+        "-k",
+        "uvicorn.workers.UvicornWorker",
+        "-w",
+        "2",
+        "tests.metrics_apps:server_app",
+    ],
+}
+
+
+@pytest.mark.parametrize("server", sorted(MULTIPROCESS_SERVERS))
+def test_multiprocess_counts_of_every_worker_add_up(server: str, tmp_path: Path) -> None:
+    port = free_port()
+    argv = list(MULTIPROCESS_SERVERS[server])
+    if server.startswith("gunicorn"):
+        argv += ["-b", f"127.0.0.1:{port}", "--log-level", "warning"]
+    else:
+        argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    env = {"PYTHONPATH": ROOT, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    with server_process(argv, port, env) as base:
+        pids: set[str] = set()
+        sent = 0
+        # New connection per request so the kernel spreads them; stop once both served some.
+        while sent < 300 and (len(pids) < 2 or sent < 20):
+            response = httpx.get(base + "/stream/2", headers={"connection": "close"})
+            assert response.text.count("data:") == 2
+            pids.add(response.headers["x-pid"])
+            sent += 1
+        assert len(pids) == 2, f"one worker served all {sent} requests"
+        for _ in range(2):  # either worker may answer the scrape: both see every worker
+            samples = scraped(base)
+            assert total(samples, "streamboost_http_requests_total") == sent
+            completed = (
+                "streamboost_streams_total",
+                (("method", "GET"), ("outcome", "completed"), ("route", ROUTE)),
+            )
+            assert samples[completed] == sent
+            assert total(samples, "streamboost_time_to_first_token_seconds_count") == sent
+            assert total(samples, "streamboost_streams_active") == 0

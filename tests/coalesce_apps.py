@@ -6,7 +6,7 @@ granian needs an import string: it serves ``tests.coalesce_apps:granian_app``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,22 +129,65 @@ async def run_app(
     return recorded
 
 
-def boosted(app: Any, config: CoalesceConfig | bool = True, **kwargs: Any) -> StreamBoost:
-    return StreamBoost(app, coalesce=config, **kwargs)
+EVENTS = [sse("first")] + [sse(f"token {i}") for i in range(60)] + [sse("{}", event="done")]
 
 
-async def _granian_inner(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    steps = [(0.0, sse("first"))] + [(0.001, sse(f"token {i}")) for i in range(60)]
-    steps.append((0.0, sse("{}", event="done")))
-    await stream_app(steps)(scope, receive, send)
+def server_app(records: Records, produced: list[int] | None = None, **config: Any) -> StreamBoost:
+    """A Starlette app for real servers, wrapped in StreamBoost (window 20 ms by default).
+
+    ``/stream``: ``EVENTS`` over ~60 ms; ``/endless``: events until the client leaves;
+    ``/big``: 32 KiB events until the client leaves; ``/tasks``: asyncio tasks alive;
+    ``/stats``: the last ended record (for servers in another process).
+    """
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    async def finite(request: Any) -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            for index, event in enumerate(EVENTS):
+                if 0 < index < len(EVENTS) - 1:
+                    await asyncio.sleep(0.001)
+                yield event
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    async def endless(request: Any) -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            for i in range(1_000_000):
+                if produced is not None:
+                    produced.append(i)
+                yield sse(f"token {i}")
+                await asyncio.sleep(0.001)
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    async def big(request: Any) -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            for i in range(100_000):
+                yield sse(f"{i:08d}" + "x" * 32768)
+                await asyncio.sleep(0)
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    async def tasks(request: Any) -> JSONResponse:
+        return JSONResponse({"tasks": len(asyncio.all_tasks())})
+
+    async def stats(request: Any) -> JSONResponse:
+        last = next(r for r in reversed(records.ended) if r.scope["path"] != "/stats")
+        return JSONResponse({"writes": last.writes, "events": last.events, "outcome": last.outcome})
+
+    routes = [
+        Route("/stream", finite),
+        Route("/endless", endless),
+        Route("/big", big),
+        Route("/tasks", tasks),
+        Route("/stats", stats),
+    ]
+    config.setdefault("window", 0.02)
+    return StreamBoost(
+        Starlette(routes=routes), coalesce=CoalesceConfig(**config), observers=[records]
+    )
 
 
-granian_app = StreamBoost(_granian_inner, coalesce=CoalesceConfig(window=0.02))
+granian_app = server_app(Records())

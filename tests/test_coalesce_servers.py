@@ -10,53 +10,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse, StreamingResponse
-from starlette.routing import Route
-from tests.coalesce_apps import Records, sse
+from tests.coalesce_apps import EVENTS, Records, server_app
 
-from streamboost import CoalesceConfig, StreamBoost
 from streamboost._loopback import uvicorn_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
-EVENTS = [sse("first")] + [sse(f"token {i}") for i in range(60)] + [sse("{}", event="done")]
-
-
-def stream_app(records: Records, produced: list[int] | None = None) -> StreamBoost:
-    """/stream: 62 events over ~60 ms; /endless: events until the client leaves; /tasks."""
-
-    async def finite(request: Any) -> StreamingResponse:
-        async def body() -> AsyncIterator[bytes]:
-            for index, event in enumerate(EVENTS):
-                if 0 < index < len(EVENTS) - 1:
-                    await asyncio.sleep(0.001)
-                yield event
-
-        return StreamingResponse(body(), media_type="text/event-stream")
-
-    async def endless(request: Any) -> StreamingResponse:
-        async def body() -> AsyncIterator[bytes]:
-            for i in range(1_000_000):
-                if produced is not None:
-                    produced.append(i)
-                yield sse(f"token {i}")
-                await asyncio.sleep(0.001)
-
-        return StreamingResponse(body(), media_type="text/event-stream")
-
-    async def tasks(request: Any) -> JSONResponse:
-        return JSONResponse({"tasks": len(asyncio.all_tasks())})
-
-    routes = [Route("/stream", finite), Route("/endless", endless), Route("/tasks", tasks)]
-    return StreamBoost(
-        Starlette(routes=routes), coalesce=CoalesceConfig(window=0.02), observers=[records]
-    )
 
 
 def read_stream(base_url: str) -> tuple[bytes, int]:
@@ -136,14 +100,14 @@ def hypercorn_in_thread(app: Any) -> Iterator[str]:
 
 def test_uvicorn_end_to_end() -> None:
     records = Records()
-    with uvicorn_in_thread(stream_app(records)) as url:
+    with uvicorn_in_thread(server_app(records)) as url:
         data, _ = read_stream(url)
     check_stream(data, records)
 
 
 def test_hypercorn_end_to_end() -> None:
     records = Records()
-    with hypercorn_in_thread(stream_app(records)) as url:
+    with hypercorn_in_thread(server_app(records)) as url:
         data, _ = read_stream(url)
     check_stream(data, records)
 
@@ -161,6 +125,7 @@ def test_granian_end_to_end() -> None:
     try:
         wait_for_port(port, process)
         data, _ = read_stream(f"http://127.0.0.1:{port}")
+        stats = httpx.get(f"http://127.0.0.1:{port}/stats").json()
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -169,6 +134,8 @@ def test_granian_end_to_end() -> None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
     check_stream(data, None)
+    assert stats["outcome"] == "completed" and stats["events"] == len(EVENTS)
+    assert stats["writes"] < len(EVENTS) // 2
 
 
 def test_client_closing_mid_stream_on_uvicorn_stops_it_and_leaks_no_task() -> None:
@@ -184,7 +151,7 @@ def test_client_closing_mid_stream_on_uvicorn_stops_it_and_leaks_no_task() -> No
             if record.scope["path"] == "/endless":
                 ended.set()
 
-    app = stream_app(records, produced)
+    app = server_app(records, produced)
     app.observers = (*app.observers, Signal())
     with uvicorn_in_thread(app) as url:
         baseline = httpx.get(f"{url}/tasks").json()["tasks"]
@@ -201,8 +168,39 @@ def test_client_closing_mid_stream_on_uvicorn_stops_it_and_leaks_no_task() -> No
         stopped_at = len(produced)
         time.sleep(0.1)
         assert len(produced) == stopped_at  # the app stopped producing
-        after = httpx.get(f"{url}/tasks").json()["tasks"]
+        # Cancelled tasks finish within a loop turn or two; poll (bounded) rather than sleep.
+        for _ in range(50):
+            after = httpx.get(f"{url}/tasks").json()["tasks"]
+            if after <= baseline:
+                break
+            time.sleep(0.1)
     assert after == baseline
     record = next(r for r in records.ended if r.scope["path"] == "/endless")
     assert record.outcome == "client_disconnected"
     assert 100 <= record.events < 1_000_000
+
+
+def test_send_timeout_ends_a_frozen_client_on_uvicorn() -> None:
+    records = Records()
+    app = server_app(records, send_timeout=0.5)
+    with uvicorn_in_thread(app) as url:
+        baseline = httpx.get(f"{url}/tasks").json()["tasks"]
+        host, port = url.removeprefix("http://").split(":")
+        with socket.socket() as frozen:
+            frozen.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            frozen.connect((host, int(port)))
+            frozen.sendall(b"GET /big HTTP/1.1\r\nhost: test\r\n\r\n")
+            assert frozen.recv(65536).startswith(b"HTTP/1.1 200")
+            # ...and never reads again, while the app streams 32 KiB events.
+            for _ in range(200):
+                if any(r.scope["path"] == "/big" for r in records.ended):
+                    break
+                time.sleep(0.1)
+            record = next(r for r in records.ended if r.scope["path"] == "/big")
+        assert record.outcome == "client_disconnected"
+        for _ in range(50):
+            after = httpx.get(f"{url}/tasks").json()["tasks"]
+            if after <= baseline:
+                break
+            time.sleep(0.1)
+    assert after == baseline

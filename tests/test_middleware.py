@@ -9,7 +9,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
-from tests.coalesce_apps import SSE, Message, Records, openai, run_app, sse, stream_app
+from tests.coalesce_apps import SSE, Message, Recorded, Records, openai, run_app, sse, stream_app
 
 from streamboost import CoalesceConfig, StreamBoost
 
@@ -333,3 +333,91 @@ async def test_text_plain_and_ndjson_streams_are_coalesced() -> None:
         assert recorded.body == b"".join(c for _, c in steps)
         assert len(recorded.bodies) < 10
         assert records.ended[0].content_events == 40
+
+
+async def test_a_failing_observer_never_breaks_the_response(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken:
+        def stream_started(self, record: Any) -> None:
+            raise ValueError("exporter bug")
+
+        def stream_ended(self, record: Any) -> None:
+            raise ValueError("exporter bug")
+
+    records = Records()
+    steps = [(0.0, sse("a")), (0.0, sse("b"))]
+    recorded = await run_app(StreamBoost(stream_app(steps), observers=[Broken(), records]))
+    assert recorded.body == sse("a") + sse("b")
+    assert len(records.ended) == 1  # the observers after the broken one still run
+    assert "exporter bug" in caplog.text
+
+
+async def test_background_work_after_the_body_is_not_stream_time() -> None:
+    records = Records()
+    clock = TickClock()
+
+    async def background() -> None:
+        clock.now += 100.0  # the app's work after its last body message
+
+    app = StreamBoost(
+        stream_app([(0.0, sse("a"))], after=background), observers=[records], clock=clock
+    )
+    await run_app(app)
+    (record,) = records.ended
+    assert record.last_body_at is not None and record.last_body_at < 100.0
+    assert record.stream_duration() == record.last_body_at - record.request_at
+
+
+async def test_after_http_disconnect_sends_go_to_the_server_as_without_streamboost() -> None:
+    records = Records()
+    disconnect = asyncio.Event()
+    seen: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()  # the request
+
+        async def listen() -> None:
+            seen.append((await receive())["type"])
+
+        listener = asyncio.create_task(listen())
+        await send(START)
+        for i in range(10):
+            if i == 5:
+                disconnect.set()
+                await listener
+            await send({"type": "http.response.body", "body": sse(f"e{i}"), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    app_ = StreamBoost(app, coalesce=CoalesceConfig(window=30), observers=[records])
+    recorded = await run_app(app_, disconnect=disconnect)  # no exception from StreamBoost
+    assert seen == ["http.disconnect"]
+    # The buffered events were dropped; later ones reached the server, which decides.
+    assert recorded.bodies[0] == sse("e0")
+    assert recorded.bodies[-6:] == [sse(f"e{i}") for i in range(5, 10)] + [b""]
+    (record,) = records.ended
+    assert record.outcome == "client_disconnected"
+    assert record.writes == 1
+
+
+async def test_events_buffered_when_the_app_fails_still_reach_the_client() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(START)
+        for i in range(5):
+            await send({"type": "http.response.body", "body": sse(f"e{i}"), "more_body": True})
+        raise RuntimeError("model crashed")
+
+    recorded = Recorded()
+    with pytest.raises(RuntimeError):
+        await run_app(StreamBoost(app, coalesce=CoalesceConfig(window=30)), recorded=recorded)
+    assert recorded.body == b"".join(sse(f"e{i}") for i in range(5))
+
+
+async def test_events_buffered_when_the_app_returns_without_ending_its_body_are_written() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(START)
+        for i in range(5):
+            await send({"type": "http.response.body", "body": sse(f"e{i}"), "more_body": True})
+
+    recorded = await run_app(StreamBoost(app, coalesce=CoalesceConfig(window=30)))
+    assert recorded.body == b"".join(sse(f"e{i}") for i in range(5))

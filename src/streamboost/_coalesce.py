@@ -43,12 +43,14 @@ class Coalescer:
         "_flushed",
         "_force",
         "_inflight",
+        "_kick",
         "_last_write",
         "_loop",
         "_max_buffer",
         "_max_bytes",
         "_max_events",
         "_now",
+        "_now_content",
         "_pending",
         "_pending_bytes",
         "_ready",
@@ -84,8 +86,10 @@ class Coalescer:
         self._batch_at: float | None = None  # loop time the oldest buffered byte came in
         self._last_write = float("-inf")
         self._now: list[bytes] = []  # parts the caller writes itself after WRITE_NOW
+        self._now_content = 0
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+        self._kick: asyncio.Handle | None = None  # starts the flusher on the next loop turn
         self._wake: asyncio.Future[None] | None = None
         self._wanted = False  # the flusher should write the ready events as soon as it can
         self._force = False  # the next flush also writes an unfinished event
@@ -107,7 +111,7 @@ class Coalescer:
             self._ready_bytes += complete
             self._ready_events += events
             self._ready_content += content
-            if (
+            if not self._wanted and (
                 critical
                 or self._ready_events >= self._max_events
                 or self._ready_bytes >= self._max_bytes
@@ -132,7 +136,7 @@ class Coalescer:
                 self._pending.clear()
                 self._pending_bytes = 0
             parts.append(data if complete == len(data) else data[:complete])
-            self._ready_content = content
+            self._now_content = content
             if complete < len(data):
                 self._pending.append(data[complete:])
                 self._pending_bytes = len(data) - complete
@@ -159,8 +163,6 @@ class Coalescer:
             self._ready_bytes += complete
             self._ready_events += events
             self._ready_content += content
-            if self._task is None:
-                self._task = self._loop.create_task(self._run())
             config = self._config
             if (
                 critical
@@ -175,8 +177,6 @@ class Coalescer:
             self._pending_bytes += len(data)
         buffered = self._ready_bytes + self._pending_bytes + self._inflight
         if buffered >= self._config.max_buffer_bytes:
-            if self._task is None:
-                self._task = self._loop.create_task(self._run())
             return FULL
         return BUFFERED
 
@@ -185,9 +185,7 @@ class Coalescer:
         if code == WRITE_NOW:
             parts = self._now
             self._now = []
-            content = self._ready_content
-            self._ready_content = 0
-            await self._send(parts, content, True)
+            await self._send(parts, self._now_content, True)
             return
         limit = self._config.max_buffer_bytes
         while (
@@ -219,6 +217,9 @@ class Coalescer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._kick is not None:
+            self._kick.cancel()
+            self._kick = None
         task = self._task
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
@@ -256,12 +257,17 @@ class Coalescer:
     async def _flush_all(self, data: bytes, content: int, *, final: bool) -> None:
         if self.error is not None:
             raise self.error
-        if self._task is None:
+        if not self._inflight:
+            # No write in flight, so the flusher is idle: write here, saving two task switches.
             parts = self._take(everything=True)
+            self._wanted = False
             if data:
                 parts.append(data)
             content += self._ready_content
             self._ready_content = 0
+            task = self._task
+            if final and task is not None:
+                task.cancel()
             if parts or final:
                 await self._send(parts, content, not final)
             return
@@ -291,11 +297,22 @@ class Coalescer:
 
     def _wakeup(self) -> None:
         self._wanted = True
+        if self._task is None:
+            # The flusher starts on the next loop turn, if a flush is still wanted then: an app
+            # that does not yield before its body ends never needs one (its last send writes).
+            if self._kick is None:
+                self._kick = self._loop.call_soon(self._start)
+            return
         wake = self._wake
         if wake is not None:
             self._wake = None
             if not wake.done():
                 wake.set_result(None)
+
+    def _start(self) -> None:
+        self._kick = None
+        if self._wanted and self._task is None and self.error is None:
+            self._task = self._loop.create_task(self._run())
 
     def _release(self) -> None:
         """Let waiting sends go on (they check ``error`` and the buffer again)."""

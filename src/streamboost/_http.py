@@ -7,6 +7,7 @@ middleware object itself holds only configuration.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -71,10 +72,13 @@ class HTTPStream:
                 record.outcome = OUTCOME_ERROR
                 if record.headers_at is None:
                     record.status = 500  # what the server answers for an app that failed
+            await self._deliver_buffered()
             raise
+        else:
+            await self._deliver_buffered()  # an app that returned without ending its body
         finally:
             coalescer = self._coalescer
-            if coalescer is not None:
+            if coalescer is not None:  # None again after a disconnect closed it
                 coalescer.close()
                 if record.outcome == OUTCOME_COMPLETED and coalescer.error is not None:
                     failed = isinstance(coalescer.error, OSError)
@@ -91,6 +95,13 @@ class HTTPStream:
                 except Exception:
                     logger.exception("observer %r failed in stream_ended", observer)
 
+    async def _deliver_buffered(self) -> None:
+        """Write what the app sent but is still buffered, when its body did not end."""
+        coalescer = self._coalescer
+        if coalescer is not None and coalescer.error is None and not self._complete:
+            with contextlib.suppress(Exception):  # best effort: the app's own error wins
+                await coalescer.drain()
+
     async def receive(self) -> Message:
         message: Message = await self._receive()
         if message["type"] == "http.disconnect" and not self._complete:
@@ -105,14 +116,15 @@ class HTTPStream:
                 await self._direct_body(message)
             elif message.get("more_body", False) and coalescer.error is None:
                 # The per-chunk path: a few attribute updates and the scanner's fast path.
-                self.record.chunks_in += 1
+                record = self.record
+                record.chunks_in += 1
                 body: bytes = message.get("body", b"")
                 if body:
-                    scanner = self._scanner
-                    assert scanner is not None
+                    # Set together with the coalescer; a cast would cost a call per chunk.
+                    scanner: EventScanner = self._scanner  # type: ignore[assignment]
                     complete = scanner.feed(body)
                     events = scanner.events
-                    self.record.events += events
+                    record.events += events
                     code = coalescer.offer(
                         body, complete, events, scanner.content, scanner.critical
                     )
@@ -133,7 +145,10 @@ class HTTPStream:
         self.record.outcome = OUTCOME_CLIENT_DISCONNECTED
         coalescer = self._coalescer
         if coalescer is not None:
-            coalescer.close(OSError("the client disconnected"))
+            # Drop what is buffered; later sends go straight to the server, which treats them
+            # as it would without StreamBoost (ignores them, or raises OSError).
+            coalescer.close()
+            self._coalescer = None
 
     async def _start(self, message: Message) -> None:
         boost = self._boost
@@ -156,7 +171,8 @@ class HTTPStream:
         if opt_out:
             kept = [(n, v) for n, v in headers if n.lower() != opt_out_name]
             message = {**message, "headers": kept}
-        fmt = stream_format(content_type.decode("latin-1")) if content_type else 0
+        media = content_type.decode("latin-1").partition(";")[0].strip().lower()
+        fmt = stream_format(media)
         # A known stream format without a length; compressed bytes cannot be scanned.
         if fmt and not length and not encoded:
             record.streaming = True
@@ -164,7 +180,6 @@ class HTTPStream:
                 fmt, critical=boost.critical_names, metadata=boost.metadata_names
             )
             config = boost.coalesce
-            media = content_type.decode("latin-1").partition(";")[0].strip().lower()
             if (
                 config is not None
                 and not opt_out

@@ -7,8 +7,9 @@ Three stream formats are understood:
 - ``application/x-ndjson`` and ``application/jsonl``: one event per ``\\n``-terminated line;
 - ``text/plain``: every non-empty chunk is one event.
 
-``EventScanner.feed`` is called once per body chunk. It uses ``bytes.find``/``count`` only
-(C speed); an event is split out and classified only where the answer is needed.
+``EventScanner.feed`` is called once per body chunk. The usual chunk (one ``data:`` line)
+costs a few ``bytes`` calls and one precompiled regex search, all C speed; an event is split
+out and classified in Python only where the answer is needed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ _FORMATS: Final = {
     "text/event-stream": FORMAT_SSE,
     "application/x-ndjson": FORMAT_LINES,
     "application/jsonl": FORMAT_LINES,
-    "application/json-seq": FORMAT_LINES,
     "text/plain": FORMAT_CHUNKS,
 }
 

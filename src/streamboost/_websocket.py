@@ -10,6 +10,7 @@ text, accept, close) goes out as it is, after the buffered batch.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import orjson
@@ -40,7 +41,8 @@ class WebSocketBatcher:
         try:
             await self._app(self._scope, self._receive, self.send)
             if self._coalescer is not None and self._coalescer.error is None:
-                await self._coalescer.drain()
+                with contextlib.suppress(OSError):  # the client left: nothing to deliver
+                    await self._coalescer.drain()
         finally:
             if self._coalescer is not None:
                 self._coalescer.close()

@@ -40,8 +40,8 @@ async def naive_prestream(backend: Backend, settings: ChatSettings, req: ChatReq
     profile = await backend.load_profile(req.user_id)
     history = await backend.load_history(req.session_id)
     docs = await backend.retrieve(req.message) if settings.retrieval else []
-    await backend.create_session(req.user_id, req.session_id)
-    await backend.save_message(req.session_id, "user", req.message)
+    await backend.blocking(backend.create_session(req.user_id, req.session_id))
+    await backend.blocking(backend.save_message(req.session_id, "user", req.message))
     return _prompt(profile, history, docs, req.message)
 
 
@@ -105,13 +105,23 @@ def create_app(
                 answer.append(event)
                 yield event
             if settings.mode == "naive":
-                await backend.save_message(req.session_id, "assistant", f"{len(answer)} events")
+                await backend.blocking(
+                    backend.save_message(req.session_id, "assistant", f"{len(answer)} events")
+                )
             else:
                 defer(backend.save_message, req.session_id, "assistant", f"{len(answer)} events")
 
         return StreamingResponse(body(), media_type="text/event-stream")
 
     return app
+
+
+def backend_of(app: Any) -> Backend:
+    """The simulated backend of an app built by ``create_app`` (wrapped or not)."""
+    while not hasattr(app, "state"):
+        app = app.app  # ASGI middlewares keep the app they wrap as ``.app``
+    backend: Backend = app.state.backend
+    return backend
 
 
 app = create_app()

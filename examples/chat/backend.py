@@ -6,10 +6,15 @@ Each call counts itself, so the demo and the tests can see how many loads really
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .settings import Latencies
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -32,27 +37,39 @@ class Backend:
     latencies: Latencies = field(default_factory=Latencies)
     calls: Counter[str] = field(default_factory=Counter)
     saved: list[tuple[str, str, str]] = field(default_factory=list)
+    # Seconds spent in each call, summed: the demo's per-step breakdown.
+    seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def reset_counts(self) -> None:
+        self.calls.clear()
+        self.seconds.clear()
+
+    async def _timed(self, name: str, delay: float) -> None:
+        self.calls[name] += 1
+        start = time.perf_counter()
+        await asyncio.sleep(delay)
+        self.seconds[name] += time.perf_counter() - start
+
+    async def blocking(self, write: Awaitable[T]) -> T:
+        """Await a write on the request path, counting it as one that blocks the stream."""
+        self.calls["blocking_writes"] += 1
+        return await write
 
     async def load_profile(self, user_id: str) -> Profile:
-        self.calls["load_profile"] += 1
-        await asyncio.sleep(self.latencies.load_profile)
+        await self._timed("load_profile", self.latencies.load_profile)
         return Profile(user_id=user_id, name=f"user {user_id}")
 
     async def load_history(self, session_id: str) -> list[Message]:
-        self.calls["load_history"] += 1
-        await asyncio.sleep(self.latencies.load_history)
+        await self._timed("load_history", self.latencies.load_history)
         return [Message("user", "hello"), Message("assistant", f"hi, session {session_id}")]
 
     async def retrieve(self, query: str) -> list[str]:
-        self.calls["retrieval"] += 1
-        await asyncio.sleep(self.latencies.retrieval)
+        await self._timed("retrieval", self.latencies.retrieval)
         return [f"document about {query[:20]}"]
 
     async def create_session(self, user_id: str, session_id: str) -> None:
-        self.calls["create_session"] += 1
-        await asyncio.sleep(self.latencies.create_session)
+        await self._timed("create_session", self.latencies.create_session)
 
     async def save_message(self, session_id: str, role: str, content: str) -> None:
-        self.calls["save_message"] += 1
-        await asyncio.sleep(self.latencies.save_message)
+        await self._timed("save_message", self.latencies.save_message)
         self.saved.append((session_id, role, content))

@@ -157,3 +157,30 @@ async def test_a_writer_that_cannot_start_fails_the_startup() -> None:
     assert [m["type"] for m in sent] == ["lifespan.startup.failed", "lifespan.shutdown.complete"]
     assert "Connect" in sent[0]["message"] or "connect" in sent[0]["message"]
     assert app_events == ["lifespan.startup", "lifespan.shutdown"]
+
+
+def test_sync_endpoints_in_threads_can_defer_from_the_first_request() -> None:
+    # Starlette runs sync endpoints in a thread without an event loop; the lifespan glue bound
+    # the defer() runner to the server's loop at startup.
+    done: list[str] = []
+
+    async def record(value: str) -> None:
+        done.append(value)
+
+    def endpoint(request: Request) -> PlainTextResponse:
+        defer(record, "from a thread")
+        return PlainTextResponse("ok")
+
+    app = LifespanWriters(Starlette(routes=[Route("/", endpoint)]))
+    with uvicorn_in_thread(app) as url:
+        assert httpx.get(url + "/", timeout=10).text == "ok"
+    assert done == ["from a thread"]
+
+
+def test_defer_config_from_env(monkeypatch: Any) -> None:
+    from streamboost import DeferConfig
+
+    monkeypatch.setenv("STREAMBOOST_DEFER_MAX_CONCURRENCY", "7")
+    monkeypatch.setenv("STREAMBOOST_DEFER_RETRIES", "0")
+    config = DeferConfig.from_env()
+    assert (config.max_concurrency, config.retry.retries, config.max_pending) == (7, 0, 100_000)

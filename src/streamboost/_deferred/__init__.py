@@ -4,7 +4,8 @@ from ._config import DeferConfig, DeferredError, Entry, QueueFull, RetryPolicy, 
 from ._defer import configure_defer, defer, drain_deferred, export_defer_metrics
 from ._delta import Delta, DeltaBuffer, delta_buffer
 from ._lifespan import LifespanWriters, drain_all, lifespan_with_writers
-from ._worker import main, run_worker
+from ._worker import main as worker_main
+from ._worker import run_worker
 from ._writer import DeferredWriter
 
 __all__ = [
@@ -25,6 +26,6 @@ __all__ = [
     "drain_deferred",
     "export_defer_metrics",
     "lifespan_with_writers",
-    "main",
     "run_worker",
+    "worker_main",
 ]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
@@ -79,6 +80,19 @@ class DeferConfig:
     max_concurrency: int = 64
     max_pending: int = 100_000
     retry: RetryPolicy = RetryPolicy(retries=3)
+
+    @classmethod
+    def from_env(cls) -> DeferConfig:
+        """``STREAMBOOST_DEFER_MAX_CONCURRENCY``, ``..._MAX_PENDING``, ``..._RETRIES``."""
+        env, base = os.environ, cls()
+        return cls(
+            max_concurrency=int(env.get("STREAMBOOST_DEFER_MAX_CONCURRENCY", base.max_concurrency)),
+            max_pending=int(env.get("STREAMBOOST_DEFER_MAX_PENDING", base.max_pending)),
+            retry=replace(
+                base.retry,
+                retries=int(env.get("STREAMBOOST_DEFER_RETRIES", base.retry.retries)),
+            ),
+        )
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:

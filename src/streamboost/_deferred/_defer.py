@@ -69,6 +69,13 @@ class Deferrer:
             self._wakeup = None
             wakeup.set_result(None)
 
+    def bind_running_loop(self) -> None:
+        """Bind to the running loop now, so sync code in threads can defer() before any
+        async code did (the lifespan glue calls this at startup)."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._bind(loop)
+
     def _submit_from_thread(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
@@ -234,6 +241,11 @@ def configure_defer(
     _deferrer = Deferrer(config)
     if registry is not None:
         export_defer_metrics(registry)
+
+
+def bind_defer_to_running_loop() -> None:
+    """Let sync code in worker threads (Django views, sync endpoints) call defer() at once."""
+    _deferrer.bind_running_loop()
 
 
 async def drain_deferred(drain_timeout: float = 30.0) -> int:

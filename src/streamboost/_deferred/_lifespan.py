@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._defer import drain_deferred
+from ._defer import bind_defer_to_running_loop, drain_deferred
 from ._writer import DeferredWriter
 
 logger = logging.getLogger("streamboost.deferred")
@@ -55,6 +55,7 @@ async def lifespan_with_writers(
     app_replied = startup_received = drained = False
 
     async def start_writers() -> Message:
+        bind_defer_to_running_loop()
         try:
             for writer in writers:
                 await writer.start()

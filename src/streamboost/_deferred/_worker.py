@@ -105,10 +105,14 @@ def writer_from_args(args: argparse.Namespace) -> DeferredWriter[Any]:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``streamboost worker``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Run the worker for arguments parsed by ``build_parser``; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     writer = writer_from_args(args)
     left = asyncio.run(run_worker(writer, drain_timeout=args.drain_timeout))
     return 1 if left else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``streamboost worker``; returns the exit status."""
+    return run(build_parser().parse_args(argv))

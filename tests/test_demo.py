@@ -1,0 +1,25 @@
+"""``streamboost demo`` runs both modes on real uvicorn and prints the side-by-side table."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamboost._cli import main
+
+
+def test_demo_prints_side_by_side_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--requests", "2", "--concurrency", "2", "--tokens", "3"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "naive" in line and "boosted" in line)
+    assert header.split() == ["naive", "boosted", "boosted,", "no", "retrieval"]
+    for row in ("TTFT p50", "TTFT p95", "total time p50", "writes per stream", "cache hit rate"):
+        assert row in out
+    naive_ttft = next(line for line in out.splitlines() if line.startswith("TTFT p50"))
+    # The naive mode waits for every simulated call in turn: 1.3 s plus the model's 0.2 s.
+    assert float(naive_ttft.split()[2]) >= 1300
+
+
+def test_demo_rejects_bad_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["demo", "--requests", "0"])
+    assert "must be a whole number >= 1" in capsys.readouterr().err

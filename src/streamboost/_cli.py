@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the boosted app running with /metrics and print the URLs",
     )
     demo.add_argument("--port", type=int, default=8000, help="port for --serve (8000)")
+
+    from ._deferred._worker import build_parser as add_worker_arguments
+
+    add_worker_arguments(
+        commands.add_parser("worker", help="run the consumer of a durable DeferredWriter")
+    )
     return parser
 
 
@@ -47,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve=args.serve,
             port=args.port,
         )
+    if args.command == "worker":
+        from ._deferred._worker import run
+
+        return run(args)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse rejects others
 
 

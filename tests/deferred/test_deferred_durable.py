@@ -159,12 +159,10 @@ async def test_standalone_worker_entry_point_consumes_and_stops_on_sigterm(
     ) as producer:  # fmt: skip
         for n in range(100):
             await producer.put(n)
-    code = (
-        "import sys; from streamboost._deferred import worker_main; "
-        "sys.exit(worker_main(sys.argv[1:]))"
-    )
+    # Through the real command line: ``streamboost worker TARGET ...``.
+    code = "import sys; from streamboost._cli import main; sys.exit(main(sys.argv[1:]))"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, "tests.deferred.worker_target:sink",
+        sys.executable, "-c", code, "worker", "tests.deferred.worker_target:sink",
         "--redis", redis_url, "--stream", stream, "--name", "standalone", "--max-delay", "0.01",
         env={**os.environ, "SB_OUT": str(out)},
     )  # fmt: skip

@@ -12,6 +12,7 @@ from examples.chat.app import create_app
 from examples.chat.backend import Backend, Message, Profile
 from examples.chat.settings import ChatSettings, Latencies
 from examples.chat.store import ChatWrites, SQLiteStore
+from prometheus_client import CollectorRegistry
 
 from streamboost import Cache, StreamBoost, cached, gather_phases, phase
 
@@ -21,10 +22,10 @@ FAST = Latencies(0.005, 0.005, 0.005, 0.005, 0.005)
 class PhasedBackend(Backend):
     """The example backend with the profile cached and every pre-stream load a phase."""
 
-    def __init__(self, latencies: Latencies) -> None:
+    def __init__(self, latencies: Latencies, registry: CollectorRegistry) -> None:
         super().__init__(latencies=latencies)
         # Memory cache: the test shares no state with other processes.
-        cache = Cache("memory://", namespace="e2e", name="e2e_profiles")
+        cache = Cache("memory://", namespace="e2e", name="e2e_profiles", registry=registry)
         delay = latencies.load_profile
 
         @cached(ttl=60, cache=cache, name="e2e_profile")
@@ -49,6 +50,9 @@ class PhasedBackend(Backend):
 
 
 def build_app(workdir: Path) -> Any:
+    """A fresh app with its own registry: its /metrics shows this app only, whatever other
+    tests in the process counted in the default registry."""
+    registry = CollectorRegistry()
     settings = ChatSettings(
         mode="boosted", model_ttft=0.02, tokens_per_second=100, max_tokens=16, latencies=FAST
     )
@@ -57,6 +61,7 @@ def build_app(workdir: Path) -> Any:
         name="e2e_messages",
         max_delay=0.05,
         dead_letter=workdir / "dead-letters.jsonl",
+        registry=registry,
     )
-    backend = PhasedBackend(FAST)
-    return StreamBoost(create_app(settings, backend=backend, writes=writes))
+    backend = PhasedBackend(FAST, registry)
+    return StreamBoost(create_app(settings, backend=backend, writes=writes), registry=registry)

@@ -60,7 +60,12 @@ def mean(histogram: str, by: str, sel: str) -> str:
     return f"{rate(f'{histogram}_sum', by, sel)} / {rate(f'{histogram}_count', by, sel)}"
 
 
-def target(ref: str, expr: str, legend: str) -> prometheus.Dataquery:
+# A panel query: (PromQL, legend). Ref ids A, B, C... follow the order.
+Q = tuple[str, str]
+
+
+def target(ref: str, query: Q) -> prometheus.Dataquery:
+    expr, legend = query
     return (
         prometheus.Dataquery()
         .ref_id(ref)
@@ -71,18 +76,17 @@ def target(ref: str, expr: str, legend: str) -> prometheus.Dataquery:
     )
 
 
-def percentiles(histogram: str, by: str, sel: str) -> list[prometheus.Dataquery]:
-    return [
-        target(ref, quantile(q, histogram, by, sel), f"p{int(q * 100)} {{{{{by}}}}}")
-        for ref, q in (("A", 0.5), ("B", 0.95), ("C", 0.99))
-    ]
+def percentiles(
+    histogram: str, by: str, sel: str, qs: tuple[float, ...] = (0.5, 0.95, 0.99)
+) -> list[Q]:
+    return [(quantile(q, histogram, by, sel), f"p{int(q * 100)} {{{{{by}}}}}") for q in qs]
 
 
 def series(
     title: str,
     description: str,
     unit: str,
-    targets: list[prometheus.Dataquery],
+    queries: list[Q],
     *,
     width: int = WIDE,
     stacked: bool = False,
@@ -106,14 +110,12 @@ def series(
     )
     if stacked:
         panel = panel.stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
-    for query in targets:
-        panel = panel.with_target(query)
+    for ref, query in zip("ABCDEFGH", queries, strict=False):
+        panel = panel.with_target(target(ref, query))
     return panel
 
 
-def single(
-    title: str, description: str, unit: str, query: prometheus.Dataquery, *, width: int = THIRD
-) -> stat.Panel:
+def single(title: str, description: str, unit: str, query: Q, *, width: int = THIRD) -> stat.Panel:
     return (
         stat.Panel()
         .title(title)
@@ -124,7 +126,7 @@ def single(
         .height(HEIGHT)
         .graph_mode(common.BigValueGraphMode.NONE)
         .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]))
-        .with_target(query.instant())
+        .with_target(target("A", query).instant())
     )
 
 
@@ -188,8 +190,18 @@ def overview() -> dashboard.Dashboard:
     )
     for variable in variables(route=True, extra=[]):
         board = board.with_variable(variable)
+    sel = ROUTE_SEL
     http = "streamboost_http_requests_total"
-    panels: list[tuple[str, list[Builder[Any]]]] = [
+    phases = "streamboost_phase_duration_seconds"
+    fallbacks = (
+        rate("streamboost_phase_fallbacks_total", "phase, reason", sel)
+        + f" or {rate(f'{phases}_count', 'phase', sel)} * 0"
+    )
+    ratio = " / ".join(
+        f"sum(increase(streamboost_stream_{kind}_total{{{sel}}}[$__range]))"
+        for kind in ("events", "writes")
+    )
+    rows: list[tuple[str, list[Builder[Any]]]] = [
         (
             "Traffic",
             [
@@ -197,16 +209,15 @@ def overview() -> dashboard.Dashboard:
                     "Requests per second",
                     "HTTP responses per second by route and status.",
                     "reqps",
-                    [target("A", rate(http, "route, status", ROUTE_SEL), "{{route}} {{status}}")],
+                    [(rate(http, "route, status", sel), "{{route}} {{status}}")],
                 ),
                 series(
                     "Error responses per second",
                     "4xx and 5xx responses per second by route and status.",
                     "reqps",
                     [
-                        target(
-                            "A",
-                            rate(http, "route, status", ROUTE_SEL, 'status=~"[45].."'),
+                        (
+                            rate(http, "route, status", sel, 'status=~"[45].."'),
                             "{{route}} {{status}}",
                         )
                     ],
@@ -216,19 +227,13 @@ def overview() -> dashboard.Dashboard:
                     "Request duration",
                     "Request start to end of the response body, p50, p95 and p99.",
                     "s",
-                    percentiles("streamboost_http_request_duration_seconds", "route", ROUTE_SEL),
+                    percentiles("streamboost_http_request_duration_seconds", "route", sel),
                 ),
                 series(
                     "Response bytes per second",
                     "Body bytes sent to clients.",
                     "Bps",
-                    [
-                        target(
-                            "A",
-                            rate("streamboost_response_bytes_total", "route", ROUTE_SEL),
-                            "{{route}}",
-                        )
-                    ],
+                    [(rate("streamboost_response_bytes_total", "route", sel), "{{route}}")],
                     width=THIRD,
                 ),
             ],
@@ -241,14 +246,16 @@ def overview() -> dashboard.Dashboard:
                     "Request start to the first content event (not a comment or ping), "
                     "from the histogram buckets: p50, p95 and p99 per route.",
                     "s",
-                    percentiles("streamboost_time_to_first_token_seconds", "route", ROUTE_SEL),
+                    percentiles("streamboost_time_to_first_token_seconds", "route", sel),
                 ),
                 series(
                     "Time to first byte",
                     "Request start to the first body byte; a gap to TTFT means the app sends "
                     "metadata or pings before the first token.",
                     "s",
-                    percentiles("streamboost_time_to_first_byte_seconds", "route", ROUTE_SEL)[:2],
+                    percentiles(
+                        "streamboost_time_to_first_byte_seconds", "route", sel, (0.5, 0.95)
+                    ),
                     width=THIRD,
                 ),
                 series(
@@ -256,29 +263,14 @@ def overview() -> dashboard.Dashboard:
                     "Mean time of each phase (phase() / gather_phases()) per request, stacked. "
                     "Phases run by gather_phases overlap, so the stack can exceed the wall time.",
                     "s",
-                    [
-                        target(
-                            "A",
-                            mean("streamboost_phase_duration_seconds", "phase", ROUTE_SEL),
-                            "{{phase}}",
-                        )
-                    ],
+                    [(mean(phases, "phase", sel), "{{phase}}")],
                     stacked=True,
                 ),
                 series(
                     "Phase fallbacks per second",
                     "Phases that timed out or failed and used their fallback (0 when none).",
                     "ops",
-                    [
-                        target(
-                            "A",
-                            rate("streamboost_phase_fallbacks_total", "phase, reason", ROUTE_SEL)
-                            + " or "
-                            + rate("streamboost_phase_duration_seconds_count", "phase", ROUTE_SEL)
-                            + " * 0",
-                            "{{phase}} {{reason}}",
-                        )
-                    ],
+                    [(fallbacks, "{{phase}} {{reason}}")],
                     width=THIRD,
                 ),
             ],
@@ -290,39 +282,27 @@ def overview() -> dashboard.Dashboard:
                     "Time per output token",
                     "Mean gap between content events after the first, per stream: p50, p95, p99.",
                     "s",
-                    percentiles("streamboost_time_per_output_token_seconds", "route", ROUTE_SEL),
+                    percentiles("streamboost_time_per_output_token_seconds", "route", sel),
                 ),
                 series(
                     "Active streams",
                     "Streams in flight now.",
                     "short",
-                    [
-                        target(
-                            "A",
-                            f"sum by (route) (streamboost_streams_active{{{ROUTE_SEL}}})",
-                            "{{route}}",
-                        )
-                    ],
+                    [(f"sum by (route) (streamboost_streams_active{{{sel}}})", "{{route}}")],
                     width=THIRD,
                 ),
                 series(
                     "Stream duration",
                     "Request start to the last body chunk: p50, p95 and p99.",
                     "s",
-                    percentiles("streamboost_stream_duration_seconds", "route", ROUTE_SEL),
+                    percentiles("streamboost_stream_duration_seconds", "route", sel),
                 ),
                 series(
                     "Stream outcomes per second",
                     "completed, client_disconnected, error and no_token (streams that "
                     "ended without a content event), stacked.",
                     "ops",
-                    [
-                        target(
-                            "A",
-                            rate("streamboost_streams_total", "outcome", ROUTE_SEL),
-                            "{{outcome}}",
-                        )
-                    ],
+                    [(rate("streamboost_streams_total", "outcome", sel), "{{outcome}}")],
                     width=THIRD,
                     stacked=True,
                 ),
@@ -332,36 +312,20 @@ def overview() -> dashboard.Dashboard:
                     "keeps writes below events.",
                     "ops",
                     [
-                        target(
-                            "A",
-                            rate("streamboost_stream_events_total", "route", ROUTE_SEL),
-                            "events {{route}}",
-                        ),
-                        target(
-                            "B",
-                            rate("streamboost_stream_writes_total", "route", ROUTE_SEL),
-                            "writes {{route}}",
-                        ),
+                        (rate("streamboost_stream_events_total", "route", sel), "events {{route}}"),
+                        (rate("streamboost_stream_writes_total", "route", sel), "writes {{route}}"),
                     ],
                 ),
                 single(
                     "Coalescing ratio",
                     "Events per write over the selected range: 1 means no coalescing.",
                     "none",
-                    target(
-                        "A",
-                        "sum(increase(streamboost_stream_events_total{"
-                        + ROUTE_SEL
-                        + "}[$__range])) / sum(increase(streamboost_stream_writes_total{"
-                        + ROUTE_SEL
-                        + "}[$__range]))",
-                        "events per write",
-                    ),
+                    (ratio, "events per write"),
                 ),
             ],
         ),
     ]
-    return add_rows(board, panels)
+    return add_rows(board, rows)
 
 
 def cache_and_writes() -> dashboard.Dashboard:
@@ -380,8 +344,15 @@ def cache_and_writes() -> dashboard.Dashboard:
         board = board.with_variable(variable)
     cache_sel = SEL + ', cache=~"$cache"'
     writer_sel = SEL + ', writer=~"$writer"'
+    lookups = "streamboost_cache_requests_total"
+    hit_ratio = (
+        rate(lookups, "cache", cache_sel, 'result=~"hit|stale"')
+        + " / "
+        + rate(lookups, "cache", cache_sel)
+    )
     items = "streamboost_deferred_items_total"
     depth = f"sum by (writer) (streamboost_deferred_queue_depth{{{writer_sel}}})"
+    batch = "streamboost_deferred_batch_size"
 
     def range_count(outcome: str) -> str:
         # `or depth * 0` shows an explicit 0 per writer instead of "No data" when none happened.
@@ -390,7 +361,7 @@ def cache_and_writes() -> dashboard.Dashboard:
             f" or {depth} * 0"
         )
 
-    panels: list[tuple[str, list[Builder[Any]]]] = [
+    rows: list[tuple[str, list[Builder[Any]]]] = [
         (
             "Cache",
             [
@@ -399,33 +370,14 @@ def cache_and_writes() -> dashboard.Dashboard:
                     "hit, miss, stale (served while revalidating) and error (backend down: the "
                     "loader ran), stacked per cache.",
                     "ops",
-                    [
-                        target(
-                            "A",
-                            rate("streamboost_cache_requests_total", "cache, result", cache_sel),
-                            "{{cache}} {{result}}",
-                        )
-                    ],
+                    [(rate(lookups, "cache, result", cache_sel), "{{cache}} {{result}}")],
                     stacked=True,
                 ),
                 series(
                     "Cache hit ratio",
                     "Hits and stale hits over all lookups.",
                     "percentunit",
-                    [
-                        target(
-                            "A",
-                            rate(
-                                "streamboost_cache_requests_total",
-                                "cache",
-                                cache_sel,
-                                'result=~"hit|stale"',
-                            )
-                            + " / "
-                            + rate("streamboost_cache_requests_total", "cache", cache_sel),
-                            "{{cache}}",
-                        )
-                    ],
+                    [(hit_ratio, "{{cache}}")],
                     width=THIRD,
                 ),
                 series(
@@ -441,36 +393,27 @@ def cache_and_writes() -> dashboard.Dashboard:
             "Deferred writes",
             [
                 series(
-                    "Queue depth",
-                    "Items waiting to be written.",
-                    "short",
-                    [target("A", depth, "{{writer}}")],
+                    "Queue depth", "Items waiting to be written.", "short", [(depth, "{{writer}}")]
                 ),
                 single(
                     "Dead letters",
                     "Items that failed every retry over the selected range (kept in the "
                     "dead-letter store), and defer() jobs that failed (logged; writer defer).",
                     "short",
-                    target("A", range_count("dead_lettered|failed"), "{{writer}}"),
+                    (range_count("dead_lettered|failed"), "{{writer}}"),
                 ),
                 series(
                     "Items per second by outcome",
                     "written, retried and dead_lettered (defer() jobs: failed), stacked.",
                     "ops",
-                    [
-                        target(
-                            "A",
-                            rate(items, "writer, outcome", writer_sel),
-                            "{{writer}} {{outcome}}",
-                        )
-                    ],
+                    [(rate(items, "writer, outcome", writer_sel), "{{writer}} {{outcome}}")],
                     stacked=True,
                 ),
                 single(
                     "Retries",
                     "Write attempts retried over the selected range.",
                     "short",
-                    target("A", range_count("retried"), "{{writer}}"),
+                    (range_count("retried"), "{{writer}}"),
                 ),
                 series(
                     "Lag",
@@ -483,16 +426,8 @@ def cache_and_writes() -> dashboard.Dashboard:
                     "Items per sink call: mean and p95.",
                     "short",
                     [
-                        target(
-                            "A",
-                            mean("streamboost_deferred_batch_size", "writer", writer_sel),
-                            "mean {{writer}}",
-                        ),
-                        target(
-                            "B",
-                            quantile(0.95, "streamboost_deferred_batch_size", "writer", writer_sel),
-                            "p95 {{writer}}",
-                        ),
+                        (mean(batch, "writer", writer_sel), "mean {{writer}}"),
+                        (quantile(0.95, batch, "writer", writer_sel), "p95 {{writer}}"),
                     ],
                     width=THIRD,
                 ),
@@ -508,7 +443,7 @@ def cache_and_writes() -> dashboard.Dashboard:
             ],
         ),
     ]
-    return add_rows(board, panels)
+    return add_rows(board, rows)
 
 
 def add_rows(

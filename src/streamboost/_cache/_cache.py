@@ -87,13 +87,13 @@ class Cache(CacheCore):
         if scheme == "memory":
             self._local = MemoryStore(max_entries)
         else:
+            from ._events import InvalidationListener
             from ._redis import RedisStore
-            from ._tiered import InvalidationListener
 
             self._remote = RedisStore(url, namespace=namespace, origin=self.origin)
             if tiered:
                 self._local = MemoryStore(max_entries)
-                self._listener = InvalidationListener(self._remote, self._local, self.origin)
+            self._listener = InvalidationListener(self._remote, self._local, self.origin)
         # Read by the decorated functions' fast path; always empty for a Redis-only cache.
         self.entries = self._local.entries if self._local is not None else OrderedDict()
         self._inflight = {}
@@ -114,14 +114,14 @@ class Cache(CacheCore):
 
     @property
     def tiered(self) -> bool:
-        return self._listener is not None
+        return self._local is not None and self._remote is not None
 
     @property
     def backend(self) -> str:
         """``"memory"``, ``"redis"`` or ``"tiered"``."""
         if self._remote is None:
             return "memory"
-        return "tiered" if self._listener is not None else "redis"
+        return "tiered" if self._local is not None else "redis"
 
     async def __aenter__(self) -> Cache:
         return self
@@ -210,7 +210,7 @@ class Cache(CacheCore):
             self._local.delete(keys)
         if self._remote is not None and keys:
             async with asyncio.timeout(self.timeout):
-                await self._remote.delete(keys, publish=self.tiered)
+                await self._remote.delete(keys)
 
     async def invalidate_tags(self, *tags: str) -> None:
         """Drop every entry stored with any of ``tags`` (``@cached(tags=...)``)."""
@@ -218,18 +218,18 @@ class Cache(CacheCore):
             self._local.delete(self._local.tagged(tags))
         if self._remote is not None and tags:
             async with asyncio.timeout(self.timeout):
-                await self._remote.invalidate_tags(tags, publish=self.tiered)
+                await self._remote.invalidate_tags(tags)
 
     async def invalidate_namespace(self) -> None:
         """Drop every entry of this namespace: bumps its version in Redis (never KEYS)."""
         if self._local is not None:
             self._local.clear()
-        if self._remote is not None:
+        if self._remote is not None and self._listener is not None:
             async with asyncio.timeout(self.timeout):
-                await self._remote.bump_namespace(publish=self.tiered)
+                self._listener.bumped(await self._remote.bump_namespace())
 
     async def wait_ready(self) -> None:
-        """Tiered: wait until this process hears invalidations (its memory tier is in use).
+        """Redis: wait until this process hears invalidations (and the memory tier is used).
 
         Bound it with ``asyncio.timeout``; without Redis it waits until Redis is back.
         """

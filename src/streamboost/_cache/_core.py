@@ -27,8 +27,8 @@ from ._metrics import CacheStats
 from ._spec import LoaderSpec
 
 if TYPE_CHECKING:
+    from ._events import InvalidationListener
     from ._redis import RedisStore
-    from ._tiered import InvalidationListener
 
 logger = logging.getLogger("streamboost.cache")
 T = TypeVar("T")
@@ -147,9 +147,16 @@ class CacheCore:
         remote = self._remote
         if remote is None:
             return await self._load(spec, key, args, kwargs, 0), "miss"
-        epoch = self._listener.epoch if self._listener is not None else 0
+        listener = self._listener
+        epoch = listener.epoch if listener is not None else 0
         if fetched is None:
-            fetched = await self._remote_call(remote.get_many, [key])
+            if listener is not None and listener.listening:
+                # Events keep the namespace version current: one GET, not an MGET with it.
+                version = listener.version
+                payload = await self._remote_call(remote.get, key)
+                fetched = payload if isinstance(payload, _Failed) else (version, [payload])
+            else:
+                fetched = await self._remote_call(remote.get_many, [key])
         if isinstance(fetched, _Failed):
             return await self._load(spec, key, args, kwargs, None), "error"
         version, (payload,) = fetched
@@ -235,7 +242,7 @@ class CacheCore:
             head = orjson.dumps([FORMAT, version, now + ttl, now + ttl + stale_ttl, delta])
             envelope = head[:-1] + b"," + payload + b"]"
             px = max(1, math.ceil((ttl + stale_ttl) * 1000))
-            await self._remote_call(remote.set, key, envelope, px, tags, self._listener is not None)
+            await self._remote_call(remote.set, key, envelope, px, tags)
         return value
 
     async def _load_locked(
@@ -290,7 +297,10 @@ class CacheCore:
     ) -> Any:
         """Run the loader now and store its value, whatever the cache holds."""
         version: int | None = 0
-        if self._remote is not None:
+        listener = self._listener
+        if listener is not None and listener.listening:
+            version = listener.version
+        elif self._remote is not None:
             fetched = await self._remote_call(self._remote.get_many, [])
             version = fetched[0] if isinstance(fetched, tuple) else None
         return await self._load(spec, key, args, kwargs, version)

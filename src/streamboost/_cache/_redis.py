@@ -70,9 +70,11 @@ class RedisStore:
         raw = await self.client.mget([self.version_key, *keys])
         return int(raw[0] or 0), raw[1:]
 
-    async def set(
-        self, key: bytes, payload: bytes, px: int, tags: Sequence[str], publish: bool
-    ) -> None:
+    async def get(self, key: bytes) -> bytes | None:
+        result: bytes | None = await self.client.get(key)
+        return result
+
+    async def set(self, key: bytes, payload: bytes, px: int, tags: Sequence[str]) -> None:
         pipe = self.client.pipeline(transaction=False)
         pipe.set(key, payload, px=px)
         for tag in tags:
@@ -82,32 +84,27 @@ class RedisStore:
             # outlives every member it lists.
             pipe.pexpire(tag_key, px, nx=True)
             pipe.pexpire(tag_key, px, gt=True)
-        if publish:
-            pipe.publish(self.channel, self.event(b"k", [key]))
+        pipe.publish(self.channel, self.event(b"k", [key]))
         await pipe.execute()
 
-    async def delete(self, keys: Sequence[bytes], publish: bool) -> None:
+    async def delete(self, keys: Sequence[bytes]) -> None:
         pipe = self.client.pipeline(transaction=False)
         pipe.delete(*keys)
-        if publish:
-            pipe.publish(self.channel, self.event(b"k", keys))
+        pipe.publish(self.channel, self.event(b"k", keys))
         await pipe.execute()
 
-    async def invalidate_tags(self, tags: Sequence[str], publish: bool) -> list[bytes]:
+    async def invalidate_tags(self, tags: Sequence[str]) -> list[bytes]:
         keys: list[bytes] = await self._invalidate_tags(
             keys=[self.tag_prefix + t.encode() for t in tags]
         )
-        if publish and keys:
+        if keys:
             await self.client.publish(self.channel, self.event(b"k", keys))
         return keys
 
-    async def bump_namespace(self, publish: bool) -> int:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.incr(self.version_key)
-        if publish:
-            pipe.publish(self.channel, self.event(b"c", []))
-        version, *_ = await pipe.execute()
-        return int(version)
+    async def bump_namespace(self) -> int:
+        version = int(await self.client.incr(self.version_key))
+        await self.client.publish(self.channel, self.event(b"c", [], version))
+        return version
 
     async def try_lock(self, key: bytes, token: bytes, px: int) -> bool:
         return bool(await self.client.set(self.lock_prefix + key, token, nx=True, px=px))
@@ -115,8 +112,9 @@ class RedisStore:
     async def unlock(self, key: bytes, token: bytes) -> None:
         await self._release_lock(keys=[self.lock_prefix + key], args=[token])
 
-    def event(self, kind: bytes, keys: Sequence[bytes]) -> bytes:
-        return orjson.dumps([self.origin.decode(), kind.decode(), [k.decode() for k in keys]])
+    def event(self, kind: bytes, keys: Sequence[bytes], version: int = 0) -> bytes:
+        origin, names = self.origin.decode(), [k.decode() for k in keys]
+        return orjson.dumps([origin, kind.decode(), names, version])
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -1,9 +1,11 @@
-"""Cross-process invalidation of the memory tier through Redis pub/sub.
+"""Invalidation events through Redis pub/sub: memory tiers and namespace versions.
 
-Every write, invalidation and namespace bump of a tiered cache publishes an event on the
-namespace's channel; each process drops the named keys from its memory tier. The memory tier is
-only filled while the subscription is live: if it drops, the tier is cleared and reads go to
-Redis until the listener has re-subscribed, so a missed event cannot leave a stale entry behind.
+Every write and invalidation of a Redis-backed cache publishes an event on the namespace's
+channel. Each process drops the named keys from its memory tier (tiered caches) and learns the
+namespace version from namespace bumps, so a plain GET can check an entry's version without
+reading the version key. While the subscription is down the memory tier is cleared and left
+empty and reads fall back to one MGET of the version and the key: a missed event cannot leave
+a stale entry behind.
 """
 
 from __future__ import annotations
@@ -26,15 +28,17 @@ logger = logging.getLogger("streamboost.cache")
 class InvalidationListener:
     """Subscribes to the namespace channel and applies other processes' events locally."""
 
-    def __init__(self, remote: RedisStore, local: MemoryStore, origin: bytes) -> None:
+    def __init__(self, remote: RedisStore, local: MemoryStore | None, origin: bytes) -> None:
         self._remote = remote
         self._local = local
         self._origin = origin.decode()
         self.listening = False
+        self.version = 0  # the namespace version, current while ``listening``
         # Bumped on every event and every (re)subscription: a Redis read that started before
         # a bump may carry a value an event has since invalidated, so it is not kept locally.
         self.epoch = 0
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._subscribed = asyncio.Event()
 
     def start(self) -> None:
@@ -48,14 +52,22 @@ class InvalidationListener:
         await self._subscribed.wait()
 
     async def aclose(self) -> None:
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
+    def bumped(self, version: int) -> None:
+        """This process bumped the namespace: use the new version at once."""
+        self.version = max(self.version, version)
+        self.epoch += 1
+
     async def _run(self) -> None:
         delay = 0.05
-        while True:
+        # The flag, not only the cancellation: redis-py may turn a cancelled read into a
+        # ConnectionError, which would otherwise look like a lost connection to retry.
+        while not self._closing:
             try:
                 await self._listen()
             except self._remote.errors as exc:
@@ -75,7 +87,9 @@ class InvalidationListener:
                 message = await pubsub.get_message(timeout=1.0)
                 if message is not None and message["type"] == "subscribe":
                     break
-            self.epoch += 1
+            # Read after subscribing, so no bump can fall between the read and the first event.
+            version, _ = await self._remote.get_many([])
+            self.bumped(version)
             self.listening = True
             self._subscribed.set()
             while True:
@@ -90,15 +104,18 @@ class InvalidationListener:
         self.listening = False
         self._subscribed.clear()
         self.epoch += 1
-        self._local.clear()
+        if self._local is not None:
+            self._local.clear()
 
     def apply(self, data: bytes) -> None:
         self.epoch += 1
         try:
-            origin, kind, keys = orjson.loads(data)
+            origin, kind, keys, version = orjson.loads(data)
         except ValueError:
             return
-        if origin == self._origin:
+        if kind == "c":
+            self.version = max(self.version, version)
+        if origin == self._origin or self._local is None:
             return
         if kind == "c":
             self._local.clear()

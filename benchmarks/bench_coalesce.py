@@ -10,10 +10,13 @@ loopback measures, in the same run:
   request and writes per stream, as ratios to bare;
 - 1000 events per second: writes per stream and server CPU, and each event's latency from the
   moment the app emitted it (stamped in the event) to its arrival at the client;
+- 2-event streams: the server's fixed cost per request, which bounds the full-speed ratio;
 - time to first byte of sequential requests, alternating between the servers.
 
 Server CPU comes from ``/proc/<pid>/stat``; writes per stream from a tiny counting layer that
-sits outermost in BOTH servers. It prints ratios and never asserts; the machine may be noisy.
+sits outermost in BOTH servers. Load phases alternate between the servers and keep each one's
+best round, so a burst of noise from other processes hits one round, not one side. It prints
+ratios and never asserts; the machine may be noisy.
 """
 
 from __future__ import annotations
@@ -229,6 +232,19 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+async def best_of(
+    bare: Server, boosted: Server, path: str, rounds: int, seconds: float
+) -> dict[str, dict[str, float]]:
+    """Alternate the servers for some rounds; keep each one's best (least disturbed) round."""
+    best: dict[str, dict[str, float]] = {}
+    for _ in range(rounds):
+        for server in (bare, boosted):
+            result = await load(server, path, 16, seconds, None)
+            if server.name not in best or result["rps"] > best[server.name]["rps"]:
+                best[server.name] = result
+    return best
+
+
 async def ttfb(bare: Server, boosted: Server, requests: int) -> tuple[list[float], list[float]]:
     a, b = await Connection.open(bare.port), await Connection.open(boosted.port)
     times: tuple[list[float], list[float]] = ([], [])
@@ -241,7 +257,7 @@ async def ttfb(bare: Server, boosted: Server, requests: int) -> tuple[list[float
 
 
 async def main(quick: bool) -> None:
-    seconds = 1.5 if quick else 4.0
+    seconds = 1.5 if quick else 3.0
     bare, boosted = Server("bare"), Server("boosted")
     try:
         await asyncio.sleep(0.2)
@@ -255,12 +271,13 @@ async def main(quick: bool) -> None:
         for server in (bare, boosted):  # warm up
             await load(server, "/sse", 4, 0.3, None)
 
-        full = {s.name: await load(s, "/sse", 16, seconds, None) for s in (bare, boosted)}
+        full = await best_of(bare, boosted, "/sse", 1 if quick else 3, seconds)
         stamps: dict[str, list[float]] = {"bare": [], "boosted": []}
         paced = {
             s.name: await load(s, "/sse?rate=1000", 16, seconds, stamps[s.name])
             for s in (bare, boosted)
         }
+        short = await best_of(bare, boosted, "/sse?n=2", 1 if quick else 2, seconds / 2)
         first = await ttfb(bare, boosted, 200 if quick else 600)
     finally:
         bare.stop()
@@ -269,20 +286,24 @@ async def main(quick: bool) -> None:
     ms = 1000.0
     print(f"coalescing benchmark: {EVENTS} SSE events per stream, uvicorn 1 worker, loopback")
     print("(shared, noisy 2-core machine: compare the ratios, not the absolute numbers)\n")
-    print(f"{'':32}{'bare':>12}{'StreamBoost':>14}{'ratio':>9}")
+    print(f"{'':34}{'bare':>12}{'StreamBoost':>14}{'ratio':>9}")
     rows = [
         ("full speed: requests/s", full, "rps", 1.0),
         ("full speed: writes/stream", full, "writes_per_stream", 1.0),
         ("full speed: server CPU ms/req", full, "cpu_per_request", ms),
+        ("2-event stream: server CPU ms/req", short, "cpu_per_request", ms),
         ("1000 ev/s: writes/stream", paced, "writes_per_stream", 1.0),
         ("1000 ev/s: server CPU ms/req", paced, "cpu_per_request", ms),
     ]
     for label, table, key, scale in rows:
         x, y = table["bare"][key] * scale, table["boosted"][key] * scale
-        print(f"{label:32}{x:12.2f}{y:14.2f}{y / x if x else float('nan'):9.3f}")
+        print(f"{label:34}{x:12.2f}{y:14.2f}{y / x if x else float('nan'):9.3f}")
     print()
     print(f"full speed: StreamBoost rps = {full['boosted']['rps'] / full['bare']['rps']:.2f}x bare"
           f" (target >= 3x)")  # fmt: skip
+    fixed = short["bare"]["cpu_per_request"]
+    per_event = (full["bare"]["cpu_per_request"] - fixed) / (EVENTS - 2)
+    print(f"  bare server: {fixed * ms:.2f} ms per request + {per_event * 1e6:.1f} us per event")
     fewer = paced["bare"]["writes_per_stream"] / paced["boosted"]["writes_per_stream"]
     print(f"1000 ev/s: {fewer:.1f}x fewer writes (target >= 10x)")
     b0, b1 = first

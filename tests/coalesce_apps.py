@@ -67,7 +67,7 @@ def stream_app(
 
 
 class Records:
-    """An observer keeping every record it is handed, and the call order."""
+    """An observer keeping every record it is handed."""
 
     def __init__(self) -> None:
         self.started: list[StreamRecord] = []

@@ -1,7 +1,8 @@
 """Property (issue 2, coalescing point 2): bytes out == bytes in, each event whole in one write.
 
-Random events (sizes, comments, CRLF line endings), cut into random chunks at random points,
-sent with random pauses through random flush limits.
+Random events (sizes, comments, critical names, LF or CRLF lines), cut into random chunks at
+random points, sent with random pauses through random flush limits to a client that is
+sometimes slow to read.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.coalesce_apps import Records, run_app, stream_app
+from tests.coalesce_apps import Message, Records, run_app, stream_app
 
 from streamboost import CoalesceConfig, StreamBoost
 
+Case = tuple[list[bytes], list[tuple[float, bytes]], CoalesceConfig, list[float]]
+
 
 @st.composite
-def event(draw: st.DrawFn, end: bytes) -> bytes:
+def event(draw: st.DrawFn) -> bytes:
     size = draw(st.integers(min_value=0, max_value=400))
+    end = draw(st.sampled_from([b"\n", b"\r\n"]))
     if draw(st.integers(0, 9)) == 0:
         return b": ping" + end + end
     name = draw(st.sampled_from([b"", b"event: token" + end, b"event: done" + end]))
@@ -27,20 +31,23 @@ def event(draw: st.DrawFn, end: bytes) -> bytes:
 
 
 @st.composite
-def stream(draw: st.DrawFn) -> tuple[list[bytes], list[tuple[float, bytes]], CoalesceConfig]:
-    end = draw(st.sampled_from([b"\n", b"\r\n"]))  # one line ending per stream
-    events = draw(st.lists(event(end), min_size=1, max_size=40))
+def stream(draw: st.DrawFn) -> Case:
+    events = draw(st.lists(event(), min_size=1, max_size=40))
     data = b"".join(events)
     cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(data) - 1)), max_size=60))))
     pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
     pauses = st.sampled_from([0.0, 0.0, 0.0, 0.0005, 0.002, 0.006])
     steps = [(draw(pauses), piece) for piece in pieces if piece]
+    max_bytes = draw(st.integers(64, 4096))
     config = CoalesceConfig(
         window=draw(st.sampled_from([0.001, 0.004, 0.02])),
         max_events=draw(st.integers(1, 20)),
-        max_bytes=draw(st.integers(64, 4096)),
+        max_bytes=max_bytes,
+        # Room for two whole events, so only the rules under test decide the writes.
+        max_buffer_bytes=max(max_bytes, draw(st.sampled_from([1024, 4096, 1 << 20]))),
     )
-    return events, steps, config
+    slow_client = draw(st.lists(st.sampled_from([0.0, 0.0, 0.001, 0.004]), max_size=20))
+    return events, steps, config, slow_client
 
 
 def event_spans(events: list[bytes]) -> list[tuple[int, int]]:
@@ -57,13 +64,18 @@ def event_spans(events: list[bytes]) -> list[tuple[int, int]]:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(stream())
-def test_bytes_are_exact_and_events_whole(
-    case: tuple[list[bytes], list[tuple[float, bytes]], CoalesceConfig],
-) -> None:
-    events, steps, config = case
+def test_bytes_are_exact_and_events_whole(case: Case) -> None:
+    events, steps, config, slow_client = case
     records = Records()
     app: Any = StreamBoost(stream_app(steps), coalesce=config, observers=[records])
-    recorded = asyncio.run(run_app(app))
+    delays = iter(slow_client)
+
+    async def client_reads(message: Message) -> None:  # some writes wait on a slow client
+        delay = next(delays, 0.0)
+        if delay:
+            await asyncio.sleep(delay)
+
+    recorded = asyncio.run(run_app(app, send_gate=client_reads))
     writes = [body for body in recorded.bodies if body]
     assert b"".join(writes) == b"".join(events)
     ends = []

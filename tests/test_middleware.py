@@ -117,6 +117,17 @@ async def test_app_error_before_the_response_is_a_500_without_start() -> None:
     assert (record.status, record.outcome) == (500, "error")
 
 
+async def test_app_returning_without_a_response_is_a_500_error() -> None:
+    records = Records()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    await run_app(StreamBoost(app, observers=[records]))
+    (record,) = records.ended
+    assert (record.status, record.outcome, records.started) == (500, "error", [])
+
+
 async def test_oserror_from_send_is_a_client_disconnect() -> None:
     records = Records()
     writes = 0
@@ -171,21 +182,21 @@ async def test_http_disconnect_stops_the_stream_and_leaves_no_task() -> None:
 
 async def test_disconnect_after_the_body_is_not_a_client_disconnect() -> None:
     records = Records()
-
-    async def endpoint(request: Any) -> StreamingResponse:
-        async def two() -> Any:
-            yield sse("a")
-            yield sse("b")
-
-        return StreamingResponse(two(), media_type="text/event-stream")
-
     disconnect = asyncio.Event()
-    disconnect.set()  # receive answers http.disconnect as soon as it is asked again
-    app = StreamBoost(Starlette(routes=[Route("/", endpoint)]), observers=[records])
-    recorded = await run_app(app, disconnect=disconnect)
-    assert records.ended[0].outcome in ("completed", "client_disconnected")
-    # Whatever the race, what the client got is whole and never duplicated.
-    assert recorded.body in (b"", sse("a"), sse("a") + sse("b"))
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()  # the request
+        await send(START)
+        for i in range(3):
+            await send({"type": "http.response.body", "body": sse(f"e{i}"), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        disconnect.set()
+        # Servers answer http.disconnect once the response is complete (as starlette's
+        # disconnect listener sees it): that is not a client that left early.
+        assert (await receive())["type"] == "http.disconnect"
+
+    await run_app(StreamBoost(app, observers=[records]), disconnect=disconnect)
+    assert records.ended[0].outcome == "completed"
 
 
 @pytest.mark.parametrize(
@@ -262,7 +273,7 @@ async def test_other_messages_flush_buffered_bytes_first(extra: Message) -> None
     assert recorded.body == b"".join(sse(f"e{i}") for i in range(5))
 
 
-async def test_lifespan_and_websocket_pass_through_untouched() -> None:
+async def test_websocket_passes_through_untouched() -> None:
     calls: list[tuple[dict[str, Any], Any, Any]] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -275,9 +286,9 @@ async def test_lifespan_and_websocket_pass_through_untouched() -> None:
         return None
 
     boosted = StreamBoost(app)
-    for scope in ({"type": "lifespan"}, {"type": "websocket", "path": "/ws"}):
-        await boosted(scope, receive, send)
-        assert calls[-1] == (scope, receive, send)
+    scope = {"type": "websocket", "path": "/ws"}
+    await boosted(scope, receive, send)
+    assert calls[-1] == (scope, receive, send)
 
 
 @pytest.mark.parametrize(
@@ -421,3 +432,23 @@ async def test_events_buffered_when_the_app_returns_without_ending_its_body_are_
 
     recorded = await run_app(StreamBoost(app, coalesce=CoalesceConfig(window=30)))
     assert recorded.body == b"".join(sse(f"e{i}") for i in range(5))
+
+
+async def test_memoryview_chunks_from_starlette() -> None:
+    records = Records()
+
+    async def endpoint(request: Any) -> StreamingResponse:
+        async def chunks() -> Any:
+            yield memoryview(sse("a"))
+            yield memoryview(sse("b"))[:]
+            yield sse("c")
+
+        return StreamingResponse(chunks(), media_type="text/event-stream")
+
+    for coalesce in (True, False):
+        app = StreamBoost(
+            Starlette(routes=[Route("/", endpoint)]), coalesce=coalesce, observers=[records]
+        )
+        recorded = await run_app(app)
+        assert b"".join(bytes(b) for b in recorded.bodies) == sse("a") + sse("b") + sse("c")
+        assert records.ended[-1].events == 3

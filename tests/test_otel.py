@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import pytest
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
@@ -152,3 +157,83 @@ async def test_no_tracer_provider_means_no_span_and_no_exemplar() -> None:
     scraped = await run_app(app, scope=asgi_scope("/metrics", headers=accept))
     assert "trace_id" not in scraped.body.decode()
     assert list(exporter.get_finished_spans()) == []
+
+
+GLOBAL_PROVIDERS_SCRIPT = """
+import asyncio
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
+from streamboost import StreamBoost
+from tests.coalesce_apps import run_app
+from tests.metrics_apps import asgi_scope, starlette_app
+
+# Built before the SDK is installed: the API's proxies must pick the providers up.
+app = StreamBoost(starlette_app(), registry=CollectorRegistry(), coalesce=False)
+reader, exporter = InMemoryMetricReader(), InMemorySpanExporter()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+tracer_provider = TracerProvider()
+tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(tracer_provider)
+asyncio.run(run_app(app, scope=asgi_scope("/stream/2")))
+names = sorted(
+    m.name
+    for r in reader.get_metrics_data().resource_metrics
+    for s in r.scope_metrics
+    for m in s.metrics
+)
+print(",".join(names))
+print(",".join(s.name for s in exporter.get_finished_spans()))
+"""
+
+
+def test_global_providers_are_used_when_none_are_given() -> None:
+    # A subprocess: setting OpenTelemetry's global providers cannot be undone in this one.
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", GLOBAL_PROVIDERS_SCRIPT],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    metric_names, span_names = result.stdout.strip().splitlines()
+    assert metric_names.split(",") == [
+        "gen_ai.server.time_per_output_token",
+        "gen_ai.server.time_to_first_token",
+        "http.server.request.duration",
+    ]
+    assert span_names == "GET /stream/{n:int}"
+
+
+async def test_server_span_of_a_failed_stream_is_annotated_once_at_the_end() -> None:
+    _, meter_provider, exporter, tracer_provider = providers()
+
+    async def broken(request: Request) -> StreamingResponse:
+        async def body() -> Any:
+            yield token(0)
+            raise RuntimeError("model crashed")
+
+        return StreamingResponse(body(), media_type=SSE)
+
+    boosted = StreamBoost(
+        Starlette(routes=[Route("/broken", broken)]),
+        registry=CollectorRegistry(),
+        meter_provider=meter_provider,
+        tracer_provider=tracer_provider,
+        coalesce=False,
+    )
+    app = OpenTelemetryMiddleware(
+        boosted, tracer_provider=tracer_provider, meter_provider=meter_provider
+    )
+    with pytest.raises(RuntimeError, match="model crashed"):
+        await run_app(app, scope=asgi_scope("/broken"))
+    (server,) = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert [e.name for e in server.events if e.name == "first_token"] == ["first_token"]
+    assert (server.attributes or {})["streamboost.outcome"] == "error"

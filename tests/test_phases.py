@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -210,3 +211,26 @@ async def test_bad_arguments_name_the_fix() -> None:
         phase("")
     with pytest.raises(TypeError, match="decorates async functions"):
         phase("x")(lambda: 1)  # type: ignore[arg-type]
+
+
+def test_example_app_boosted_mode_times_its_loads_as_phases() -> None:
+    from examples.chat.app import create_app
+    from examples.chat.settings import ChatSettings, Latencies
+
+    from streamboost._loopback import uvicorn_in_thread
+
+    settings = ChatSettings(
+        mode="boosted",
+        model_ttft=0.01,
+        tokens_per_second=1000,
+        max_tokens=3,
+        latencies=Latencies(0.001, 0.001, 0.001, 0.001, 0.001),
+    )
+    registry = CollectorRegistry()
+    app = create_app(settings, registry=registry)  # boosted mode wraps itself in StreamBoost
+    with uvicorn_in_thread(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        response = client.post("/chat/stream", json={"user_id": "a", "session_id": "s"})
+        assert response.text.endswith("data: [DONE]\n\n")
+    for name in ("profile", "history", "rag"):
+        labels = {"route": "/chat/stream", "phase": name}
+        assert value(registry, "streamboost_phase_duration_seconds_count", **labels) == 1

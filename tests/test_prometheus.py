@@ -20,7 +20,7 @@ from starlette.routing import Route
 from tests.coalesce_apps import Recorded, run_app
 from tests.metrics_apps import SSE, asgi_scope, starlette_app, token, value
 
-from streamboost import StreamBoost
+from streamboost import StreamBoost, gather_phases
 
 ROUTE = "/stream/{n:int}"
 MR = {"method": "GET", "route": ROUTE}
@@ -216,3 +216,54 @@ async def test_metrics_on_their_own_port() -> None:
         assert server is not None
         server.shutdown()
         server.server_close()
+
+
+CONTRACT = {
+    "streamboost_http_requests": ("counter", {"method", "route", "status"}),
+    "streamboost_http_request_duration_seconds": ("histogram", {"method", "route", "status"}),
+    "streamboost_time_to_first_byte_seconds": ("histogram", {"method", "route"}),
+    "streamboost_time_to_first_token_seconds": ("histogram", {"method", "route"}),
+    "streamboost_time_per_output_token_seconds": ("histogram", {"method", "route"}),
+    "streamboost_stream_duration_seconds": ("histogram", {"method", "route"}),
+    "streamboost_stream_events": ("counter", {"method", "route"}),
+    "streamboost_stream_writes": ("counter", {"method", "route"}),
+    "streamboost_response_bytes": ("counter", {"method", "route"}),
+    "streamboost_streams_active": ("gauge", {"method", "route"}),
+    "streamboost_streams": ("counter", {"method", "route", "outcome"}),
+    "streamboost_phase_duration_seconds": ("histogram", {"route", "phase"}),
+    "streamboost_phase_fallbacks": ("counter", {"route", "phase", "reason"}),
+}
+
+
+async def test_families_names_types_and_labels_are_the_agreed_ones() -> None:
+    async def endpoint(request: Request) -> StreamingResponse:
+        async def fail() -> None:
+            raise OSError("down")
+
+        await gather_phases(rag=fail(), fallbacks={"rag": None})
+
+        async def body() -> AsyncIterator[bytes]:
+            yield token(0)
+            yield token(1)
+
+        return StreamingResponse(body(), media_type=SSE)
+
+    registry = CollectorRegistry()
+    app = boost(Starlette(routes=[Route("/s", endpoint)]), registry)
+    await run_app(app, scope=asgi_scope("/s"))
+    found = {}
+    for family in registry.collect():
+        labels = {k for s in family.samples for k in s.labels if k != "le"}
+        found[family.name] = (family.type, labels)
+    # StreamBoost also exports defer()'s families; tests/deferred checks those.
+    stream_families = {k: v for k, v in found.items() if not k.startswith("streamboost_deferred_")}
+    assert stream_families == CONTRACT
+    ttft = next(
+        f for f in registry.collect() if f.name == "streamboost_time_to_first_token_seconds"
+    )
+    bounds = [s.labels["le"] for s in ttft.samples if s.name.endswith("_bucket")]
+    assert bounds[:16] == [
+        *("0.001", "0.005", "0.01", "0.02", "0.04", "0.06", "0.08", "0.1", "0.25", "0.5"),
+        *("0.75", "1.0", "2.5", "5.0", "7.5", "10.0"),
+    ]
+    assert bounds[16:] == ["20.0", "30.0", "60.0", "+Inf"]

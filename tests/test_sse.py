@@ -148,3 +148,21 @@ def test_scanner_reports_critical_per_chunk() -> None:
     assert scan.critical
     scan.feed(b"data: b\n\n")
     assert not scan.critical
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n"])
+def test_one_line_events_with_either_line_ending(end: bytes) -> None:
+    scan = scanner()
+    for data, critical, content in [
+        (b"data: hello", False, 1),
+        (b"data: [DONE]", True, 0),
+        (b'data: {"type": "done"}', True, 1),
+        (b'data: {"type": "delta"}', False, 1),
+        (openai("x").removesuffix(b"\n\n"), False, 1),
+        (openai(finish="stop").removesuffix(b"\n\n"), True, 0),
+        (b"data: x" + end + b"data: y", False, 1),  # two data lines, one event
+        (b": ping", False, 0),
+    ]:
+        chunk = data + end + end
+        assert scan.feed(chunk) == len(chunk)
+        assert (scan.events, scan.critical, scan.content) == (1, critical, content), chunk

@@ -130,55 +130,39 @@ class Coalescer:
             and not self._inflight
             and (self.eager or now - self._last_write >= self._config.window)
         ):
-            parts = self._now
-            if self._pending:
-                parts.extend(self._pending)
-                self._pending.clear()
-                self._pending_bytes = 0
-            parts.append(data if complete == len(data) else data[:complete])
+            self._now = self._complete(data, complete)
             self._now_content = content
-            if complete < len(data):
-                self._pending.append(data[complete:])
-                self._pending_bytes = len(data) - complete
-                self._batch_at = now
-            else:
-                self._batch_at = None
+            self._batch_at = now if self._pending else None
             return WRITE_NOW
         if self._batch_at is None:
             self._batch_at = now
         if complete:
             was_empty = not self._ready
-            ready = self._ready
-            if self._pending:
-                ready.extend(self._pending)
-                self._pending.clear()
-                self._ready_bytes += self._pending_bytes
-                self._pending_bytes = 0
-            if complete == len(data):
-                ready.append(data)
-            else:
-                ready.append(data[:complete])
-                self._pending.append(data[complete:])
-                self._pending_bytes = len(data) - complete
-            self._ready_bytes += complete
+            self._ready_bytes += self._pending_bytes + complete
+            self._ready.extend(self._complete(data, complete))
             self._ready_events += events
             self._ready_content += content
-            config = self._config
             if (
                 critical
-                or self._ready_events >= config.max_events
-                or self._ready_bytes >= config.max_bytes
+                or self._ready_events >= self._max_events
+                or self._ready_bytes >= self._max_bytes
             ):
                 self._wakeup()
             elif was_empty:
-                self._arm(self._batch_at + config.window, now)
+                self._arm(self._batch_at + self._config.window, now)
         else:
             self._pending.append(data)
             self._pending_bytes += len(data)
         buffered = self._ready_bytes + self._pending_bytes + self._inflight
-        if buffered >= self._config.max_buffer_bytes:
-            return FULL
-        return BUFFERED
+        return FULL if buffered >= self._max_buffer else BUFFERED
+
+    def _complete(self, data: bytes, complete: int) -> list[bytes]:
+        """Take the unfinished event's start plus ``data[:complete]``; keep the rest pending."""
+        parts = self._pending
+        parts.append(data if complete == len(data) else data[:complete])
+        self._pending = [data[complete:]] if complete < len(data) else []
+        self._pending_bytes = len(data) - complete
+        return parts
 
     async def settle(self, code: int) -> None:
         """Finish what ``offer`` asked for: write the chunk now, or wait for buffer room."""
@@ -187,9 +171,9 @@ class Coalescer:
             self._now = []
             await self._send(parts, self._now_content, True)
             return
-        limit = self._config.max_buffer_bytes
         while (
-            self.error is None and self._ready_bytes + self._pending_bytes + self._inflight >= limit
+            self.error is None
+            and self._ready_bytes + self._pending_bytes + self._inflight >= self._max_buffer
         ):
             if not self._ready:
                 self._force = True  # only an unfinished event is left: write it, split
@@ -293,14 +277,18 @@ class Coalescer:
     def _expire(self) -> None:
         self._timer = None
         if self._ready:
-            self._wakeup()
+            # The app is yielding, so the flush is due now: no point deferring the flusher.
+            self._wakeup(defer_start=False)
 
-    def _wakeup(self) -> None:
+    def _wakeup(self, *, defer_start: bool = True) -> None:
         self._wanted = True
         if self._task is None:
-            # The flusher starts on the next loop turn, if a flush is still wanted then: an app
-            # that does not yield before its body ends never needs one (its last send writes).
-            if self._kick is None:
+            if not defer_start:
+                self._start()
+            elif self._kick is None:
+                # From inside the app's send: start the flusher on the next loop turn if a
+                # flush is still wanted then; an app that does not yield before its body ends
+                # never needs one (its last send writes).
                 self._kick = self._loop.call_soon(self._start)
             return
         wake = self._wake
@@ -310,7 +298,9 @@ class Coalescer:
                 wake.set_result(None)
 
     def _start(self) -> None:
-        self._kick = None
+        if self._kick is not None:
+            self._kick.cancel()
+            self._kick = None
         if self._wanted and self._task is None and self.error is None:
             self._task = self._loop.create_task(self._run())
 

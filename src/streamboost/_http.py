@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._coalesce import Coalescer
 from ._openai import merge_chunks
@@ -21,13 +21,12 @@ from ._timing import (
     OUTCOME_NO_TOKEN,
     StreamRecord,
 )
+from ._types import Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from ._middleware import StreamBoost
 
 logger = logging.getLogger("streamboost")
-
-Message = dict[str, Any]
 
 
 class HTTPStream:
@@ -45,7 +44,7 @@ class HTTPStream:
         "record",
     )
 
-    def __init__(self, boost: StreamBoost, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def __init__(self, boost: StreamBoost, scope: Scope, receive: Receive, send: Send) -> None:
         self._boost = boost
         self._receive = receive
         self._send = send
@@ -76,6 +75,9 @@ class HTTPStream:
             raise
         else:
             await self._deliver_buffered()  # an app that returned without ending its body
+            if record.headers_at is None:  # ...or without a response: the server sends a 500
+                record.status = 500
+                record.outcome = OUTCOME_ERROR
         finally:
             coalescer = self._coalescer
             if coalescer is not None:  # None again after a disconnect closed it
@@ -103,7 +105,7 @@ class HTTPStream:
                 await coalescer.drain()
 
     async def receive(self) -> Message:
-        message: Message = await self._receive()
+        message = await self._receive()
         if message["type"] == "http.disconnect" and not self._complete:
             self._client_gone()
         return message
@@ -120,6 +122,8 @@ class HTTPStream:
                 record.chunks_in += 1
                 body: bytes = message.get("body", b"")
                 if body:
+                    if type(body) is not bytes:
+                        body = bytes(body)  # starlette passes memoryview chunks through
                     # Set together with the coalescer; a cast would cost a call per chunk.
                     scanner: EventScanner = self._scanner  # type: ignore[assignment]
                     complete = scanner.feed(body)
@@ -208,7 +212,7 @@ class HTTPStream:
         content = 0
         scanner = self._scanner
         if scanner is not None and body:
-            scanner.feed(body)
+            scanner.feed(bytes(body) if type(body) is not bytes else body)
             record.events += scanner.events
             content = scanner.content
         more = message.get("more_body", False)
@@ -239,7 +243,7 @@ class HTTPStream:
         assert coalescer is not None
         if coalescer.error is not None:
             raise coalescer.error  # the client is gone (a write failed, or http.disconnect)
-        body: bytes = message.get("body", b"")
+        body: bytes = bytes(message.get("body", b""))
         scanner = self._scanner
         assert scanner is not None
         content = 0

@@ -16,14 +16,13 @@ from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from ._config import CoalesceConfig
+from ._deferred import DeferredWriter, export_defer_metrics
+from ._deferred._lifespan import lifespan_with_writers
 from ._export import build_exporters
 from ._http import HTTPStream
 from ._timing import DEFAULT_CLOCK, Clock, StreamObserver, current_record
+from ._types import ASGIApp, Receive, Scope, Send
 from ._websocket import WebSocketBatcher
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-ASGIApp = Any
 
 DEFAULT_METADATA_EVENTS: Final = ("metadata", "ping", "heartbeat", "keepalive")
 DEFAULT_OPT_OUT_HEADER: Final = "x-streamboost-opt-out"
@@ -42,6 +41,10 @@ class StreamBoost:
         metadata_events: SSE ``event:`` names that never count as output tokens.
         opt_out_header: a response header that turns coalescing off for that response;
             StreamBoost removes it before the response goes out.
+        writers: ``DeferredWriter`` objects started after the app's lifespan startup and
+            drained before its shutdown; work scheduled with ``defer()`` is drained there too.
+        drain_timeout: seconds the shutdown drain may take; what cannot finish by then is
+            logged by count (and writers' items go to their dead-letter store).
         metrics: export the ``streamboost_*`` Prometheus families.
         metrics_path: where StreamBoost serves them (None: no endpoint).
         metrics_port: also serve them on this port, from a thread (None: no extra server).
@@ -61,6 +64,8 @@ class StreamBoost:
         clock: Clock | None = None,
         metadata_events: Collection[str] = DEFAULT_METADATA_EVENTS,
         opt_out_header: str = DEFAULT_OPT_OUT_HEADER,
+        writers: Sequence[DeferredWriter[Any]] = (),
+        drain_timeout: float = 30.0,
         metrics: bool = True,
         metrics_path: str | None = "/metrics",
         metrics_port: int | None = None,
@@ -88,8 +93,21 @@ class StreamBoost:
                 f"opt_out_header={opt_out_header!r} must be a header name, "
                 f"e.g. {DEFAULT_OPT_OUT_HEADER!r}"
             )
+        if isinstance(app, StreamBoost):
+            # Two layers would time every stream twice and split phases from their request.
+            raise TypeError(
+                f"app={app!r} is already wrapped in StreamBoost; wrap the inner app once and "
+                "pass all options to that one StreamBoost(...)"
+            )
+        if drain_timeout <= 0:
+            raise ValueError(f"drain_timeout={drain_timeout!r} must be > 0 seconds (default 30.0)")
+        for writer in writers:
+            if not isinstance(writer, DeferredWriter):
+                raise TypeError(f"writers=[{writer!r}, ...]: each must be a DeferredWriter(...)")
         self.app = app
         self.coalesce = config
+        self.writers: tuple[DeferredWriter[Any], ...] = tuple(writers)
+        self.drain_timeout = drain_timeout
         self.clock: Clock = clock or DEFAULT_CLOCK
         self.exporters = build_exporters(
             metrics=metrics,
@@ -102,11 +120,14 @@ class StreamBoost:
             tracer_provider=tracer_provider,
             clock=self.clock,
         )
+        if metrics:
+            export_defer_metrics(registry)  # defer()'s counters next to the stream families
         self.observers: tuple[StreamObserver, ...] = (*observers, *self.exporters.observers)
         # Called once, just before the last body message goes out (the record is final but for
         # the outcome): OpenTelemetry annotates a server span there, before the ASGI
         # instrumentation ends it.
         self.finishing = self.exporters.finishing
+        self.metrics_app = self.exporters.metrics_app
         self.metadata_events = frozenset(metadata_events)
         # Encoded once here: the scanner compares raw bytes.
         self.metadata_names = frozenset(name.encode() for name in self.metadata_events)
@@ -114,11 +135,12 @@ class StreamBoost:
         self.critical_names = frozenset(name.encode() for name in critical)
         self.opt_out_header = opt_out_header.lower().encode("latin-1")
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
         if scope_type == "http":
-            if self.exporters.serves(scope):
-                await self.exporters.metrics_app(scope, receive, send)  # type: ignore[misc]
+            metrics_app = self.metrics_app
+            if metrics_app is not None and self.exporters.serves(scope):
+                await metrics_app(scope, receive, send)
                 return
             stream = HTTPStream(self, scope, receive, send)
             token = current_record.set(stream.record)  # for phase() inside the app
@@ -126,6 +148,16 @@ class StreamBoost:
                 await stream.run()
             finally:
                 current_record.reset(token)
+        elif scope_type == "lifespan":
+            # Always through here, writers or not, so defer() work is drained at shutdown.
+            await lifespan_with_writers(
+                self.app,
+                scope,
+                receive,
+                send,
+                writers=self.writers,
+                drain_timeout=self.drain_timeout,
+            )
         elif scope_type == "websocket" and self.coalesce is not None and self.coalesce.websocket:
             await WebSocketBatcher(self.app, self.coalesce, scope, receive, send).run()
         else:

@@ -40,6 +40,7 @@ HTTP_ADVICE: Final = (
 )
 
 _SCOPE_NAME: Final = "streamboost"
+_ANNOTATED: Final = "streamboost.outcome"  # an attribute every annotated span has
 _NO_TRACING: Final = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 
 Attributes = dict[str, str | int]
@@ -144,9 +145,10 @@ class OTelObserver:
 
         span = trace.get_current_span()
         if span.is_recording():
-            # A server span still open: the response ended without its last body message
-            # (an error, a disconnect), so stream_finishing did not run.
-            self._annotate(span, record, end)
+            # A server span still open: annotated now unless stream_finishing did (it did not
+            # run when the response ended without its last body message: error, disconnect).
+            if _ANNOTATED not in (getattr(span, "attributes", None) or ()):
+                self._annotate(span, record, end)
         elif not span.get_span_context().is_valid:
             tracer = self._current_tracer()
             if tracer is None:

@@ -28,6 +28,7 @@ _FORMATS: Final = {
     "text/plain": FORMAT_CHUNKS,
 }
 
+_DONE: Final = (b"data: [DONE]", b"data:[DONE]")
 _SSE_SPLIT: Final = re.compile(rb"\n\r?\n")
 _EVENT_NAME: Final = re.compile(rb"(?m)^event:[ ]?([^\r\n]*)")
 _JSON_TYPE: Final = re.compile(rb'"type"\s*:\s*"([^"\\]*)"')
@@ -130,28 +131,31 @@ class EventScanner:
     def feed(self, data: bytes) -> int:
         """Scan one chunk; return the length of its prefix that ends at an event boundary."""
         fmt = self._format
-        # Fast path, the usual chunk: one event of one ``data:`` line (so no ``event:`` name)
-        # that is not ``[DONE]`` and has no JSON ``"type"``, and no non-null ``finish_reason``
-        # or ``usage``: one memchr and one regex search. Anything else takes the general path.
-        if (
-            fmt == FORMAT_SSE
-            and not self._partial_bytes
-            and data.find(b"\n") == len(data) - 2
-            and data[-1] == 10
-            and data.startswith(b"data:")
-            and not data.endswith(b"[DONE]\n\n")
-            and _MAYBE_CRITICAL.search(data) is None
-        ):
-            self.events = 1
-            self.critical = False
-            if self._found:
-                self.content = 1  # after the first token, a data event counts without a look
-            elif is_sse_content(data, self._metadata):
-                self.content = 1
-                self._found = True
-            else:
-                self.content = 0
-            return len(data)
+        # Fast path, the usual chunk: one event of one ``data:`` line (so no ``event:`` name),
+        # LF or CRLF terminated, that is not ``[DONE]`` and has no JSON ``"type"`` and no
+        # non-null ``finish_reason`` or ``usage``: a few C calls and one regex search.
+        # Anything else takes the general path below.
+        if fmt == FORMAT_SSE and not self._partial_bytes and data.startswith(b"data:"):
+            end = data.find(b"\n") + 2  # where the event ends if it is one line
+            size = len(data)
+            if (
+                (
+                    (end == size and data[-1] == 10)
+                    or (end == size - 1 and data.endswith(b"\r\n\r\n"))
+                )
+                and not data.startswith(_DONE)
+                and _MAYBE_CRITICAL.search(data) is None
+            ):
+                self.events = 1
+                self.critical = False
+                if self._found:
+                    self.content = 1  # after the first token a data event counts unread
+                elif is_sse_content(data, self._metadata):
+                    self.content = 1
+                    self._found = True
+                else:
+                    self.content = 0
+                return size
         if fmt == FORMAT_CHUNKS:
             self.events = self.content = 1 if data else 0
             self.critical = False

@@ -11,14 +11,12 @@ text, accept, close) goes out as it is, after the buffered batch.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 import orjson
 
 from ._coalesce import Coalescer
 from ._config import CoalesceConfig
-
-Message = dict[str, Any]
+from ._types import ASGIApp, Message, Receive, Scope, Send
 
 
 class WebSocketBatcher:
@@ -27,7 +25,7 @@ class WebSocketBatcher:
     __slots__ = ("_app", "_coalescer", "_config", "_critical", "_receive", "_scope", "_send")
 
     def __init__(
-        self, app: Any, config: CoalesceConfig, scope: dict[str, Any], receive: Any, send: Any
+        self, app: ASGIApp, config: CoalesceConfig, scope: Scope, receive: Receive, send: Send
     ) -> None:
         self._app = app
         self._config = config
@@ -57,7 +55,8 @@ class WebSocketBatcher:
             if coalescer.error is not None:
                 raise coalescer.error
             data = text.encode()
-            critical = isinstance(item, dict) and item.get("type") in self._critical
+            kind = item.get("type") if isinstance(item, dict) else None
+            critical = isinstance(kind, str) and kind in self._critical
             code = coalescer.offer(data, len(data), 1, 1, critical)
             if code:
                 await coalescer.settle(code)
@@ -71,11 +70,11 @@ class WebSocketBatcher:
         # each array within the caps.
         max_events, max_bytes = self._config.max_events, self._config.max_bytes
         batch: list[bytes] = []
-        size = 0
+        size = 1  # the array's bytes so far: "[", then each item with its "," or "]"
         for part in parts:
-            if batch and (len(batch) == max_events or size + len(part) > max_bytes):
+            if batch and (len(batch) == max_events or size + len(part) + 1 > max_bytes):
                 await self._send_array(batch)
-                batch, size = [], 0
+                batch, size = [], 1
             batch.append(part)
             size += len(part) + 1
         if batch:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import orjson
-from examples.chat.app import create_app
+from examples.chat.app import backend_of, create_app
 from examples.chat.settings import ChatSettings, Latencies
 from examples.chat.store import ChatWrites, PostgresStore, SQLiteStore
 from prometheus_client import CollectorRegistry
@@ -41,7 +41,7 @@ def test_boosted_mode_persists_messages_and_the_streamed_answer_in_sqlite(tmp_pa
         streamed = answer_text(response.text)
     assert len(streamed.split()) == 40
     # The server has shut down: the writer and every deferred job were drained.
-    calls = app.state.backend.calls
+    calls = backend_of(app).calls
     assert calls["create_session"] == 1 and calls["save_message"] == 2
     with sqlite3.connect(store.path) as db:
         rows = sorted(db.execute(f"SELECT session_id, role, content FROM {store.table}"))

@@ -9,8 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
+from .._types import ASGIApp, Message, Receive, Scope, Send
 from ._defer import bind_defer_to_running_loop, drain_deferred
 from ._writer import DeferredWriter
 

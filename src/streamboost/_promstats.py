@@ -1,0 +1,228 @@
+"""Single-process Prometheus aggregation: plain numbers, exported by a custom Collector.
+
+Observing a finished stream is a dozen list and attribute updates on the event loop thread,
+with no lock and no prometheus_client call; the Collector turns the numbers into families at
+scrape time. (Multiprocess mode cannot use this: it needs prometheus_client's file-backed
+values, see ``_promclient``.)
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections.abc import Iterator
+from typing import Final
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.samples import Exemplar
+from prometheus_client.utils import floatToGoString
+
+from ._buckets import DURATION_BUCKETS, OUTCOMES, TPOT_BUCKETS, TTFT_BUCKETS
+from ._timing import StreamRecord
+
+_P: Final = "streamboost_"
+
+
+class Hist:
+    """Bucket counts (not cumulative; the last is +Inf), their sum, and the last exemplars."""
+
+    __slots__ = ("bounds", "counts", "exemplars", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+        self.exemplars: list[Exemplar | None] | None = None
+
+    def observe(self, value: float, trace_id: str | None = None) -> None:
+        i = bisect_left(self.bounds, value)
+        self.counts[i] += 1
+        self.sum += value
+        if trace_id is not None:
+            if self.exemplars is None:
+                self.exemplars = [None] * len(self.counts)
+            self.exemplars[i] = Exemplar({"trace_id": trace_id}, value, time.time())
+
+    def buckets(self) -> list[tuple[str, float] | tuple[str, float, Exemplar]]:
+        counts = list(self.counts)  # one snapshot: +Inf equals the count
+        exemplars = self.exemplars
+        out: list[tuple[str, float] | tuple[str, float, Exemplar]] = []
+        total = 0
+        for i, count in enumerate(counts):
+            total += count
+            le = floatToGoString(self.bounds[i]) if i < len(self.bounds) else "+Inf"  # type: ignore[no-untyped-call]
+            exemplar = exemplars[i] if exemplars is not None else None
+            out.append((le, total) if exemplar is None else (le, total, exemplar))
+        return out
+
+
+class RouteStats:
+    """Everything labelled (method, route)."""
+
+    __slots__ = (
+        "active",
+        "bytes",
+        "events",
+        "outcomes",
+        "stream_duration",
+        "tpot",
+        "ttfb",
+        "ttft",
+        "writes",
+    )
+
+    def __init__(self) -> None:
+        self.ttfb = Hist(TTFT_BUCKETS)
+        self.ttft = Hist(TTFT_BUCKETS)
+        self.tpot = Hist(TPOT_BUCKETS)
+        self.stream_duration = Hist(DURATION_BUCKETS)
+        self.events = 0
+        self.writes = 0
+        self.bytes = 0
+        self.active = 0
+        self.outcomes = dict.fromkeys(OUTCOMES, 0)
+
+
+class FastSeries:
+    """The numbers of one (method, route, status); ``per_route`` is shared across statuses."""
+
+    __slots__ = ("duration", "per_route", "requests")
+
+    def __init__(self, per_route: RouteStats) -> None:
+        self.requests = 0
+        self.duration = Hist(DURATION_BUCKETS)
+        self.per_route = per_route
+
+    def start(self) -> None:
+        self.per_route.active += 1
+
+    def end(self, record: StreamRecord, duration: float, trace_id: str | None) -> None:
+        r = self.per_route
+        start = record.request_at
+        self.requests += 1
+        self.duration.observe(duration, trace_id)
+        if record.first_byte_at is not None:
+            r.ttfb.observe(record.first_byte_at - start)
+        r.bytes += record.bytes_out
+        if record.streaming:
+            if record.headers_at is not None:
+                r.active -= 1
+            r.stream_duration.observe(duration, trace_id)
+            r.outcomes[record.outcome] += 1
+            r.events += record.events
+            r.writes += record.writes
+            if record.first_token_at is not None:
+                r.ttft.observe(record.first_token_at - start, trace_id)
+                tpot = record.time_per_output_token()
+                if tpot is not None:
+                    r.tpot.observe(tpot)
+
+
+class FastBackend:
+    """All series of one registry, and the Collector that exports them."""
+
+    def __init__(self) -> None:
+        self.series: dict[tuple[str, str, str], FastSeries] = {}
+        self.routes: dict[tuple[str, str], RouteStats] = {}
+        self.phases: dict[tuple[str, str], Hist] = {}
+        self.fallbacks: dict[tuple[str, str, str], int] = {}
+
+    def new_series(self, method: str, route: str, status: str) -> FastSeries:
+        per_route = self.routes.get((method, route))
+        if per_route is None:
+            per_route = self.routes[(method, route)] = RouteStats()
+        series = self.series.get((method, route, status))
+        if series is None:
+            series = self.series[(method, route, status)] = FastSeries(per_route)
+        return series
+
+    def phase(self, route: str, name: str, seconds: float, fallback: str | None) -> None:
+        hist = self.phases.get((route, name))
+        if hist is None:
+            hist = self.phases[(route, name)] = Hist(TTFT_BUCKETS)
+        hist.observe(seconds)
+        if fallback is not None:
+            key = (route, name, fallback)
+            self.fallbacks[key] = self.fallbacks.get(key, 0) + 1
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # names are checked by the families' prefix, not per registry
+
+    def collect(self) -> Iterator[Metric]:
+        mr, mrs = ["method", "route"], ["method", "route", "status"]
+        requests = CounterMetricFamily(_P + "http_requests", "HTTP responses.", labels=mrs)
+        duration = HistogramMetricFamily(
+            _P + "http_request_duration_seconds",
+            "Request to the last body chunk (background tasks excluded).",
+            labels=mrs,
+        )
+        for key, s in list(self.series.items()):
+            requests.add_metric(key, s.requests)
+            duration.add_metric(key, s.duration.buckets(), s.duration.sum)
+        yield requests
+        yield duration
+        yield from _route_families(list(self.routes.items()), mr)
+        phase = HistogramMetricFamily(
+            _P + "phase_duration_seconds",
+            "Work before the first token, by phase.",
+            labels=["route", "phase"],
+        )
+        for phase_key, hist in list(self.phases.items()):
+            phase.add_metric(phase_key, hist.buckets(), hist.sum)
+        yield phase
+        fallbacks = CounterMetricFamily(
+            _P + "phase_fallbacks",
+            "Phases that used their fallback.",
+            labels=["route", "phase", "reason"],
+        )
+        for fallback_key, count in list(self.fallbacks.items()):
+            fallbacks.add_metric(fallback_key, count)
+        yield fallbacks
+
+
+def _route_families(
+    routes: list[tuple[tuple[str, str], RouteStats]], labels: list[str]
+) -> Iterator[Metric]:
+    hists = {
+        "ttfb": ("time_to_first_byte_seconds", "Request to the first body byte."),
+        "ttft": ("time_to_first_token_seconds", "Request to the first content event of a stream."),
+        "tpot": (
+            "time_per_output_token_seconds",
+            "(last content event - first) / (content events - 1).",
+        ),
+        "stream_duration": (
+            "stream_duration_seconds",
+            "Request to the last body chunk of a stream.",
+        ),
+    }
+    for attr, (name, doc) in hists.items():
+        family = HistogramMetricFamily(_P + name, doc, labels=labels)
+        for key, stats in routes:
+            hist: Hist = getattr(stats, attr)
+            family.add_metric(key, hist.buckets(), hist.sum)
+        yield family
+    counters = {
+        "events": ("stream_events", "Events the app streamed."),
+        "writes": ("stream_writes", "Body writes to the server."),
+        "bytes": ("response_bytes", "Body bytes sent."),
+    }
+    for attr, (name, doc) in counters.items():
+        counter = CounterMetricFamily(_P + name, doc, labels=labels)
+        for key, stats in routes:
+            counter.add_metric(key, getattr(stats, attr))
+        yield counter
+    active = GaugeMetricFamily(_P + "streams_active", "Streams in flight.", labels=labels)
+    streams = CounterMetricFamily(
+        _P + "streams", "Streams by outcome.", labels=[*labels, "outcome"]
+    )
+    for key, stats in routes:
+        active.add_metric(key, stats.active)
+        for outcome, count in stats.outcomes.items():
+            streams.add_metric([*key, outcome], count)
+    yield active
+    yield streams

@@ -1,0 +1,66 @@
+"""``StreamBoost(app, writers=[...])`` ties writers and defer() to the app's lifespan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from streamboost import DeferredWriter, Entry, StreamBoost, defer
+from streamboost._loopback import uvicorn_in_thread
+
+
+def test_writers_start_with_the_app_and_drain_at_shutdown() -> None:
+    written: list[int] = []
+    deferred: list[int] = []
+
+    async def sink(entries: list[Entry[int]]) -> None:
+        written.extend(entry.item for entry in entries)
+
+    writer: DeferredWriter[int] = DeferredWriter(
+        sink, name="lifespan-test", max_batch=1000, max_delay=60.0, registry=CollectorRegistry()
+    )
+
+    async def remember(n: int) -> None:
+        deferred.append(n)
+
+    async def endpoint(request: Request) -> PlainTextResponse:
+        n = int(request.query_params["n"])
+        await writer.put(n)  # accepted at once; max_delay=60 keeps it buffered until shutdown
+        defer(remember, n)
+        return PlainTextResponse("ok")
+
+    app = StreamBoost(Starlette(routes=[Route("/", endpoint)]), writers=[writer])
+    with uvicorn_in_thread(app) as url, httpx.Client(base_url=url) as client:
+        for n in range(50):
+            assert client.get("/", params={"n": n}).text == "ok"
+        assert written == []  # nothing flushed yet: the batch waits for its delay
+    # uvicorn's shutdown ran the lifespan: the writer and the defer() work were drained.
+    assert sorted(written) == list(range(50))
+    assert sorted(deferred) == list(range(50))
+    assert not writer.running
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"drain_timeout": 0}, "drain_timeout=0 must be > 0 seconds"),
+        ({"writers": [object()]}, "each must be a DeferredWriter"),
+        ({"app": StreamBoost(Starlette())}, "is already wrapped in StreamBoost"),
+    ],
+)
+def test_bad_lifespan_arguments_name_the_value_and_the_fix(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    kwargs.setdefault("app", app)
+    with pytest.raises((TypeError, ValueError), match=message):
+        StreamBoost(**kwargs)

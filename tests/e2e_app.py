@@ -1,6 +1,6 @@
-"""The app the Grafana end-to-end test scrapes: the example chat backend in boosted mode with
-fast simulated latencies, its pre-stream loads cached and timed as phases, its writes deferred
-(the example's DeferredWriter into SQLite), wrapped in StreamBoost (which serves /metrics)."""
+"""The app the Grafana end-to-end test scrapes: the example chat backend in boosted mode (its
+loads run as phases with gather_phases, its writes deferred into SQLite, wrapped in StreamBoost,
+which serves /metrics) with fast simulated latencies and the user's profile cached."""
 
 from __future__ import annotations
 
@@ -9,22 +9,21 @@ from pathlib import Path
 from typing import Any
 
 from examples.chat.app import create_app
-from examples.chat.backend import Backend, Message, Profile
+from examples.chat.backend import Backend, Profile
 from examples.chat.settings import ChatSettings, Latencies
 from examples.chat.store import ChatWrites, SQLiteStore
 from prometheus_client import CollectorRegistry
 
-from streamboost import Cache, StreamBoost, cached, gather_phases, phase
+from streamboost import Cache, cached
 
 FAST = Latencies(0.005, 0.005, 0.005, 0.005, 0.005)
 
 
-class PhasedBackend(Backend):
-    """The example backend with the profile cached and every pre-stream load a phase."""
+class CachedBackend(Backend):
+    """The example backend with ``load_profile`` behind a memory ``Cache``."""
 
     def __init__(self, latencies: Latencies, registry: CollectorRegistry) -> None:
         super().__init__(latencies=latencies)
-        # Memory cache: the test shares no state with other processes.
         cache = Cache("memory://", namespace="e2e", name="e2e_profiles", registry=registry)
         delay = latencies.load_profile
 
@@ -36,17 +35,7 @@ class PhasedBackend(Backend):
         self._profile = profile
 
     async def load_profile(self, user_id: str) -> Profile:
-        async with phase("profile"):
-            return Profile(**await self._profile(user_id))
-
-    async def load_history(self, session_id: str) -> list[Message]:
-        (history,) = await gather_phases(history=Backend.load_history(self, session_id))
-        loaded: list[Message] = history
-        return loaded
-
-    async def retrieve(self, query: str) -> list[str]:
-        async with phase("retrieval"):
-            return await Backend.retrieve(self, query)
+        return Profile(**await self._profile(user_id))
 
 
 def build_app(workdir: Path) -> Any:
@@ -63,5 +52,5 @@ def build_app(workdir: Path) -> Any:
         dead_letter=workdir / "dead-letters.jsonl",
         registry=registry,
     )
-    backend = PhasedBackend(FAST, registry)
-    return StreamBoost(create_app(settings, backend=backend, writes=writes), registry=registry)
+    backend = CachedBackend(FAST, registry)
+    return create_app(settings, backend=backend, writes=writes, registry=registry)

@@ -23,3 +23,16 @@ def test_demo_rejects_bad_counts(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["demo", "--requests", "0"])
     assert "must be a whole number >= 1" in capsys.readouterr().err
+
+
+def test_demo_serve_keeps_the_boosted_app_up_and_prints_the_urls(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["demo", "--serve", "--port", "0", "--duration", "3", "--tokens", "3"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    metrics_line = next(line for line in out.splitlines() if line.startswith("Prometheus metrics"))
+    assert metrics_line.split()[-1].startswith("http://127.0.0.1:")
+    assert metrics_line.endswith("/metrics")
+    streams = int(out.split("stopped after ")[1].split()[0])
+    assert streams >= 1  # the background load streamed from the served app

@@ -29,9 +29,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--serve",
         action="store_true",
-        help="keep the boosted app running with /metrics and print the URLs",
+        help="serve the boosted app on 127.0.0.1 with /metrics for Prometheus and Grafana",
     )
     demo.add_argument("--port", type=int, default=8000, help="port for --serve (8000)")
+    demo.add_argument(
+        "--duration", type=float, default=None, help="with --serve: stop after SECONDS"
+    )
+    demo.add_argument("--no-load", action="store_true", help="with --serve: no background streams")
+
+    dashboards = commands.add_parser("dashboards", help="Grafana dashboards and provisioning")
+    dashboard_commands = dashboards.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = dashboard_commands.add_parser(
+        "export",
+        help="write dashboards, Grafana provisioning and Prometheus config/alerts into DIR",
+    )
+    export.add_argument("dest", metavar="DIR", help="folder to write into (created if missing)")
+    export.add_argument("--force", action="store_true", help="overwrite files that exist")
 
     from ._deferred._worker import build_parser as add_worker_arguments
 
@@ -52,7 +65,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             tokens=args.tokens,
             serve=args.serve,
             port=args.port,
+            duration=args.duration,
+            load=not args.no_load,
         )
+    if args.command == "dashboards":
+        from ._dashboards import export_dashboards
+
+        try:
+            written = export_dashboards(args.dest, overwrite=args.force)
+        except (FileExistsError, NotADirectoryError) as exc:
+            print(f"streamboost dashboards export: {exc}", file=sys.stderr)
+            return 2
+        for path in written:
+            print(path)
+        return 0
     if args.command == "worker":
         from ._deferred._worker import run
 

@@ -235,9 +235,23 @@ def _table(results: list[ModeResult]) -> str:
     return "\n".join(lines)
 
 
-def run_demo(*, requests: int, concurrency: int, tokens: int, serve: bool, port: int) -> int:
+def run_demo(
+    *,
+    requests: int,
+    concurrency: int,
+    tokens: int,
+    serve: bool = False,
+    port: int = 8000,
+    duration: float | None = None,
+    load: bool = True,
+) -> int:
     app_module, settings_module = _import_example()
     ChatSettings = settings_module.ChatSettings
+    if serve:
+        from ._demo_serve import serve_demo
+
+        settings = ChatSettings(mode="boosted", max_tokens=tokens)
+        return serve_demo(app_module, settings, port=port, duration=duration, load=load)
     results = []
     for label, settings, warm_users in (
         ("naive", ChatSettings(mode="naive", max_tokens=tokens), 0),

@@ -37,6 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--no-load", action="store_true", help="with --serve: no background streams")
 
+    serve = commands.add_parser(
+        "serve", help="run an existing ASGI app behind StreamBoost, no code change"
+    )
+    serve.add_argument("target", help="the app as package.module:app")
+    serve.add_argument("--server", choices=("uvicorn", "hypercorn", "granian"), default="uvicorn")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (8000)")
+    serve.add_argument("--workers", type=_positive_int, default=1, help="processes (1)")
+    serve.add_argument("--no-coalesce", action="store_true", help="forward every chunk as sent")
+    serve.add_argument(
+        "--metrics-path", default="/metrics", help="where /metrics is served ('' for none)"
+    )
+
     dashboards = commands.add_parser("dashboards", help="Grafana dashboards and provisioning")
     dashboard_commands = dashboards.add_subparsers(dest="action", required=True, metavar="ACTION")
     export = dashboard_commands.add_parser(
@@ -68,6 +81,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             duration=args.duration,
             load=not args.no_load,
         )
+    if args.command == "serve":
+        from ._serve import serve
+
+        try:
+            return serve(
+                args.target,
+                server=args.server,
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                coalesce=not args.no_coalesce,
+                metrics_path=args.metrics_path or None,
+            )
+        except ValueError as exc:
+            print(f"streamboost serve: {exc}", file=sys.stderr)
+            return 2
     if args.command == "dashboards":
         from ._dashboards import export_dashboards
 

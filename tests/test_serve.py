@@ -1,0 +1,46 @@
+"""``streamboost serve TARGET``: a plain app, unchanged, served behind StreamBoost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from metrics_apps import free_port, server_process
+from streamboost._cli import main
+
+EXPECTED = b"".join(f"data: token {n}\n\n".encode() for n in range(20)) + b"data: [DONE]\n\n"
+
+
+def completed_streams(metrics: str) -> float:
+    total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith("streamboost_streams_total{") and 'outcome="completed"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@pytest.mark.parametrize(("server", "workers"), [("uvicorn", 2), ("hypercorn", 1), ("granian", 1)])
+def test_serve_wraps_an_unchanged_app_under_each_server(
+    server: str, workers: int, tmp_path: Path
+) -> None:
+    port = free_port()
+    # Given here so the test leaves nothing behind (serve makes one in /tmp otherwise).
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)} if workers > 1 else {}
+    argv = ["streamboost._cli", "serve", "tests.serve_target:app", "--server", server]
+    argv += ["--port", str(port), "--workers", str(workers)]
+    with server_process(argv, port, env) as base, httpx.Client(base_url=base) as client:
+        streams = 6
+        for _ in range(streams):
+            assert client.get("/stream").content == EXPECTED  # bytes exactly as the app sent
+        # Counted by StreamBoost in every worker; with two workers one scrape adds them up
+        # (serve sets up PROMETHEUS_MULTIPROC_DIR for them).
+        assert completed_streams(client.get("/metrics").text) == streams
+
+
+def test_serve_rejects_a_target_it_cannot_import(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "tests.no_such_module:app"]) == 2
+    assert "module 'tests.no_such_module' not found" in capsys.readouterr().err
+    assert main(["serve", "tests.serve_target"]) == 2
+    assert "use 'package.module:app'" in capsys.readouterr().err

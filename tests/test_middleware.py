@@ -524,3 +524,35 @@ async def test_metadata_event_names_are_configurable(
     # Readings: request 1, headers 2, then one per chunk: the first token is the first chunk
     # that is not a metadata event.
     assert record.first_token_at == 3.0 + (len(steps) - content_events)
+
+
+async def test_exported_figures_are_the_records_exactly() -> None:
+    """Issue 3: TTFT = first content event - request; time per output token = (last content
+    event - first) / (content events - 1); stream duration to the last body chunk. The clock
+    ticks one second per reading, so every figure is a known whole number."""
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    records = Records()
+    steps = [(0.0, b": comment\n\n")] + [(0.0, sse(f"token {i}")) for i in range(4)]
+    app = StreamBoost(
+        stream_app(steps),
+        coalesce=False,
+        clock=TickClock(),
+        observers=[records],
+        registry=registry,
+        otel=False,
+    )
+    await run_app(app)
+    (record,) = records.ended
+    # Readings: request 1, headers 2, comment 3, tokens 4..7, the empty last body 8.
+    assert (record.first_token_at, record.last_token_at, record.last_body_at) == (4.0, 7.0, 8.0)
+    labels = {"method": "GET", "route": "unmatched"}
+
+    def exported(family: str) -> float | None:
+        return registry.get_sample_value(f"streamboost_{family}_seconds_sum", labels)
+
+    assert exported("time_to_first_token") == record.time_to_first_token() == 3.0
+    assert exported("time_per_output_token") == record.time_per_output_token() == 1.0
+    assert exported("stream_duration") == record.stream_duration() == 7.0
+    assert exported("time_to_first_byte") == 2.0

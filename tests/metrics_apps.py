@@ -25,6 +25,7 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from streamboost import StreamBoost
+from streamboost._timing import current_record
 
 SSE = "text/event-stream"
 
@@ -48,7 +49,14 @@ async def stream_endpoint(request: Request) -> StreamingResponse:
                 await asyncio.sleep(gap)
             yield token(i)
 
-    return StreamingResponse(body(), media_type=SSE, headers={"x-pid": str(os.getpid())})
+    headers = {"x-pid": str(os.getpid())}
+    record = current_record.get()
+    if record is not None:
+        # The record's request time (time.perf_counter, CLOCK_MONOTONIC on Linux: one clock
+        # for every process), so a client on this machine can place the server's TTFT
+        # window on its own timeline.
+        headers["x-request-at"] = repr(record.request_at)
+    return StreamingResponse(body(), media_type=SSE, headers=headers)
 
 
 def starlette_app() -> Starlette:

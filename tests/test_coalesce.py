@@ -264,7 +264,15 @@ async def test_backpressure_batches_while_a_write_is_pending_and_bounds_the_buff
     task = asyncio.create_task(
         run_app(StreamBoost(app, coalesce=config), send_gate=send_gate, recorded=recorded)
     )
-    await asyncio.sleep(0.1)
+    # Loop turns, not wall time: the app runs until its send waits for room (no more progress
+    # for many turns), however slow this machine is.
+    last, still = -1, 0
+    for _ in range(10_000):
+        await asyncio.sleep(0)
+        still = still + 1 if returned == last else 0
+        last = returned
+        if still == 50:
+            break
     # Sends kept returning while the write was pending, until 2000 bytes were held.
     assert 10 <= returned < 200
     assert not task.done()

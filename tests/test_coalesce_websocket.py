@@ -158,7 +158,9 @@ def test_websocket_batching_on_uvicorn_with_a_real_client() -> None:
 
     app = StreamBoost(
         Starlette(routes=[WebSocketRoute("/ws", endpoint)]),
-        coalesce=CoalesceConfig(window=0.02, websocket=True),
+        # A window far longer than the stream: batches end by count and critical type, never
+        # by a 1 ms sleep that a loaded machine stretched past the window.
+        coalesce=CoalesceConfig(window=0.2, websocket=True),
     )
     with uvicorn_in_thread(app, ws="wsproto") as url:
         messages = read_websocket(url, "/ws")

@@ -174,3 +174,62 @@ def test_wheel_carries_the_shipped_files(tmp_path: Path) -> None:
             assert packaged in names
             assert archive.read(packaged) == (GRAFANA_DIR / name).read_bytes()
     assert not any(name.endswith("build.py") for name in names)
+
+
+def panel_queries(name: str) -> list[tuple[str, dict[str, object], str]]:
+    """(title, panel, all its expressions joined) for each non-row panel of a dashboard."""
+    board = load_dashboard(name)
+    return [
+        (p["title"], p, "\n".join(t["expr"] for t in p["targets"]))
+        for p in board["panels"]
+        if p["type"] != "row"
+    ]
+
+
+def quantiles_from_buckets(exprs: str, family: str, by: str) -> bool:
+    return all(
+        f"histogram_quantile({q}, sum by (le, {by}) (rate({family}_bucket" in exprs
+        for q in ("0.5", "0.95", "0.99")
+    )
+
+
+def test_overview_shows_what_issue_6_lists() -> None:
+    panels = panel_queries("streamboost-overview.json")
+    exprs = "\n".join(e for _, _, e in panels)
+
+    def has(predicate: object) -> bool:
+        return any(predicate(title, panel, e) for title, panel, e in panels)  # type: ignore[operator]
+
+    assert "rate(streamboost_http_requests_total" in exprs  # requests per second
+    assert has(lambda t, p, e: "error" in t.lower() and 'status=~"[45].."' in e)  # errors
+    assert has(
+        lambda t, p, e: quantiles_from_buckets(
+            e, "streamboost_time_to_first_token_seconds", "route"
+        )
+    )
+    assert has(lambda t, p, e: "streamboost_time_per_output_token_seconds_bucket" in e)
+    assert has(lambda t, p, e: "streamboost_stream_duration_seconds_bucket" in e)
+    assert "streamboost_streams_active" in exprs
+    assert has(lambda t, p, e: "by (outcome)" in e and "streamboost_streams_total" in e)
+    assert has(  # events in vs writes out, side by side
+        lambda t, p, e: (
+            "streamboost_stream_events_total" in e and "streamboost_stream_writes_total" in e
+        )
+    )
+    assert "rate(streamboost_response_bytes_total" in exprs  # bytes per second
+    (phases,) = [p for t, p, _ in panels if t == "Phases before the first token"]
+    custom = phases["fieldConfig"]["defaults"]["custom"]  # type: ignore[index]
+    assert custom["stacking"]["mode"] == "normal"  # the phases before the first token, stacked
+
+
+def test_cache_and_writes_dashboard_shows_what_issue_6_lists() -> None:
+    panels = panel_queries("streamboost-cache-and-writes.json")
+    exprs = "\n".join(e for _, _, e in panels)
+    assert "by (cache, result) (rate(streamboost_cache_requests_total" in exprs  # hit/miss/...
+    assert "streamboost_cache_load_duration_seconds_bucket" in exprs
+    assert "streamboost_deferred_queue_depth" in exprs
+    assert "streamboost_deferred_lag_seconds_bucket" in exprs
+    assert "streamboost_deferred_batch_size" in exprs
+    titles = {title: e for title, _, e in panels}
+    assert 'outcome=~"retried"' in titles["Retries"]
+    assert 'outcome=~"dead_lettered|failed"' in titles["Dead letters"]

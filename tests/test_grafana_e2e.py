@@ -211,10 +211,15 @@ def test_every_panel_query_returns_data_from_a_real_prometheus(tmp_path: Path) -
             streams = STREAMS + DISCONNECTS
             seen = wait_for(prometheus, total, streams, 15)
             assert seen == streams, f"prometheus saw {seen} streams, expected {streams}"
-            # Rates need a second scrape after the last increment inside the window.
-            time.sleep(1.5)
+            # Rates need a second scrape after the last increment inside the window; on a
+            # loaded machine scrapes run late, so poll (bounded) instead of one fixed sleep.
             queries = all_queries()
-            empty = [query for query in queries if not has_data(prometheus, query)]
+            deadline = time.monotonic() + 20
+            while True:
+                empty = [query for query in queries if not has_data(prometheus, query)]
+                if not empty or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
             assert not empty, "queries without data:\n" + "\n".join(
                 f"{q.dashboard} / {q.title}: {fill(q.expr)}" for q in empty
             )

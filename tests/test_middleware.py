@@ -452,3 +452,107 @@ async def test_memoryview_chunks_from_starlette() -> None:
         recorded = await run_app(app)
         assert b"".join(bytes(b) for b in recorded.bodies) == sse("a") + sse("b") + sse("c")
         assert records.ended[-1].events == 3
+
+
+@pytest.mark.parametrize("fail", [False, True])
+async def test_lifespan_messages_pass_through_in_order_without_writers(fail: bool) -> None:
+    """Issue 2, point 6: lifespan is untouched. StreamBoost always runs it (to drain defer()
+    work at shutdown), so check that the app and the server still see each other's messages,
+    all of them, in order, and that a startup failure reaches the server as the app sent it."""
+    to_app: list[Message] = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    app_saw: list[Message] = []
+    server_saw: list[Message] = []
+    pending = list(to_app)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        app_saw.append(await receive())
+        if fail:
+            await send({"type": "lifespan.startup.failed", "message": "no database"})
+            return
+        await send({"type": "lifespan.startup.complete"})
+        app_saw.append(await receive())
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def receive() -> Message:
+        return pending.pop(0)
+
+    async def send(message: Message) -> None:
+        server_saw.append(message)
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    await asyncio.wait_for(StreamBoost(app, metrics=False, otel=False)(scope, receive, send), 5)
+    if fail:
+        assert app_saw == to_app[:1]
+        assert server_saw == [{"type": "lifespan.startup.failed", "message": "no database"}]
+    else:
+        assert app_saw == to_app
+        assert server_saw == [
+            {"type": "lifespan.startup.complete"},
+            {"type": "lifespan.shutdown.complete"},
+        ]
+
+
+@pytest.mark.parametrize(
+    ("metadata_events", "content_events"),
+    [
+        (None, 3),  # the defaults: only "metadata" is skipped
+        ({"usage-info", "metadata"}, 2),
+        ((), 4),  # none: every data event counts
+    ],
+)
+async def test_metadata_event_names_are_configurable(
+    metadata_events: set[str] | tuple[str, ...] | None, content_events: int
+) -> None:
+    records = Records()
+    clock = TickClock()
+    steps = [
+        (0.0, sse("{}", event="metadata")),
+        (0.0, sse('{"prompt_tokens": 3}', event="usage-info")),
+        (0.0, sse("Hello")),
+        (0.0, sse(" world")),
+    ]
+    options: dict[str, Any] = (
+        {} if metadata_events is None else {"metadata_events": metadata_events}
+    )
+    app = StreamBoost(
+        stream_app(steps), coalesce=False, observers=[records], clock=clock, **options
+    )
+    await run_app(app)
+    (record,) = records.ended
+    assert record.content_events == content_events
+    # Readings: request 1, headers 2, then one per chunk: the first token is the first chunk
+    # that is not a metadata event.
+    assert record.first_token_at == 3.0 + (len(steps) - content_events)
+
+
+async def test_exported_figures_are_the_records_exactly() -> None:
+    """Issue 3: TTFT = first content event - request; time per output token = (last content
+    event - first) / (content events - 1); stream duration to the last body chunk. The clock
+    ticks one second per reading, so every figure is a known whole number."""
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    records = Records()
+    steps = [(0.0, b": comment\n\n")] + [(0.0, sse(f"token {i}")) for i in range(4)]
+    app = StreamBoost(
+        stream_app(steps),
+        coalesce=False,
+        clock=TickClock(),
+        observers=[records],
+        registry=registry,
+        otel=False,
+    )
+    await run_app(app)
+    (record,) = records.ended
+    # Readings: request 1, headers 2, comment 3, tokens 4..7, the empty last body 8.
+    assert (record.first_token_at, record.last_token_at, record.last_body_at) == (4.0, 7.0, 8.0)
+    labels = {"method": "GET", "route": "unmatched"}
+
+    def exported(family: str) -> float | None:
+        return registry.get_sample_value(f"streamboost_{family}_seconds_sum", labels)
+
+    assert exported("time_to_first_token") == record.time_to_first_token() == 3.0
+    assert exported("time_per_output_token") == record.time_per_output_token() == 1.0
+    assert exported("stream_duration") == record.stream_duration() == 7.0
+    assert exported("time_to_first_byte") == 2.0

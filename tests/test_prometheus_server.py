@@ -4,9 +4,11 @@ and multiprocess mode (uvicorn --workers 2, gunicorn with uvicorn workers)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from pathlib import Path
 
+import h11
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
@@ -49,45 +51,89 @@ def scraped_after(base: str, streams: int) -> dict[tuple[str, tuple[tuple[str, s
         time.sleep(0.005)
 
 
+class RawClient:
+    """HTTP/1.1 over one keep-alive loopback socket, timed at the socket calls themselves
+    (no client library between the clock and the wire); h11 parses what was read, after
+    the clock stopped."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def get(self, target: str) -> tuple[float, float, h11.Response, bytes]:
+        """(request written at, first ``data:`` read at, response head, body)."""
+        conn = h11.Connection(h11.CLIENT)
+        request = conn.send(h11.Request(method="GET", target=target, headers=[("host", "t")]))
+        request += conn.send(h11.EndOfMessage())
+        sent_at = time.perf_counter()
+        self.sock.sendall(request)
+        token_read_at = None
+        head: h11.Response | None = None
+        body = b""
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = self.sock.recv(65536)
+                if token_read_at is None and b"data:" in data:
+                    token_read_at = time.perf_counter()
+                conn.receive_data(data)
+            elif isinstance(event, h11.Response):
+                head = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            else:
+                raise AssertionError(f"unexpected {event!r}")
+        assert head is not None and token_read_at is not None
+        return sent_at, token_read_at, head, body
+
+
 def test_ttft_matches_what_a_real_client_observes_within_1ms() -> None:
+    """Per request, the server's TTFT window (request seen -> first token written, read back
+    from the exported histogram sum) is placed on the client's clock: it must lie inside the
+    client's window (request written -> first token read), and the two must differ by less
+    than 1 ms.
+
+    The difference is loopback transit, uvicorn's parsing and scheduling. Noise on a shared
+    machine only ever adds to it, so the smallest over several tries is the systematic error;
+    the loop stops once five tries are in and one is under 1 ms, after 40 otherwise.
+    """
+    # Both processes read time.perf_counter; comparing readings across them needs a
+    # system-wide clock.
+    if "CLOCK_MONOTONIC" not in time.get_clock_info("perf_counter").implementation:
+        pytest.skip("perf_counter is not CLOCK_MONOTONIC here: no clock shared across processes")
+    tries, enough = 40, 5
     port = free_port()
     argv = ["uvicorn", "tests.metrics_apps:server_app", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--log-level", "warning"]
-    with server_process(argv, port, {"PYTHONPATH": ROOT}) as base, httpx.Client() as client:
-        client.get(base + "/stream/1")  # warm: the connection is open for the measured ones
-        differences = []
-        for i in range(9):
-            before = scraped_after(base, i + 1)
-            sent_at: list[float] = []
-
-            def trace(event: str, info: object, sent_at: list[float] = sent_at) -> None:
-                # The moment httpcore starts writing the request to the socket.
-                if event == "http11.send_request_headers.started":
-                    sent_at.append(time.perf_counter())
-
-            received = b""
-            url = base + "/stream/3?delay=0.05&gap=0.002"
-            with client.stream("GET", url, extensions={"trace": trace}) as response:
-                chunks = response.iter_raw()
-                for chunk in chunks:
-                    received += chunk
-                    if b"data:" in chunk:
-                        client_ttft = time.perf_counter() - sent_at[0]
-                        break
-                for chunk in chunks:
-                    received += chunk
-            after = scraped_after(base, i + 2)
-            key = ("streamboost_time_to_first_token_seconds_sum", LABELS)
-            server_ttft = after[key] - before[key]
-            bytes_key = ("streamboost_response_bytes_total", LABELS)
-            assert after[bytes_key] - before[bytes_key] == len(received)
-            assert received.count(b"data:") == 3
-            assert server_ttft >= 0.049  # the app sleeps 50 ms before its first token
-            differences.append(client_ttft - server_ttft)
-    # The server's window lies inside the client's (it opens after the request arrived and
-    # closes before the bytes leave), so every difference is positive, and scheduling noise on
-    # this shared machine only ever adds to it: the smallest is the systematic error.
-    assert all(d > 0 for d in differences), differences
+    ttft_sum = ("streamboost_time_to_first_token_seconds_sum", LABELS)
+    bytes_key = ("streamboost_response_bytes_total", LABELS)
+    with server_process(argv, port, {"PYTHONPATH": ROOT}) as base:
+        client = RawClient(port)
+        try:
+            client.get("/stream/1")  # warm: the connection is open for the measured ones
+            differences: list[float] = []
+            for i in range(tries):
+                before = scraped_after(base, i + 1)
+                sent_at, token_read_at, head, body = client.get("/stream/3?delay=0.05&gap=0.002")
+                after = scraped_after(base, i + 2)
+                server_ttft = after[ttft_sum] - before[ttft_sum]
+                assert after[bytes_key] - before[bytes_key] == len(body)
+                assert body.count(b"data:") == 3
+                assert server_ttft >= 0.049  # the app sleeps 50 ms before its first token
+                # One clock for both processes: the server's window sits inside the client's.
+                request_at = float(dict(head.headers)[b"x-request-at"])
+                assert sent_at < request_at, (sent_at, request_at)
+                assert request_at + server_ttft < token_read_at, (request_at, server_ttft)
+                differences.append((token_read_at - sent_at) - server_ttft)
+                if len(differences) >= enough and min(differences) < 0.001:
+                    break
+        finally:
+            client.close()
     assert min(differences) < 0.001, differences
 
 

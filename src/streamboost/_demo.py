@@ -191,6 +191,8 @@ def _run_mode(
         phases_before = _phase_seconds(registry)
         counter.writes = counter.responses = 0
         asyncio.run(_drive(url, result, requests, concurrency, max(1, warm_users)))
+        # The last streams are observed just after their last byte reached the client.
+        _wait_until_observed(registry, warm_users + requests)
         streams = max(1, counter.responses)
         result.writes_per_stream = counter.writes / streams
         result.blocking_writes_per_stream = backend.calls["blocking_writes"] / streams

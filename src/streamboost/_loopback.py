@@ -32,7 +32,7 @@ def uvicorn_in_thread(
         import uvicorn
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise RuntimeError(
-            "uvicorn is not installed; install it with: pip install 'streamboost[demo]'"
+            "uvicorn is not installed; install it with: pip install uvicorn"
         ) from exc
 
     kwargs.setdefault("log_level", "warning")

@@ -34,8 +34,10 @@ class HTTPStream:
 
     __slots__ = (
         "_boost",
+        "_clock",
         "_coalescer",
         "_complete",
+        "_direct",
         "_gone",
         "_merge",
         "_receive",
@@ -48,8 +50,12 @@ class HTTPStream:
         self._boost = boost
         self._receive = receive
         self._send = send
-        self.record = StreamRecord(scope, boost.clock())
+        self._clock = clock = boost.clock
+        self.record = StreamRecord(scope, clock())
         self._scanner: EventScanner | None = None
+        # Set at the response start when nothing is coalesced: body chunks then take the
+        # inline path at the top of ``send``.
+        self._direct = False
         self._coalescer: Coalescer | None = None
         self._merge = False
         self._complete = False  # the body's last message went to the server
@@ -112,6 +118,42 @@ class HTTPStream:
 
     async def send(self, message: Message) -> None:
         mtype = message["type"]
+        if self._direct and mtype == "http.response.body" and message.get("more_body", False):
+            # The per-chunk path without a coalescer: counts, one clock reading, the
+            # scanner's fast path, and the chunk goes out as the app sent it.
+            record = self.record
+            record.chunks_in += 1
+            record.writes += 1
+            record.last_body_at = now = self._clock()
+            chunk = message.get("body", b"")
+            if chunk:
+                if type(chunk) is not bytes:
+                    chunk = bytes(chunk)  # starlette passes memoryview chunks through
+                record.bytes_out += len(chunk)
+                scan = self._scanner
+                if scan is None:
+                    if record.first_byte_at is None:
+                        record.first_byte_at = now
+                elif scan.known_content(chunk):  # the usual token after the first
+                    record.events += 1
+                    record.content_events += 1
+                    record.last_token_at = now
+                else:
+                    if record.first_byte_at is None:
+                        record.first_byte_at = now
+                    scan.feed(chunk)
+                    record.events += scan.events
+                    if scan.content:
+                        record.content_events += scan.content
+                        if record.first_token_at is None:
+                            record.first_token_at = now
+                        record.last_token_at = now
+            try:
+                await self._send(message)
+            except OSError:
+                self._client_failed()
+                raise
+            return
         if mtype == "http.response.body":
             coalescer = self._coalescer
             if coalescer is None:
@@ -146,6 +188,7 @@ class HTTPStream:
 
     def _client_gone(self) -> None:
         self._gone = True
+        self._direct = False
         self.record.outcome = OUTCOME_CLIENT_DISCONNECTED
         coalescer = self._coalescer
         if coalescer is not None:
@@ -180,9 +223,6 @@ class HTTPStream:
         # A known stream format without a length; compressed bytes cannot be scanned.
         if fmt and not length and not encoded:
             record.streaming = True
-            self._scanner = EventScanner(
-                fmt, critical=boost.critical_names, metadata=boost.metadata_names
-            )
             config = boost.coalesce
             if (
                 config is not None
@@ -194,7 +234,10 @@ class HTTPStream:
             ):
                 self._coalescer = Coalescer(self._write, config)
                 self._merge = config.merge_openai and fmt == FORMAT_SSE
-        record.headers_at = boost.clock()
+            critical = boost.critical_names if self._coalescer is not None else None
+            self._scanner = EventScanner(fmt, critical=critical, metadata=boost.metadata_names)
+        self._direct = self._coalescer is None and not self._gone
+        record.headers_at = self._clock()
         for observer in boost.observers:
             try:
                 observer.stream_started(record)
@@ -218,7 +261,7 @@ class HTTPStream:
         more = message.get("more_body", False)
         if not more and scanner is not None and scanner.pending:
             content += self._end_scan(scanner)
-        now = self._boost.clock()
+        now = self._clock()
         if body:
             record.bytes_out += len(body)
             if record.first_byte_at is None:
@@ -267,7 +310,7 @@ class HTTPStream:
         if self._merge and body.count(b"\n\n") > 1:
             body = merge_chunks(body)
         record = self.record
-        now = self._boost.clock()
+        now = self._clock()
         if body:
             record.bytes_out += len(body)
             if record.first_byte_at is None:
@@ -291,6 +334,10 @@ class HTTPStream:
         try:
             await self._send(message)
         except OSError:
-            self._gone = True
-            self.record.outcome = OUTCOME_CLIENT_DISCONNECTED
+            self._client_failed()
             raise
+
+    def _client_failed(self) -> None:
+        self._gone = True
+        self._direct = False
+        self.record.outcome = OUTCOME_CLIENT_DISCONNECTED

@@ -10,12 +10,17 @@ has ended, with explicit start and end times. Phases become child spans either w
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable, Iterable
 from importlib.metadata import version
 from typing import Any, Final
 
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.context import Context, get_current
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
@@ -43,7 +48,14 @@ _SCOPE_NAME: Final = "streamboost"
 _ANNOTATED: Final = "streamboost.outcome"  # an attribute every annotated span has
 _NO_TRACING: Final = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 
+# Streams whose measurements wait for the next collection; past this, each new stream also
+# records a few old ones itself, so memory stays bounded when nothing collects.
+_MAX_PENDING: Final = 16_384
+_CATCH_UP: Final = 4
+
 Attributes = dict[str, str | int]
+# http attributes, token attributes, duration, TTFT, TPOT, the context at the stream's end
+_Pending = tuple[Attributes, Attributes, float, float | None, float | None, Context]
 
 
 class _HeaderGetter(Getter[dict[str, Any]]):
@@ -102,8 +114,24 @@ class OTelObserver:
             description="Duration of HTTP server requests.",
             explicit_bucket_boundaries_advisory=HTTP_ADVICE,
         )
+        # The SDK's record() costs ~8 us (attribute cleaning and hashing, locks) and a stream
+        # makes up to three: they wait here, and a reader's collection records them (an
+        # observable instrument's callback runs first thing in every collection). It never
+        # reports an observation, so no metric of that name is exported.
+        self._pending: deque[_Pending] = deque()
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        # One instrument per meter (a second registration returns the first), hence one
+        # callback for every observer.
+        meter.create_observable_gauge(
+            "streamboost.otel.pending",
+            callbacks=[_record_all_pending],
+            description="Not exported: records the buffered stream measurements on collection.",
+        )
         self._tracer_provider = tracer_provider
-        self._tracer: tuple[trace.TracerProvider, trace.Tracer] | None = None
+        # The provider last seen and its tracer (None: tracing is off), so a request costs an
+        # identity check instead of an ABC isinstance.
+        self._tracer: tuple[trace.TracerProvider, trace.Tracer | None] | None = None
         self._version = lib_version
         self._clock = clock
         self._route = route or RouteResolver()
@@ -136,12 +164,21 @@ class OTelObserver:
         end = record.last_body_at
         if end is None:
             end = self._clock()
-        self._duration.record(end - start, http_attrs)
-        if record.first_token_at is not None:
-            self._ttft.record(record.first_token_at - start, token_attrs)
-            tpot = record.time_per_output_token()
-            if tpot is not None:
-                self._tpot.record(tpot, token_attrs)
+        first = record.first_token_at
+        ttft = None if first is None else first - start
+        pending = self._pending
+        pending.append(
+            (
+                http_attrs,
+                token_attrs,
+                end - start,
+                ttft,
+                record.time_per_output_token(),
+                get_current(),
+            )
+        )
+        if len(pending) > _MAX_PENDING:
+            self.record_pending(_CATCH_UP)
 
         span = trace.get_current_span()
         if span.is_recording():
@@ -158,6 +195,26 @@ class OTelObserver:
         context = span.get_span_context()
         return format(context.trace_id, "032x") if context.trace_flags.sampled else None
 
+    def record_pending(self, limit: int | None = None) -> None:
+        """Record buffered measurements into the instruments (all, or the ``limit`` oldest).
+
+        Safe from any thread: each entry is taken once (``deque.popleft`` is atomic).
+        """
+        pending = self._pending
+        duration, ttft_hist, tpot_hist = self._duration, self._ttft, self._tpot
+        left = len(pending) if limit is None else limit
+        while left > 0:
+            left -= 1
+            try:
+                http_attrs, token_attrs, seconds, ttft, tpot, ctx = pending.popleft()
+            except IndexError:
+                return
+            duration.record(seconds, http_attrs, ctx)
+            if ttft is not None:
+                ttft_hist.record(ttft, token_attrs, ctx)
+                if tpot is not None:
+                    tpot_hist.record(tpot, token_attrs, ctx)
+
     def _attributes(self, key: tuple[str, str, int]) -> tuple[Attributes, Attributes]:
         method, route, status = key
         token_attrs: Attributes = {"http.request.method": method, "http.route": route}
@@ -170,11 +227,12 @@ class OTelObserver:
 
     def _current_tracer(self) -> trace.Tracer | None:
         provider = self._tracer_provider or trace.get_tracer_provider()
-        if isinstance(provider, _NO_TRACING):
-            return None
         cached = self._tracer
         if cached is None or cached[0] is not provider:
-            cached = self._tracer = (provider, provider.get_tracer(_SCOPE_NAME, self._version))
+            tracer = None
+            if not isinstance(provider, _NO_TRACING):
+                tracer = provider.get_tracer(_SCOPE_NAME, self._version)
+            cached = self._tracer = (provider, tracer)
         return cached[1]
 
     def _request_span(
@@ -217,6 +275,19 @@ class OTelObserver:
             tracer = tracer or self._current_tracer()
             if tracer is not None:
                 _phase_spans(tracer, span, record)
+
+
+_LIVE: weakref.WeakSet[OTelObserver] = weakref.WeakSet()
+_LIVE_LOCK: Final = threading.Lock()
+
+
+def _record_all_pending(options: CallbackOptions) -> Iterable[Observation]:
+    """Runs first in every collection (by any reader, on its thread): record what waits."""
+    with _LIVE_LOCK:
+        observers = list(_LIVE)
+    for observer in observers:
+        observer.record_pending()
+    return ()
 
 
 def _timing_attributes(record: StreamRecord, end: float) -> dict[str, Any]:

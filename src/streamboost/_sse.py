@@ -34,6 +34,7 @@ _EVENT_NAME: Final = re.compile(rb"(?m)^event:[ ]?([^\r\n]*)")
 _JSON_TYPE: Final = re.compile(rb'"type"\s*:\s*"([^"\\]*)"')
 # A JSON key that can make an event critical, unless its value is null (checked after).
 _MAYBE_CRITICAL: Final = re.compile(rb'"(?:type|finish_reason|usage)"\s*:\s*+(?!null)')
+_CONTENT_KEY: Final = b'"content":"'
 _NOT_NULL_AFTER: Final = re.compile(rb'\s*:\s*+(?!null|""|\{\}|\[\])')
 
 
@@ -107,15 +108,26 @@ class EventScanner:
         "_metadata",
         "_partial",
         "_partial_bytes",
+        "_prefix",
+        "_prefix_len",
         "content",
         "critical",
         "events",
     )
 
-    def __init__(self, fmt: int, *, critical: frozenset[bytes], metadata: frozenset[bytes]) -> None:
+    def __init__(
+        self, fmt: int, *, critical: frozenset[bytes] | None, metadata: frozenset[bytes]
+    ) -> None:
+        """``critical=None``: nothing is coalesced, so critical events are not looked for."""
         self._format = fmt
         self._critical = critical  # event names and JSON types, encoded
         self._metadata = metadata
+        # Without critical detection: the bytes of the last OpenAI content event up to its
+        # delta's content string, e.g. ``data: {"id":...,"delta":{"content":"``. A later event
+        # that starts with the same bytes and has a non-empty string there is content,
+        # known from one comparison (streams repeat that prefix until "created" ticks).
+        self._prefix = b"\x00"
+        self._prefix_len = 0
         self._partial: list[bytes] = []  # an unfinished event's pieces
         self._partial_bytes = 0
         self._found = False  # a content event was seen: later events are counted cheaply
@@ -127,6 +139,22 @@ class EventScanner:
     def pending(self) -> int:
         """Bytes of an event that has started but not yet ended."""
         return self._partial_bytes
+
+    def known_content(self, data: bytes) -> bool:
+        """True when ``data`` is one whole content event of the learned OpenAI shape.
+
+        Then ``feed`` need not see it (it would find one content event and change nothing);
+        only scanners without critical detection learn a shape.
+        """
+        p = self._prefix_len
+        return (
+            p != 0
+            and data.startswith(self._prefix)
+            and data.find(b"\n", p) == len(data) - 2
+            and data[-1] == 10
+            and data[p] != 34  # the content string is not empty
+            and not self._partial_bytes
+        )
 
     def feed(self, data: bytes) -> int:
         """Scan one chunk; return the length of its prefix that ends at an event boundary."""
@@ -144,11 +172,13 @@ class EventScanner:
                     or (end == size - 1 and data.endswith(b"\r\n\r\n"))
                 )
                 and not data.startswith(_DONE)
-                and _MAYBE_CRITICAL.search(data) is None
+                and (self._critical is None or _MAYBE_CRITICAL.search(data) is None)
             ):
                 self.events = 1
                 self.critical = False
-                if self._found:
+                if self._critical is None:
+                    self._classify_single(data)
+                elif self._found:
                     self.content = 1  # after the first token a data event counts unread
                 elif is_sse_content(data, self._metadata):
                     self.content = 1
@@ -199,13 +229,27 @@ class EventScanner:
         self._classify(segment)
         return end
 
+    def _classify_single(self, data: bytes) -> None:
+        """One one-line ``data:`` event, read in full (nothing is coalesced: no critical look)."""
+        if is_sse_content(data, self._metadata):
+            self.content = 1
+            self._found = True
+            if b'"chat.completion.chunk"' in data:
+                at = data.find(_CONTENT_KEY)
+                if at >= 0:
+                    self._prefix = data[: at + len(_CONTENT_KEY)]
+                    self._prefix_len = len(self._prefix)
+        else:
+            self.content = 0
+
     def _classify(self, segment: bytes) -> None:
         self._count(segment)
         if self.content:
             self._found = True
 
     def _count(self, segment: bytes) -> None:
-        self.critical = is_critical(segment, self._critical)
+        names = self._critical
+        self.critical = names is not None and is_critical(segment, names)
         if self._format == FORMAT_LINES:
             events = segment.count(b"\n")
             if events == 1:

@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from ._coalesce import Coalescer
+from ._headers import body_kind, without
 from ._openai import merge_chunks
-from ._sse import FORMAT_SSE, EventScanner, stream_format
+from ._sendfail import code_of, raised_in
+from ._sse import FORMAT_SSE, EventScanner
 from ._timing import (
     OUTCOME_CLIENT_DISCONNECTED,
     OUTCOME_COMPLETED,
@@ -43,6 +46,7 @@ class HTTPStream:
         "_receive",
         "_scanner",
         "_send",
+        "_send_code",
         "record",
     )
 
@@ -54,8 +58,9 @@ class HTTPStream:
         self.record = StreamRecord(scope, clock())
         self._scanner: EventScanner | None = None
         # Set at the response start when nothing is coalesced: body chunks then take the
-        # inline path at the top of ``send``.
+        # inline path at the top of ``send`` and go to the server's send untouched.
         self._direct = False
+        self._send_code = code_of(send)
         self._coalescer: Coalescer | None = None
         self._merge = False
         self._complete = False  # the body's last message went to the server
@@ -69,10 +74,12 @@ class HTTPStream:
             if not self._complete:
                 record.outcome = OUTCOME_CLIENT_DISCONNECTED
             raise
-        except Exception:
+        except Exception as exc:
             coalescer = self._coalescer
             if coalescer is not None and isinstance(coalescer.error, OSError):
                 record.outcome = OUTCOME_CLIENT_DISCONNECTED  # a write failed or timed out
+            elif self._direct and raised_in(exc, self._send_code):
+                self._client_failed()  # the server's send failed under the app's await
             elif record.outcome != OUTCOME_CLIENT_DISCONNECTED:
                 record.outcome = OUTCOME_ERROR
                 if record.headers_at is None:
@@ -116,9 +123,17 @@ class HTTPStream:
             self._client_gone()
         return message
 
-    async def send(self, message: Message) -> None:
-        mtype = message["type"]
-        if self._direct and mtype == "http.response.body" and message.get("more_body", False):
+    def send(self, message: Message) -> Awaitable[None]:
+        """The app's send: a plain function returning what the app awaits.
+
+        A body chunk without a coalescer is counted here and the server's own awaitable is
+        returned, so the chunk costs no coroutine of ours; everything else is ``_send``'s.
+        """
+        if (
+            self._direct
+            and message["type"] == "http.response.body"
+            and message.get("more_body", False)
+        ):
             # The per-chunk path without a coalescer: counts, one clock reading, the
             # scanner's fast path, and the chunk goes out as the app sent it.
             record = self.record
@@ -148,12 +163,11 @@ class HTTPStream:
                         if record.first_token_at is None:
                             record.first_token_at = now
                         record.last_token_at = now
-            try:
-                await self._send(message)
-            except OSError:
-                self._client_failed()
-                raise
-            return
+            return self._send(message)  # an OSError from it is recognised in run()
+        return self._send_any(message)
+
+    async def _send_any(self, message: Message) -> None:
+        mtype = message["type"]
         if mtype == "http.response.body":
             coalescer = self._coalescer
             if coalescer is None:
@@ -201,33 +215,19 @@ class HTTPStream:
         boost = self._boost
         record = self.record
         record.status = status = message["status"]
-        headers = message.get("headers", ())
-        content_type = b""
-        length = encoded = opt_out = False
-        opt_out_name = boost.opt_out_header
-        for name, value in headers:
-            name = name.lower()
-            if name == b"content-type":
-                content_type = value
-            elif name == b"content-length":
-                length = True
-            elif name == b"content-encoding":
-                encoded = value.strip().lower() != b"identity"
-            elif name == opt_out_name:
-                opt_out = True
+        kind = body_kind(message.get("headers", ()), boost.opt_out_header)
+        opt_out = kind.opt_out
         if opt_out:
-            kept = [(n, v) for n, v in headers if n.lower() != opt_out_name]
-            message = {**message, "headers": kept}
-        media = content_type.decode("latin-1").partition(";")[0].strip().lower()
-        fmt = stream_format(media)
+            message = {**message, "headers": without(message["headers"], boost.opt_out_header)}
+        fmt = kind.fmt
         # A known stream format without a length; compressed bytes cannot be scanned.
-        if fmt and not length and not encoded:
+        if fmt and kind.scannable:
             record.streaming = True
             config = boost.coalesce
             if (
                 config is not None
                 and not opt_out
-                and media in config.content_types
+                and kind.media in config.content_types
                 and status >= 200
                 and status not in (204, 304)
                 and record.method != "HEAD"
@@ -236,7 +236,9 @@ class HTTPStream:
                 self._merge = config.merge_openai and fmt == FORMAT_SSE
             critical = boost.critical_names if self._coalescer is not None else None
             self._scanner = EventScanner(fmt, critical=critical, metadata=boost.metadata_names)
-        self._direct = self._coalescer is None and not self._gone
+        # Without a Python send to find in a traceback (a server written in Rust), the
+        # chunks keep a coroutine that catches the server's OSError itself.
+        self._direct = self._coalescer is None and not self._gone and self._send_code is not None
         record.headers_at = self._clock()
         for observer in boost.observers:
             try:

@@ -105,6 +105,7 @@ class EventScanner:
         "_critical",
         "_format",
         "_found",
+        "_learn_budget",
         "_metadata",
         "_partial",
         "_partial_bytes",
@@ -122,12 +123,15 @@ class EventScanner:
         self._format = fmt
         self._critical = critical  # event names and JSON types, encoded
         self._metadata = metadata
-        # Without critical detection: the bytes of the last OpenAI content event up to its
-        # delta's content string, e.g. ``data: {"id":...,"delta":{"content":"``. A later event
-        # that starts with the same bytes and has a non-empty string there is content,
-        # known from one comparison (streams repeat that prefix until "created" ticks).
+        # Without critical detection: the bytes of a content event up to its first
+        # ``"content":"``, e.g. ``data: {"id":...,"delta":{"content":"``. A later one-line
+        # event that starts with the same bytes and has a non-empty string there is one
+        # content event whatever follows, known without the regex (OpenAI streams repeat
+        # ``id`` and ``created`` in every chunk, so the prefix holds for the whole stream).
         self._prefix = b"\x00"
         self._prefix_len = 0
+        # Streams whose every event starts differently (a timestamp first) stop learning.
+        self._learn_budget = 8 if critical is None else 0
         self._partial: list[bytes] = []  # an unfinished event's pieces
         self._partial_bytes = 0
         self._found = False  # a content event was seen: later events are counted cheaply
@@ -172,19 +176,20 @@ class EventScanner:
                     or (end == size - 1 and data.endswith(b"\r\n\r\n"))
                 )
                 and not data.startswith(_DONE)
-                and (self._critical is None or _MAYBE_CRITICAL.search(data) is None)
+                and _MAYBE_CRITICAL.search(data) is None
             ):
                 self.events = 1
                 self.critical = False
-                if self._critical is None:
-                    self._classify_single(data)
-                elif self._found:
+                if self._found:
                     self.content = 1  # after the first token a data event counts unread
                 elif is_sse_content(data, self._metadata):
                     self.content = 1
                     self._found = True
                 else:
                     self.content = 0
+                    return size
+                if self._learn_budget:
+                    self._learn(data)
                 return size
         if fmt == FORMAT_CHUNKS:
             self.events = self.content = 1 if data else 0
@@ -229,18 +234,13 @@ class EventScanner:
         self._classify(segment)
         return end
 
-    def _classify_single(self, data: bytes) -> None:
-        """One one-line ``data:`` event, read in full (nothing is coalesced: no critical look)."""
-        if is_sse_content(data, self._metadata):
-            self.content = 1
-            self._found = True
-            if b'"chat.completion.chunk"' in data:
-                at = data.find(_CONTENT_KEY)
-                if at >= 0:
-                    self._prefix = data[: at + len(_CONTENT_KEY)]
-                    self._prefix_len = len(self._prefix)
-        else:
-            self.content = 0
+    def _learn(self, data: bytes) -> None:
+        """Remember ``data`` up to its content string (a content event of one line)."""
+        at = data.find(_CONTENT_KEY)
+        if at >= 0:
+            self._learn_budget -= 1
+            self._prefix = data[: at + len(_CONTENT_KEY)]
+            self._prefix_len = at + len(_CONTENT_KEY)
 
     def _classify(self, segment: bytes) -> None:
         self._count(segment)

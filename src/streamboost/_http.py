@@ -41,6 +41,7 @@ class HTTPStream:
         "_coalescer",
         "_complete",
         "_direct",
+        "_done",
         "_gone",
         "_merge",
         "_receive",
@@ -126,14 +127,31 @@ class HTTPStream:
     def send(self, message: Message) -> Awaitable[None]:
         """The app's send: a plain function returning what the app awaits.
 
-        A body chunk without a coalescer is counted here and the server's own awaitable is
-        returned, so the chunk costs no coroutine of ours; everything else is ``_send``'s.
+        A body chunk costs no coroutine of ours: without a coalescer it is counted and the
+        server's own awaitable is returned; with one, a buffered chunk returns a future that
+        is already done. Everything else goes through ``_send_any``.
         """
-        if (
-            self._direct
-            and message["type"] == "http.response.body"
-            and message.get("more_body", False)
-        ):
+        if message["type"] != "http.response.body" or not message.get("more_body", False):
+            return self._send_any(message)
+        coalescer = self._coalescer
+        if coalescer is not None and coalescer.error is None:
+            # The coalescing per-chunk path: a few attribute updates and the scanner's fast path.
+            record = self.record
+            record.chunks_in += 1
+            body: bytes = message.get("body", b"")
+            if body:
+                if type(body) is not bytes:
+                    body = bytes(body)  # starlette passes memoryview chunks through
+                # Set together with the coalescer; a cast would cost a call per chunk.
+                scanner: EventScanner = self._scanner  # type: ignore[assignment]
+                complete = scanner.feed(body)
+                events = scanner.events
+                record.events += events
+                code = coalescer.offer(body, complete, events, scanner.content, scanner.critical)
+                if code:
+                    return coalescer.settle(code)
+            return self._done
+        if self._direct:
             # The per-chunk path without a coalescer: counts, one clock reading, the
             # scanner's fast path, and the chunk goes out as the app sent it.
             record = self.record
@@ -169,28 +187,9 @@ class HTTPStream:
     async def _send_any(self, message: Message) -> None:
         mtype = message["type"]
         if mtype == "http.response.body":
-            coalescer = self._coalescer
-            if coalescer is None:
+            if self._coalescer is None:
                 await self._direct_body(message)
-            elif message.get("more_body", False) and coalescer.error is None:
-                # The per-chunk path: a few attribute updates and the scanner's fast path.
-                record = self.record
-                record.chunks_in += 1
-                body: bytes = message.get("body", b"")
-                if body:
-                    if type(body) is not bytes:
-                        body = bytes(body)  # starlette passes memoryview chunks through
-                    # Set together with the coalescer; a cast would cost a call per chunk.
-                    scanner: EventScanner = self._scanner  # type: ignore[assignment]
-                    complete = scanner.feed(body)
-                    events = scanner.events
-                    record.events += events
-                    code = coalescer.offer(
-                        body, complete, events, scanner.content, scanner.critical
-                    )
-                    if code:
-                        await coalescer.settle(code)
-            else:
+            else:  # the last body message, or any after the stream failed
                 await self._last_body(message)
         elif mtype == "http.response.start":
             await self._start(message)
@@ -233,6 +232,8 @@ class HTTPStream:
                 and record.method != "HEAD"
             ):
                 self._coalescer = Coalescer(self._write, config)
+                self._done = done = asyncio.get_running_loop().create_future()
+                done.set_result(None)  # awaited for every buffered chunk
                 self._merge = config.merge_openai and fmt == FORMAT_SSE
             critical = boost.critical_names if self._coalescer is not None else None
             self._scanner = EventScanner(fmt, critical=critical, metadata=boost.metadata_names)

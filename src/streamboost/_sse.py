@@ -108,12 +108,12 @@ class EventScanner:
         "_learn_budget",
         "_metadata",
         "_partial",
-        "_partial_bytes",
-        "_prefix",
-        "_prefix_len",
         "content",
         "critical",
         "events",
+        "pending",
+        "prefix",
+        "prefix_len",
     )
 
     def __init__(
@@ -128,21 +128,16 @@ class EventScanner:
         # event that starts with the same bytes and has a non-empty string there is one
         # content event whatever follows, known without the regex (OpenAI streams repeat
         # ``id`` and ``created`` in every chunk, so the prefix holds for the whole stream).
-        self._prefix = b"\x00"
-        self._prefix_len = 0
+        self.prefix = b"\x00"
+        self.prefix_len = 0
         # Streams whose every event starts differently (a timestamp first) stop learning.
         self._learn_budget = 8 if critical is None else 0
         self._partial: list[bytes] = []  # an unfinished event's pieces
-        self._partial_bytes = 0
+        self.pending = 0  # bytes of an event that has started but not yet ended
         self._found = False  # a content event was seen: later events are counted cheaply
         self.events = 0
         self.content = 0
         self.critical = False
-
-    @property
-    def pending(self) -> int:
-        """Bytes of an event that has started but not yet ended."""
-        return self._partial_bytes
 
     def known_content(self, data: bytes) -> bool:
         """True when ``data`` is one whole content event of the learned OpenAI shape.
@@ -150,14 +145,14 @@ class EventScanner:
         Then ``feed`` need not see it (it would find one content event and change nothing);
         only scanners without critical detection learn a shape.
         """
-        p = self._prefix_len
+        p = self.prefix_len
         return (
             p != 0
-            and data.startswith(self._prefix)
+            and data.startswith(self.prefix)
             and data.find(b"\n", p) == len(data) - 2
             and data[-1] == 10
             and data[p] != 34  # the content string is not empty
-            and not self._partial_bytes
+            and not self.pending
         )
 
     def feed(self, data: bytes) -> int:
@@ -167,7 +162,7 @@ class EventScanner:
         # LF or CRLF terminated, that is not ``[DONE]`` and has no JSON ``"type"`` and no
         # non-null ``finish_reason`` or ``usage``: a few C calls and one regex search.
         # Anything else takes the general path below.
-        if fmt == FORMAT_SSE and not self._partial_bytes and data.startswith(b"data:"):
+        if fmt == FORMAT_SSE and not self.pending and data.startswith(b"data:"):
             end = data.find(b"\n") + 2  # where the event ends if it is one line
             size = len(data)
             if (
@@ -217,7 +212,7 @@ class EventScanner:
         if end <= 0:
             if data:
                 partial.append(data)
-                self._partial_bytes += len(data)
+                self.pending += len(data)
             self.events = self.content = 0
             self.critical = False
             return 0
@@ -225,12 +220,12 @@ class EventScanner:
             partial.append(data[:end])
             segment = b"".join(partial)
             partial.clear()
-            self._partial_bytes = 0
+            self.pending = 0
         else:
             segment = data if end == len(data) else data[:end]
         if end < len(data):
             partial.append(data[end:])
-            self._partial_bytes = len(data) - end
+            self.pending = len(data) - end
         self._classify(segment)
         return end
 
@@ -239,8 +234,8 @@ class EventScanner:
         at = data.find(_CONTENT_KEY)
         if at >= 0:
             self._learn_budget -= 1
-            self._prefix = data[: at + len(_CONTENT_KEY)]
-            self._prefix_len = at + len(_CONTENT_KEY)
+            self.prefix = data[: at + len(_CONTENT_KEY)]
+            self.prefix_len = at + len(_CONTENT_KEY)
 
     def _classify(self, segment: bytes) -> None:
         self._count(segment)
@@ -273,7 +268,7 @@ class EventScanner:
         """At the end of the body: classify the event the stream left unterminated, if any."""
         data = b"".join(self._partial)
         self._partial.clear()
-        self._partial_bytes = 0
+        self.pending = 0
         if not data.strip():
             self.events = self.content = 0
             self.critical = False

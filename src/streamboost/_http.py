@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
@@ -23,13 +22,13 @@ from ._timing import (
     OUTCOME_ERROR,
     OUTCOME_NO_TOKEN,
     StreamRecord,
+    notify_ended,
+    notify_started,
 )
 from ._types import Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from ._middleware import StreamBoost
-
-logger = logging.getLogger("streamboost")
 
 
 class HTTPStream:
@@ -105,11 +104,7 @@ class HTTPStream:
                 and record.content_events == 0
             ):
                 record.outcome = OUTCOME_NO_TOKEN
-            for observer in self._boost.observers:
-                try:
-                    observer.stream_ended(record)
-                except Exception:
-                    logger.exception("observer %r failed in stream_ended", observer)
+            notify_ended(record, self._boost.observers)
 
     async def _deliver_buffered(self) -> None:
         """Write what the app sent but is still buffered, when its body did not end."""
@@ -249,11 +244,7 @@ class HTTPStream:
         # chunks keep a coroutine that catches the server's OSError itself.
         self._direct = self._coalescer is None and not self._gone and self._send_code is not None
         record.headers_at = self._clock()
-        for observer in boost.observers:
-            try:
-                observer.stream_started(record)
-            except Exception:
-                logger.exception("observer %r failed in stream_started", observer)
+        notify_started(record, boost.observers)
         await self._forward(message)
 
     async def _direct_body(self, message: Message) -> None:
@@ -272,22 +263,9 @@ class HTTPStream:
         more = message.get("more_body", False)
         if not more and scanner is not None and scanner.pending:
             content += self._end_scan(scanner)
-        now = self._clock()
-        if body:
-            record.bytes_out += len(body)
-            if record.first_byte_at is None:
-                record.first_byte_at = now
-        if content:
-            record.content_events += content
-            if record.first_token_at is None:
-                record.first_token_at = now
-            record.last_token_at = now
-        record.writes += 1
-        record.last_body_at = now
+        record.wrote(len(body), content, self._clock())
         if not more:
-            self._complete = True
-            for finishing in self._boost.finishing:
-                finishing(record)  # an open server span ends with the last body message
+            self._finishing()
         await self._forward(message)
 
     async def _last_body(self, message: Message) -> None:
@@ -321,25 +299,17 @@ class HTTPStream:
         if self._merge and body.count(b"\n\n") > 1:
             body = merge_chunks(body)
         record = self.record
-        now = self._clock()
-        if body:
-            record.bytes_out += len(body)
-            if record.first_byte_at is None:
-                record.first_byte_at = now
-        if content:
-            record.content_events += content
-            if record.first_token_at is None:
-                record.first_token_at = now
-                assert self._coalescer is not None
-                self._coalescer.eager = False
-            record.last_token_at = now
-        record.writes += 1
-        record.last_body_at = now
+        if content and record.first_token_at is None and self._coalescer is not None:
+            self._coalescer.eager = False  # the first token is out: batching may start
+        record.wrote(len(body), content, self._clock())
         if not more:
-            self._complete = True
-            for finishing in self._boost.finishing:
-                finishing(record)  # an open server span ends with the last body message
+            self._finishing()
         await self._forward({"type": "http.response.body", "body": body, "more_body": more})
+
+    def _finishing(self) -> None:
+        self._complete = True
+        for finishing in self._boost.finishing:
+            finishing(self.record)  # an open server span ends with the last body message
 
     async def _forward(self, message: Message) -> None:
         try:

@@ -10,20 +10,19 @@ has ended, with explicit start and end times. Phases become child spans either w
 
 from __future__ import annotations
 
-import threading
 import time
-import weakref
-from collections import deque
 from collections.abc import Callable, Iterable
 from importlib.metadata import version
 from typing import Any, Final
 
 from opentelemetry import metrics, propagate, trace
-from opentelemetry.context import Context, get_current
-from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from ._otelmetrics import HTTP_ADVICE as HTTP_ADVICE
+from ._otelmetrics import TPOT_ADVICE as TPOT_ADVICE
+from ._otelmetrics import TTFT_ADVICE as TTFT_ADVICE
+from ._otelmetrics import Attributes, StreamHistograms
 from ._route import RouteResolver, method_label
 from ._timing import (
     DEFAULT_CLOCK,
@@ -34,28 +33,9 @@ from ._timing import (
     StreamRecord,
 )
 
-# Semantic-convention bucket advice (GenAI and HTTP server metrics), as published.
-TTFT_ADVICE: Final = (
-    *(0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0),
-    *(7.5, 10.0),
-)
-TPOT_ADVICE: Final = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
-HTTP_ADVICE: Final = (
-    *(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0),
-)
-
 _SCOPE_NAME: Final = "streamboost"
 _ANNOTATED: Final = "streamboost.outcome"  # an attribute every annotated span has
 _NO_TRACING: Final = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
-
-# Streams whose measurements wait for the next collection; past this, each new stream also
-# records a few old ones itself, so memory stays bounded when nothing collects.
-_MAX_PENDING: Final = 16_384
-_CATCH_UP: Final = 4
-
-Attributes = dict[str, str | int]
-# http attributes, token attributes, duration, TTFT, TPOT, the context at the stream's end
-_Pending = tuple[Attributes, Attributes, float, float | None, float | None, Context]
 
 
 class _HeaderGetter(Getter[dict[str, Any]]):
@@ -96,38 +76,7 @@ class OTelObserver:
             meter = metrics.get_meter(_SCOPE_NAME, lib_version)
         else:
             meter = meter_provider.get_meter(_SCOPE_NAME, lib_version)
-        self._ttft = meter.create_histogram(
-            "gen_ai.server.time_to_first_token",
-            unit="s",
-            description="Time to generate the first token, measured at the server.",
-            explicit_bucket_boundaries_advisory=TTFT_ADVICE,
-        )
-        self._tpot = meter.create_histogram(
-            "gen_ai.server.time_per_output_token",
-            unit="s",
-            description="Time per output token after the first, measured at the server.",
-            explicit_bucket_boundaries_advisory=TPOT_ADVICE,
-        )
-        self._duration = meter.create_histogram(
-            "http.server.request.duration",
-            unit="s",
-            description="Duration of HTTP server requests.",
-            explicit_bucket_boundaries_advisory=HTTP_ADVICE,
-        )
-        # The SDK's record() costs ~8 us (attribute cleaning and hashing, locks) and a stream
-        # makes up to three: they wait here, and a reader's collection records them (an
-        # observable instrument's callback runs first thing in every collection). It never
-        # reports an observation, so no metric of that name is exported.
-        self._pending: deque[_Pending] = deque()
-        with _LIVE_LOCK:
-            _LIVE.add(self)
-        # One instrument per meter (a second registration returns the first), hence one
-        # callback for every observer.
-        meter.create_observable_gauge(
-            "streamboost.otel.pending",
-            callbacks=[_record_all_pending],
-            description="Not exported: records the buffered stream measurements on collection.",
-        )
+        self._histograms = StreamHistograms(meter)
         self._tracer_provider = tracer_provider
         # The provider last seen and its tracer (None: tracing is off), so a request costs an
         # identity check instead of an ABC isinstance.
@@ -165,20 +114,13 @@ class OTelObserver:
         if end is None:
             end = self._clock()
         first = record.first_token_at
-        ttft = None if first is None else first - start
-        pending = self._pending
-        pending.append(
-            (
-                http_attrs,
-                token_attrs,
-                end - start,
-                ttft,
-                record.time_per_output_token(),
-                get_current(),
-            )
+        self._histograms.add(
+            http_attrs,
+            token_attrs,
+            end - start,
+            None if first is None else first - start,
+            record.time_per_output_token(),
         )
-        if len(pending) > _MAX_PENDING:
-            self.record_pending(_CATCH_UP)
 
         span = trace.get_current_span()
         if span.is_recording():
@@ -194,26 +136,6 @@ class OTelObserver:
         # Else a server span annotated by stream_finishing and since ended, or not sampled.
         context = span.get_span_context()
         return format(context.trace_id, "032x") if context.trace_flags.sampled else None
-
-    def record_pending(self, limit: int | None = None) -> None:
-        """Record buffered measurements into the instruments (all, or the ``limit`` oldest).
-
-        Safe from any thread: each entry is taken once (``deque.popleft`` is atomic).
-        """
-        pending = self._pending
-        duration, ttft_hist, tpot_hist = self._duration, self._ttft, self._tpot
-        left = len(pending) if limit is None else limit
-        while left > 0:
-            left -= 1
-            try:
-                http_attrs, token_attrs, seconds, ttft, tpot, ctx = pending.popleft()
-            except IndexError:
-                return
-            duration.record(seconds, http_attrs, ctx)
-            if ttft is not None:
-                ttft_hist.record(ttft, token_attrs, ctx)
-                if tpot is not None:
-                    tpot_hist.record(tpot, token_attrs, ctx)
 
     def _attributes(self, key: tuple[str, str, int]) -> tuple[Attributes, Attributes]:
         method, route, status = key
@@ -275,19 +197,6 @@ class OTelObserver:
             tracer = tracer or self._current_tracer()
             if tracer is not None:
                 _phase_spans(tracer, span, record)
-
-
-_LIVE: weakref.WeakSet[OTelObserver] = weakref.WeakSet()
-_LIVE_LOCK: Final = threading.Lock()
-
-
-def _record_all_pending(options: CallbackOptions) -> Iterable[Observation]:
-    """Runs first in every collection (by any reader, on its thread): record what waits."""
-    with _LIVE_LOCK:
-        observers = list(_LIVE)
-    for observer in observers:
-        observer.record_pending()
-    return ()
 
 
 def _timing_attributes(record: StreamRecord, end: float) -> dict[str, Any]:

@@ -177,14 +177,13 @@ class EventScanner:
                 self.critical = False
                 if self._found:
                     self.content = 1  # after the first token a data event counts unread
+                    if self._learn_budget:  # learnt from the second: a one-token stream
+                        self._learn(data)  # never pays for it
                 elif is_sse_content(data, self._metadata):
                     self.content = 1
                     self._found = True
                 else:
                     self.content = 0
-                    return size
-                if self._learn_budget:
-                    self._learn(data)
                 return size
         if fmt == FORMAT_CHUNKS:
             self.events = self.content = 1 if data else 0

@@ -149,6 +149,61 @@ async def test_oserror_from_send_is_a_client_disconnect() -> None:
     assert records.ended[0].outcome == "client_disconnected"
 
 
+@pytest.mark.parametrize("spec", ["2.3", "2.4"])
+async def test_oserror_from_send_without_coalescing_is_a_client_disconnect(spec: str) -> None:
+    # Chunks go to the server's send without a coroutine of StreamBoost's around them, so the
+    # failure is recognised from the traceback; with spec 2.4 Starlette turns the OSError
+    # into its own ClientDisconnect.
+    records = Records()
+    writes = 0
+
+    async def send_gate(message: Message) -> None:
+        nonlocal writes
+        if message["type"] == "http.response.body":
+            writes += 1
+            if writes == 3:
+                raise OSError("connection reset")
+
+    async def tokens() -> Any:
+        for i in range(10):
+            yield sse(f"t{i}")
+
+    async def endpoint(request: Any) -> StreamingResponse:
+        return StreamingResponse(tokens(), media_type="text/event-stream")
+
+    app = StreamBoost(Starlette(routes=[Route("/", endpoint)]), coalesce=False, observers=[records])
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "headers": [],
+        "asgi": {"version": "3.0", "spec_version": spec},
+    }
+    with pytest.raises(Exception) as raised:
+        await run_app(app, scope=scope, send_gate=send_gate)
+    assert isinstance(raised.value, OSError) or type(raised.value).__name__ == "ClientDisconnect"
+    (record,) = records.ended
+    assert (record.outcome, record.chunks_in, record.writes) == ("client_disconnected", 3, 3)
+
+
+async def test_the_apps_own_oserror_without_coalescing_is_an_error() -> None:
+    records = Records()
+
+    async def tokens() -> Any:
+        yield sse("t0")
+        yield sse("t1")
+        raise OSError("the model backend went away")
+
+    async def endpoint(request: Any) -> StreamingResponse:
+        return StreamingResponse(tokens(), media_type="text/event-stream")
+
+    app = StreamBoost(Starlette(routes=[Route("/", endpoint)]), coalesce=False, observers=[records])
+    with pytest.raises(OSError, match="backend"):
+        await run_app(app)
+    (record,) = records.ended
+    assert (record.outcome, record.content_events) == ("error", 2)
+
+
 async def test_http_disconnect_stops_the_stream_and_leaves_no_task() -> None:
     records = Records()
     disconnect = asyncio.Event()

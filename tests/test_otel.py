@@ -240,3 +240,23 @@ async def test_server_span_of_a_failed_stream_is_annotated_once_at_the_end() -> 
     (server,) = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
     assert [e.name for e in server.events if e.name == "first_token"] == ["first_token"]
     assert (server.attributes or {})["streamboost.outcome"] == "error"
+
+
+async def test_streams_of_two_apps_on_one_meter_provider_are_all_recorded_at_collection() -> None:
+    # Measurements wait for a collection; two StreamBoosts share the meter's instruments and
+    # its one collection callback, which must record the streams of both.
+    reader, meter_provider, _, _ = providers()
+    apps = [
+        StreamBoost(starlette_app(), registry=CollectorRegistry(), meter_provider=meter_provider)
+        for _ in range(2)
+    ]
+    for app in apps:
+        for _ in range(3):
+            await run_app(app, scope=asgi_scope("/stream/4"))
+    found = histograms(reader)
+    for name in ("gen_ai.server.time_to_first_token", "http.server.request.duration"):
+        _, (point,) = found[name]
+        assert point.count == 6
+    await run_app(apps[0], scope=asgi_scope("/stream/4"))
+    _, (point,) = histograms(reader)["http.server.request.duration"]
+    assert point.count == 7  # cumulative: the next collection adds only the new stream

@@ -166,3 +166,39 @@ def test_one_line_events_with_either_line_ending(end: bytes) -> None:
         chunk = data + end + end
         assert scan.feed(chunk) == len(chunk)
         assert (scan.events, scan.critical, scan.content) == (1, critical, content), chunk
+
+
+def test_without_critical_detection_every_event_is_classified_in_full() -> None:
+    # Nothing coalesced: the scanner learns the OpenAI prefix up to the content string and
+    # decides later events from it; each answer must equal the coalescing scanner's.
+    prefix = b'data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,'
+    events = [
+        prefix + b'"delta":{"role":"assistant","content":""},"finish_reason":null}]}',
+        prefix + b'"delta":{"content":"Hel"},"finish_reason":null}]}',
+        prefix + b'"delta":{"content":"lo"},"finish_reason":null}]}',
+        prefix + b'"delta":{"content":""},"finish_reason":null}]}',
+        prefix + b'"delta":{"content":"say \\"hi\\""},"finish_reason":null}]}',
+        prefix + b'"delta":{"content":"x"},"finish_reason":"stop"}]}',
+        prefix + b'"delta":{},"finish_reason":"stop"}]}',
+        b'data: {"id":"c2","object":"chat.completion.chunk","choices":[{"index":0,'
+        b'"delta":{"content":"other prefix"},"finish_reason":null}]}',
+        prefix + b'"delta":{"content":"z"},"finish_reason":null}]}\ndata: more',
+        b"data: {}",
+        b": ping",
+        b"data: [DONE]",
+    ]
+    scan = EventScanner(FORMAT_SSE, critical=None, metadata=METADATA)
+    reference = scanner()
+    learned = 0
+    for event in events:
+        chunk = event + b"\n\n"
+        known = scan.known_content(chunk)
+        assert scan.feed(chunk) == reference.feed(chunk) == len(chunk)
+        assert (scan.events, scan.content) == (reference.events, reference.content), chunk
+        if known:  # then the middleware skips feed(): it must mean one content event
+            learned += 1
+            assert (reference.events, reference.content) == (1, 1), chunk
+        assert not scan.critical
+    # Learnt from the second content event ("lo"): then the escaped quotes and "x" with its
+    # finish_reason are known from the prefix.
+    assert learned == 2

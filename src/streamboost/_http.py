@@ -8,25 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from ._coalesce import Coalescer
+from ._headers import body_kind, without
 from ._openai import merge_chunks
-from ._sse import FORMAT_SSE, EventScanner, stream_format
+from ._sendfail import code_of, raised_in
+from ._sse import FORMAT_SSE, EventScanner
 from ._timing import (
     OUTCOME_CLIENT_DISCONNECTED,
     OUTCOME_COMPLETED,
     OUTCOME_ERROR,
     OUTCOME_NO_TOKEN,
     StreamRecord,
+    notify_ended,
+    notify_started,
 )
 from ._types import Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from ._middleware import StreamBoost
-
-logger = logging.getLogger("streamboost")
 
 
 class HTTPStream:
@@ -34,13 +36,17 @@ class HTTPStream:
 
     __slots__ = (
         "_boost",
+        "_clock",
         "_coalescer",
         "_complete",
+        "_direct",
+        "_done",
         "_gone",
         "_merge",
         "_receive",
         "_scanner",
         "_send",
+        "_send_code",
         "record",
     )
 
@@ -48,8 +54,13 @@ class HTTPStream:
         self._boost = boost
         self._receive = receive
         self._send = send
-        self.record = StreamRecord(scope, boost.clock())
+        self._clock = clock = boost.clock
+        self.record = StreamRecord(scope, clock())
         self._scanner: EventScanner | None = None
+        # Set at the response start when nothing is coalesced: body chunks then take the
+        # inline path at the top of ``send`` and go to the server's send untouched.
+        self._direct = False
+        self._send_code = code_of(send)
         self._coalescer: Coalescer | None = None
         self._merge = False
         self._complete = False  # the body's last message went to the server
@@ -63,10 +74,12 @@ class HTTPStream:
             if not self._complete:
                 record.outcome = OUTCOME_CLIENT_DISCONNECTED
             raise
-        except Exception:
+        except Exception as exc:
             coalescer = self._coalescer
             if coalescer is not None and isinstance(coalescer.error, OSError):
                 record.outcome = OUTCOME_CLIENT_DISCONNECTED  # a write failed or timed out
+            elif self._direct and raised_in(exc, self._send_code):
+                self._client_failed()  # the server's send failed under the app's await
             elif record.outcome != OUTCOME_CLIENT_DISCONNECTED:
                 record.outcome = OUTCOME_ERROR
                 if record.headers_at is None:
@@ -91,11 +104,7 @@ class HTTPStream:
                 and record.content_events == 0
             ):
                 record.outcome = OUTCOME_NO_TOKEN
-            for observer in self._boost.observers:
-                try:
-                    observer.stream_ended(record)
-                except Exception:
-                    logger.exception("observer %r failed in stream_ended", observer)
+            notify_ended(record, self._boost.observers)
 
     async def _deliver_buffered(self) -> None:
         """Write what the app sent but is still buffered, when its body did not end."""
@@ -110,31 +119,80 @@ class HTTPStream:
             self._client_gone()
         return message
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        """The app's send: a plain function returning what the app awaits.
+
+        A body chunk costs no coroutine of ours: without a coalescer it is counted and the
+        server's own awaitable is returned; with one, a buffered chunk returns a future that
+        is already done. Everything else goes through ``_send_any``.
+        """
+        if message["type"] != "http.response.body" or not message.get("more_body", False):
+            return self._send_any(message)
+        coalescer = self._coalescer
+        if coalescer is not None and coalescer.error is None:
+            # The coalescing per-chunk path: a few attribute updates and the scanner's fast path.
+            record = self.record
+            record.chunks_in += 1
+            body: bytes = message.get("body", b"")
+            if body:
+                if type(body) is not bytes:
+                    body = bytes(body)  # starlette passes memoryview chunks through
+                # Set together with the coalescer; a cast would cost a call per chunk.
+                scanner: EventScanner = self._scanner  # type: ignore[assignment]
+                complete = scanner.feed(body)
+                events = scanner.events
+                record.events += events
+                code = coalescer.offer(body, complete, events, scanner.content, scanner.critical)
+                if code:
+                    return coalescer.settle(code)
+            return self._done
+        if self._direct:
+            # The per-chunk path without a coalescer: counts, one clock reading, the
+            # scanner's fast path, and the chunk goes out as the app sent it.
+            record = self.record
+            record.chunks_in += 1
+            record.writes += 1
+            record.last_body_at = now = self._clock()
+            chunk = message.get("body", b"")
+            if chunk:
+                if type(chunk) is not bytes:
+                    chunk = bytes(chunk)  # starlette passes memoryview chunks through
+                size = len(chunk)
+                record.bytes_out += size
+                scan = self._scanner
+                if scan is None:
+                    if record.first_byte_at is None:
+                        record.first_byte_at = now
+                elif (  # the usual token after the first: ``EventScanner.known_content`` inline
+                    (p := scan.prefix_len)
+                    and chunk.startswith(scan.prefix)
+                    and chunk.find(b"\n", p) == size - 2
+                    and chunk[-1] == 10
+                    and chunk[p] != 34
+                    and not scan.pending
+                ):
+                    record.events += 1
+                    record.content_events += 1
+                    record.last_token_at = now
+                else:
+                    if record.first_byte_at is None:
+                        record.first_byte_at = now
+                    scan.feed(chunk)
+                    record.events += scan.events
+                    if scan.content:
+                        record.content_events += scan.content
+                        if record.first_token_at is None:
+                            record.first_token_at = now
+                        record.last_token_at = now
+            return self._send(message)  # an OSError from it is recognised in run()
+        return self._send_any(message)
+
+    async def _send_any(self, message: Message) -> None:
         mtype = message["type"]
         if mtype == "http.response.body":
-            coalescer = self._coalescer
-            if coalescer is None:
+            if self._coalescer is None:
                 await self._direct_body(message)
-            elif message.get("more_body", False) and coalescer.error is None:
-                # The per-chunk path: a few attribute updates and the scanner's fast path.
-                record = self.record
-                record.chunks_in += 1
-                body: bytes = message.get("body", b"")
-                if body:
-                    if type(body) is not bytes:
-                        body = bytes(body)  # starlette passes memoryview chunks through
-                    # Set together with the coalescer; a cast would cost a call per chunk.
-                    scanner: EventScanner = self._scanner  # type: ignore[assignment]
-                    complete = scanner.feed(body)
-                    events = scanner.events
-                    record.events += events
-                    code = coalescer.offer(
-                        body, complete, events, scanner.content, scanner.critical
-                    )
-                    if code:
-                        await coalescer.settle(code)
-            else:
+            else:  # the last body message, or any after the stream failed
                 await self._last_body(message)
         elif mtype == "http.response.start":
             await self._start(message)
@@ -146,6 +204,7 @@ class HTTPStream:
 
     def _client_gone(self) -> None:
         self._gone = True
+        self._direct = False
         self.record.outcome = OUTCOME_CLIENT_DISCONNECTED
         coalescer = self._coalescer
         if coalescer is not None:
@@ -158,48 +217,34 @@ class HTTPStream:
         boost = self._boost
         record = self.record
         record.status = status = message["status"]
-        headers = message.get("headers", ())
-        content_type = b""
-        length = encoded = opt_out = False
-        opt_out_name = boost.opt_out_header
-        for name, value in headers:
-            name = name.lower()
-            if name == b"content-type":
-                content_type = value
-            elif name == b"content-length":
-                length = True
-            elif name == b"content-encoding":
-                encoded = value.strip().lower() != b"identity"
-            elif name == opt_out_name:
-                opt_out = True
+        kind = body_kind(message.get("headers", ()), boost.opt_out_header)
+        opt_out = kind.opt_out
         if opt_out:
-            kept = [(n, v) for n, v in headers if n.lower() != opt_out_name]
-            message = {**message, "headers": kept}
-        media = content_type.decode("latin-1").partition(";")[0].strip().lower()
-        fmt = stream_format(media)
+            message = {**message, "headers": without(message["headers"], boost.opt_out_header)}
+        fmt = kind.fmt
         # A known stream format without a length; compressed bytes cannot be scanned.
-        if fmt and not length and not encoded:
+        if fmt and kind.scannable:
             record.streaming = True
-            self._scanner = EventScanner(
-                fmt, critical=boost.critical_names, metadata=boost.metadata_names
-            )
             config = boost.coalesce
             if (
                 config is not None
                 and not opt_out
-                and media in config.content_types
+                and kind.media in config.content_types
                 and status >= 200
                 and status not in (204, 304)
                 and record.method != "HEAD"
             ):
                 self._coalescer = Coalescer(self._write, config)
+                self._done = done = asyncio.get_running_loop().create_future()
+                done.set_result(None)  # awaited for every buffered chunk
                 self._merge = config.merge_openai and fmt == FORMAT_SSE
-        record.headers_at = boost.clock()
-        for observer in boost.observers:
-            try:
-                observer.stream_started(record)
-            except Exception:
-                logger.exception("observer %r failed in stream_started", observer)
+            critical = boost.critical_names if self._coalescer is not None else None
+            self._scanner = EventScanner(fmt, critical=critical, metadata=boost.metadata_names)
+        # Without a Python send to find in a traceback (a server written in Rust), the
+        # chunks keep a coroutine that catches the server's OSError itself.
+        self._direct = self._coalescer is None and not self._gone and self._send_code is not None
+        record.headers_at = self._clock()
+        notify_started(record, boost.observers)
         await self._forward(message)
 
     async def _direct_body(self, message: Message) -> None:
@@ -218,22 +263,9 @@ class HTTPStream:
         more = message.get("more_body", False)
         if not more and scanner is not None and scanner.pending:
             content += self._end_scan(scanner)
-        now = self._boost.clock()
-        if body:
-            record.bytes_out += len(body)
-            if record.first_byte_at is None:
-                record.first_byte_at = now
-        if content:
-            record.content_events += content
-            if record.first_token_at is None:
-                record.first_token_at = now
-            record.last_token_at = now
-        record.writes += 1
-        record.last_body_at = now
+        record.wrote(len(body), content, self._clock())
         if not more:
-            self._complete = True
-            for finishing in self._boost.finishing:
-                finishing(record)  # an open server span ends with the last body message
+            self._finishing()
         await self._forward(message)
 
     async def _last_body(self, message: Message) -> None:
@@ -267,30 +299,26 @@ class HTTPStream:
         if self._merge and body.count(b"\n\n") > 1:
             body = merge_chunks(body)
         record = self.record
-        now = self._boost.clock()
-        if body:
-            record.bytes_out += len(body)
-            if record.first_byte_at is None:
-                record.first_byte_at = now
-        if content:
-            record.content_events += content
-            if record.first_token_at is None:
-                record.first_token_at = now
-                assert self._coalescer is not None
-                self._coalescer.eager = False
-            record.last_token_at = now
-        record.writes += 1
-        record.last_body_at = now
+        if content and record.first_token_at is None and self._coalescer is not None:
+            self._coalescer.eager = False  # the first token is out: batching may start
+        record.wrote(len(body), content, self._clock())
         if not more:
-            self._complete = True
-            for finishing in self._boost.finishing:
-                finishing(record)  # an open server span ends with the last body message
+            self._finishing()
         await self._forward({"type": "http.response.body", "body": body, "more_body": more})
+
+    def _finishing(self) -> None:
+        self._complete = True
+        for finishing in self._boost.finishing:
+            finishing(self.record)  # an open server span ends with the last body message
 
     async def _forward(self, message: Message) -> None:
         try:
             await self._send(message)
         except OSError:
-            self._gone = True
-            self.record.outcome = OUTCOME_CLIENT_DISCONNECTED
+            self._client_failed()
             raise
+
+    def _client_failed(self) -> None:
+        self._gone = True
+        self._direct = False
+        self.record.outcome = OUTCOME_CLIENT_DISCONNECTED

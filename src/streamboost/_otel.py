@@ -19,6 +19,10 @@ from opentelemetry import metrics, propagate, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from ._otelmetrics import HTTP_ADVICE as HTTP_ADVICE
+from ._otelmetrics import TPOT_ADVICE as TPOT_ADVICE
+from ._otelmetrics import TTFT_ADVICE as TTFT_ADVICE
+from ._otelmetrics import Attributes, StreamHistograms
 from ._route import RouteResolver, method_label
 from ._timing import (
     DEFAULT_CLOCK,
@@ -29,21 +33,9 @@ from ._timing import (
     StreamRecord,
 )
 
-# Semantic-convention bucket advice (GenAI and HTTP server metrics), as published.
-TTFT_ADVICE: Final = (
-    *(0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0),
-    *(7.5, 10.0),
-)
-TPOT_ADVICE: Final = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
-HTTP_ADVICE: Final = (
-    *(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0),
-)
-
 _SCOPE_NAME: Final = "streamboost"
 _ANNOTATED: Final = "streamboost.outcome"  # an attribute every annotated span has
 _NO_TRACING: Final = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
-
-Attributes = dict[str, str | int]
 
 
 class _HeaderGetter(Getter[dict[str, Any]]):
@@ -84,26 +76,11 @@ class OTelObserver:
             meter = metrics.get_meter(_SCOPE_NAME, lib_version)
         else:
             meter = meter_provider.get_meter(_SCOPE_NAME, lib_version)
-        self._ttft = meter.create_histogram(
-            "gen_ai.server.time_to_first_token",
-            unit="s",
-            description="Time to generate the first token, measured at the server.",
-            explicit_bucket_boundaries_advisory=TTFT_ADVICE,
-        )
-        self._tpot = meter.create_histogram(
-            "gen_ai.server.time_per_output_token",
-            unit="s",
-            description="Time per output token after the first, measured at the server.",
-            explicit_bucket_boundaries_advisory=TPOT_ADVICE,
-        )
-        self._duration = meter.create_histogram(
-            "http.server.request.duration",
-            unit="s",
-            description="Duration of HTTP server requests.",
-            explicit_bucket_boundaries_advisory=HTTP_ADVICE,
-        )
+        self._histograms = StreamHistograms(meter)
         self._tracer_provider = tracer_provider
-        self._tracer: tuple[trace.TracerProvider, trace.Tracer] | None = None
+        # The provider last seen and its tracer (None: tracing is off), so a request costs an
+        # identity check instead of an ABC isinstance.
+        self._tracer: tuple[trace.TracerProvider, trace.Tracer | None] | None = None
         self._version = lib_version
         self._clock = clock
         self._route = route or RouteResolver()
@@ -136,12 +113,14 @@ class OTelObserver:
         end = record.last_body_at
         if end is None:
             end = self._clock()
-        self._duration.record(end - start, http_attrs)
-        if record.first_token_at is not None:
-            self._ttft.record(record.first_token_at - start, token_attrs)
-            tpot = record.time_per_output_token()
-            if tpot is not None:
-                self._tpot.record(tpot, token_attrs)
+        first = record.first_token_at
+        self._histograms.add(
+            http_attrs,
+            token_attrs,
+            end - start,
+            None if first is None else first - start,
+            record.time_per_output_token(),
+        )
 
         span = trace.get_current_span()
         if span.is_recording():
@@ -170,11 +149,12 @@ class OTelObserver:
 
     def _current_tracer(self) -> trace.Tracer | None:
         provider = self._tracer_provider or trace.get_tracer_provider()
-        if isinstance(provider, _NO_TRACING):
-            return None
         cached = self._tracer
         if cached is None or cached[0] is not provider:
-            cached = self._tracer = (provider, provider.get_tracer(_SCOPE_NAME, self._version))
+            tracer = None
+            if not isinstance(provider, _NO_TRACING):
+                tracer = provider.get_tracer(_SCOPE_NAME, self._version)
+            cached = self._tracer = (provider, tracer)
         return cached[1]
 
     def _request_span(

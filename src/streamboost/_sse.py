@@ -34,6 +34,7 @@ _EVENT_NAME: Final = re.compile(rb"(?m)^event:[ ]?([^\r\n]*)")
 _JSON_TYPE: Final = re.compile(rb'"type"\s*:\s*"([^"\\]*)"')
 # A JSON key that can make an event critical, unless its value is null (checked after).
 _MAYBE_CRITICAL: Final = re.compile(rb'"(?:type|finish_reason|usage)"\s*:\s*+(?!null)')
+_CONTENT_KEY: Final = b'"content":"'
 _NOT_NULL_AFTER: Final = re.compile(rb'\s*:\s*+(?!null|""|\{\}|\[\])')
 
 
@@ -104,29 +105,55 @@ class EventScanner:
         "_critical",
         "_format",
         "_found",
+        "_learn_budget",
         "_metadata",
         "_partial",
-        "_partial_bytes",
         "content",
         "critical",
         "events",
+        "pending",
+        "prefix",
+        "prefix_len",
     )
 
-    def __init__(self, fmt: int, *, critical: frozenset[bytes], metadata: frozenset[bytes]) -> None:
+    def __init__(
+        self, fmt: int, *, critical: frozenset[bytes] | None, metadata: frozenset[bytes]
+    ) -> None:
+        """``critical=None``: nothing is coalesced, so critical events are not looked for."""
         self._format = fmt
         self._critical = critical  # event names and JSON types, encoded
         self._metadata = metadata
+        # Without critical detection: the bytes of a content event up to its first
+        # ``"content":"``, e.g. ``data: {"id":...,"delta":{"content":"``. A later one-line
+        # event that starts with the same bytes and has a non-empty string there is one
+        # content event whatever follows, known without the regex (OpenAI streams repeat
+        # ``id`` and ``created`` in every chunk, so the prefix holds for the whole stream).
+        self.prefix = b"\x00"
+        self.prefix_len = 0
+        # Streams whose every event starts differently (a timestamp first) stop learning.
+        self._learn_budget = 8 if critical is None else 0
         self._partial: list[bytes] = []  # an unfinished event's pieces
-        self._partial_bytes = 0
+        self.pending = 0  # bytes of an event that has started but not yet ended
         self._found = False  # a content event was seen: later events are counted cheaply
         self.events = 0
         self.content = 0
         self.critical = False
 
-    @property
-    def pending(self) -> int:
-        """Bytes of an event that has started but not yet ended."""
-        return self._partial_bytes
+    def known_content(self, data: bytes) -> bool:
+        """True when ``data`` is one whole content event of the learned OpenAI shape.
+
+        Then ``feed`` need not see it (it would find one content event and change nothing);
+        only scanners without critical detection learn a shape.
+        """
+        p = self.prefix_len
+        return (
+            p != 0
+            and data.startswith(self.prefix)
+            and data.find(b"\n", p) == len(data) - 2
+            and data[-1] == 10
+            and data[p] != 34  # the content string is not empty
+            and not self.pending
+        )
 
     def feed(self, data: bytes) -> int:
         """Scan one chunk; return the length of its prefix that ends at an event boundary."""
@@ -135,7 +162,7 @@ class EventScanner:
         # LF or CRLF terminated, that is not ``[DONE]`` and has no JSON ``"type"`` and no
         # non-null ``finish_reason`` or ``usage``: a few C calls and one regex search.
         # Anything else takes the general path below.
-        if fmt == FORMAT_SSE and not self._partial_bytes and data.startswith(b"data:"):
+        if fmt == FORMAT_SSE and not self.pending and data.startswith(b"data:"):
             end = data.find(b"\n") + 2  # where the event ends if it is one line
             size = len(data)
             if (
@@ -150,6 +177,8 @@ class EventScanner:
                 self.critical = False
                 if self._found:
                     self.content = 1  # after the first token a data event counts unread
+                    if self._learn_budget:  # learnt from the second: a one-token stream
+                        self._learn(data)  # never pays for it
                 elif is_sse_content(data, self._metadata):
                     self.content = 1
                     self._found = True
@@ -182,7 +211,7 @@ class EventScanner:
         if end <= 0:
             if data:
                 partial.append(data)
-                self._partial_bytes += len(data)
+                self.pending += len(data)
             self.events = self.content = 0
             self.critical = False
             return 0
@@ -190,14 +219,22 @@ class EventScanner:
             partial.append(data[:end])
             segment = b"".join(partial)
             partial.clear()
-            self._partial_bytes = 0
+            self.pending = 0
         else:
             segment = data if end == len(data) else data[:end]
         if end < len(data):
             partial.append(data[end:])
-            self._partial_bytes = len(data) - end
+            self.pending = len(data) - end
         self._classify(segment)
         return end
+
+    def _learn(self, data: bytes) -> None:
+        """Remember ``data`` up to its content string (a content event of one line)."""
+        at = data.find(_CONTENT_KEY)
+        if at >= 0:
+            self._learn_budget -= 1
+            self.prefix = data[: at + len(_CONTENT_KEY)]
+            self.prefix_len = at + len(_CONTENT_KEY)
 
     def _classify(self, segment: bytes) -> None:
         self._count(segment)
@@ -205,7 +242,8 @@ class EventScanner:
             self._found = True
 
     def _count(self, segment: bytes) -> None:
-        self.critical = is_critical(segment, self._critical)
+        names = self._critical
+        self.critical = names is not None and is_critical(segment, names)
         if self._format == FORMAT_LINES:
             events = segment.count(b"\n")
             if events == 1:
@@ -229,7 +267,7 @@ class EventScanner:
         """At the end of the body: classify the event the stream left unterminated, if any."""
         data = b"".join(self._partial)
         self._partial.clear()
-        self._partial_bytes = 0
+        self.pending = 0
         if not data.strip():
             self.events = self.content = 0
             self.critical = False

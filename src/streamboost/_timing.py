@@ -8,8 +8,9 @@ by default), so tests can drive them.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Final, NamedTuple, Protocol
 
@@ -79,6 +80,20 @@ class StreamRecord:
         self.outcome: str = OUTCOME_COMPLETED
         self.phases: list[PhaseTiming] | None = None  # filled by phase() and gather_phases()
 
+    def wrote(self, size: int, content: int, now: float) -> None:
+        """One body message of ``size`` bytes with ``content`` content events went out."""
+        if size:
+            self.bytes_out += size
+            if self.first_byte_at is None:
+                self.first_byte_at = now
+        if content:
+            self.content_events += content
+            if self.first_token_at is None:
+                self.first_token_at = now
+            self.last_token_at = now
+        self.writes += 1
+        self.last_body_at = now
+
     def time_to_first_token(self) -> float | None:
         if self.first_token_at is None:
             return None
@@ -115,3 +130,24 @@ class StreamObserver(Protocol):
     def stream_started(self, record: StreamRecord) -> None: ...
 
     def stream_ended(self, record: StreamRecord) -> None: ...
+
+
+_logger = logging.getLogger("streamboost")
+
+
+def notify_started(record: StreamRecord, observers: Iterable[StreamObserver]) -> None:
+    """``stream_started`` on each observer; one that fails is logged, never the request's."""
+    for observer in observers:
+        try:
+            observer.stream_started(record)
+        except Exception:
+            _logger.exception("observer %r failed in stream_started", observer)
+
+
+def notify_ended(record: StreamRecord, observers: Iterable[StreamObserver]) -> None:
+    """``stream_ended`` on each observer; one that fails is logged, never the request's."""
+    for observer in observers:
+        try:
+            observer.stream_ended(record)
+        except Exception:
+            _logger.exception("observer %r failed in stream_ended", observer)

@@ -1,0 +1,50 @@
+"""What a response start says about its body, read once per response.
+
+The content type decides the stream format; a ``content-length`` or a non-identity
+``content-encoding`` means the body is not scanned (a sized body, or compressed bytes).
+Content types repeat across responses, so their parse is cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final, NamedTuple
+
+from ._sse import stream_format
+
+_MAX_CACHED: Final = 256  # distinct content-type values remembered (a client cannot add any)
+_kinds: dict[bytes, tuple[str, int]] = {}
+
+
+class BodyKind(NamedTuple):
+    media: str  # the media type, lower case, without parameters
+    fmt: int  # the stream format (``_sse.FORMAT_*``), 0 when not a stream StreamBoost reads
+    scannable: bool  # no content-length, identity encoding
+    opt_out: bool  # the opt-out header is present
+
+
+def body_kind(headers: Iterable[tuple[bytes, bytes]], opt_out_name: bytes) -> BodyKind:
+    content_type = b""
+    length = encoded = opt_out = False
+    for name, value in headers:
+        name = name.lower()
+        if name == b"content-type":
+            content_type = value
+        elif name == b"content-length":
+            length = True
+        elif name == b"content-encoding":
+            encoded = value.strip().lower() != b"identity"
+        elif name == opt_out_name:
+            opt_out = True
+    kind = _kinds.get(content_type)
+    if kind is None:
+        media = content_type.decode("latin-1").partition(";")[0].strip().lower()
+        kind = (media, stream_format(media))
+        if len(_kinds) < _MAX_CACHED:
+            _kinds[content_type] = kind
+    return BodyKind(kind[0], kind[1], not length and not encoded, opt_out)
+
+
+def without(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[tuple[bytes, bytes]]:
+    """``headers`` without any header called ``name`` (lower case)."""
+    return [(n, v) for n, v in headers if n.lower() != name]

@@ -1,0 +1,121 @@
+"""The OpenTelemetry histograms, recorded when a reader collects rather than per stream.
+
+The SDK's ``Histogram.record`` costs ~8 us (attribute cleaning and hashing, locks, exemplar
+filter) and a stream makes up to three. A finished stream only appends its numbers (and its
+context, for exemplars) to a deque; a reader's collection records them first thing, from an
+observable instrument's callback (the SDK runs those before it reads the aggregations). That
+instrument never reports an observation, so no metric of its name is exported. The same
+instruments, names, units, bucket advice and attributes as recording inline.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import deque
+from collections.abc import Iterable
+from typing import Final
+
+from opentelemetry import metrics
+from opentelemetry.context import Context, get_current
+from opentelemetry.metrics import CallbackOptions, Observation
+
+# Semantic-convention bucket advice (GenAI and HTTP server metrics), as published.
+TTFT_ADVICE: Final = (
+    *(0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0),
+    *(7.5, 10.0),
+)
+TPOT_ADVICE: Final = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+HTTP_ADVICE: Final = (
+    *(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0),
+)
+
+# Streams waiting for a collection; past this each new stream also records a few old ones
+# itself, so memory stays bounded when nothing collects (no reader, or a slow one).
+_MAX_PENDING: Final = 16_384
+_CATCH_UP: Final = 4
+
+Attributes = dict[str, str | int]
+# http attributes, token attributes, duration, TTFT, TPOT, the context at the stream's end
+_Pending = tuple[Attributes, Attributes, float, float | None, float | None, Context]
+
+
+class StreamHistograms:
+    """``http.server.request.duration`` and the GenAI TTFT/TPOT histograms of one meter."""
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        self._ttft = meter.create_histogram(
+            "gen_ai.server.time_to_first_token",
+            unit="s",
+            description="Time to generate the first token, measured at the server.",
+            explicit_bucket_boundaries_advisory=TTFT_ADVICE,
+        )
+        self._tpot = meter.create_histogram(
+            "gen_ai.server.time_per_output_token",
+            unit="s",
+            description="Time per output token after the first, measured at the server.",
+            explicit_bucket_boundaries_advisory=TPOT_ADVICE,
+        )
+        self._duration = meter.create_histogram(
+            "http.server.request.duration",
+            unit="s",
+            description="Duration of HTTP server requests.",
+            explicit_bucket_boundaries_advisory=HTTP_ADVICE,
+        )
+        self._pending: deque[_Pending] = deque()
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        # A second registration on one meter returns the first instrument (and its callback),
+        # so the callback serves every StreamHistograms.
+        meter.create_observable_gauge(
+            "streamboost.otel.pending",
+            callbacks=[_record_all_pending],
+            description="Not exported: records the buffered stream measurements on collection.",
+        )
+
+    def add(
+        self,
+        http_attrs: Attributes,
+        token_attrs: Attributes,
+        duration: float,
+        ttft: float | None,
+        tpot: float | None,
+    ) -> None:
+        """One finished stream: TTFT and TPOT are recorded when not None (TPOT with TTFT)."""
+        pending = self._pending
+        pending.append((http_attrs, token_attrs, duration, ttft, tpot, get_current()))
+        if len(pending) > _MAX_PENDING:
+            self.record_pending(_CATCH_UP)
+
+    def record_pending(self, limit: int | None = None) -> None:
+        """Record waiting streams into the instruments (all, or the ``limit`` oldest).
+
+        Safe from any thread: each entry is taken once (``deque.popleft`` is atomic).
+        """
+        pending = self._pending
+        duration, ttft_hist, tpot_hist = self._duration, self._ttft, self._tpot
+        left = len(pending) if limit is None else limit
+        while left > 0:
+            left -= 1
+            try:
+                http_attrs, token_attrs, seconds, ttft, tpot, ctx = pending.popleft()
+            except IndexError:
+                return
+            duration.record(seconds, http_attrs, ctx)
+            if ttft is not None:
+                ttft_hist.record(ttft, token_attrs, ctx)
+                if tpot is not None:
+                    tpot_hist.record(tpot, token_attrs, ctx)
+
+
+_LIVE: weakref.WeakSet[StreamHistograms] = weakref.WeakSet()
+_LIVE_LOCK: Final = threading.Lock()
+
+
+def _record_all_pending(options: CallbackOptions) -> Iterable[Observation]:
+    """Runs first in every collection (by any reader, on its thread): record what waits."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for histograms in live:
+        histograms.record_pending()
+    return ()

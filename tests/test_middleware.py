@@ -581,6 +581,44 @@ async def test_metadata_event_names_are_configurable(
     assert record.first_token_at == 3.0 + (len(steps) - content_events)
 
 
+@pytest.mark.parametrize("coalesce", [False, True])
+async def test_an_is_metadata_predicate_marks_events_the_names_cannot(coalesce: bool) -> None:
+    """Issue 3: metadata is configurable by event names or a predicate. Here the app sends
+    its status as plain ``data:`` events (no ``event:`` name), before and between tokens."""
+    records = Records()
+    steps = [
+        (0.0, sse('{"status": "thinking"}')),
+        (0.0, sse("Hello")),
+        (0.0, sse('{"status": "searching"}')),
+        (0.0, sse(" world")),
+        (0.0, sse(" again")),
+    ]
+    app = StreamBoost(
+        stream_app(steps),
+        coalesce=coalesce,
+        observers=[records],
+        clock=TickClock(),
+        is_metadata=lambda event: b'"status"' in event,
+    )
+    sent = await run_app(app)
+    (record,) = records.ended
+    assert record.content_events == 3
+    assert record.events == 5
+    assert record.first_token_at == 4.0  # request 1, headers 2, status event 3, "Hello" 4
+    assert sent.body == b"".join(chunk for _, chunk in steps)  # classification never edits
+
+
+async def test_an_ndjson_blank_line_is_no_event() -> None:
+    records = Records()
+    steps = [(0.0, b'{"t": "a"}\n'), (0.0, b"\n"), (0.0, b'{"t": "b"}\n\n{"t": "c"}\n')]
+    app = StreamBoost(
+        stream_app(steps, content_type=b"application/x-ndjson"), coalesce=False, observers=[records]
+    )
+    await run_app(app)
+    (record,) = records.ended
+    assert (record.events, record.content_events) == (3, 3)
+
+
 async def test_exported_figures_are_the_records_exactly() -> None:
     """Issue 3: TTFT = first content event - request; time per output token = (last content
     event - first) / (content events - 1); stream duration to the last body chunk. The clock

@@ -295,12 +295,6 @@ async def test_a_request_that_ends_before_any_response_is_499_or_500() -> None:
     assert value(registry, total, method="GET", route="/broken", status="500") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_http.HTTPStream.run: an app that returns without a response after it received "
-    "http.disconnect gets status=500/outcome=error, overriding client_disconnected (the "
-    "`else:` branch should skip when self._gone); _http.py is being rewritten elsewhere",
-)
 async def test_an_app_that_returns_after_its_client_left_is_499_not_500() -> None:
     """A client that hangs up during a long pre-stream phase: the app sees http.disconnect
     and returns without a response (uvicorn does not cancel it). Not an app error."""

@@ -88,7 +88,9 @@ class HTTPStream:
             raise
         else:
             await self._deliver_buffered()  # an app that returned without ending its body
-            if record.headers_at is None:  # ...or without a response: the server sends a 500
+            if record.headers_at is None and not self._gone:
+                # ...or without a response: the server sends a 500. An app that returns
+                # because its client left is not an error (exported as status 499).
                 record.status = 500
                 record.outcome = OUTCOME_ERROR
         finally:
@@ -239,7 +241,9 @@ class HTTPStream:
                 done.set_result(None)  # awaited for every buffered chunk
                 self._merge = config.merge_openai and fmt == FORMAT_SSE
             critical = boost.critical_names if self._coalescer is not None else None
-            self._scanner = EventScanner(fmt, critical=critical, metadata=boost.metadata_names)
+            self._scanner = EventScanner(
+                fmt, critical=critical, metadata=boost.metadata_names, is_metadata=boost.is_metadata
+            )
         # Without a Python send to find in a traceback (a server written in Rust), the
         # chunks keep a coroutine that catches the server's OSError itself.
         self._direct = self._coalescer is None and not self._gone and self._send_code is not None

@@ -8,7 +8,7 @@ a disconnect; ``stream_started`` was not called when the app failed before its r
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final
 
 from opentelemetry.metrics import MeterProvider
@@ -39,6 +39,9 @@ class StreamBoost:
         clock: a ``() -> float`` seconds clock for the record's timestamps
             (default ``time.perf_counter``).
         metadata_events: SSE ``event:`` names that never count as output tokens.
+        is_metadata: the app's own test, ``(event: bytes) -> bool``, True for an event that
+            carries no output tokens (an SSE event block, an NDJSON line or a text chunk, as
+            raw bytes); applied to every event, after the built-in rules.
         opt_out_header: a response header that turns coalescing off for that response;
             StreamBoost removes it before the response goes out.
         writers: ``DeferredWriter`` objects started after the app's lifespan startup and
@@ -63,6 +66,7 @@ class StreamBoost:
         observers: Sequence[StreamObserver] = (),
         clock: Clock | None = None,
         metadata_events: Collection[str] = DEFAULT_METADATA_EVENTS,
+        is_metadata: Callable[[bytes], bool] | None = None,
         opt_out_header: str = DEFAULT_OPT_OUT_HEADER,
         writers: Sequence[DeferredWriter[Any]] = (),
         drain_timeout: float = 30.0,
@@ -128,6 +132,12 @@ class StreamBoost:
         # instrumentation ends it.
         self.finishing = self.exporters.finishing
         self.metrics_app = self.exporters.metrics_app
+        if is_metadata is not None and not callable(is_metadata):
+            raise TypeError(
+                f"is_metadata={is_metadata!r} must be a function (event: bytes) -> bool, "
+                'e.g. lambda event: b\'"type":"usage"\' in event'
+            )
+        self.is_metadata = is_metadata
         self.metadata_events = frozenset(metadata_events)
         # Encoded once here: the scanner compares raw bytes.
         self.metadata_names = frozenset(name.encode() for name in self.metadata_events)

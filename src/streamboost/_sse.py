@@ -15,6 +15,7 @@ out and classified in Python only where the answer is needed.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Final
 
 FORMAT_SSE: Final = 1
@@ -93,6 +94,10 @@ def is_sse_content(event: bytes, metadata: frozenset[bytes]) -> bool:
     return bool(event.split(b"data:", 1)[1].strip())
 
 
+MetadataPredicate = Callable[[bytes], bool]
+"""The app's own test: True for an event (raw bytes) that carries no output tokens."""
+
+
 class EventScanner:
     """Finds event boundaries in a stream fed chunk by chunk, and classifies the events.
 
@@ -105,6 +110,7 @@ class EventScanner:
         "_critical",
         "_format",
         "_found",
+        "_is_metadata",
         "_learn_budget",
         "_metadata",
         "_partial",
@@ -117,12 +123,22 @@ class EventScanner:
     )
 
     def __init__(
-        self, fmt: int, *, critical: frozenset[bytes] | None, metadata: frozenset[bytes]
+        self,
+        fmt: int,
+        *,
+        critical: frozenset[bytes] | None,
+        metadata: frozenset[bytes],
+        is_metadata: MetadataPredicate | None = None,
     ) -> None:
-        """``critical=None``: nothing is coalesced, so critical events are not looked for."""
+        """``critical=None``: nothing is coalesced, so critical events are not looked for.
+
+        ``is_metadata``: the app's own test of an event (its raw bytes) that would otherwise
+        count as content; every event is then classified, none counted unread.
+        """
         self._format = fmt
         self._critical = critical  # event names and JSON types, encoded
         self._metadata = metadata
+        self._is_metadata = is_metadata
         # Without critical detection: the bytes of a content event up to its first
         # ``"content":"``, e.g. ``data: {"id":...,"delta":{"content":"``. A later one-line
         # event that starts with the same bytes and has a non-empty string there is one
@@ -131,7 +147,7 @@ class EventScanner:
         self.prefix = b"\x00"
         self.prefix_len = 0
         # Streams whose every event starts differently (a timestamp first) stop learning.
-        self._learn_budget = 8 if critical is None else 0
+        self._learn_budget = 8 if critical is None and is_metadata is None else 0
         self._partial: list[bytes] = []  # an unfinished event's pieces
         self.pending = 0  # bytes of an event that has started but not yet ended
         self._found = False  # a content event was seen: later events are counted cheaply
@@ -175,18 +191,19 @@ class EventScanner:
             ):
                 self.events = 1
                 self.critical = False
-                if self._found:
+                if self._found and self._is_metadata is None:
                     self.content = 1  # after the first token a data event counts unread
                     if self._learn_budget:  # learnt from the second: a one-token stream
                         self._learn(data)  # never pays for it
-                elif is_sse_content(data, self._metadata):
+                elif self._is_content(data):
                     self.content = 1
                     self._found = True
                 else:
                     self.content = 0
                 return size
         if fmt == FORMAT_CHUNKS:
-            self.events = self.content = 1 if data else 0
+            self.events = 1 if data else 0
+            self.content = 1 if data and self._is_content_line(data) else 0
             self.critical = False
             return len(data)
         partial = self._partial
@@ -245,23 +262,31 @@ class EventScanner:
         names = self._critical
         self.critical = names is not None and is_critical(segment, names)
         if self._format == FORMAT_LINES:
-            events = segment.count(b"\n")
-            if events == 1:
-                self.events = 1
-                self.content = 1 if segment.strip() else 0
+            if segment.count(b"\n") == 1:
+                self.events = self.content = 1 if segment.strip() else 0  # blank: no event
+                if self.content and not self._is_content_line(segment):
+                    self.content = 0
             else:
-                lines = segment.split(b"\n")
-                self.events = events
-                self.content = sum(1 for line in lines if line.strip())
+                lines = [line for line in segment.split(b"\n") if line.strip()]
+                self.events = len(lines)
+                self.content = sum(1 for line in lines if self._is_content_line(line))
             return
         if segment.count(b"\n\n") == 1 and segment.endswith(b"\n\n") and b"\r" not in segment:
             self.events = 1
-            self.content = 1 if is_sse_content(segment, self._metadata) else 0
+            self.content = 1 if self._is_content(segment) else 0
             return
         blocks = [block for block in _SSE_SPLIT.split(segment) if block.strip()]
         self.events = len(blocks)
-        metadata = self._metadata
-        self.content = sum(1 for block in blocks if is_sse_content(block, metadata))
+        self.content = sum(1 for block in blocks if self._is_content(block))
+
+    def _is_content(self, event: bytes) -> bool:
+        if not is_sse_content(event, self._metadata):
+            return False
+        return self._is_metadata is None or not self._is_metadata(event)
+
+    def _is_content_line(self, line: bytes) -> bool:
+        """A non-blank NDJSON line or text chunk: content unless the app's test says not."""
+        return self._is_metadata is None or not self._is_metadata(line)
 
     def end(self) -> None:
         """At the end of the body: classify the event the stream left unterminated, if any."""

@@ -76,13 +76,22 @@ def cache_loaders(backend: Backend, cache: Cache) -> None:
     """Boosted mode: profile (per user) and history (per session) are served from ``cache``.
 
     The backend's own methods are replaced, so every caller of ``backend.load_profile`` and
-    ``backend.load_history`` gets the cached version. A writer that changes a session's history
-    drops its entry with ``await backend.load_history.invalidate(session_id)``.
+    ``backend.load_history`` gets the cached version, and every ``backend.save_message`` drops
+    the session's history entry once the message is saved: the next turn reloads it.
     """
     profile = cached(ttl=300, stale_ttl=60, cache=cache, name="chat.profile")
     history = cached(ttl=30, cache=cache, name="chat.history")
     backend.load_profile = profile(backend.load_profile)  # type: ignore[method-assign]
-    backend.load_history = history(backend.load_history)  # type: ignore[method-assign]
+    load_history = history(backend.load_history)
+    backend.load_history = load_history  # type: ignore[method-assign]
+    save_message = backend.save_message
+
+    async def save_and_invalidate(session_id: str, role: str, content: str) -> None:
+        await save_message(session_id, role, content)
+        # After the save, not before: a load between the two would cache the old history.
+        await load_history.invalidate(session_id)
+
+    backend.save_message = save_and_invalidate  # type: ignore[method-assign]
 
 
 def _resources(writes: ChatWrites, cache: Cache) -> Any:

@@ -244,7 +244,7 @@ async def test_xfetch_refreshes_before_expiry() -> None:
 
     for _ in range(50):
         await steady(1)
-    assert never.stats.misses == 1 and not never._refreshing
+    assert never.stats.misses == 1 and not never.refreshes
 
 
 async def test_invalidate_by_arguments_tag_and_namespace() -> None:

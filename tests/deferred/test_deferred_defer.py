@@ -34,6 +34,8 @@ async def test_async_and_sync_callables_run_and_drain() -> None:
     assert done == []  # nothing ran on the caller's path
     assert await drain_deferred(5) == 0
     assert ("async", 1) in done
+    # No task of the runner outlives the drain.
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "streamboost-defer"]
     sync_thread = next(tag for tag, value in done if value == 2)
     assert isinstance(sync_thread, str) and sync_thread.startswith("streamboost-deferred")
 

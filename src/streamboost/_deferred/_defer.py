@@ -182,7 +182,18 @@ class Deferrer:
             for task in list(self._running):
                 task.cancel()
             await asyncio.gather(*self._running, return_exceptions=True)
+        await self._stop_dispatcher()
         return left
+
+    async def _stop_dispatcher(self) -> None:
+        """Stop the idle dispatcher and unbind, so no task outlives the drain; a later
+        defer() on this loop binds again and starts a new one."""
+        dispatcher, self._dispatcher = self._dispatcher, None
+        self._loop = None
+        self._wakeup = self._slot = None
+        if dispatcher is not None:
+            dispatcher.cancel()
+            await asyncio.gather(dispatcher, return_exceptions=True)
 
 
 def _label(fn: object) -> str:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -184,6 +185,9 @@ def test_defer_config_from_env(monkeypatch: Any) -> None:
     monkeypatch.setenv("STREAMBOOST_DEFER_RETRIES", "0")
     config = DeferConfig.from_env()
     assert (config.max_concurrency, config.retry.retries, config.max_pending) == (7, 0, 100_000)
+    monkeypatch.setenv("STREAMBOOST_DEFER_MAX_PENDING", "lots")
+    with pytest.raises(ValueError, match="STREAMBOOST_DEFER_MAX_PENDING='lots' must be an integer"):
+        DeferConfig.from_env()
 
 
 def test_fastapi_dependencies_defer_and_put_under_streamboost() -> None:

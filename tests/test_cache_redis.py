@@ -177,6 +177,36 @@ async def test_lock_makes_one_load_across_caches(redis_url: str, namespace: str)
         await cache.aclose()
 
 
+async def test_lock_waiter_holds_no_pool_connection(redis_url: str, namespace: str) -> None:
+    holder = make(redis_url, namespace)
+    # Two connections: the invalidation listener's and one more. A waiter that kept a
+    # connection while it waited would leave none for its polls: they would fail (counted as
+    # errors) and it would load on its own.
+    waiter = make(redis_url + "?max_connections=2", namespace)
+    await waiter.wait_ready()
+    gate = asyncio.Event()
+    loads = 0
+
+    async def load(key: str) -> str:
+        nonlocal loads
+        loads += 1
+        await gate.wait()
+        return key
+
+    first = asyncio.create_task(cached(ttl=60, cache=holder, lock=True, name="locked")(load)("k"))
+    for _ in range(500):  # bounded: until the holder has the lock and runs the loader
+        if loads:
+            break
+        await asyncio.sleep(0.01)
+    second = asyncio.create_task(cached(ttl=60, cache=waiter, lock=True, name="locked")(load)("k"))
+    await asyncio.sleep(0.1)  # the waiter polls a few times meanwhile
+    gate.set()
+    assert await asyncio.gather(first, second) == ["k", "k"]
+    assert loads == 1 and waiter.stats.errors == 0 and waiter.stats.hits == 1
+    for cache in (holder, waiter):
+        await cache.aclose()
+
+
 async def test_every_supported_type_round_trips(redis_url: str, namespace: str) -> None:
     writer, reader = make(redis_url, namespace), make(redis_url, namespace)
     started = datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.UTC)

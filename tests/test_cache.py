@@ -102,7 +102,7 @@ async def test_lru_bound_and_ttl_expiry() -> None:
     cache = memory(max_entries=2)
     calls: list[int] = []
 
-    @cached(ttl=0.05, cache=cache)
+    @cached(ttl=3600, cache=cache)  # no expiry while the LRU order is checked
     async def square(n: int) -> int:
         calls.append(n)
         return n * n
@@ -111,10 +111,17 @@ async def test_lru_bound_and_ttl_expiry() -> None:
         await square(n)
     await square(1)
     await square(2)
-    assert calls == [1, 2, 3, 2]
-    await asyncio.sleep(0.1)
-    await square(2)
-    assert calls == [1, 2, 3, 2, 2]
+    assert calls == [1, 2, 3, 2] and len(cache.entries) == 2
+
+    @cached(ttl=0.05, cache=memory())
+    async def short(n: int) -> int:
+        calls.append(-n)
+        return n
+
+    await short(1)
+    await asyncio.sleep(0.1)  # a lower bound: the entry has expired whatever the load
+    await short(1)
+    assert calls[-2:] == [-1, -1]
 
 
 async def test_keys_carry_the_function_identity_and_version() -> None:
@@ -180,20 +187,29 @@ async def test_loader_error_reaches_every_waiter_and_is_not_cached() -> None:
 async def test_cancelled_leader_hands_over_to_a_waiter() -> None:
     cache = memory()
     started: list[int] = []
+    gate = asyncio.Event()  # no load finishes before the leader is cancelled
 
     @cached(ttl=60, cache=cache)
     async def load(n: int) -> int:
         started.append(n)
-        await asyncio.sleep(0.05)
+        await gate.wait()
         return n
 
     leader = asyncio.ensure_future(load(5))
-    await asyncio.sleep(0.01)
+    for _ in range(100):  # bounded: until the leader runs the loader
+        if started:
+            break
+        await asyncio.sleep(0)
     follower = asyncio.ensure_future(load(5))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # the follower now waits on the leader's load
     leader.cancel()
+    for _ in range(100):  # bounded: until the follower took over and runs the loader
+        if len(started) == 2:
+            break
+        await asyncio.sleep(0)
+    gate.set()
     assert await follower == 5
-    assert started == [5, 5]
+    assert leader.cancelled() and started == [5, 5]
 
 
 async def test_stale_while_revalidate_serves_stale_and_refreshes_once() -> None:

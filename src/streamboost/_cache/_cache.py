@@ -115,10 +115,6 @@ class Cache(CacheCore):
         return cls(url, **options)
 
     @property
-    def tiered(self) -> bool:
-        return self._local is not None and self._remote is not None
-
-    @property
     def backend(self) -> str:
         """``"memory"``, ``"redis"`` or ``"tiered"``."""
         if self._remote is None:

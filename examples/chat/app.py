@@ -89,7 +89,8 @@ def cache_loaders(backend: Backend, cache: Cache) -> None:
     async def save_and_invalidate(session_id: str, role: str, content: str) -> None:
         await save_message(session_id, role, content)
         # After the save, not before: a load between the two would cache the old history.
-        await load_history.invalidate(session_id)
+        # A job of its own, so a Redis error retries the invalidation, not the save.
+        defer(load_history.invalidate, session_id)
 
     backend.save_message = save_and_invalidate  # type: ignore[method-assign]
 

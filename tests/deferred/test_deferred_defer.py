@@ -193,3 +193,17 @@ def test_defer_without_any_loop_explains_itself() -> None:
 
     with pytest.raises(RuntimeError, match="outside an event loop"):
         defer(job)
+
+
+async def test_defer_works_again_after_a_drain() -> None:
+    done: list[int] = []
+
+    async def job(n: int) -> None:
+        done.append(n)
+
+    defer(job, 1)
+    assert await drain_deferred(5) == 0  # stops the runner's dispatcher
+    await asyncio.to_thread(defer, job, 2)  # a thread of the app, after the drain
+    defer(job, 3)
+    assert await drain_deferred(5) == 0
+    assert sorted(done) == [1, 2, 3]

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import subprocess
 import sys
+import time
 import uuid
 from typing import Annotated, Any
 
@@ -101,7 +102,7 @@ async def test_lru_bound_and_ttl_expiry() -> None:
     cache = memory(max_entries=2)
     calls: list[int] = []
 
-    @cached(ttl=0.05, cache=cache)
+    @cached(ttl=3600, cache=cache)  # no expiry while the LRU order is checked
     async def square(n: int) -> int:
         calls.append(n)
         return n * n
@@ -110,10 +111,39 @@ async def test_lru_bound_and_ttl_expiry() -> None:
         await square(n)
     await square(1)
     await square(2)
-    assert calls == [1, 2, 3, 2]
-    await asyncio.sleep(0.1)
-    await square(2)
-    assert calls == [1, 2, 3, 2, 2]
+    assert calls == [1, 2, 3, 2] and len(cache.entries) == 2
+
+    @cached(ttl=0.05, cache=memory())
+    async def short(n: int) -> int:
+        calls.append(-n)
+        return n
+
+    await short(1)
+    await asyncio.sleep(0.1)  # a lower bound: the entry has expired whatever the load
+    await short(1)
+    assert calls[-2:] == [-1, -1]
+
+
+async def test_keys_carry_the_function_identity_and_version() -> None:
+    cache = memory()
+    loads: list[str] = []
+
+    async def profile(user_id: str) -> str:
+        loads.append("profile")
+        return f"profile of {user_id}"
+
+    async def history(user_id: str) -> str:
+        loads.append("history")
+        return f"history of {user_id}"
+
+    v1 = cached(ttl=60, cache=cache, version=1)(profile)
+    v2 = cached(ttl=60, cache=cache, version=2)(profile)  # e.g. the return type changed
+    other = cached(ttl=60, cache=cache)(history)
+    assert await v1("u") == await v2("u") == "profile of u"
+    assert await other("u") == "history of u"  # same arguments, another function
+    assert await v1("u") == "profile of u"
+    assert loads == ["profile", "profile", "history"]
+    assert len(cache.entries) == 3
 
 
 async def test_single_flight_runs_one_load_for_1000_concurrent_misses() -> None:
@@ -157,20 +187,29 @@ async def test_loader_error_reaches_every_waiter_and_is_not_cached() -> None:
 async def test_cancelled_leader_hands_over_to_a_waiter() -> None:
     cache = memory()
     started: list[int] = []
+    gate = asyncio.Event()  # no load finishes before the leader is cancelled
 
     @cached(ttl=60, cache=cache)
     async def load(n: int) -> int:
         started.append(n)
-        await asyncio.sleep(0.05)
+        await gate.wait()
         return n
 
     leader = asyncio.ensure_future(load(5))
-    await asyncio.sleep(0.01)
+    for _ in range(100):  # bounded: until the leader runs the loader
+        if started:
+            break
+        await asyncio.sleep(0)
     follower = asyncio.ensure_future(load(5))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # the follower now waits on the leader's load
     leader.cancel()
+    for _ in range(100):  # bounded: until the follower took over and runs the loader
+        if len(started) == 2:
+            break
+        await asyncio.sleep(0)
+    gate.set()
     assert await follower == 5
-    assert started == [5, 5]
+    assert leader.cancelled() and started == [5, 5]
 
 
 async def test_stale_while_revalidate_serves_stale_and_refreshes_once() -> None:
@@ -221,7 +260,7 @@ async def test_xfetch_refreshes_before_expiry() -> None:
 
     for _ in range(50):
         await steady(1)
-    assert never.stats.misses == 1 and not never._refreshing
+    assert never.stats.misses == 1 and not never.refreshes
 
 
 async def test_invalidate_by_arguments_tag_and_namespace() -> None:
@@ -307,6 +346,25 @@ def test_decoration_refuses_bad_options_and_sync_functions() -> None:
         Cache("mongodb://x")
     with pytest.raises(ValueError, match="tiered=True needs a Redis url"):
         Cache("memory://", tiered=True)
+
+
+def test_circuit_breaker_skips_while_open_then_lets_one_probe() -> None:
+    from streamboost._cache._breaker import CircuitBreaker
+
+    breaker = CircuitBreaker(threshold=2, recovery=0.05)
+    breaker.failure()
+    assert breaker.allow() and breaker.state == "closed"
+    breaker.failure()
+    assert breaker.state == "open" and breaker.opened == 1
+    assert [breaker.allow() for _ in range(3)] == [False] * 3  # skipped: no call to Redis
+    time.sleep(0.1)  # past recovery (a lower bound only)
+    assert breaker.allow() and not breaker.allow()  # one probe at a time
+    breaker.failure()  # the probe failed: open again
+    assert not breaker.allow() and breaker.opened == 2
+    time.sleep(0.1)
+    assert breaker.allow()
+    breaker.success()  # the probe succeeded: closed
+    assert breaker.state == "closed" and all(breaker.allow() for _ in range(3))
 
 
 bearer = HTTPBearer()
@@ -429,30 +487,39 @@ def test_env_url_and_import_without_redis(monkeypatch: pytest.MonkeyPatch) -> No
 def test_example_app_boosted_mode_caches_profile_and_history(
     backend: str, request: pytest.FixtureRequest
 ) -> None:
-    from examples.chat.app import create_app
+    from examples.chat.app import backend_of, create_app
     from examples.chat.settings import ChatSettings, Latencies
+
+    from streamboost._deferred import _defer
 
     url = "memory://" if backend == "memory" else request.getfixturevalue("redis_url")
     namespace = f"sbtest:cache:{uuid.uuid4().hex[:12]}"
-    cache = Cache(url, namespace=namespace, registry=CollectorRegistry())
+    cache = Cache(url, namespace=namespace, registry=CollectorRegistry(), timeout=5.0)
     fast = Latencies(0.001, 0.001, 0.001, 0.001, 0.001)
     settings = ChatSettings(
         mode="boosted", model_ttft=0.0, tokens_per_second=1000, max_tokens=3, latencies=fast
     )
-    app = create_app(settings, cache=cache)
+    app = create_app(settings, cache=cache, registry=CollectorRegistry())
+    chat = backend_of(app)
     try:
         with uvicorn_in_thread(app) as base, httpx.Client(base_url=base, timeout=10) as client:
-            for user in ("a", "b", "a", "b", "a"):
-                body = {"user_id": user, "session_id": f"s-{user}"}
+            for turn, user in enumerate(("a", "b", "a", "b", "a"), start=1):
+                body = {"user_id": user, "session_id": f"s-{user}", "message": f"turn {turn}"}
                 response = client.post("/chat/stream", json=body)
                 assert response.status_code == 200
                 assert response.text.endswith("data: [DONE]\n\n")
-        inner = app
-        while not hasattr(inner, "state"):  # boosted mode may wrap the app in middlewares
-            inner = inner.app
-        calls = inner.state.backend.calls
-        assert calls["load_profile"] == 2 and calls["load_history"] == 2
-        assert cache.stats.hits == 6 and cache.stats.misses == 4
+                # Bounded: until this turn's deferred saves (and their invalidations) ran.
+                for _ in range(1000):
+                    if len(chat.saved) == 2 * turn and not _defer._deferrer.queue_depth():
+                        break
+                    time.sleep(0.005)
+                assert len(chat.saved) == 2 * turn
+            # Each save reloaded its session's history into the cache (two saves a turn, off
+            # the request path), so every later turn hit a current entry; the profile stayed
+            # cached. Loads: 2 first-turn misses + 2 refreshes per turn.
+            assert chat.calls["load_profile"] == 2
+            assert chat.calls["load_history"] == 2 + 2 * 5
+            assert cache.stats.hits == 6 and cache.stats.misses == 4
     finally:
         if backend == "redis":
             import redis

@@ -76,13 +76,25 @@ def cache_loaders(backend: Backend, cache: Cache) -> None:
     """Boosted mode: profile (per user) and history (per session) are served from ``cache``.
 
     The backend's own methods are replaced, so every caller of ``backend.load_profile`` and
-    ``backend.load_history`` gets the cached version. A writer that changes a session's history
-    drops its entry with ``await backend.load_history.invalidate(session_id)``.
+    ``backend.load_history`` gets the cached version, and every ``backend.save_message``
+    reloads the session's history into the cache once the message is saved (write-through,
+    off the request path): the next turn finds it warm and current.
     """
     profile = cached(ttl=300, stale_ttl=60, cache=cache, name="chat.profile")
     history = cached(ttl=30, cache=cache, name="chat.history")
     backend.load_profile = profile(backend.load_profile)  # type: ignore[method-assign]
-    backend.load_history = history(backend.load_history)  # type: ignore[method-assign]
+    load_history = history(backend.load_history)
+    backend.load_history = load_history  # type: ignore[method-assign]
+    save_message = backend.save_message
+
+    async def save_and_refresh(session_id: str, role: str, content: str) -> None:
+        await save_message(session_id, role, content)
+        # After the save, not before: a load between the two would cache the old history.
+        # A job of its own, so a Redis error retries the refresh, not the save. A refresh
+        # rather than an invalidation: the next turn of a chat must not wait for the load.
+        defer(load_history.refresh, session_id)
+
+    backend.save_message = save_and_refresh  # type: ignore[method-assign]
 
 
 def _resources(writes: ChatWrites, cache: Cache) -> Any:

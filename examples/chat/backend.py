@@ -65,7 +65,7 @@ class Backend:
 
     async def load_history(self, session_id: str) -> list[Message]:
         await self._timed("load_history", self.latencies.load_history)
-        return [Message("user", "hello"), Message("assistant", f"hi, session {session_id}")]
+        return [Message(role, content) for sid, role, content in self.saved if sid == session_id]
 
     async def retrieve(self, query: str) -> list[str]:
         await self._timed("retrieval", self.latencies.retrieval)

@@ -73,12 +73,6 @@ class SQLiteStore:
             [(key, session_id, delta.text, delta.offset)],
         )
 
-    def rows(self) -> list[tuple[str, str, str]]:
-        assert self._db is not None, "store is not open"
-        with self._lock:
-            cursor = self._db.execute(f"SELECT session_id, role, content FROM {self.table}")
-            return list(cursor.fetchall())
-
 
 class PostgresStore:
     """asyncpg: one ``INSERT ... SELECT unnest(...)`` per batch."""

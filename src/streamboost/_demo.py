@@ -158,6 +158,20 @@ def _phase_seconds(registry: CollectorRegistry | None) -> dict[str, float]:
     return totals
 
 
+def _cache_requests(registry: CollectorRegistry | None) -> dict[str, float]:
+    """``streamboost_cache_requests_total`` by result, over every cache on ``registry``."""
+    totals: dict[str, float] = {}
+    if registry is None:
+        return totals
+    for family in registry.collect():
+        if family.name == "streamboost_cache_requests":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    result = sample.labels["result"]
+                    totals[result] = totals.get(result, 0.0) + sample.value
+    return totals
+
+
 def _wait_until_observed(registry: CollectorRegistry | None, streams: int) -> None:
     """StreamBoost observes a stream just after its last byte: let the warm-up ones land."""
     labels = {"route": "/chat/stream", "phase": STEPS[0][0]}
@@ -189,6 +203,7 @@ def _run_mode(
         _wait_until_observed(registry, warm_users)
         backend.reset_counts()
         phases_before = _phase_seconds(registry)
+        cache_before = _cache_requests(registry)
         counter.writes = counter.responses = 0
         asyncio.run(_drive(url, result, requests, concurrency, max(1, warm_users)))
         # The last streams are observed just after their last byte reached the client.
@@ -196,9 +211,12 @@ def _run_mode(
         streams = max(1, counter.responses)
         result.writes_per_stream = counter.writes / streams
         result.blocking_writes_per_stream = backend.calls["blocking_writes"] / streams
-        loads = backend.calls["load_profile"] + backend.calls["load_history"]
-        if warm_users:
-            result.cache_hit_rate = 1.0 - loads / (2 * streams)
+        if registry is not None:  # the boosted app's own cache metrics
+            cache_after = _cache_requests(registry)
+            delta = {k: v - cache_before.get(k, 0.0) for k, v in cache_after.items()}
+            lookups = sum(delta.values())
+            if lookups:
+                result.cache_hit_rate = delta.get("hit", 0.0) / lookups
         if registry is None:  # the naive app: its steps are the backend calls it awaits in turn
             spent = {phase: backend.seconds[call] for phase, call in STEPS}
         else:  # the boosted app: what StreamBoost's phase timing saw (cache hits included)

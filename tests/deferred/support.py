@@ -57,10 +57,16 @@ class ServerProcess:
     def signal(self, signum: int) -> int:
         self.proc.send_signal(signum)
         code = self.proc.wait(60)
-        self._reader.join(5)  # the log is complete once the pipe closed
+        self._close_log()
         return code
 
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        self._close_log()
+
+    def _close_log(self) -> None:
+        self._reader.join(5)  # the log is complete once the pipe reached its end
+        if self.proc.stderr is not None and not self._reader.is_alive():
+            self.proc.stderr.close()

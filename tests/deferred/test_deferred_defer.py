@@ -7,6 +7,7 @@ import contextvars
 import gc
 import logging
 import threading
+import weakref
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -33,6 +34,8 @@ async def test_async_and_sync_callables_run_and_drain() -> None:
     assert done == []  # nothing ran on the caller's path
     assert await drain_deferred(5) == 0
     assert ("async", 1) in done
+    # No task of the runner outlives the drain.
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "streamboost-defer"]
     sync_thread = next(tag for tag, value in done if value == 2)
     assert isinstance(sync_thread, str) and sync_thread.startswith("streamboost-deferred")
 
@@ -51,15 +54,35 @@ async def test_jobs_see_the_callers_contextvars() -> None:
 
 
 async def test_a_job_without_other_references_still_runs() -> None:
+    # The job waits on a future only its own frame refers to: a task nobody holds strongly
+    # forms a garbage cycle with that future and is collected mid-flight (the loop keeps
+    # weak references only). The weak reference below dies if defer() kept no strong one.
+    loop = asyncio.get_running_loop()
+    box: list[weakref.ref[asyncio.Future[None]]] = []
     done = asyncio.Event()
 
     async def job() -> None:
-        await asyncio.sleep(0.01)
-        gc.collect()
+        waiter: asyncio.Future[None] = loop.create_future()
+        box.append(weakref.ref(waiter))
+        await waiter
         done.set()
 
+    async def another() -> None:
+        others.set()
+
+    others = asyncio.Event()
     defer(job)
+    defer(another)  # so no local variable of the runner still names the job's task
+    await asyncio.wait_for(others.wait(), 5)
+    for _ in range(500):  # bounded: until the job runs and waits
+        if box:
+            break
+        await asyncio.sleep(0.001)
     gc.collect()
+    waiter = box[0]()
+    assert waiter is not None, "the deferred job was garbage-collected while it waited"
+    waiter.set_result(None)
+    del waiter
     await asyncio.wait_for(done.wait(), 5)
 
 
@@ -125,6 +148,10 @@ async def test_drain_reports_what_cannot_finish(caplog: pytest.LogCaptureFixture
     defer(quick)
     defer(forever)
     defer(forever)
+    for _ in range(500):  # bounded: let quick finish first, so the count below is exact
+        if finished:
+            break
+        await asyncio.sleep(0.001)
     with caplog.at_level(logging.ERROR, logger="streamboost.deferred"):
         assert await drain_deferred(0.2) == 2
     assert finished == [1]
@@ -166,3 +193,17 @@ def test_defer_without_any_loop_explains_itself() -> None:
 
     with pytest.raises(RuntimeError, match="outside an event loop"):
         defer(job)
+
+
+async def test_defer_works_again_after_a_drain() -> None:
+    done: list[int] = []
+
+    async def job(n: int) -> None:
+        done.append(n)
+
+    defer(job, 1)
+    assert await drain_deferred(5) == 0  # stops the runner's dispatcher
+    await asyncio.to_thread(defer, job, 2)  # a thread of the app, after the drain
+    defer(job, 3)
+    assert await drain_deferred(5) == 0
+    assert sorted(done) == [1, 2, 3]

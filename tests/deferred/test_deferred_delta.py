@@ -33,6 +33,7 @@ async def test_writes_every_interval_and_once_at_exit() -> None:
         buffer.append("world")
     assert joined(deltas) == "hello world"
     assert deltas[-1].final and [d.final for d in deltas].count(True) == 1
+    assert (buffer.pending, buffer.persisted, buffer.writes) == (0, 11, len(deltas))
 
 
 async def test_min_chars_triggers_a_write_before_the_interval() -> None:

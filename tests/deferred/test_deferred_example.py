@@ -7,9 +7,10 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 from examples.chat.app import backend_of, create_app
 from examples.chat.settings import ChatSettings, Latencies
-from examples.chat.store import ChatWrites, PostgresStore, SQLiteStore
+from examples.chat.store import ChatWrites, PostgresStore, SQLiteStore, open_store
 from prometheus_client import CollectorRegistry
 from tests.deferred.support import PgTable
 
@@ -66,3 +67,27 @@ async def test_postgres_store_batches_and_upserts(pg_table: PgTable) -> None:
     rows = await pg_table.pool.fetch(f"SELECT role, content FROM {pg_table.name}")
     assert sorted(int(r["content"]) for r in rows if r["role"] == "user") == list(range(300))
     assert [r["content"] for r in rows if r["role"] == "assistant"] == ["a b c"]
+
+
+async def test_boosted_mode_with_chat_database_url_persists_in_postgres(
+    pg_table: PgTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await pg_table.pool.execute(f"DROP TABLE {pg_table.name}")  # the store creates its own
+    monkeypatch.setenv("CHAT_DATABASE_URL", pg_table.dsn)
+    store = open_store(table=pg_table.name)  # the app's own choice, from the environment
+    assert isinstance(store, PostgresStore)
+    writes = ChatWrites(store, max_delay=0.01, registry=CollectorRegistry())
+    app = create_app(SETTINGS, writes=writes, registry=CollectorRegistry())
+    answers = []
+    with uvicorn_in_thread(app) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            for n in range(3):
+                body = {"session_id": "pg", "message": f"question {n}"}
+                answers.append(answer_text((await client.post("/chat/stream", json=body)).text))
+    # The server has shut down: the writer and the answers' last deltas were drained.
+    assert all(len(answer.split()) == 40 for answer in answers)
+    records = await pg_table.pool.fetch(f"SELECT session_id, role, content FROM {pg_table.name}")
+    assert sorted(tuple(r) for r in records) == sorted(
+        [("pg", "user", f"question {n}") for n in range(3)]
+        + [("pg", "assistant", answer) for answer in answers]
+    )

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -184,3 +185,53 @@ def test_defer_config_from_env(monkeypatch: Any) -> None:
     monkeypatch.setenv("STREAMBOOST_DEFER_RETRIES", "0")
     config = DeferConfig.from_env()
     assert (config.max_concurrency, config.retry.retries, config.max_pending) == (7, 0, 100_000)
+    monkeypatch.setenv("STREAMBOOST_DEFER_MAX_PENDING", "lots")
+    with pytest.raises(ValueError, match="STREAMBOOST_DEFER_MAX_PENDING='lots' must be an integer"):
+        DeferConfig.from_env()
+
+
+def test_fastapi_dependencies_defer_and_put_under_streamboost() -> None:
+    # FastAPI runs sync dependencies in a thread pool and async ones on the loop; both may
+    # schedule writes, and StreamBoost drains them at shutdown.
+    from fastapi import Depends, FastAPI
+
+    from streamboost import StreamBoost
+
+    audited: list[str] = []
+    written: list[str] = []
+
+    async def audit(user: str) -> None:
+        audited.append(user)
+
+    async def sink(entries: list[Entry[str]]) -> None:
+        written.extend(e.item for e in entries)
+
+    writer: DeferredWriter[str] = DeferredWriter(
+        sink, name="fastapi_deps", max_delay=60.0, registry=CollectorRegistry()
+    )
+
+    def audited_user(user: str) -> str:  # sync: runs in a worker thread
+        defer(audit, user)
+        return user
+
+    async def message_log() -> DeferredWriter[str]:
+        return writer
+
+    api = FastAPI()
+
+    @api.post("/messages")
+    async def post_message(
+        text: str,
+        user: str = Depends(audited_user),
+        log: DeferredWriter[str] = Depends(message_log),  # noqa: B008
+    ) -> dict[str, str]:
+        await log.put(f"{user}: {text}")
+        return {"queued": text}
+
+    app = StreamBoost(api, writers=[writer], registry=CollectorRegistry())
+    with uvicorn_in_thread(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        for n in range(3):
+            response = client.post("/messages", params={"user": "ann", "text": str(n)})
+            assert response.json() == {"queued": str(n)}
+    assert audited == ["ann"] * 3
+    assert written == ["ann: 0", "ann: 1", "ann: 2"]  # max_delay=60: written by the drain

@@ -1,8 +1,25 @@
-"""A small circuit breaker: after repeated backend failures, skip the backend for a while."""
+"""A small circuit breaker: after repeated backend failures, skip the backend for a while.
+
+``call()`` is how the cache fails open: a Redis error or timeout becomes ``FAILED`` and the
+caller runs the loader instead.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+logger = logging.getLogger("streamboost.cache")
+T = TypeVar("T")
+
+
+class Failed:
+    """The backend was skipped (breaker open) or failed: the caller falls back."""
+
+
+FAILED = Failed()
 
 
 class CircuitBreaker:
@@ -51,3 +68,32 @@ class CircuitBreaker:
             if self._failures == self.threshold or self._open_until <= time.monotonic():
                 self.opened += 1
             self._open_until = time.monotonic() + self.recovery
+
+    async def call(
+        self,
+        op: Callable[..., Awaitable[T]],
+        *args: Any,
+        errors: tuple[type[BaseException], ...],
+        name: str,
+    ) -> T | Failed:
+        """``await op(*args)`` unless open; ``FAILED`` instead of raising one of ``errors``.
+
+        Cancellation is not a backend failure: it propagates and lets the next call probe.
+        """
+        if not self.allow():
+            return FAILED
+        try:
+            result = await op(*args)  # bounded by the client's socket timeouts
+        except errors as exc:
+            opened = self.opened
+            self.failure()
+            if self.opened != opened:  # logged once per opening, not once per call
+                logger.warning(
+                    "cache %s: Redis failing (%r); skipping it for %.1fs", name, exc, self.recovery
+                )
+            return FAILED
+        except BaseException:
+            self.abandon()
+            raise
+        self.success()
+        return result

@@ -13,10 +13,11 @@ from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 
-from ._breaker import CircuitBreaker
-from ._core import CacheCore, Fetched, _Failed
+from ._breaker import CircuitBreaker, Failed
+from ._core import CacheCore, Fetched
 from ._memory import MemoryStore
 from ._metrics import CacheStats, register_otel, register_prometheus
+from ._refresh import Refreshes
 
 if TYPE_CHECKING:
     from ._cached import CachedCall
@@ -99,24 +100,19 @@ class Cache(CacheCore):
         # Read by the decorated functions' fast path; always empty for a Redis-only cache.
         self.entries = self._local.entries if self._local is not None else OrderedDict()
         self._inflight = {}
-        self._refreshing = {}
+        self.refreshes = Refreshes()
         self.stats = CacheStats(name or namespace)
         register_prometheus(self.stats, registry)
         self._load_histogram = register_otel(self.stats, meter_provider)
 
     async def wait_refreshes(self) -> None:
         """Wait for the background refreshes (stale-while-revalidate, XFetch) now running."""
-        while self._refreshing:
-            await asyncio.gather(*self._refreshing.values(), return_exceptions=True)
+        await self.refreshes.wait()
 
     @classmethod
     def from_url(cls, url: str | None = None, **options: Any) -> Cache:
         """``Cache.from_url("redis://127.0.0.1:6379/0", namespace="myapp")``."""
         return cls(url, **options)
-
-    @property
-    def tiered(self) -> bool:
-        return self._local is not None and self._remote is not None
 
     @property
     def backend(self) -> str:
@@ -133,10 +129,7 @@ class Cache(CacheCore):
 
     async def aclose(self) -> None:
         """Stop background refreshes and the invalidation listener; close Redis connections."""
-        tasks = list(self._refreshing.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.refreshes.aclose()
         if self._listener is not None:
             await self._listener.aclose()
         if self._remote is not None:
@@ -158,12 +151,12 @@ class Cache(CacheCore):
                 pending.append(i)
         if not pending:
             return results
-        fetched: Fetched | _Failed | None = None
+        fetched: Fetched | Failed | None = None
         remote = self._remote
         epoch = self._listener.epoch if self._listener is not None else 0
         if remote is not None and not self._served_without_redis(calls, pending):
             fetched = await self._remote_call(remote.get_many, [calls[i].key for i in pending])
-        misses: list[tuple[int, Fetched | _Failed | None]] = []
+        misses: list[tuple[int, Fetched | Failed | None]] = []
         for n, i in enumerate(pending):
             if not isinstance(fetched, tuple):
                 misses.append((i, fetched))

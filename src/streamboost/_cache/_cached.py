@@ -103,7 +103,10 @@ def cached(
             raise TypeError(f"@cached needs an async def function, got {func!r}")
         func_id = name or f"{func.__module__}.{func.__qualname__}"
         if ":" in func_id:
-            raise ValueError(f"name={func_id!r} must not contain ':'")
+            raise ValueError(
+                f"name={func_id!r} must not contain ':' (it separates the parts of a key); "
+                f"use e.g. name={func_id.replace(':', '.')!r}"
+            )
         refuse_unsafe_parameters(func, func_id)
         keys = KeyBuilder(func, key, func_id)
         spec = LoaderSpec(

@@ -1,8 +1,8 @@
-"""The read and write engine behind ``Cache``: single flight, Redis envelopes, loads, refreshes.
+"""The read and write engine behind ``Cache``: single flight, Redis reads, loads, the lock.
 
 Runs only off the hit path: on a miss, a stale or early-refresh hit, and for Redis reads.
-A Redis envelope is ``[FORMAT, namespace version, fresh_until, stale_until, delta, value]``
-with wall-clock times; the memory tier converts them to ``time.monotonic()``.
+Redis entries are envelopes (``_envelope``) with wall-clock times; the memory tier converts
+them to ``time.monotonic()``.
 """
 
 from __future__ import annotations
@@ -11,19 +11,18 @@ import asyncio
 import logging
 import math
 import os
-import random
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import orjson
-
-from ._breaker import CircuitBreaker
+from ._breaker import CircuitBreaker, Failed
 from ._codec import encode
+from ._envelope import pack, unpack
 from ._errors import CacheValueTooLarge
 from ._memory import Entry, MemoryStore
 from ._metrics import CacheStats
+from ._refresh import Refreshes, refresh_early
 from ._spec import LoaderSpec
 
 if TYPE_CHECKING:
@@ -32,14 +31,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("streamboost.cache")
 T = TypeVar("T")
-FORMAT = 1
 
 
-class _Failed:
-    """Redis was skipped (breaker open) or failed: the caller falls back to the loader."""
-
-
-FAILED = _Failed()
 Fetched = tuple[int, list[bytes | None]]
 
 
@@ -57,7 +50,7 @@ class CacheCore:
     _remote: RedisStore | None
     _listener: InvalidationListener | None
     _inflight: dict[bytes, asyncio.Future[tuple[Any, str]]]
-    _refreshing: dict[bytes, asyncio.Task[None]]
+    refreshes: Refreshes
     _load_histogram: Any
 
     async def resolve(
@@ -66,7 +59,7 @@ class CacheCore:
         key: bytes,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        fetched: Fetched | _Failed | None = None,
+        fetched: Fetched | Failed | None = None,
     ) -> Any:
         """The slow path of a call: local stale or early hit, single flight, Redis, loader."""
         stats = self.stats
@@ -74,7 +67,7 @@ class CacheCore:
         if entry is not None:
             now = time.monotonic()
             if now < entry.fresh_until:
-                if self._early(entry.delta, entry.fresh_until - now):
+                if refresh_early(entry.delta, self.beta, entry.fresh_until - now):
                     self._refresh(spec, key, args, kwargs)
                 stats.hits += 1
                 return entry.value
@@ -127,17 +120,13 @@ class CacheCore:
         else:
             stats.errors += 1
 
-    def _early(self, delta: float, remaining: float) -> bool:
-        """XFetch (Vattani et al. 2015): refresh before expiry with rising probability."""
-        return delta > 0 and -delta * self.beta * math.log(1.0 - random.random()) >= remaining
-
     async def _fetch_or_load(
         self,
         spec: LoaderSpec,
         key: bytes,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        fetched: Fetched | _Failed | None,
+        fetched: Fetched | Failed | None,
     ) -> tuple[Any, str]:
         remote = self._remote
         if remote is None:
@@ -149,10 +138,10 @@ class CacheCore:
                 # Events keep the namespace version current: one GET, not an MGET with it.
                 version = listener.version
                 payload = await self._remote_call(remote.get, key)
-                fetched = payload if isinstance(payload, _Failed) else (version, [payload])
+                fetched = payload if isinstance(payload, Failed) else (version, [payload])
             else:
                 fetched = await self._remote_call(remote.get_many, [key])
-        if isinstance(fetched, _Failed):
+        if isinstance(fetched, Failed):
             return await self._load(spec, key, args, kwargs, None), "error"
         version, (payload,) = fetched
         found = self._accept(spec, key, args, kwargs, version, payload, epoch)
@@ -173,12 +162,11 @@ class CacheCore:
         epoch: int,
     ) -> tuple[Any, str] | None:
         """Decode a Redis envelope; None when absent, expired, outdated or undecodable."""
-        if payload is None:
+        envelope = None if payload is None else unpack(payload, version)
+        if envelope is None:
             return None
+        fresh_until, stale_until, delta, raw = envelope
         try:
-            fmt, stored_version, fresh_until, stale_until, delta, raw = orjson.loads(payload)
-            if fmt != FORMAT or stored_version != version:
-                return None
             value = spec.decoder(raw)
         except (ValueError, TypeError, KeyError):
             return None  # the return type changed without a version bump: reload
@@ -192,7 +180,7 @@ class CacheCore:
             )
             self._local.put(key, entry)
         if now < fresh_until:
-            if self._early(delta, fresh_until - now):
+            if refresh_early(delta, self.beta, fresh_until - now):
                 self._refresh(spec, key, args, kwargs)
             return value, "hit"
         self._refresh(spec, key, args, kwargs)
@@ -234,8 +222,7 @@ class CacheCore:
         remote = self._remote
         if remote is not None and version is not None:
             now = time.time()
-            head = orjson.dumps([FORMAT, version, now + ttl, now + ttl + stale_ttl, delta])
-            envelope = head[:-1] + b"," + payload + b"]"
+            envelope = pack(version, now + ttl, now + ttl + stale_ttl, delta, payload)
             px = max(1, math.ceil((ttl + stale_ttl) * 1000))
             await self._remote_call(remote.set, key, envelope, px, tags)
         return value
@@ -257,7 +244,7 @@ class CacheCore:
         delay = 0.005
         while True:
             locked = await self._remote_call(remote.try_lock, key, token, px)
-            if locked is True or isinstance(locked, _Failed):
+            if locked is True or isinstance(locked, Failed):
                 break
             # Between polls no pool connection is held: each command borrows and returns one.
             await asyncio.sleep(delay)
@@ -280,12 +267,7 @@ class CacheCore:
     def _refresh(
         self, spec: LoaderSpec, key: bytes, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
-        """Reload ``key`` in the background, once at a time; the task is kept until done."""
-        if key in self._refreshing:
-            return
-        task = asyncio.get_running_loop().create_task(self._refresh_run(spec, key, args, kwargs))
-        self._refreshing[key] = task
-        task.add_done_callback(lambda _: self._refreshing.pop(key, None))
+        self.refreshes.start(key, self._refresh_run, spec, key, args, kwargs)
 
     async def reload(
         self, spec: LoaderSpec, key: bytes, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -308,28 +290,7 @@ class CacheCore:
         except Exception:
             logger.warning("background refresh of %s failed", spec.func_id, exc_info=True)
 
-    async def _remote_call(self, op: Callable[..., Awaitable[T]], *args: Any) -> T | _Failed:
-        """Run a Redis operation under the breaker; FAILED instead of raising."""
-        remote = self._remote
-        assert remote is not None
-        breaker = self.breaker
-        if not breaker.allow():
-            return FAILED
-        try:
-            result = await op(*args)  # bounded by the client's socket timeouts (self.timeout)
-        except remote.errors as exc:
-            opened = breaker.opened
-            breaker.failure()
-            if breaker.opened != opened:
-                logger.warning(
-                    "cache %s: Redis failing (%r); skipping it for %.1fs",
-                    self.stats.name,
-                    exc,
-                    breaker.recovery,
-                )
-            return FAILED
-        except BaseException:
-            breaker.abandon()
-            raise
-        breaker.success()
-        return result
+    async def _remote_call(self, op: Callable[..., Awaitable[T]], *args: Any) -> T | Failed:
+        """Run a Redis operation under the breaker: fail open, never raise a Redis error."""
+        assert self._remote is not None
+        return await self.breaker.call(op, *args, errors=self._remote.errors, name=self.stats.name)

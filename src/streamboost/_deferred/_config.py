@@ -10,6 +10,17 @@ from typing import Generic, NamedTuple, TypeVar
 T = TypeVar("T")
 
 
+def env_int(name: str, default: int) -> int:
+    """The integer in environment variable ``name``, or ``default`` when it is unset or empty."""
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} must be an integer (default {default})") from None
+
+
 class DeferredError(Exception):
     """Base class of the errors raised by streamboost's deferred writes."""
 
@@ -84,13 +95,12 @@ class DeferConfig:
     @classmethod
     def from_env(cls) -> DeferConfig:
         """``STREAMBOOST_DEFER_MAX_CONCURRENCY``, ``..._MAX_PENDING``, ``..._RETRIES``."""
-        env, base = os.environ, cls()
+        base = cls()
         return cls(
-            max_concurrency=int(env.get("STREAMBOOST_DEFER_MAX_CONCURRENCY", base.max_concurrency)),
-            max_pending=int(env.get("STREAMBOOST_DEFER_MAX_PENDING", base.max_pending)),
+            max_concurrency=env_int("STREAMBOOST_DEFER_MAX_CONCURRENCY", base.max_concurrency),
+            max_pending=env_int("STREAMBOOST_DEFER_MAX_PENDING", base.max_pending),
             retry=replace(
-                base.retry,
-                retries=int(env.get("STREAMBOOST_DEFER_RETRIES", base.retry.retries)),
+                base.retry, retries=env_int("STREAMBOOST_DEFER_RETRIES", base.retry.retries)
             ),
         )
 

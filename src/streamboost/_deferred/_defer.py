@@ -55,7 +55,7 @@ class Deferrer:
         except RuntimeError:
             self._submit_from_thread(fn, args, kwargs)
             return
-        if loop is not self._loop:
+        if loop is not self._loop or self._dispatcher is None:
             self._bind(loop)
         pending = self._pending
         if len(pending) >= self._max_pending:
@@ -73,7 +73,7 @@ class Deferrer:
         """Bind to the running loop now, so sync code in threads can defer() before any
         async code did (the lifespan glue calls this at startup)."""
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:
+        if loop is not self._loop or self._dispatcher is None:
             self._bind(loop)
 
     def _submit_from_thread(
@@ -88,12 +88,17 @@ class Deferrer:
         loop.call_soon_threadsafe(self.submit, fn, args, kwargs)
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._loop is not None and not self._loop.is_closed() and self.queue_depth():
-            logger.error("defer(): %d jobs of a previous event loop never ran", self.queue_depth())
-        self._loop = loop
-        self._pending.clear()
-        self._running = set()
-        self._wakeup = self._slot = None
+        """Start a dispatcher on ``loop``; the state of another loop's jobs is dropped (that
+        loop is gone), this loop's is kept (tracked tasks must stay visible to drain())."""
+        if loop is not self._loop:
+            if self._loop is not None and not self._loop.is_closed() and self.queue_depth():
+                logger.error(
+                    "defer(): %d jobs of a previous event loop never ran", self.queue_depth()
+                )
+            self._loop = loop
+            self._pending.clear()
+            self._running = set()
+            self._wakeup = self._slot = None
         self._dispatcher = loop.create_task(self._dispatch(), name="streamboost-defer")
 
     async def _dispatch(self) -> None:
@@ -182,7 +187,17 @@ class Deferrer:
             for task in list(self._running):
                 task.cancel()
             await asyncio.gather(*self._running, return_exceptions=True)
+        await self._stop_dispatcher()
         return left
+
+    async def _stop_dispatcher(self) -> None:
+        """Stop the idle dispatcher, so no task outlives the drain; a later defer() starts
+        a new one (the loop stays bound, so threads of the app can still defer())."""
+        dispatcher, self._dispatcher = self._dispatcher, None
+        self._wakeup = self._slot = None
+        if dispatcher is not None:
+            dispatcher.cancel()
+            await asyncio.gather(dispatcher, return_exceptions=True)
 
 
 def _label(fn: object) -> str:

@@ -58,7 +58,9 @@ class StreamOutbox:
         self._next_claim = 0.0
         self.in_flight = 0  # read by this worker, not yet acknowledged
         self._outgoing: list[tuple[dict[bytes, Any], asyncio.Future[None]]] = []
+        self._wake: asyncio.Future[None] | None = None
         self._sender: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def ensure_group(self) -> None:
         from redis.exceptions import ResponseError
@@ -69,44 +71,63 @@ class StreamOutbox:
             if "BUSYGROUP" not in str(exc):
                 raise
 
+    def start(self) -> None:
+        """Start the sender: one task for the writer's life, so ``put()`` creates none."""
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(
+                self._send(), name=f"streamboost-outbox-{self.stream}"
+            )
+
     async def add(self, entry: Entry[Any]) -> None:
         """Returns once the entry is on the stream. Concurrent calls share one pipeline."""
         fields = {b"k": entry.key, b"t": repr(entry.accepted_at), b"d": orjson.dumps(entry.item)}
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._outgoing.append((fields, done))
-        if self._sender is None:
-            self._sender = loop.create_task(self._send())
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            wake.set_result(None)
         await done
 
     async def _send(self) -> None:
-        try:
-            await asyncio.sleep(0)  # let the puts of this loop iteration join the pipeline
-            while self._outgoing:
-                batch, self._outgoing = self._outgoing, []
-                try:
-                    async with self._redis.pipeline(transaction=False) as pipe:
-                        for fields, _ in batch:
-                            pipe.xadd(self.stream, fields)
-                        results = await pipe.execute(raise_on_error=False)
-                except Exception as exc:
-                    results = [exc] * len(batch)
-                for (_, done), result in zip(batch, results, strict=True):
-                    if done.done():
-                        continue
-                    if isinstance(result, Exception):
-                        done.set_exception(result)
-                    else:
-                        done.set_result(None)
-        finally:
-            self._sender = None
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._outgoing:
+                if self._closing:
+                    return
+                # Woken by the first add(); the adds of the same loop iteration run before
+                # this task resumes, so they join one pipeline.
+                self._wake = loop.create_future()
+                await self._wake
+                continue
+            batch, self._outgoing = self._outgoing, []
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for fields, _ in batch:
+                        pipe.xadd(self.stream, fields)
+                    results = await pipe.execute(raise_on_error=False)
+            except Exception as exc:
+                results = [exc] * len(batch)
+            for (_, done), result in zip(batch, results, strict=True):
+                if done.done():
+                    continue  # the put() was cancelled
+                if isinstance(result, Exception):
+                    done.set_exception(result)
+                else:
+                    done.set_result(None)
 
     async def length(self) -> int:
         return int(await self._redis.xlen(self.stream))
 
     async def aclose(self) -> None:
-        if self._sender is not None:
-            await asyncio.wait({self._sender})
+        """Send what put() handed over, stop the sender, close the connections."""
+        self._closing = True
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            wake.set_result(None)
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            await sender
         await self._redis.aclose()
 
     def drain(self) -> None:

@@ -15,16 +15,16 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
+from ._config import env_int
+
 _executor: ThreadPoolExecutor | None = None
 
 
 def _threads() -> int:
-    raw = os.environ.get("STREAMBOOST_DEFERRED_THREADS", "")
-    if not raw:
-        return min(32, (os.cpu_count() or 1) + 4)
-    value = int(raw)
+    default = min(32, (os.cpu_count() or 1) + 4)
+    value = env_int("STREAMBOOST_DEFERRED_THREADS", default)
     if value < 1:
-        raise ValueError(f"STREAMBOOST_DEFERRED_THREADS={raw!r} must be >= 1")
+        raise ValueError(f"STREAMBOOST_DEFERRED_THREADS={value!r} must be >= 1 (default {default})")
     return value
 
 

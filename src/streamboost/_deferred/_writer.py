@@ -190,6 +190,7 @@ class DeferredWriter(Generic[T]):
             raise RuntimeError(f"writer {self.name!r} is closed; create a new one")
         if self._outbox is not None:
             await self._outbox.ensure_group()
+            self._outbox.start()
             if self._run_worker if worker is None else worker:
                 self._task = asyncio.create_task(
                     self._outbox.run(self._committer), name=f"streamboost-writer-{self.name}"

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from ._config import CoalesceConfig
 from ._deferred import DeferredWriter, export_defer_metrics
-from ._deferred._lifespan import lifespan_with_writers
+from ._deferred._lifespan import LifespanWriters
 from ._export import build_exporters
 from ._http import HTTPStream
 from ._timing import DEFAULT_CLOCK, Clock, StreamObserver, current_record
@@ -103,15 +103,10 @@ class StreamBoost:
                 f"app={app!r} is already wrapped in StreamBoost; wrap the inner app once and "
                 "pass all options to that one StreamBoost(...)"
             )
-        if drain_timeout <= 0:
-            raise ValueError(f"drain_timeout={drain_timeout!r} must be > 0 seconds (default 30.0)")
-        for writer in writers:
-            if not isinstance(writer, DeferredWriter):
-                raise TypeError(f"writers=[{writer!r}, ...]: each must be a DeferredWriter(...)")
+        # Always through here, writers or not, so defer() work is drained at shutdown.
+        self.lifespan = LifespanWriters(app, writers=writers, drain_timeout=drain_timeout)
         self.app = app
         self.coalesce = config
-        self.writers: tuple[DeferredWriter[Any], ...] = tuple(writers)
-        self.drain_timeout = drain_timeout
         self.clock: Clock = clock or DEFAULT_CLOCK
         self.exporters = build_exporters(
             metrics=metrics,
@@ -159,15 +154,7 @@ class StreamBoost:
             finally:
                 current_record.reset(token)
         elif scope_type == "lifespan":
-            # Always through here, writers or not, so defer() work is drained at shutdown.
-            await lifespan_with_writers(
-                self.app,
-                scope,
-                receive,
-                send,
-                writers=self.writers,
-                drain_timeout=self.drain_timeout,
-            )
+            await self.lifespan(scope, receive, send)
         elif scope_type == "websocket" and self.coalesce is not None and self.coalesce.websocket:
             await WebSocketBatcher(self.app, self.coalesce, scope, receive, send).run()
         else:

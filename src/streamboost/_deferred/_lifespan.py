@@ -122,10 +122,10 @@ class LifespanWriters:
         drain_timeout: float = 30.0,
     ) -> None:
         if drain_timeout <= 0:
-            raise ValueError(f"drain_timeout={drain_timeout!r} must be > 0 seconds (default 30)")
+            raise ValueError(f"drain_timeout={drain_timeout!r} must be > 0 seconds (default 30.0)")
         for writer in writers:
             if not isinstance(writer, DeferredWriter):
-                raise TypeError(f"writers: {writer!r} is not a DeferredWriter")
+                raise TypeError(f"writers=[{writer!r}, ...]: each must be a DeferredWriter(...)")
         self.app = app
         self.writers = tuple(writers)
         self.drain_timeout = drain_timeout

@@ -47,6 +47,7 @@ class HTTPStream:
         "_scanner",
         "_send",
         "_send_code",
+        "_started",
         "record",
     )
 
@@ -128,7 +129,17 @@ class HTTPStream:
         server's own awaitable is returned; with one, a buffered chunk returns a future that
         is already done. Everything else goes through ``_send_any``.
         """
-        if message["type"] != "http.response.body" or not message.get("more_body", False):
+        if message["type"] != "http.response.body":
+            if message["type"] == "http.response.start" and self._coalescer is None:
+                self._begin(message)
+                if self._direct:  # an OSError from the server's send is recognised in run()
+                    return self._send(self._started)
+                return self._forward(self._started)
+            return self._send_any(message)
+        if not message.get("more_body", False):
+            if self._direct:  # the last body message, counted here and sent as the app sent it
+                self._end_direct(message)
+                return self._send(message)
             return self._send_any(message)
         coalescer = self._coalescer
         if coalescer is not None and coalescer.error is None:
@@ -216,6 +227,11 @@ class HTTPStream:
             self._coalescer = None
 
     async def _start(self, message: Message) -> None:
+        self._begin(message)
+        await self._forward(self._started)
+
+    def _begin(self, message: Message) -> None:
+        """Read the response start and notify the observers; ``_started`` is what to send."""
         boost = self._boost
         record = self.record
         record.status = status = message["status"]
@@ -249,14 +265,21 @@ class HTTPStream:
         self._direct = self._coalescer is None and not self._gone and self._send_code is not None
         record.headers_at = self._clock()
         notify_started(record, boost.observers)
-        await self._forward(message)
+        self._started = message
 
     async def _direct_body(self, message: Message) -> None:
-        record = self.record
-        record.chunks_in += 1
         if self._gone:
+            self.record.chunks_in += 1
             await self._send(message)
             return
+        self._end_direct(message)
+        await self._forward(message)
+
+    def _end_direct(self, message: Message) -> None:
+        """Count a body message that goes out without a coalescer: the last one, or any
+        under a server without a Python send."""
+        record = self.record
+        record.chunks_in += 1
         body: bytes = message.get("body", b"")
         content = 0
         scanner = self._scanner
@@ -264,13 +287,12 @@ class HTTPStream:
             scanner.feed(bytes(body) if type(body) is not bytes else body)
             record.events += scanner.events
             content = scanner.content
-        more = message.get("more_body", False)
+        more: bool = message.get("more_body", False)
         if not more and scanner is not None and scanner.pending:
             content += self._end_scan(scanner)
         record.wrote(len(body), content, self._clock())
         if not more:
             self._finishing()
-        await self._forward(message)
 
     async def _last_body(self, message: Message) -> None:
         """The body's last message (or any after the stream failed) through the coalescer."""

@@ -152,10 +152,16 @@ class HTTPStream:
                     body = bytes(body)  # starlette passes memoryview chunks through
                 # Set together with the coalescer; a cast would cost a call per chunk.
                 scanner: EventScanner = self._scanner  # type: ignore[assignment]
-                complete = scanner.feed(body)
-                events = scanner.events
-                record.events += events
-                code = coalescer.offer(body, complete, events, scanner.content, scanner.critical)
+                if scanner.suffix_len and scanner.known_event(body):
+                    record.events += 1  # what feed() would find, without its regex
+                    code = coalescer.offer(body, len(body), 1, 1, False)
+                else:
+                    complete = scanner.feed(body)
+                    events = scanner.events
+                    record.events += events
+                    code = coalescer.offer(
+                        body, complete, events, scanner.content, scanner.critical
+                    )
                 if code:
                     return coalescer.settle(code)
             return self._done

@@ -120,6 +120,8 @@ class EventScanner:
         "pending",
         "prefix",
         "prefix_len",
+        "suffix",
+        "suffix_len",
     )
 
     def __init__(
@@ -146,8 +148,12 @@ class EventScanner:
         # ``id`` and ``created`` in every chunk, so the prefix holds for the whole stream).
         self.prefix = b"\x00"
         self.prefix_len = 0
+        # With critical detection also the bytes from the content string's closing quote to
+        # the event's end, e.g. ``"},"finish_reason":null}]}\n\n``: see ``known_event``.
+        self.suffix = b""
+        self.suffix_len = 0
         # Streams whose every event starts differently (a timestamp first) stop learning.
-        self._learn_budget = 8 if critical is None and is_metadata is None else 0
+        self._learn_budget = 8 if is_metadata is None else 0
         self._partial: list[bytes] = []  # an unfinished event's pieces
         self.pending = 0  # bytes of an event that has started but not yet ended
         self._found = False  # a content event was seen: later events are counted cheaply
@@ -158,8 +164,8 @@ class EventScanner:
     def known_content(self, data: bytes) -> bool:
         """True when ``data`` is one whole content event of the learned OpenAI shape.
 
-        Then ``feed`` need not see it (it would find one content event and change nothing);
-        only scanners without critical detection learn a shape.
+        Then ``feed`` need not see it (it would find one content event and change nothing).
+        Only for scanners without critical detection (see ``known_event`` for the others).
         """
         p = self.prefix_len
         return (
@@ -169,6 +175,28 @@ class EventScanner:
             and data[-1] == 10
             and data[p] != 34  # the content string is not empty
             and not self.pending
+        )
+
+    def known_event(self, data: bytes) -> bool:
+        """True when ``data`` is one whole, non-critical content event of the learned shape.
+
+        Then ``feed`` need not see it: it would take its fast path and find one content event,
+        not critical. ``data`` is the learned prefix, a content string without a quote or a
+        line feed, and the learned suffix. The prefix and the suffix came from one event that
+        the critical-key regex searched in full without a match; a match cannot start inside
+        the middle part (it begins with a quote) nor reach into it from the prefix (which ends
+        with ``"content":"``), so the regex has no match in ``data`` either.
+        """
+        end = len(data) - self.suffix_len
+        p = self.prefix_len
+        return (
+            end > p != 0
+            and self.suffix_len != 0
+            and not self.pending
+            and data.startswith(self.prefix)
+            and data.endswith(self.suffix)
+            and data.find(b'"', p, end) < 0
+            and data.find(b"\n", p, end) < 0
         )
 
     def feed(self, data: bytes) -> int:
@@ -248,10 +276,18 @@ class EventScanner:
     def _learn(self, data: bytes) -> None:
         """Remember ``data`` up to its content string (a content event of one line)."""
         at = data.find(_CONTENT_KEY)
-        if at >= 0:
-            self._learn_budget -= 1
-            self.prefix = data[: at + len(_CONTENT_KEY)]
-            self.prefix_len = at + len(_CONTENT_KEY)
+        if at < 0:
+            return
+        self._learn_budget -= 1
+        p = at + len(_CONTENT_KEY)
+        if self._critical is not None:
+            close = data.find(b'"', p)
+            if close <= p or data.find(b"\\", p, close) >= 0:
+                return  # an empty or escaped content string: no clean suffix to learn
+            self.suffix = data[close:]
+            self.suffix_len = len(data) - close
+        self.prefix = data[:p]
+        self.prefix_len = p
 
     def _classify(self, segment: bytes) -> None:
         self._count(segment)

@@ -183,13 +183,13 @@ class Coalescer:
         if self.error is not None:
             raise self.error
 
-    async def finish(self, data: bytes, content: int) -> None:
+    def finish(self, data: bytes, content: int) -> Awaitable[None]:
         """Write everything buffered plus ``data`` as the body's last write."""
-        await self._flush_all(data, content, final=True)
+        return self._flush_all(data, content, final=True)
 
-    async def drain(self) -> None:
+    def drain(self) -> Awaitable[None]:
         """Write everything buffered now (before a message that must not overtake it)."""
-        await self._flush_all(b"", 0, final=False)
+        return self._flush_all(b"", 0, final=False)
 
     def close(self, error: BaseException | None = None) -> None:
         """Stop: cancel the timer and the flusher, drop what is buffered. Idempotent.

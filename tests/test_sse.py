@@ -7,17 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.coalesce_apps import openai
 
+from streamboost._classify import is_critical, is_sse_content
 from streamboost._config import DEFAULT_CRITICAL_EVENTS
 from streamboost._middleware import DEFAULT_METADATA_EVENTS
-from streamboost._sse import (
-    FORMAT_CHUNKS,
-    FORMAT_LINES,
-    FORMAT_SSE,
-    EventScanner,
-    is_critical,
-    is_sse_content,
-    stream_format,
-)
+from streamboost._sse import FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE, EventScanner, stream_format
 
 NAMES = frozenset(n.encode() for n in DEFAULT_CRITICAL_EVENTS)
 METADATA = frozenset(n.encode() for n in DEFAULT_METADATA_EVENTS)

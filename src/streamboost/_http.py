@@ -127,10 +127,12 @@ class HTTPStream:
 
         A body chunk costs no coroutine of ours: without a coalescer it is counted and the
         server's own awaitable is returned; with one, a buffered chunk returns a future that
-        is already done. Everything else goes through ``_send_any``.
+        is already done. The response start and the last body message are handled here too
+        and, when nothing is coalesced, likewise go out as the server's own awaitable. The
+        rest (trailers, pathsend, anything after a failure) goes through ``_send_any``.
         """
         if message["type"] != "http.response.body":
-            if message["type"] == "http.response.start" and self._coalescer is None:
+            if message["type"] == "http.response.start":
                 self._begin(message)
                 if self._direct:  # an OSError from the server's send is recognised in run()
                     return self._send(self._started)
@@ -215,8 +217,6 @@ class HTTPStream:
                 await self._direct_body(message)
             else:  # the last body message, or any after the stream failed
                 await self._last_body(message)
-        elif mtype == "http.response.start":
-            await self._start(message)
         else:
             # pathsend, zerocopysend, trailers, anything newer: never overtake buffered bytes.
             if self._coalescer is not None and not self._gone:
@@ -233,10 +233,6 @@ class HTTPStream:
             # as it would without StreamBoost (ignores them, or raises OSError).
             coalescer.close()
             self._coalescer = None
-
-    async def _start(self, message: Message) -> None:
-        self._begin(message)
-        await self._forward(self._started)
 
     def _begin(self, message: Message) -> None:
         """Read the response start and notify the observers; ``_started`` is what to send."""

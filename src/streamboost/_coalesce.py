@@ -164,13 +164,15 @@ class Coalescer:
         self._pending_bytes = len(data) - complete
         return parts
 
-    async def settle(self, code: int) -> None:
+    def settle(self, code: int) -> Awaitable[None]:
         """Finish what ``offer`` asked for: write the chunk now, or wait for buffer room."""
-        if code == WRITE_NOW:
+        if code == WRITE_NOW:  # the write's own coroutine: no layer of ours around it
             parts = self._now
             self._now = []
-            await self._send(parts, self._now_content, True)
-            return
+            return self._send(parts, self._now_content, True)
+        return self._wait_for_room()
+
+    async def _wait_for_room(self) -> None:
         while (
             self.error is None
             and self._ready_bytes + self._pending_bytes + self._inflight >= self._max_buffer

@@ -21,6 +21,7 @@ from tests.coalesce_apps import Recorded, run_app
 from tests.metrics_apps import SSE, asgi_scope, starlette_app, token, value
 
 from streamboost import StreamBoost, gather_phases
+from streamboost._prometheus import PrometheusObserver
 
 ROUTE = "/stream/{n:int}"
 MR = {"method": "GET", "route": ROUTE}
@@ -136,6 +137,22 @@ async def test_two_middlewares_share_one_registry() -> None:
     await run_app(first, scope=asgi_scope("/stream/1"))
     await run_app(second, scope=asgi_scope("/stream/1"))
     assert value(registry, "streamboost_http_requests_total", **MR, status="200") == 2
+
+
+async def test_an_extra_observer_keeps_its_own_series_and_route_labels() -> None:
+    # Observers cache their label lookup on the record once per response: another observer
+    # (its own registry, its own route function) must never pick up the built-in one's.
+    registry, extra_registry = CollectorRegistry(), CollectorRegistry()
+    extra = PrometheusObserver(registry=extra_registry, route=lambda scope: "custom")
+    app = boost(starlette_app(), registry, observers=[extra])
+    for _ in range(2):
+        await run_app(app, scope=asgi_scope("/stream/2"))
+    assert value(registry, "streamboost_http_requests_total", **MR, status="200") == 2
+    assert value(registry, "streamboost_streams_total", **MR, outcome="completed") == 2
+    custom = {"method": "GET", "route": "custom"}
+    assert value(extra_registry, "streamboost_http_requests_total", **custom, status="200") == 2
+    assert value(extra_registry, "streamboost_streams_active", **custom) == 0
+    assert value(extra_registry, "streamboost_http_requests_total", **MR, status="200") == 0
 
 
 async def scrape(app: Any, path: str = "/metrics", **scope: Any) -> Recorded:

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.coalesce_apps import openai
 
+from streamboost._classify import is_critical, is_sse_content
 from streamboost._config import DEFAULT_CRITICAL_EVENTS
 from streamboost._middleware import DEFAULT_METADATA_EVENTS
-from streamboost._sse import (
-    FORMAT_CHUNKS,
-    FORMAT_LINES,
-    FORMAT_SSE,
-    EventScanner,
-    is_critical,
-    is_sse_content,
-    stream_format,
-)
+from streamboost._sse import FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE, EventScanner, stream_format
 
 NAMES = frozenset(n.encode() for n in DEFAULT_CRITICAL_EVENTS)
 METADATA = frozenset(n.encode() for n in DEFAULT_METADATA_EVENTS)
@@ -203,3 +198,91 @@ def test_without_critical_detection_every_event_is_classified_in_full() -> None:
     # Learnt from the second content event ("lo"): then the escaped quotes and "x" with its
     # finish_reason are known from the prefix.
     assert learned == 2
+
+
+LEARNED_PREFIX = b'data: {"id":"c1","object":"chat.completion.chunk","model":"m",'
+LEARNED_PREFIX += b'"choices":[{"index":0,"delta":{"content":"'
+LEARNED_SUFFIX = b'"},"finish_reason":null}]}\n\n'
+MIDDLE_PIECES = (
+    *(b"x", b" ", b'"', b"\\", b"\n", b"\r", b":", b",", b"}", b"]", b"[DONE]", b"null"),
+    *(b'"finish_reason"', b'"usage"', b'"type"', b'"done"', b"stop", b"data:"),
+)
+
+
+def learned_scanner() -> EventScanner:
+    """A coalescing scanner past its first two tokens: it knows the OpenAI shape."""
+    scan = scanner()
+    for text in ("Hel", "lo"):
+        scan.feed(openai(text))
+    return scan
+
+
+def test_a_coalescing_scanner_learns_the_prefix_and_suffix_of_a_clean_content_event() -> None:
+    scan = scanner()
+    scan.feed(openai(role="assistant", content=""))
+    scan.feed(openai("Hel"))
+    assert not scan.known_event(openai("x"))  # the first token is never learnt from
+    scan.feed(openai('say \\"hi\\"'))  # an escaped content string: no suffix to learn from
+    assert not scan.known_event(openai("x"))
+    scan.feed(openai("lo"))
+    assert (scan.prefix, scan.suffix) == (LEARNED_PREFIX, LEARNED_SUFFIX)
+    assert scan.known_event(openai(" world"))
+    assert scan.known_event(openai("[DONE]"))  # feed() too: only a data: [DONE] line is critical
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        openai(finish="stop"),
+        openai("x", finish="stop"),
+        openai("x", finish="length"),
+        openai(""),  # empty content string
+        openai('a"b'),  # an escaped quote in the content string
+        LEARNED_PREFIX + b'x","finish_reason":"stop"}]}' + LEARNED_SUFFIX,
+        LEARNED_PREFIX + b'x"},"usage":{"total_tokens":3},"x":{"a":"' + LEARNED_SUFFIX,
+        LEARNED_PREFIX + b'x","type":"done","y":"' + LEARNED_SUFFIX,
+        LEARNED_PREFIX + b"x" + LEARNED_SUFFIX[:-2] + b"\ndata: more\n\n",
+        LEARNED_PREFIX + b"x\n\nevent: done\ndata: {}\n\n" + LEARNED_SUFFIX,
+        LEARNED_PREFIX + b"x" + LEARNED_SUFFIX + b"data: [DONE]\n\n",
+        LEARNED_PREFIX + b"x" + LEARNED_SUFFIX[:-1],  # unterminated
+        b"data: [DONE]\n\n",
+        b'data: {"type":"done"}\n\n',
+        b"event: done\n" + LEARNED_PREFIX[6:] + b"x" + LEARNED_SUFFIX,
+    ],
+)
+def test_the_learned_shape_never_hides_a_critical_or_odd_event(chunk: bytes) -> None:
+    scan = learned_scanner()
+    assert not scan.known_event(chunk)
+    scan.feed(LEARNED_PREFIX + b"half")  # an unfinished event: nothing is known until it ends
+    assert not scan.known_event(openai("x"))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    middle=st.lists(
+        st.sampled_from(MIDDLE_PIECES),
+        max_size=12,
+    ),
+    suffix=st.sampled_from(
+        [
+            LEARNED_SUFFIX,
+            b'"},"finish_reason":"stop"}]}\n\n',
+            b'"},"finish_reason":null}],"usage":{"total_tokens":1}}\n\n',
+            b'"},"finish_reason":null}]}\n\nevent: done\ndata: {}\n\n',
+            b'"},"finish_reason":null}]}\r\n\r\n',
+            b'"},"type":"done"}]}\n\n',
+        ]
+    ),
+)
+def test_a_known_event_is_exactly_what_feed_finds_without_its_regex(
+    middle: list[bytes], suffix: bytes
+) -> None:
+    chunk = LEARNED_PREFIX + b"".join(middle) + suffix
+    scan = learned_scanner()
+    reference = learned_scanner()
+    known = scan.known_event(chunk)
+    complete = reference.feed(chunk)
+    if known:  # the middleware then skips feed(): it must mean one whole content event
+        assert (complete, reference.events, reference.content) == (len(chunk), 1, 1)
+        assert not reference.critical
+        assert not is_critical(chunk, NAMES) or b"[DONE]" in b"".join(middle)

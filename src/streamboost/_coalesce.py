@@ -164,13 +164,15 @@ class Coalescer:
         self._pending_bytes = len(data) - complete
         return parts
 
-    async def settle(self, code: int) -> None:
+    def settle(self, code: int) -> Awaitable[None]:
         """Finish what ``offer`` asked for: write the chunk now, or wait for buffer room."""
-        if code == WRITE_NOW:
+        if code == WRITE_NOW:  # the write's own coroutine: no layer of ours around it
             parts = self._now
             self._now = []
-            await self._send(parts, self._now_content, True)
-            return
+            return self._send(parts, self._now_content, True)
+        return self._wait_for_room()
+
+    async def _wait_for_room(self) -> None:
         while (
             self.error is None
             and self._ready_bytes + self._pending_bytes + self._inflight >= self._max_buffer
@@ -183,13 +185,13 @@ class Coalescer:
         if self.error is not None:
             raise self.error
 
-    async def finish(self, data: bytes, content: int) -> None:
+    def finish(self, data: bytes, content: int) -> Awaitable[None]:
         """Write everything buffered plus ``data`` as the body's last write."""
-        await self._flush_all(data, content, final=True)
+        return self._flush_all(data, content, final=True)
 
-    async def drain(self) -> None:
+    def drain(self) -> Awaitable[None]:
         """Write everything buffered now (before a message that must not overtake it)."""
-        await self._flush_all(b"", 0, final=False)
+        return self._flush_all(b"", 0, final=False)
 
     def close(self, error: BaseException | None = None) -> None:
         """Stop: cancel the timer and the flusher, drop what is buffered. Idempotent.

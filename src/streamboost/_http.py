@@ -47,6 +47,7 @@ class HTTPStream:
         "_scanner",
         "_send",
         "_send_code",
+        "_started",
         "record",
     )
 
@@ -126,9 +127,23 @@ class HTTPStream:
 
         A body chunk costs no coroutine of ours: without a coalescer it is counted and the
         server's own awaitable is returned; with one, a buffered chunk returns a future that
-        is already done. Everything else goes through ``_send_any``.
+        is already done. The response start and the last body message are handled here too
+        and, when nothing is coalesced, likewise go out as the server's own awaitable. The
+        rest (trailers, pathsend, anything after a failure) goes through ``_send_any``.
         """
-        if message["type"] != "http.response.body" or not message.get("more_body", False):
+        if message["type"] != "http.response.body":
+            if message["type"] == "http.response.start":
+                self._begin(message)
+                if self._direct:  # an OSError from the server's send is recognised in run()
+                    return self._send(self._started)
+                return self._forward(self._started)
+            return self._send_any(message)
+        if not message.get("more_body", False):
+            if self._direct:  # the last body message, counted here and sent as the app sent it
+                self._end_direct(message)
+                return self._send(message)
+            if self._coalescer is not None:
+                return self._last_body(message)
             return self._send_any(message)
         coalescer = self._coalescer
         if coalescer is not None and coalescer.error is None:
@@ -141,10 +156,16 @@ class HTTPStream:
                     body = bytes(body)  # starlette passes memoryview chunks through
                 # Set together with the coalescer; a cast would cost a call per chunk.
                 scanner: EventScanner = self._scanner  # type: ignore[assignment]
-                complete = scanner.feed(body)
-                events = scanner.events
-                record.events += events
-                code = coalescer.offer(body, complete, events, scanner.content, scanner.critical)
+                if scanner.suffix_len and scanner.known_event(body):
+                    record.events += 1  # what feed() would find, without its regex
+                    code = coalescer.offer(body, len(body), 1, 1, False)
+                else:
+                    complete = scanner.feed(body)
+                    events = scanner.events
+                    record.events += events
+                    code = coalescer.offer(
+                        body, complete, events, scanner.content, scanner.critical
+                    )
                 if code:
                     return coalescer.settle(code)
             return self._done
@@ -196,8 +217,6 @@ class HTTPStream:
                 await self._direct_body(message)
             else:  # the last body message, or any after the stream failed
                 await self._last_body(message)
-        elif mtype == "http.response.start":
-            await self._start(message)
         else:
             # pathsend, zerocopysend, trailers, anything newer: never overtake buffered bytes.
             if self._coalescer is not None and not self._gone:
@@ -215,7 +234,8 @@ class HTTPStream:
             coalescer.close()
             self._coalescer = None
 
-    async def _start(self, message: Message) -> None:
+    def _begin(self, message: Message) -> None:
+        """Read the response start and notify the observers; ``_started`` is what to send."""
         boost = self._boost
         record = self.record
         record.status = status = message["status"]
@@ -249,14 +269,21 @@ class HTTPStream:
         self._direct = self._coalescer is None and not self._gone and self._send_code is not None
         record.headers_at = self._clock()
         notify_started(record, boost.observers)
-        await self._forward(message)
+        self._started = message
 
     async def _direct_body(self, message: Message) -> None:
-        record = self.record
-        record.chunks_in += 1
         if self._gone:
+            self.record.chunks_in += 1
             await self._send(message)
             return
+        self._end_direct(message)
+        await self._forward(message)
+
+    def _end_direct(self, message: Message) -> None:
+        """Count a body message that goes out without a coalescer: the last one, or any
+        under a server without a Python send."""
+        record = self.record
+        record.chunks_in += 1
         body: bytes = message.get("body", b"")
         content = 0
         scanner = self._scanner
@@ -264,15 +291,14 @@ class HTTPStream:
             scanner.feed(bytes(body) if type(body) is not bytes else body)
             record.events += scanner.events
             content = scanner.content
-        more = message.get("more_body", False)
+        more: bool = message.get("more_body", False)
         if not more and scanner is not None and scanner.pending:
             content += self._end_scan(scanner)
         record.wrote(len(body), content, self._clock())
         if not more:
             self._finishing()
-        await self._forward(message)
 
-    async def _last_body(self, message: Message) -> None:
+    def _last_body(self, message: Message) -> Awaitable[None]:
         """The body's last message (or any after the stream failed) through the coalescer."""
         self.record.chunks_in += 1
         coalescer = self._coalescer
@@ -289,7 +315,7 @@ class HTTPStream:
             content = scanner.content
         if scanner.pending:
             content += self._end_scan(scanner)
-        await coalescer.finish(body, content)
+        return coalescer.finish(body, content)
 
     def _end_scan(self, scanner: EventScanner) -> int:
         """Count an event the body left unterminated; return 1 if it carries content."""
@@ -308,7 +334,11 @@ class HTTPStream:
         record.wrote(len(body), content, self._clock())
         if not more:
             self._finishing()
-        await self._forward({"type": "http.response.body", "body": body, "more_body": more})
+        try:  # ``_forward`` inline: one coroutine less per write
+            await self._send({"type": "http.response.body", "body": body, "more_body": more})
+        except OSError:
+            self._client_failed()
+            raise
 
     def _finishing(self) -> None:
         self._complete = True

@@ -103,7 +103,7 @@ class OTelObserver:
     def observe(self, record: StreamRecord) -> str | None:
         """Record ``record``; return the trace id (hex) its timing went to, if sampled."""
         method = method_label(record.method)
-        route = self._route(record.scope)
+        route = record.route_label(self._route)
         key = (method, route, record.status)
         attrs = self._attrs.get(key)
         if attrs is None:

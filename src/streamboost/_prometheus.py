@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol
 
 from anyio import to_thread
 from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -69,7 +70,10 @@ def backend_for(registry: CollectorRegistry | None) -> Backend:
 
 def current_trace_id() -> str | None:
     """The active span's trace id in hex, for exemplars; None outside a sampled trace."""
-    context = trace.get_current_span().get_span_context()
+    span = trace.get_current_span()
+    if span is INVALID_SPAN:  # no span at all, the usual case: no context to read
+        return None
+    context = span.get_span_context()
     if not context.is_valid or not context.trace_flags.sampled:
         return None
     return format(context.trace_id, "032x")
@@ -105,6 +109,9 @@ class PrometheusObserver:
         self._clock = clock
 
     def _lookup(self, record: StreamRecord) -> Series:
+        cached = record.series
+        if cached is not None and cached[0] is self:  # found at the response start
+            return cached[1]  # type: ignore[return-value]
         status = record.status
         if status:
             status_label = str(status)
@@ -112,7 +119,7 @@ class PrometheusObserver:
             status_label = _STATUS_DISCONNECTED
         else:
             status_label = _STATUS_ERROR
-        key = (method_label(record.method), self._route(record.scope), status_label)
+        key = (method_label(record.method), record.route_label(self._route), status_label)
         series = self._series.get(key)
         if series is None:
             # Only admitted keys are cached, so the cache is bounded like the series.
@@ -121,11 +128,14 @@ class PrometheusObserver:
             series = self._series.get(key)
             if series is None:
                 series = self._series[key] = self._backend.new_series(*key)
+        if record.headers_at is not None:
+            record.series = (self, series)  # the status can no longer change
         return series
 
     def stream_started(self, record: StreamRecord) -> None:
+        series = self._lookup(record)
         if record.streaming:
-            self._lookup(record).start()
+            series.start()
 
     def stream_ended(self, record: StreamRecord) -> None:
         self.observe(record, current_trace_id() if self.exemplars else None)
@@ -136,7 +146,7 @@ class PrometheusObserver:
             end = self._clock()
         self._lookup(record).end(record, end - record.request_at, trace_id)
         if record.phases:
-            route = self._route(record.scope)
+            route = record.route_label(self._route)
             for timing in record.phases:
                 route_label, name = self._phase_cap.admit((route, timing.name), 0)
                 seconds = timing.ended_at - timing.started_at

@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable
 from typing import Final
 
+from ._classify import is_critical, is_sse_content
+
 FORMAT_SSE: Final = 1
 FORMAT_LINES: Final = 2
 FORMAT_CHUNKS: Final = 3
@@ -31,67 +33,15 @@ _FORMATS: Final = {
 
 _DONE: Final = (b"data: [DONE]", b"data:[DONE]")
 _SSE_SPLIT: Final = re.compile(rb"\n\r?\n")
-_EVENT_NAME: Final = re.compile(rb"(?m)^event:[ ]?([^\r\n]*)")
-_JSON_TYPE: Final = re.compile(rb'"type"\s*:\s*"([^"\\]*)"')
 # A JSON key that can make an event critical, unless its value is null (checked after).
 _MAYBE_CRITICAL: Final = re.compile(rb'"(?:type|finish_reason|usage)"\s*:\s*+(?!null)')
 _CONTENT_KEY: Final = b'"content":"'
-_NOT_NULL_AFTER: Final = re.compile(rb'\s*:\s*+(?!null|""|\{\}|\[\])')
 
 
 def stream_format(content_type: str) -> int:
     """The stream format of a ``content-type`` header value (0 when not a known stream)."""
     media = content_type.partition(";")[0].strip().lower()
     return _FORMATS.get(media, 0)
-
-
-def _has_value(data: bytes, key: bytes) -> bool:
-    """True when some ``key`` (a quoted JSON key) in ``data`` has a non-null, non-empty value."""
-    start = data.find(key)
-    while start >= 0:
-        if _NOT_NULL_AFTER.match(data, start + len(key)):
-            return True
-        start = data.find(key, start + len(key))
-    return False
-
-
-def is_critical(segment: bytes, names: frozenset[bytes]) -> bool:
-    """True when ``segment`` holds an event that must be written at once.
-
-    Critical: an SSE ``event:`` name or a JSON ``"type"`` value in ``names``, ``[DONE]``, and
-    OpenAI chunks that carry a ``finish_reason`` or ``usage``.
-    """
-    if b"event:" in segment:
-        for match in _EVENT_NAME.finditer(segment):
-            if match.group(1).strip() in names:
-                return True
-    if b'"type"' in segment:
-        for match in _JSON_TYPE.finditer(segment):
-            if match.group(1) in names:
-                return True
-    if b"[DONE]" in segment:
-        return True
-    return _has_value(segment, b'"finish_reason"') or _has_value(segment, b'"usage"')
-
-
-def is_sse_content(event: bytes, metadata: frozenset[bytes]) -> bool:
-    """True when one SSE event block carries output tokens.
-
-    Not content: comments and pings, events without data, events whose ``event:`` name is in
-    ``metadata``, ``data: [DONE]``, and OpenAI ``chat.completion.chunk`` events without delta
-    content or tool calls (the role-only first chunk, the finish chunk, usage chunks).
-    """
-    if b"data:" not in event:
-        return False  # comment-only blocks, bare ``event:``/``id:``/``retry:`` blocks
-    if b"event:" in event:
-        match = _EVENT_NAME.search(event)
-        if match is not None and match.group(1).strip() in metadata:
-            return False
-    if b"[DONE]" in event and event.split(b"data:", 1)[1].strip() == b"[DONE]":
-        return False
-    if b'"chat.completion.chunk"' in event:
-        return _has_value(event, b'"content"') or _has_value(event, b'"tool_calls"')
-    return bool(event.split(b"data:", 1)[1].strip())
 
 
 MetadataPredicate = Callable[[bytes], bool]
@@ -120,6 +70,8 @@ class EventScanner:
         "pending",
         "prefix",
         "prefix_len",
+        "suffix",
+        "suffix_len",
     )
 
     def __init__(
@@ -146,8 +98,12 @@ class EventScanner:
         # ``id`` and ``created`` in every chunk, so the prefix holds for the whole stream).
         self.prefix = b"\x00"
         self.prefix_len = 0
+        # With critical detection also the bytes from the content string's closing quote to
+        # the event's end, e.g. ``"},"finish_reason":null}]}\n\n``: see ``known_event``.
+        self.suffix = b""
+        self.suffix_len = 0
         # Streams whose every event starts differently (a timestamp first) stop learning.
-        self._learn_budget = 8 if critical is None and is_metadata is None else 0
+        self._learn_budget = 8 if is_metadata is None else 0
         self._partial: list[bytes] = []  # an unfinished event's pieces
         self.pending = 0  # bytes of an event that has started but not yet ended
         self._found = False  # a content event was seen: later events are counted cheaply
@@ -158,8 +114,8 @@ class EventScanner:
     def known_content(self, data: bytes) -> bool:
         """True when ``data`` is one whole content event of the learned OpenAI shape.
 
-        Then ``feed`` need not see it (it would find one content event and change nothing);
-        only scanners without critical detection learn a shape.
+        Then ``feed`` need not see it (it would find one content event and change nothing).
+        Only for scanners without critical detection (see ``known_event`` for the others).
         """
         p = self.prefix_len
         return (
@@ -169,6 +125,28 @@ class EventScanner:
             and data[-1] == 10
             and data[p] != 34  # the content string is not empty
             and not self.pending
+        )
+
+    def known_event(self, data: bytes) -> bool:
+        """True when ``data`` is one whole, non-critical content event of the learned shape.
+
+        Then ``feed`` need not see it: it would take its fast path and find one content event,
+        not critical. ``data`` is the learned prefix, a content string without a quote or a
+        line feed, and the learned suffix. The prefix and the suffix came from one event that
+        the critical-key regex searched in full without a match; a match cannot start inside
+        the middle part (it begins with a quote) nor reach into it from the prefix (which ends
+        with ``"content":"``), so the regex has no match in ``data`` either.
+        """
+        end = len(data) - self.suffix_len
+        p = self.prefix_len
+        return (
+            end > p != 0
+            and self.suffix_len != 0
+            and not self.pending
+            and data.startswith(self.prefix)
+            and data.endswith(self.suffix)
+            and data.find(b'"', p, end) < 0
+            and data.find(b"\n", p, end) < 0
         )
 
     def feed(self, data: bytes) -> int:
@@ -248,10 +226,18 @@ class EventScanner:
     def _learn(self, data: bytes) -> None:
         """Remember ``data`` up to its content string (a content event of one line)."""
         at = data.find(_CONTENT_KEY)
-        if at >= 0:
-            self._learn_budget -= 1
-            self.prefix = data[: at + len(_CONTENT_KEY)]
-            self.prefix_len = at + len(_CONTENT_KEY)
+        if at < 0:
+            return
+        self._learn_budget -= 1
+        p = at + len(_CONTENT_KEY)
+        if self._critical is not None:
+            close = data.find(b'"', p)
+            if close <= p or data.find(b"\\", p, close) >= 0:
+                return  # an empty or escaped content string: no clean suffix to learn
+            self.suffix = data[close:]
+            self.suffix_len = len(data) - close
+        self.prefix = data[:p]
+        self.prefix_len = p
 
     def _classify(self, segment: bytes) -> None:
         self._count(segment)

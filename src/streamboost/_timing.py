@@ -54,7 +54,9 @@ class StreamRecord:
         "outcome",
         "phases",
         "request_at",
+        "route",
         "scope",
+        "series",
         "status",
         "streaming",
         "writes",
@@ -79,6 +81,10 @@ class StreamRecord:
         self.bytes_out: int = 0  # body bytes sent to the server
         self.outcome: str = OUTCOME_COMPLETED
         self.phases: list[PhaseTiming] | None = None  # filled by phase() and gather_phases()
+        # Exporters' per-response caches, each with its owner (several observers may read one
+        # record): (route resolver, route label) and (Prometheus observer, its series).
+        self.route: tuple[object, str] | None = None
+        self.series: tuple[object, object] | None = None
 
     def wrote(self, size: int, content: int, now: float) -> None:
         """One body message of ``size`` bytes with ``content`` content events went out."""
@@ -93,6 +99,15 @@ class StreamRecord:
             self.last_token_at = now
         self.writes += 1
         self.last_body_at = now
+
+    def route_label(self, resolver: Callable[[dict[str, object]], str]) -> str:
+        """``resolver(scope)``, resolved once per response (the route is known by its start)."""
+        cached = self.route
+        if cached is not None and cached[0] is resolver:
+            return cached[1]
+        label = resolver(self.scope)
+        self.route = (resolver, label)
+        return label
 
     def time_to_first_token(self) -> float | None:
         if self.first_token_at is None:

@@ -43,11 +43,17 @@ _STAMP = re.compile(rb'"t":([0-9.]+),')
 
 
 def _event(index: int) -> bytes:
+    """An OpenAI chunk as a provider sends it: ``id``, ``created`` and ``model`` fixed."""
     return (
-        b'data: {"t":%.6f,"id":"chatcmpl-1","object":"chat.completion.chunk","model":"sim",'
-        b'"choices":[{"index":0,"delta":{"content":"token%d "},"finish_reason":null}]}\n\n'
-        % (time.monotonic(), index)
+        b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,'
+        b'"model":"sim","choices":[{"index":0,"delta":{"content":"token%d "},'
+        b'"finish_reason":null}]}\n\n' % index
     )
+
+
+def _stamped_event(index: int) -> bytes:
+    """The same chunk with the moment the app emitted it first, for the latency phase."""
+    return b'data: {"t":%.6f,' % time.monotonic() + _event(index)[len(b"data: {") :]
 
 
 _FINISH = (
@@ -77,7 +83,7 @@ def make_app(boosted: bool) -> Any:
                     delay = start + index / rate - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                yield _event(index)
+                yield _stamped_event(index) if rate else _event(index)
             yield _FINISH  # finish chunk and [DONE]: the last event
 
         return StreamingResponse(body(), media_type="text/event-stream")

@@ -1,126 +1,37 @@
-"""One HTTP request under StreamBoost: the send and receive wrappers and the response's record.
+"""One HTTP request under StreamBoost: the send wrapper that fills the response's record.
 
 Everything per request lives on an ``HTTPStream`` made by the middleware's ``__call__``; the
-middleware object itself holds only configuration.
+middleware object itself holds only configuration. How the app is run and how the stream
+ended (disconnects, failed sends, the outcome) is ``_lifecycle.RequestLifecycle``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from ._coalesce import Coalescer
 from ._headers import body_kind, without
+from ._lifecycle import RequestLifecycle
 from ._openai import merge_chunks
-from ._sendfail import code_of, raised_in
 from ._sse import FORMAT_SSE, EventScanner
-from ._timing import (
-    OUTCOME_CLIENT_DISCONNECTED,
-    OUTCOME_COMPLETED,
-    OUTCOME_ERROR,
-    OUTCOME_NO_TOKEN,
-    StreamRecord,
-    notify_ended,
-    notify_started,
-)
+from ._timing import notify_started
 from ._types import Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from ._middleware import StreamBoost
 
 
-class HTTPStream:
+class HTTPStream(RequestLifecycle):
     """Runs the app for one HTTP request and fills its ``StreamRecord``."""
 
-    __slots__ = (
-        "_boost",
-        "_clock",
-        "_coalescer",
-        "_complete",
-        "_direct",
-        "_done",
-        "_gone",
-        "_merge",
-        "_receive",
-        "_scanner",
-        "_send",
-        "_send_code",
-        "_started",
-        "record",
-    )
+    __slots__ = ("_done", "_merge", "_scanner", "_started")
 
     def __init__(self, boost: StreamBoost, scope: Scope, receive: Receive, send: Send) -> None:
-        self._boost = boost
-        self._receive = receive
-        self._send = send
-        self._clock = clock = boost.clock
-        self.record = StreamRecord(scope, clock())
+        super().__init__(boost, scope, receive, send)
         self._scanner: EventScanner | None = None
-        # Set at the response start when nothing is coalesced: body chunks then take the
-        # inline path at the top of ``send`` and go to the server's send untouched.
-        self._direct = False
-        self._send_code = code_of(send)
-        self._coalescer: Coalescer | None = None
         self._merge = False
-        self._complete = False  # the body's last message went to the server
-        self._gone = False  # the client went away before the body ended
-
-    async def run(self) -> None:
-        record = self.record
-        try:
-            await self._boost.app(record.scope, self.receive, self.send)
-        except asyncio.CancelledError:
-            if not self._complete:
-                record.outcome = OUTCOME_CLIENT_DISCONNECTED
-            raise
-        except Exception as exc:
-            coalescer = self._coalescer
-            if coalescer is not None and isinstance(coalescer.error, OSError):
-                record.outcome = OUTCOME_CLIENT_DISCONNECTED  # a write failed or timed out
-            elif self._direct and raised_in(exc, self._send_code):
-                self._client_failed()  # the server's send failed under the app's await
-            elif record.outcome != OUTCOME_CLIENT_DISCONNECTED:
-                record.outcome = OUTCOME_ERROR
-                if record.headers_at is None:
-                    record.status = 500  # what the server answers for an app that failed
-            await self._deliver_buffered()
-            raise
-        else:
-            await self._deliver_buffered()  # an app that returned without ending its body
-            if record.headers_at is None and not self._gone:
-                # ...or without a response: the server sends a 500. An app that returns
-                # because its client left is not an error (exported as status 499).
-                record.status = 500
-                record.outcome = OUTCOME_ERROR
-        finally:
-            coalescer = self._coalescer
-            if coalescer is not None:  # None again after a disconnect closed it
-                coalescer.close()
-                if record.outcome == OUTCOME_COMPLETED and coalescer.error is not None:
-                    failed = isinstance(coalescer.error, OSError)
-                    record.outcome = OUTCOME_CLIENT_DISCONNECTED if failed else OUTCOME_ERROR
-            if (
-                record.outcome == OUTCOME_COMPLETED
-                and record.streaming
-                and record.content_events == 0
-            ):
-                record.outcome = OUTCOME_NO_TOKEN
-            notify_ended(record, self._boost.observers)
-
-    async def _deliver_buffered(self) -> None:
-        """Write what the app sent but is still buffered, when its body did not end."""
-        coalescer = self._coalescer
-        if coalescer is not None and coalescer.error is None and not self._complete:
-            with contextlib.suppress(Exception):  # best effort: the app's own error wins
-                await coalescer.drain()
-
-    async def receive(self) -> Message:
-        message = await self._receive()
-        if message["type"] == "http.disconnect" and not self._complete:
-            self._client_gone()
-        return message
 
     def send(self, message: Message) -> Awaitable[None]:
         """The app's send: a plain function returning what the app awaits.
@@ -222,17 +133,6 @@ class HTTPStream:
             if self._coalescer is not None and not self._gone:
                 await self._coalescer.drain()
             await self._send(message)
-
-    def _client_gone(self) -> None:
-        self._gone = True
-        self._direct = False
-        self.record.outcome = OUTCOME_CLIENT_DISCONNECTED
-        coalescer = self._coalescer
-        if coalescer is not None:
-            # Drop what is buffered; later sends go straight to the server, which treats them
-            # as it would without StreamBoost (ignores them, or raises OSError).
-            coalescer.close()
-            self._coalescer = None
 
     def _begin(self, message: Message) -> None:
         """Read the response start and notify the observers; ``_started`` is what to send."""
@@ -340,19 +240,9 @@ class HTTPStream:
             self._client_failed()
             raise
 
-    def _finishing(self) -> None:
-        self._complete = True
-        for finishing in self._boost.finishing:
-            finishing(self.record)  # an open server span ends with the last body message
-
     async def _forward(self, message: Message) -> None:
         try:
             await self._send(message)
         except OSError:
             self._client_failed()
             raise
-
-    def _client_failed(self) -> None:
-        self._gone = True
-        self._direct = False
-        self.record.outcome = OUTCOME_CLIENT_DISCONNECTED

@@ -12,15 +12,12 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from tests.needs import missing
 
 from streamboost._loopback import uvicorn_in_thread
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", 5432
-
-
-def _services_required() -> bool:
-    return os.environ.get("STREAMBOOST_REQUIRE_SERVICES", "") not in ("", "0", "false")
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -34,10 +31,7 @@ def _reachable(host: str, port: int) -> bool:
 def _need_service(name: str, host: str, port: int, start_hint: str) -> None:
     if _reachable(host, port):
         return
-    message = f"{name} is not reachable on {host}:{port}; start it with: {start_hint}"
-    if _services_required():
-        pytest.fail(message + " (STREAMBOOST_REQUIRE_SERVICES is set, so this fails)")
-    pytest.skip(message)
+    missing(f"{name} is not reachable on {host}:{port}; start it with: {start_hint}")
 
 
 @pytest.fixture

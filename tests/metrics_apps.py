@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -81,13 +80,6 @@ def series(registry: CollectorRegistry, family: str) -> set[tuple[tuple[str, str
             for sample in metric.samples:
                 found.add(tuple(sorted((k, v) for k, v in sample.labels.items() if k != "le")))
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

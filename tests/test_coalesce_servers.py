@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 from tests.coalesce_apps import EVENTS, Records, server_app
+from tests.needs import free_port
 
 from streamboost._loopback import uvicorn_in_thread
 
@@ -47,13 +48,6 @@ def check_stream(data: bytes, records: Records | None) -> None:
         assert record.events == len(EVENTS)
         # The first event alone, then batches: far fewer writes than events.
         assert record.writes < len(EVENTS) // 2
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None) -> None:

@@ -3,13 +3,12 @@ importable as they are, and exported (with provisioning and Prometheus config) f
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import zipfile
 from pathlib import Path
 
 import pytest
+from tests.needs import tool
 
 from dashboard_queries import (
     CONTRACT_FAMILIES,
@@ -155,11 +154,7 @@ def test_editable_install_reads_the_repository_folder() -> None:
 
 
 def test_wheel_carries_the_shipped_files(tmp_path: Path) -> None:
-    uv = shutil.which("uv")
-    if uv is None:
-        if os.environ.get("STREAMBOOST_REQUIRE_SERVICES", "") not in ("", "0", "false"):
-            pytest.fail("uv is not on PATH; it builds the wheel (STREAMBOOST_REQUIRE_SERVICES)")
-        pytest.skip("uv is not on PATH; install uv to build the wheel")
+    uv = tool("uv", "pip install uv (it builds the wheel)")
     subprocess.run(
         [uv, "build", "--wheel", "--out-dir", str(tmp_path), str(REPO)],
         check=True,

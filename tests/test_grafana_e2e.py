@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import re
-import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.needs import free_port, tool
 
 from dashboard_queries import GRAFANA_DIR, Query, all_queries
 from e2e_app import build_app
@@ -58,20 +56,7 @@ DISCONNECTS = 2
 
 
 def prometheus_binary() -> str:
-    path = shutil.which("prometheus")
-    if path is None:
-        message = "prometheus is not installed; install it with: .ci/prepare (Debian: prometheus)"
-        if os.environ.get("STREAMBOOST_REQUIRE_SERVICES", "") not in ("", "0", "false"):
-            pytest.fail(message + " (STREAMBOOST_REQUIRE_SERVICES is set, so this fails)")
-        pytest.skip(message)
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return tool("prometheus", ".ci/prepare (Debian: prometheus)")
 
 
 @contextmanager

@@ -218,7 +218,7 @@ def test_bad_options_name_the_value_and_the_fix() -> None:
 
 
 async def test_metrics_on_their_own_port() -> None:
-    from tests.metrics_apps import free_port
+    from tests.needs import free_port
 
     registry = CollectorRegistry()
     port = free_port()

@@ -3,12 +3,11 @@ its bad case and stays quiet otherwise (promtool's rule unit tests in tests/prom
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from tests.needs import tool
 
 REPO = Path(__file__).resolve().parents[1]
 PROMETHEUS_DIR = REPO / "grafana" / "prometheus"
@@ -16,13 +15,7 @@ PROMETHEUS_DIR = REPO / "grafana" / "prometheus"
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        message = "promtool is not installed; install it with: .ci/prepare (Debian: prometheus)"
-        if os.environ.get("STREAMBOOST_REQUIRE_SERVICES", "") not in ("", "0", "false"):
-            pytest.fail(message + " (STREAMBOOST_REQUIRE_SERVICES is set, so this fails)")
-        pytest.skip(message)
-    return path
+    return tool("promtool", ".ci/prepare (Debian: prometheus)")
 
 
 def run(promtool: str, *args: str) -> str:

@@ -13,7 +13,8 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
-from tests.metrics_apps import free_port, server_process, starlette_app, value
+from tests.metrics_apps import server_process, starlette_app, value
+from tests.needs import free_port
 
 from streamboost import StreamBoost
 from streamboost._loopback import uvicorn_in_thread

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.needs import free_port
 
-from metrics_apps import free_port, server_process
+from metrics_apps import server_process
 from streamboost._cli import main
 
 EXPECTED = b"".join(f"data: token {n}\n\n".encode() for n in range(20)) + b"data: [DONE]\n\n"

@@ -1,0 +1,41 @@
+"""What a test needs from the machine: one place that decides between fail and skip.
+
+In CI (``STREAMBOOST_REQUIRE_SERVICES=1``, exported by ``.ci/run``) a missing service or tool
+fails the test; on a laptop it skips with the reason and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import pytest
+
+
+def services_required() -> bool:
+    return os.environ.get("STREAMBOOST_REQUIRE_SERVICES", "") not in ("", "0", "false")
+
+
+def missing(message: str) -> None:
+    """Fail (CI) or skip (elsewhere) with ``message``; never returns."""
+    if services_required():
+        pytest.fail(message + " (STREAMBOOST_REQUIRE_SERVICES is set, so this fails)")
+    pytest.skip(message)
+
+
+def tool(name: str, install_hint: str) -> str:
+    """The path of the command ``name``; fails or skips when it is not installed."""
+    path = shutil.which(name)
+    if path is None:
+        missing(f"{name} is not installed; install it with: {install_hint}")
+        raise AssertionError("unreachable")  # missing() raises
+    return path
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for servers that need it before they start)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -78,7 +78,7 @@ class Coalescer(BatchFlusher):
         return self._offer(data, size, 1, 1, False)
 
     def _offer(self, data: bytes, complete: int, events: int, content: int, critical: bool) -> int:
-        now = self._loop.time()
+        now = self.loop.time()
         if (
             complete
             and not self._ready

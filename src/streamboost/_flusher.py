@@ -29,7 +29,6 @@ class BatchFlusher:
         "_inflight",
         "_kick",
         "_last_write",
-        "_loop",
         "_max_buffer",
         "_max_bytes",
         "_max_events",
@@ -49,6 +48,7 @@ class BatchFlusher:
         "_write",
         "eager",
         "error",
+        "loop",
     )
 
     def __init__(self, write: Write, config: CoalesceConfig, *, eager: bool = True) -> None:
@@ -57,7 +57,7 @@ class BatchFlusher:
         self._max_events = config.max_events
         self._max_bytes = config.max_bytes
         self._max_buffer = config.max_buffer_bytes
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         self.eager = eager
         self.error: BaseException | None = None
         self._ready: list[bytes] = []  # whole events, oldest first
@@ -89,7 +89,7 @@ class BatchFlusher:
             if not self._ready:
                 self._force = True  # only an unfinished event is left: write it, split
             self._wakeup()
-            room = self._room = self._loop.create_future()
+            room = self._room = self.loop.create_future()
             await room
         if self.error is not None:
             raise self.error
@@ -129,7 +129,7 @@ class BatchFlusher:
 
     async def _send(self, parts: list[bytes], content: int, more: bool) -> None:
         """One write, bounded by ``send_timeout``; a failure ends the stream."""
-        self._last_write = self._loop.time()
+        self._last_write = self.loop.time()
         self._inflight = sum(map(len, parts))
         timeout = self._config.send_timeout
         try:
@@ -175,7 +175,7 @@ class BatchFlusher:
             self._pending_bytes = 0
         self._ready_content += content
         self._final = final
-        flushed = self._flushed = self._loop.create_future()
+        flushed = self._flushed = self.loop.create_future()
         self._wakeup()
         await flushed
         if self.error is not None:
@@ -185,7 +185,7 @@ class BatchFlusher:
         if deadline <= now:
             self._wakeup()
         else:
-            self._timer = self._loop.call_at(deadline, self._expire)
+            self._timer = self.loop.call_at(deadline, self._expire)
 
     def _expire(self) -> None:
         self._timer = None
@@ -202,7 +202,7 @@ class BatchFlusher:
                 # From inside the app's send: start the flusher on the next loop turn if a
                 # flush is still wanted then; an app that does not yield before its body ends
                 # never needs one (its last send writes).
-                self._kick = self._loop.call_soon(self._start)
+                self._kick = self.loop.call_soon(self._start)
             return
         wake = self._wake
         if wake is not None:
@@ -215,7 +215,7 @@ class BatchFlusher:
             self._kick.cancel()
             self._kick = None
         if self._wanted and self._task is None and self.error is None:
-            self._task = self._loop.create_task(self._run())
+            self._task = self.loop.create_task(self._run())
 
     def _release(self) -> None:
         """Let waiting sends go on (they check ``error`` and the buffer again)."""
@@ -235,13 +235,13 @@ class BatchFlusher:
             parts.extend(self._pending)
             self._pending.clear()
             self._pending_bytes = 0
-        self._batch_at = self._loop.time() if self._pending else None
+        self._batch_at = self.loop.time() if self._pending else None
         return parts
 
     async def _run(self) -> None:
         while True:
             if not self._wanted:
-                wake = self._wake = self._loop.create_future()
+                wake = self._wake = self.loop.create_future()
                 await wake
             self._wanted = False
             final = self._final

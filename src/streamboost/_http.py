@@ -7,7 +7,6 @@ ended (disconnects, failed sends, the outcome) is ``_lifecycle.RequestLifecycle`
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
@@ -170,8 +169,9 @@ class HTTPStream(RequestLifecycle):
                 and status not in (204, 304)
                 and record.method != "HEAD"
             ):
-                self._coalescer = Coalescer(self._write, config)
-                self._done = done = asyncio.get_running_loop().create_future()
+                self._coalescer = coalescer = Coalescer(self._write, config)
+                # The coalescer's loop: each get_running_loop() is a getpid() system call.
+                self._done = done = coalescer.loop.create_future()
                 done.set_result(None)  # awaited for every buffered chunk
                 self._merge = config.merge_openai and fmt == FORMAT_SSE
             critical = boost.critical_names if self._coalescer is not None else None

@@ -175,8 +175,9 @@ from streamboost import StreamBoost
 from tests.coalesce_apps import run_app
 from tests.metrics_apps import asgi_scope, starlette_app
 
-# Built before the SDK is installed: the API's proxies must pick the providers up.
+# Built, and serving, before the SDK is installed: the providers must still be picked up.
 app = StreamBoost(starlette_app(), registry=CollectorRegistry(), coalesce=False)
+asyncio.run(run_app(app, scope=asgi_scope("/stream/2")))
 reader, exporter = InMemoryMetricReader(), InMemorySpanExporter()
 metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
 tracer_provider = TracerProvider()
@@ -213,6 +214,61 @@ def test_global_providers_are_used_when_none_are_given() -> None:
         "http.server.request.duration",
     ]
     assert span_names == "GET /stream/{n:int}"
+
+
+ENV_PROVIDER_SCRIPT = """
+import asyncio
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
+from streamboost import StreamBoost
+from tests.coalesce_apps import run_app
+from tests.metrics_apps import asgi_scope, starlette_app
+
+app = StreamBoost(starlette_app(), registry=CollectorRegistry(), coalesce=False, metrics=False)
+# The first request loads the provider named by OTEL_PYTHON_TRACER_PROVIDER, as the API does.
+asyncio.run(run_app(app, scope=asgi_scope("/stream/2")))
+exporter = InMemorySpanExporter()
+trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))
+asyncio.run(run_app(app, scope=asgi_scope("/stream/2")))
+print(",".join(s.name for s in exporter.get_finished_spans()))
+"""
+
+
+def test_a_tracer_provider_named_in_the_environment_is_used() -> None:
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(root),
+        "OTEL_PYTHON_TRACER_PROVIDER": "sdk_tracer_provider",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", ENV_PROVIDER_SCRIPT],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == "GET /stream/{n:int}"
+
+
+async def test_prometheus_alone_takes_exemplars_from_the_active_span() -> None:
+    _, _, exporter, tracer_provider = providers()
+    registry = CollectorRegistry()
+    boosted = StreamBoost(starlette_app(), registry=registry, otel=False, coalesce=False)
+    app = OpenTelemetryMiddleware(boosted, tracer_provider=tracer_provider)
+    await run_app(app, scope=asgi_scope("/stream/3"))
+    (server,) = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
+    accept = [(b"accept", b"application/openmetrics-text; version=1.0.0")]
+    scraped = (await run_app(boosted, scope=asgi_scope("/metrics", headers=accept))).body
+    exemplar = f'# {{trace_id="{format(server.context.trace_id, "032x")}"}}'
+    for family in ("http_request_duration", "stream_duration", "time_to_first_token"):
+        lines = scraped.decode().splitlines()
+        bucket = f"streamboost_{family}_seconds_bucket"
+        assert any(line.startswith(bucket) and exemplar in line for line in lines), family
 
 
 async def test_server_span_of_a_failed_stream_is_annotated_once_at_the_end() -> None:

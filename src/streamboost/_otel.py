@@ -10,12 +10,15 @@ has ended, with explicit start and end times. Phases become child spans either w
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from importlib.metadata import version
 from typing import Any, Final
 
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.context import get_current
+from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
@@ -23,7 +26,7 @@ from ._otelmetrics import HTTP_ADVICE as HTTP_ADVICE
 from ._otelmetrics import TPOT_ADVICE as TPOT_ADVICE
 from ._otelmetrics import TTFT_ADVICE as TTFT_ADVICE
 from ._otelmetrics import Attributes, StreamHistograms
-from ._route import RouteResolver, method_label
+from ._route import METHOD_LABELS, OTHER_METHOD, RouteResolver
 from ._timing import (
     DEFAULT_CLOCK,
     OUTCOME_COMPLETED,
@@ -36,6 +39,9 @@ from ._timing import (
 _SCOPE_NAME: Final = "streamboost"
 _ANNOTATED: Final = "streamboost.outcome"  # an attribute every annotated span has
 _NO_TRACING: Final = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+# ``get_tracer_provider()`` looks in os.environ on every call while no provider is set (~0.8
+# us). The API's module global is what it returns once one is; read directly when it exists.
+_GLOBAL_PROVIDER: Final = hasattr(trace, "_TRACER_PROVIDER")
 
 
 class _HeaderGetter(Getter[dict[str, Any]]):
@@ -78,6 +84,9 @@ class OTelObserver:
             meter = meter_provider.get_meter(_SCOPE_NAME, lib_version)
         self._histograms = StreamHistograms(meter)
         self._tracer_provider = tracer_provider
+        # An environment-configured provider is loaded by the API on the first
+        # get_tracer_provider() call; only then is that call needed while none is set.
+        self._env_provider = not _GLOBAL_PROVIDER or OTEL_PYTHON_TRACER_PROVIDER in os.environ
         # The provider last seen and its tracer (None: tracing is off), so a request costs an
         # identity check instead of an ABC isinstance.
         self._tracer: tuple[trace.TracerProvider, trace.Tracer | None] | None = None
@@ -92,7 +101,10 @@ class OTelObserver:
 
     def stream_finishing(self, record: StreamRecord) -> None:
         """Annotate an open server span before the last body message ends it."""
-        span = trace.get_current_span()
+        context = get_current()
+        if not context:  # no span (nor anything else) in the context: the usual case
+            return
+        span = trace.get_current_span(context)
         if span.is_recording():
             end = record.last_body_at
             self._annotate(span, record, self._clock() if end is None else end)
@@ -102,8 +114,12 @@ class OTelObserver:
 
     def observe(self, record: StreamRecord) -> str | None:
         """Record ``record``; return the trace id (hex) its timing went to, if sampled."""
-        method = method_label(record.method)
-        route = record.route_label(self._route)
+        method = METHOD_LABELS.get(record.method, OTHER_METHOD)
+        cached = record.route  # the route label, usually resolved at the response start
+        if cached is not None and cached[0] is self._route:
+            route = cached[1]
+        else:
+            route = record.route_label(self._route)
         key = (method, route, record.status)
         attrs = self._attrs.get(key)
         if attrs is None:
@@ -114,28 +130,32 @@ class OTelObserver:
         if end is None:
             end = self._clock()
         first = record.first_token_at
+        context = get_current()
         self._histograms.add(
             http_attrs,
             token_attrs,
             end - start,
             None if first is None else first - start,
             record.time_per_output_token(),
+            context,
         )
 
-        span = trace.get_current_span()
-        if span.is_recording():
-            # A server span still open: annotated now unless stream_finishing did (it did not
-            # run when the response ended without its last body message: error, disconnect).
-            if _ANNOTATED not in (getattr(span, "attributes", None) or ()):
-                self._annotate(span, record, end)
-        elif not span.get_span_context().is_valid:
-            tracer = self._current_tracer()
-            if tracer is None:
-                return None
-            span = self._request_span(tracer, record, method, route, http_attrs, end)
-        # Else a server span annotated by stream_finishing and since ended, or not sampled.
-        context = span.get_span_context()
-        return format(context.trace_id, "032x") if context.trace_flags.sampled else None
+        if context:  # else no span at all, the usual case: the span lookups are skipped
+            span = trace.get_current_span(context)
+            if span.is_recording():
+                # A server span still open: annotated now unless stream_finishing did (it did
+                # not run when the response ended without its last body message: error,
+                # disconnect).
+                if _ANNOTATED not in (getattr(span, "attributes", None) or ()):
+                    self._annotate(span, record, end)
+                return _sampled_trace_id(span)
+            if span.get_span_context().is_valid:
+                # A server span annotated by stream_finishing and since ended, or not sampled.
+                return _sampled_trace_id(span)
+        tracer = self._current_tracer()
+        if tracer is None:
+            return None
+        return _sampled_trace_id(self._request_span(tracer, record, method, route, http_attrs, end))
 
     def _attributes(self, key: tuple[str, str, int]) -> tuple[Attributes, Attributes]:
         method, route, status = key
@@ -148,7 +168,14 @@ class OTelObserver:
         return http_attrs, token_attrs
 
     def _current_tracer(self) -> trace.Tracer | None:
-        provider = self._tracer_provider or trace.get_tracer_provider()
+        provider = self._tracer_provider
+        if provider is None:
+            if _GLOBAL_PROVIDER:
+                provider = trace._TRACER_PROVIDER
+            if provider is None:
+                if not self._env_provider:
+                    return None  # what the API's default ProxyTracerProvider means
+                provider = trace.get_tracer_provider()
         cached = self._tracer
         if cached is None or cached[0] is not provider:
             tracer = None
@@ -197,6 +224,11 @@ class OTelObserver:
             tracer = tracer or self._current_tracer()
             if tracer is not None:
                 _phase_spans(tracer, span, record)
+
+
+def _sampled_trace_id(span: Span) -> str | None:
+    context = span.get_span_context()
+    return format(context.trace_id, "032x") if context.trace_flags.sampled else None
 
 
 def _timing_attributes(record: StreamRecord, end: float) -> dict[str, Any]:

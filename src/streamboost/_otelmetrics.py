@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from opentelemetry import metrics
-from opentelemetry.context import Context, get_current
+from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Observation
 
 # Semantic-convention bucket advice (GenAI and HTTP server metrics), as published.
@@ -80,10 +80,14 @@ class StreamHistograms:
         duration: float,
         ttft: float | None,
         tpot: float | None,
+        context: Context,
     ) -> None:
-        """One finished stream: TTFT and TPOT are recorded when not None (TPOT with TTFT)."""
+        """One finished stream: TTFT and TPOT are recorded when not None (TPOT with TTFT).
+
+        ``context`` is the stream's current context (``get_current()``), for exemplars.
+        """
         pending = self._pending
-        pending.append((http_attrs, token_attrs, duration, ttft, tpot, get_current()))
+        pending.append((http_attrs, token_attrs, duration, ttft, tpot, context))
         if len(pending) > _MAX_PENDING:
             self.record_pending(_CATCH_UP)
 

@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol
 
 from anyio import to_thread
 from opentelemetry import trace
+from opentelemetry.context import get_current
 from opentelemetry.trace import INVALID_SPAN
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -26,12 +27,12 @@ from prometheus_client.registry import Collector
 
 from ._promclient import ClientBackend
 from ._promstats import FastBackend
-from ._route import RouteResolver, SeriesCap, method_label
+from ._route import METHOD_LABELS, OTHER_METHOD, RouteResolver, SeriesCap
 from ._timing import DEFAULT_CLOCK, OUTCOME_CLIENT_DISCONNECTED, Clock, StreamRecord
 
 # Status label of a request that ended before any response start.
-_STATUS_DISCONNECTED: Final = "499"
-_STATUS_ERROR: Final = "500"
+_STATUS_DISCONNECTED: Final = 499
+_STATUS_ERROR: Final = 500
 
 
 def multiprocess_dir() -> str | None:
@@ -70,8 +71,11 @@ def backend_for(registry: CollectorRegistry | None) -> Backend:
 
 def current_trace_id() -> str | None:
     """The active span's trace id in hex, for exemplars; None outside a sampled trace."""
-    span = trace.get_current_span()
-    if span is INVALID_SPAN:  # no span at all, the usual case: no context to read
+    current = get_current()
+    if not current:  # an empty context, the usual case: no span to look up
+        return None
+    span = trace.get_current_span(current)
+    if span is INVALID_SPAN:  # other entries, no span: no span context to read
         return None
     context = span.get_span_context()
     if not context.is_valid or not context.trace_flags.sampled:
@@ -104,7 +108,7 @@ class PrometheusObserver:
         self._cap = SeriesCap(max_series)
         self._phase_cap = SeriesCap(max_series)
         self._route = route or RouteResolver()
-        self._series: dict[tuple[str, str, str], Series] = {}
+        self._series: dict[tuple[str, str, int], Series] = {}
         self.exemplars = exemplars and multiprocess_dir() is None
         self._clock = clock
 
@@ -113,21 +117,27 @@ class PrometheusObserver:
         if cached is not None and cached[0] is self:  # found at the response start
             return cached[1]  # type: ignore[return-value]
         status = record.status
-        if status:
-            status_label = str(status)
-        elif record.outcome == OUTCOME_CLIENT_DISCONNECTED:
-            status_label = _STATUS_DISCONNECTED
+        if not status:  # no response start: what the status label will say instead
+            disconnected = record.outcome == OUTCOME_CLIENT_DISCONNECTED
+            status = _STATUS_DISCONNECTED if disconnected else _STATUS_ERROR
+        # record.route_label(resolver) inlined, and the method label a lookup: once per stream.
+        resolver = self._route
+        route_cached = record.route
+        if route_cached is not None and route_cached[0] is resolver:
+            route = route_cached[1]
         else:
-            status_label = _STATUS_ERROR
-        key = (method_label(record.method), record.route_label(self._route), status_label)
+            route = resolver(record.scope)
+            record.route = (resolver, route)
+        # Keyed by the status number: its label string is only made for a new key.
+        key = (METHOD_LABELS.get(record.method, OTHER_METHOD), route, status)
         series = self._series.get(key)
         if series is None:
             # Only admitted keys are cached, so the cache is bounded like the series.
-            method, route, status_label = self._cap.admit(key, 1)
-            key = (method, route, status_label)
+            method, route, status_label = self._cap.admit((key[0], route, str(status)), 1)
+            key = (method, route, status)
             series = self._series.get(key)
             if series is None:
-                series = self._series[key] = self._backend.new_series(*key)
+                series = self._series[key] = self._backend.new_series(method, route, status_label)
         if record.headers_at is not None:
             record.series = (self, series)  # the status can no longer change
         return series

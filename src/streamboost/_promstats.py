@@ -44,9 +44,13 @@ class Hist:
         self.counts[i] += 1
         self.sum += value
         if trace_id is not None:
-            if self.exemplars is None:
-                self.exemplars = [None] * len(self.counts)
-            self.exemplars[i] = Exemplar({"trace_id": trace_id}, value, time.time())
+            self.exemplar(i, value, trace_id)
+
+    def exemplar(self, i: int, value: float, trace_id: str) -> None:
+        """The last exemplar of bucket ``i`` (after ``value`` was counted there)."""
+        if self.exemplars is None:
+            self.exemplars = [None] * len(self.counts)
+        self.exemplars[i] = Exemplar({"trace_id": trace_id}, value, time.time())
 
     def buckets(self) -> list[tuple[str, float] | tuple[str, float, Exemplar]]:
         counts = list(self.counts)  # one snapshot: +Inf equals the count
@@ -102,25 +106,51 @@ class FastSeries:
         self.per_route.active += 1
 
     def end(self, record: StreamRecord, duration: float, trace_id: str | None) -> None:
+        # Hist.observe inlined: the calls were an eighth of the Prometheus observer's work.
+        self.requests += 1
+        h = self.duration
+        i = bisect_left(h.bounds, duration)  # stream_duration's too: both DURATION_BUCKETS
+        h.counts[i] += 1
+        h.sum += duration
+        if trace_id is not None:
+            h.exemplar(i, duration, trace_id)
         r = self.per_route
         start = record.request_at
-        self.requests += 1
-        self.duration.observe(duration, trace_id)
-        if record.first_byte_at is not None:
-            r.ttfb.observe(record.first_byte_at - start)
+        first_byte = record.first_byte_at
+        if first_byte is not None:
+            h = r.ttfb
+            value = first_byte - start
+            h.counts[bisect_left(h.bounds, value)] += 1
+            h.sum += value
         r.bytes += record.bytes_out
-        if record.streaming:
-            if record.headers_at is not None:
-                r.active -= 1
-            r.stream_duration.observe(duration, trace_id)
-            r.outcomes[record.outcome] += 1
-            r.events += record.events
-            r.writes += record.writes
-            if record.first_token_at is not None:
-                r.ttft.observe(record.first_token_at - start, trace_id)
-                tpot = record.time_per_output_token()
-                if tpot is not None:
-                    r.tpot.observe(tpot)
+        if not record.streaming:
+            return
+        if record.headers_at is not None:
+            r.active -= 1
+        h = r.stream_duration
+        h.counts[i] += 1
+        h.sum += duration
+        if trace_id is not None:
+            h.exemplar(i, duration, trace_id)
+        r.outcomes[record.outcome] += 1
+        r.events += record.events
+        r.writes += record.writes
+        at = record.first_token_at
+        if at is None:
+            return
+        h = r.ttft
+        value = at - start
+        i = bisect_left(h.bounds, value)
+        h.counts[i] += 1
+        h.sum += value
+        if trace_id is not None:
+            h.exemplar(i, value, trace_id)
+        last, tokens = record.last_token_at, record.content_events
+        if last is not None and tokens > 1:  # StreamRecord.time_per_output_token()
+            h = r.tpot
+            value = (last - at) / (tokens - 1)
+            h.counts[bisect_left(h.bounds, value)] += 1
+            h.sum += value
 
 
 class FastBackend:

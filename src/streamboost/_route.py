@@ -18,19 +18,17 @@ UNMATCHED: Final = "unmatched"
 OVERFLOW: Final = "overflow"
 """The ``route`` label once a family holds ``max_series`` series."""
 
-_KNOWN_METHODS: Final = frozenset(
-    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
-)
 OTHER_METHOD: Final = "_OTHER"
 """The ``method`` label of non-standard methods (the OpenTelemetry convention), so a client
 cannot create series by inventing methods."""
+METHOD_LABELS: Final[Mapping[str, str]] = {
+    method: method
+    for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+}
+"""The ``method`` label is ``METHOD_LABELS.get(method, OTHER_METHOD)`` (a lookup, no call)."""
 
 _MAX_DEPTH: Final = 16  # mounts nested deeper than this are not walked (cycles, pathologies)
 _MAX_EXTRA: Final = 10_000  # routes remembered from outside the router tree
-
-
-def method_label(method: str) -> str:
-    return method if method in _KNOWN_METHODS else OTHER_METHOD
 
 
 class RouteResolver:

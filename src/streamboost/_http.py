@@ -68,21 +68,16 @@ class HTTPStream(RequestLifecycle):
                 scanner: EventScanner = self._scanner  # type: ignore[assignment]
                 # ``EventScanner.known_event`` inline (its docstring says why it is sound):
                 # one whole, non-critical content event of the learned shape, found without
-                # the scanner's regex.
-                size = len(body)
-                p = scanner.prefix_len
-                end = size - scanner.suffix_len
+                # the scanner's critical-key regex.
+                tail = scanner.tail
                 if (
-                    end > p != 0
-                    and end != size
+                    tail is not None
                     and not scanner.pending
                     and body.startswith(scanner.prefix)
-                    and body.endswith(scanner.suffix)
-                    and body.find(b'"', p, end) < 0
-                    and body.find(b"\n", p, end) < 0
+                    and tail(body, scanner.prefix_len) is not None
                 ):
                     record.events += 1
-                    code = coalescer.offer_event(body, size)
+                    code = coalescer.offer_event(body, len(body))
                 else:
                     complete = scanner.feed(body)
                     events = scanner.events

@@ -37,6 +37,24 @@ _SSE_SPLIT: Final = re.compile(rb"\n\r?\n")
 _MAYBE_CRITICAL: Final = re.compile(rb'"(?:type|finish_reason|usage)"\s*:\s*+(?!null)')
 _CONTENT_KEY: Final = b'"content":"'
 
+TailMatch = Callable[[bytes, int], "re.Match[bytes] | None"]
+"""``fullmatch(data, pos)`` of a learned tail: a content string, then the learned suffix."""
+
+# Learned tails by suffix: streams from one provider end their content events alike, and
+# compiling (re.escape) costs ~2 us where a lookup costs ~50 ns.
+_TAILS: dict[bytes, TailMatch] = {}
+_MAX_TAILS: Final = 256
+
+
+def _tail_match(suffix: bytes) -> TailMatch:
+    match = _TAILS.get(suffix)
+    if match is None:
+        if len(_TAILS) >= _MAX_TAILS:
+            _TAILS.clear()
+        # A non-empty content string without a quote or a line feed, then exactly the suffix.
+        match = _TAILS[suffix] = re.compile(rb'[^"\n]+' + re.escape(suffix)).fullmatch
+    return match
+
 
 def stream_format(content_type: str) -> int:
     """The stream format of a ``content-type`` header value (0 when not a known stream)."""
@@ -71,7 +89,7 @@ class EventScanner:
         "prefix",
         "prefix_len",
         "suffix",
-        "suffix_len",
+        "tail",
     )
 
     def __init__(
@@ -101,7 +119,9 @@ class EventScanner:
         # With critical detection also the bytes from the content string's closing quote to
         # the event's end, e.g. ``"},"finish_reason":null}]}\n\n``: see ``known_event``.
         self.suffix = b""
-        self.suffix_len = 0
+        # Matches, from the prefix's end, a content string and then the suffix: one C call in
+        # place of four ``bytes`` calls (~280 ns against ~440 ns per chunk).
+        self.tail: TailMatch | None = None
         # Streams whose every event starts differently (a timestamp first) stop learning.
         self._learn_budget = 8 if is_metadata is None else 0
         self._partial: list[bytes] = []  # an unfinished event's pieces
@@ -137,16 +157,12 @@ class EventScanner:
         the middle part (it begins with a quote) nor reach into it from the prefix (which ends
         with ``"content":"``), so the regex has no match in ``data`` either.
         """
-        end = len(data) - self.suffix_len
-        p = self.prefix_len
+        tail = self.tail
         return (
-            end > p != 0
-            and self.suffix_len != 0
+            tail is not None
             and not self.pending
             and data.startswith(self.prefix)
-            and data.endswith(self.suffix)
-            and data.find(b'"', p, end) < 0
-            and data.find(b"\n", p, end) < 0
+            and tail(data, self.prefix_len) is not None
         )
 
     def feed(self, data: bytes) -> int:
@@ -235,7 +251,7 @@ class EventScanner:
             if close <= p or data.find(b"\\", p, close) >= 0:
                 return  # an empty or escaped content string: no clean suffix to learn
             self.suffix = data[close:]
-            self.suffix_len = len(data) - close
+            self.tail = _tail_match(self.suffix)
         self.prefix = data[:p]
         self.prefix_len = p
 

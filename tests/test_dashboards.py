@@ -21,6 +21,7 @@ from dashboard_queries import (
     scraped_families,
 )
 from streamboost._dashboards import SHIPPED_FILES, export_dashboards, grafana_source_dir
+from streamboost._native import NATIVE
 
 REPO = GRAFANA_DIR.parent
 
@@ -169,6 +170,11 @@ def test_wheel_carries_the_shipped_files(tmp_path: Path) -> None:
             assert packaged in names
             assert archive.read(packaged) == (GRAFANA_DIR / name).read_bytes()
     assert not any(name.endswith("build.py") for name in names)
+    # The C send path is compiled into the wheel (when this checkout could build it), its
+    # source is not shipped.
+    if NATIVE:
+        assert any(n.startswith("streamboost/_speedups.") and n.endswith(".so") for n in names)
+    assert "streamboost/_speedups.c" not in names
 
 
 def panel_queries(name: str) -> list[tuple[str, dict[str, object], str]]:

@@ -12,42 +12,33 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from ._config import CoalesceConfig
+from ._native import FlusherBase
 
 Write = Callable[[list[bytes], int, bool], Awaitable[None]]
 """``write(parts, content_events, more_body)``: put the joined parts on the wire."""
 
 
-class BatchFlusher:
+class BatchFlusher(FlusherBase):
     """One stream's buffer and its flusher task; ``Coalescer`` adds the flush rules."""
 
+    # The buffer's fields are FlusherBase's (C when built: see ``_native``).
     __slots__ = (
         "_batch_at",
         "_config",
         "_final",
         "_flushed",
         "_force",
-        "_inflight",
         "_kick",
         "_last_write",
-        "_max_buffer",
-        "_max_bytes",
-        "_max_events",
         "_now",
         "_now_content",
-        "_pending",
         "_pending_bytes",
-        "_ready",
-        "_ready_bytes",
-        "_ready_content",
-        "_ready_events",
         "_room",
         "_task",
         "_timer",
         "_wake",
-        "_wanted",
         "_write",
         "eager",
-        "error",
         "loop",
     )
 

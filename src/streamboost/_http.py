@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ._coalesce import Coalescer
 from ._headers import body_kind, without
 from ._lifecycle import RequestLifecycle
+from ._native import NATIVE
 from ._openai import merge_chunks
 from ._sse import FORMAT_SSE, EventScanner
 from ._timing import notify_started
@@ -25,15 +26,18 @@ if TYPE_CHECKING:
 class HTTPStream(RequestLifecycle):
     """Runs the app for one HTTP request and fills its ``StreamRecord``."""
 
-    __slots__ = ("_done", "_merge", "_scanner", "_started")
+    __slots__ = ("_merge", "_started")
 
     def __init__(self, boost: StreamBoost, scope: Scope, receive: Receive, send: Send) -> None:
         super().__init__(boost, scope, receive, send)
         self._scanner: EventScanner | None = None
         self._merge = False
 
-    def send(self, message: Message) -> Awaitable[None]:
+    def _send_slow(self, message: Message) -> Awaitable[None]:
         """The app's send: a plain function returning what the app awaits.
+
+        ``send`` is this function, or, when ``_speedups`` is built, its C version that takes
+        the usual chunks itself (the two marked below) and passes every other message here.
 
         A body chunk costs no coroutine of ours: without a coalescer it is counted and the
         server's own awaitable is returned; with one, a buffered chunk returns a future that
@@ -57,7 +61,7 @@ class HTTPStream(RequestLifecycle):
             return self._send_any(message)
         coalescer = self._coalescer
         if coalescer is not None and coalescer.error is None:
-            # The coalescing per-chunk path: a few attribute updates and the scanner's fast path.
+            # The coalescing per-chunk path (in C too: buffer_known_event in _speedups.c).
             record = self.record
             record.chunks_in += 1
             body: bytes = message.get("body", b"")
@@ -90,7 +94,8 @@ class HTTPStream(RequestLifecycle):
             return self._done
         if self._direct:
             # The per-chunk path without a coalescer: counts, one clock reading, the
-            # scanner's fast path, and the chunk goes out as the app sent it.
+            # scanner's fast path, and the chunk goes out as the app sent it (in C too, for a
+            # known content event: send_known_content in _speedups.c).
             record = self.record
             record.chunks_in += 1
             record.writes += 1
@@ -128,6 +133,9 @@ class HTTPStream(RequestLifecycle):
                         record.last_token_at = now
             return self._send(message)  # an OSError from it is recognised in run()
         return self._send_any(message)
+
+    if not NATIVE:
+        send = _send_slow  # the Python path: no call in between
 
     async def _send_any(self, message: Message) -> None:
         mtype = message["type"]

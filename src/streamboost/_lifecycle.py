@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from ._coalesce import Coalescer
+from ._native import StreamBase
 from ._sendfail import code_of, raised_in
 from ._timing import (
     OUTCOME_CLIENT_DISCONNECTED,
@@ -28,21 +28,12 @@ if TYPE_CHECKING:
     from ._middleware import StreamBoost
 
 
-class RequestLifecycle:
+class RequestLifecycle(StreamBase):
     """Runs the app for one HTTP request and settles its ``StreamRecord``'s outcome."""
 
-    __slots__ = (
-        "_boost",
-        "_clock",
-        "_coalescer",
-        "_complete",
-        "_direct",
-        "_gone",
-        "_receive",
-        "_send",
-        "_send_code",
-        "record",
-    )
+    # And StreamBase's: record, _scanner, _coalescer, _done, _send, _clock, _direct (C when
+    # built, with ``send``: see ``_native``).
+    __slots__ = ("_boost", "_complete", "_gone", "_receive", "_send_code")
 
     def __init__(self, boost: StreamBoost, scope: Scope, receive: Receive, send: Send) -> None:
         self._boost = boost
@@ -112,9 +103,6 @@ class RequestLifecycle:
         if message["type"] == "http.disconnect" and not self._complete:
             self._client_gone()
         return message
-
-    def send(self, message: Message) -> Awaitable[None]:
-        raise NotImplementedError  # the per-chunk wrapper is ``HTTPStream.send``
 
     def _client_gone(self) -> None:
         self._gone = True

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Final
 
 from ._classify import is_critical, is_sse_content
+from ._native import ScannerBase
 
 FORMAT_SSE: Final = 1
 FORMAT_LINES: Final = 2
@@ -66,7 +67,7 @@ MetadataPredicate = Callable[[bytes], bool]
 """The app's own test: True for an event (raw bytes) that carries no output tokens."""
 
 
-class EventScanner:
+class EventScanner(ScannerBase):
     """Finds event boundaries in a stream fed chunk by chunk, and classifies the events.
 
     After each ``feed`` the attributes ``events``, ``content`` and ``critical`` describe the
@@ -85,12 +86,8 @@ class EventScanner:
         "content",
         "critical",
         "events",
-        "pending",
-        "prefix",
-        "prefix_len",
-        "suffix",
         "tail",
-    )
+    )  # and ScannerBase's: prefix, prefix_len, suffix, pending (C when built: see _native)
 
     def __init__(
         self,

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Final, NamedTuple, Protocol
 
+from ._native import RecordBase
+
 Clock = Callable[[], float]
 
 DEFAULT_CLOCK: Final[Clock] = time.perf_counter
@@ -33,23 +35,18 @@ class PhaseTiming(NamedTuple):
     fallback: str | None  # None, or why the fallback was used: "timeout" or "error"
 
 
-class StreamRecord:
+class StreamRecord(RecordBase):
     """Timing and accounting of one HTTP response, filled as it streams.
 
     All ``*_at`` fields are clock readings (``None`` until the moment happens);
     ``request_at`` is when the middleware saw the request.
     """
 
+    # The per-chunk counters and times are RecordBase's (C when built: see ``_native``).
     __slots__ = (
-        "bytes_out",
-        "chunks_in",
-        "content_events",
-        "events",
         "first_byte_at",
         "first_token_at",
         "headers_at",
-        "last_body_at",
-        "last_token_at",
         "method",
         "outcome",
         "phases",
@@ -59,7 +56,6 @@ class StreamRecord:
         "series",
         "status",
         "streaming",
-        "writes",
     )
 
     def __init__(self, scope: dict[str, object], request_at: float) -> None:

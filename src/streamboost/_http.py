@@ -70,16 +70,9 @@ class HTTPStream(RequestLifecycle):
                     body = bytes(body)  # starlette passes memoryview chunks through
                 # Set together with the coalescer; a cast would cost a call per chunk.
                 scanner: EventScanner = self._scanner  # type: ignore[assignment]
-                # ``EventScanner.known_event`` inline (its docstring says why it is sound):
-                # one whole, non-critical content event of the learned shape, found without
-                # the scanner's critical-key regex.
-                tail = scanner.tail
-                if (
-                    tail is not None
-                    and not scanner.pending
-                    and body.startswith(scanner.prefix)
-                    and tail(body, scanner.prefix_len) is not None
-                ):
+                # One whole, non-critical content event of the learned shape, found without
+                # the scanner's critical-key regex (``known_event`` says why that is sound).
+                if scanner.known_event(body):
                     record.events += 1
                     code = coalescer.offer_event(body, len(body))
                 else:

@@ -172,3 +172,65 @@ def test_a_long_token_stream_takes_the_c_path_and_keeps_every_byte(
         assert native_calls < 302 // 3, native_calls
 
     asyncio.run(both())
+
+
+async def _backpressure(pick: Callable[[HTTPStream], Any]) -> tuple[int, tuple[object, ...], int]:
+    """Chunks the app got through before its send waited on a full buffer; record; bytes."""
+    boost = StreamBoost(
+        _app,
+        coalesce=CoalesceConfig(
+            window=5.0, max_events=1000, max_bytes=2000, max_buffer_bytes=2000
+        ),
+        metrics=False,
+        otel=False,
+    )
+    gate = asyncio.Event()
+    gate.set()
+    written: list[bytes] = []
+
+    async def server_send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            await gate.wait()
+            written.append(bytes(message.get("body", b"")))
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    stream = HTTPStream(boost, dict(SCOPE), receive, server_send)
+    send = pick(stream)
+    progress = 0
+
+    async def app() -> None:
+        nonlocal progress
+        await send(dict(START))
+        for i in range(60):
+            await send({"type": "http.response.body", "body": _content(f"t{i}"), "more_body": True})
+            progress += 1
+            if i == 1:
+                gate.clear()  # the client stops reading after the first tokens
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    task = asyncio.create_task(app())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    stalled_at = progress
+    gate.set()
+    await asyncio.wait_for(task, 5)
+    assert stream._coalescer is not None
+    stream._coalescer.close()
+    record = stream.record
+    fields = tuple(getattr(record, name) for name in FIELDS if not name.endswith("_at"))
+    return stalled_at, fields, len(b"".join(written))
+
+
+@needs_native
+def test_a_full_buffer_makes_the_apps_send_wait_on_the_c_path_too() -> None:
+    async def both() -> None:
+        native = await _backpressure(lambda stream: stream.send)
+        python = await _backpressure(lambda stream: stream._send_slow)
+        assert native == python
+        stalled_at, _, size = native
+        assert 2 < stalled_at < 60  # it waited for room, then finished
+        assert size == sum(len(_content(f"t{i}")) for i in range(60))
+
+    asyncio.run(both())

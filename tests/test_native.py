@@ -178,9 +178,7 @@ async def _backpressure(pick: Callable[[HTTPStream], Any]) -> tuple[int, tuple[o
     """Chunks the app got through before its send waited on a full buffer; record; bytes."""
     boost = StreamBoost(
         _app,
-        coalesce=CoalesceConfig(
-            window=5.0, max_events=1000, max_bytes=2000, max_buffer_bytes=2000
-        ),
+        coalesce=CoalesceConfig(window=5.0, max_events=1000, max_bytes=2000, max_buffer_bytes=2000),
         metrics=False,
         otel=False,
     )

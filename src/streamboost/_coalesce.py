@@ -58,25 +58,6 @@ class Coalescer(BatchFlusher):
             return FULL
         return self._offer(data, complete, events, content, critical)
 
-    def offer_event(self, data: bytes, size: int) -> int:
-        """``offer`` for the usual chunk: ``size`` bytes, one whole content event, not critical.
-
-        The same rules with the constants folded in: two arguments and no tests of what is
-        known, as this runs for nearly every chunk of a token stream.
-        """
-        ready = self._ready
-        if ready and not self._pending:
-            ready.append(data)
-            self._ready_bytes = buffered = self._ready_bytes + size
-            self._ready_events = events = self._ready_events + 1
-            self._ready_content += 1
-            if (events >= self._max_events or buffered >= self._max_bytes) and not self._wanted:
-                self._wakeup()
-            if buffered + self._inflight < self._max_buffer:
-                return BUFFERED
-            return FULL
-        return self._offer(data, size, 1, 1, False)
-
     def _offer(self, data: bytes, complete: int, events: int, content: int, critical: bool) -> int:
         now = self.loop.time()
         if (

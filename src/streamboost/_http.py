@@ -74,7 +74,7 @@ class HTTPStream(RequestLifecycle):
                 # the scanner's critical-key regex (``known_event`` says why that is sound).
                 if scanner.known_event(body):
                     record.events += 1
-                    code = coalescer.offer_event(body, len(body))
+                    code = coalescer.offer(body, len(body), 1, 1, False)
                 else:
                     complete = scanner.feed(body)
                     events = scanner.events
@@ -103,14 +103,7 @@ class HTTPStream(RequestLifecycle):
                 if scan is None:
                     if record.first_byte_at is None:
                         record.first_byte_at = now
-                elif (  # the usual token after the first: ``EventScanner.known_content`` inline
-                    (p := scan.prefix_len)
-                    and chunk.startswith(scan.prefix)
-                    and chunk.find(b"\n", p) == size - 2
-                    and chunk[-1] == 10
-                    and chunk[p] != 34
-                    and not scan.pending
-                ):
+                elif scan.known_content(chunk):  # the usual token after the first
                     record.events += 1
                     record.content_events += 1
                     record.last_token_at = now

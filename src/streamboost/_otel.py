@@ -115,11 +115,7 @@ class OTelObserver:
     def observe(self, record: StreamRecord) -> str | None:
         """Record ``record``; return the trace id (hex) its timing went to, if sampled."""
         method = METHOD_LABELS.get(record.method, OTHER_METHOD)
-        cached = record.route  # the route label, usually resolved at the response start
-        if cached is not None and cached[0] is self._route:
-            route = cached[1]
-        else:
-            route = record.route_label(self._route)
+        route = record.route_label(self._route)
         key = (method, route, record.status)
         attrs = self._attrs.get(key)
         if attrs is None:

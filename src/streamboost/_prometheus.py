@@ -120,14 +120,7 @@ class PrometheusObserver:
         if not status:  # no response start: what the status label will say instead
             disconnected = record.outcome == OUTCOME_CLIENT_DISCONNECTED
             status = _STATUS_DISCONNECTED if disconnected else _STATUS_ERROR
-        # record.route_label(resolver) inlined, and the method label a lookup: once per stream.
-        resolver = self._route
-        route_cached = record.route
-        if route_cached is not None and route_cached[0] is resolver:
-            route = route_cached[1]
-        else:
-            route = resolver(record.scope)
-            record.route = (resolver, route)
+        route = record.route_label(self._route)
         # Keyed by the status number: its label string is only made for a new key.
         key = (METHOD_LABELS.get(record.method, OTHER_METHOD), route, status)
         series = self._series.get(key)

@@ -7,9 +7,9 @@
  * the two chunks that make up nearly every token stream entirely here:
  *
  * - coalescing: a whole, non-critical content event of the learned shape that joins a batch
- *   already waiting (``EventScanner.known_event`` and ``Coalescer.offer_event``);
- * - no coalescer: one content event of the learned shape (``HTTPStream._send_slow``'s inline
- *   ``known_content`` branch), counted and handed to the server's send.
+ *   already waiting (``EventScanner.known_event``, then ``Coalescer.offer``'s first branch);
+ * - no coalescer: one content event of the learned shape (``EventScanner.known_content``),
+ *   counted as ``HTTPStream._send_slow`` counts it and handed to the server's send.
  *
  * Anything else, or anything this code is not sure of, goes to ``self._send_slow(message)`` with
  * nothing changed, so the Python path decides it as it would without this module.

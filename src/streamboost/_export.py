@@ -7,7 +7,7 @@ The middleware only calls ``build_exporters``: it gets back the observers to add
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIServer
@@ -16,6 +16,7 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, start_http_server
 
+from ._metricsguard import MetricsGuard, check_host, check_token, parse_networks
 from ._otel import OTelObserver
 from ._prometheus import MetricsApp, PrometheusObserver, exposition_registry
 from ._route import RouteResolver
@@ -65,6 +66,9 @@ def build_exporters(
     metrics: bool,
     metrics_path: str | None,
     metrics_port: int | None,
+    metrics_host: str,
+    metrics_allow: Collection[str] | None,
+    metrics_token: str | None,
     registry: CollectorRegistry | None,
     max_series: int,
     otel: bool,
@@ -80,6 +84,11 @@ def build_exporters(
         )
     if metrics_port is not None and not 0 < metrics_port < 65536:
         raise ValueError(f"metrics_port={metrics_port!r} must be a TCP port, or None (default)")
+    host = check_host(metrics_host)
+    guard = None
+    networks, token = parse_networks(metrics_allow), check_token(metrics_token)
+    if networks is not None or token is not None:
+        guard = MetricsGuard(networks, token)
     if max_series < 1:
         raise ValueError(f"max_series={max_series!r} must be >= 1 (default 1000)")
     route = RouteResolver()
@@ -91,7 +100,11 @@ def build_exporters(
         )
     if otel:
         otel_observer = OTelObserver(
-            meter_provider=meter_provider, tracer_provider=tracer_provider, clock=clock, route=route
+            meter_provider=meter_provider,
+            tracer_provider=tracer_provider,
+            clock=clock,
+            route=route,
+            max_series=max_series,
         )
     if prometheus is not None and otel_observer is not None:
         observers.append(_Both(prometheus, otel_observer))
@@ -102,17 +115,17 @@ def build_exporters(
     finishing = () if otel_observer is None else (otel_observer.stream_finishing,)
     if not metrics:
         return Exporters(tuple(observers), None, finishing=finishing)
-    server = None if metrics_port is None else _serve_on_port(metrics_port, registry)
-    app = None if metrics_path is None else MetricsApp(registry)
+    server = None if metrics_port is None else _serve_on_port(metrics_port, host, registry)
+    app = None if metrics_path is None else MetricsApp(registry, guard)
     return Exporters(tuple(observers), app, metrics_path or "", server, finishing)
 
 
-def _serve_on_port(port: int, registry: CollectorRegistry | None) -> WSGIServer | None:
+def _serve_on_port(port: int, host: str, registry: CollectorRegistry | None) -> WSGIServer | None:
     # Several workers import the app: the first binds, and serves all of them in
     # multiprocess mode; the others find the port taken.
     try:
-        server, _thread = start_http_server(port, registry=exposition_registry(registry))
+        server, _thread = start_http_server(port, host, registry=exposition_registry(registry))
     except OSError as exc:
-        logger.info("metrics port %d not bound by this process (%s)", port, exc)
+        logger.info("metrics port %s:%d not bound by this process (%s)", host, port, exc)
         return None
     return server

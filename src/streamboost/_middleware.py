@@ -51,8 +51,13 @@ class StreamBoost:
         metrics: export the ``streamboost_*`` Prometheus families.
         metrics_path: where StreamBoost serves them (None: no endpoint).
         metrics_port: also serve them on this port, from a thread (None: no extra server).
+        metrics_host: the address ``metrics_port`` binds (default: loopback only).
+        metrics_allow: client networks (CIDR) the ``metrics_path`` endpoint answers; others
+            get 403 (None: any client).
+        metrics_token: a bearer token the ``metrics_path`` endpoint requires; others get 401.
         registry: the prometheus_client registry (None: the default ``REGISTRY``).
-        max_series: label sets per family before new routes are labelled ``overflow``.
+        max_series: label sets per family before new ones are labelled ``overflow`` (status
+            as its class, e.g. ``4xx``; phase as ``overflow``).
         otel: record OpenTelemetry metrics, and timing on the server span (or one span per
             request when a TracerProvider is configured).
         meter_provider, tracer_provider: None for OpenTelemetry's global providers.
@@ -73,6 +78,9 @@ class StreamBoost:
         metrics: bool = True,
         metrics_path: str | None = "/metrics",
         metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
+        metrics_allow: Collection[str] | None = None,
+        metrics_token: str | None = None,
         registry: CollectorRegistry | None = None,
         max_series: int = 1000,
         otel: bool = True,
@@ -112,6 +120,9 @@ class StreamBoost:
             metrics=metrics,
             metrics_path=metrics_path,
             metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            metrics_allow=metrics_allow,
+            metrics_token=metrics_token,
             registry=registry,
             max_series=max_series,
             otel=otel,

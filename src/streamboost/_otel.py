@@ -26,7 +26,7 @@ from ._otelmetrics import HTTP_ADVICE as HTTP_ADVICE
 from ._otelmetrics import TPOT_ADVICE as TPOT_ADVICE
 from ._otelmetrics import TTFT_ADVICE as TTFT_ADVICE
 from ._otelmetrics import Attributes, StreamHistograms
-from ._route import METHOD_LABELS, OTHER_METHOD, RouteResolver
+from ._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
 from ._timing import (
     DEFAULT_CLOCK,
     OUTCOME_COMPLETED,
@@ -67,6 +67,8 @@ class OTelObserver:
         tracer_provider: None for the global TracerProvider; tracing is off while that is the
             API's default (no SDK installed).
         clock: the middleware's clock (span times are converted from it to epoch time).
+        max_series: distinct (method, route, status) attribute sets before new ones are
+            recorded as ``http.route="overflow"`` without a status code (like Prometheus).
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class OTelObserver:
         tracer_provider: trace.TracerProvider | None = None,
         clock: Clock = DEFAULT_CLOCK,
         route: Callable[[dict[str, Any]], str] | None = None,
+        max_series: int = 1000,
     ) -> None:
         lib_version = version("streamboost")
         if meter_provider is None:
@@ -93,8 +96,9 @@ class OTelObserver:
         self._version = lib_version
         self._clock = clock
         self._route = route or RouteResolver()
-        # Attribute dicts per label key, built once: the SDK hashes them per record.
+        # Attribute dicts per admitted label key, built once: the SDK hashes them per record.
         self._attrs: dict[tuple[str, str, int], tuple[Attributes, Attributes]] = {}
+        self._cap = SeriesCap(max_series)
 
     def stream_started(self, record: StreamRecord) -> None:
         pass
@@ -155,12 +159,22 @@ class OTelObserver:
 
     def _attributes(self, key: tuple[str, str, int]) -> tuple[Attributes, Attributes]:
         method, route, status = key
-        token_attrs: Attributes = {"http.request.method": method, "http.route": route}
-        http_attrs: Attributes = {**token_attrs, "http.response.status_code": status}
+        admitted = self._cap.admit((method, route, str(status)))
+        token_attrs: Attributes = {
+            "http.request.method": method,
+            "http.route": route if admitted else OVERFLOW,
+        }
+        if admitted:
+            http_attrs: Attributes = {**token_attrs, "http.response.status_code": status}
+            if status >= 500 or not status:
+                http_attrs["error.type"] = str(status or 500)
+            self._attrs[key] = (http_attrs, token_attrs)  # bounded by the cap
+            return http_attrs, token_attrs
+        # Full: the status code (an int attribute) cannot become a class, so it is left out;
+        # error.type keeps the class of a failure: 10 methods x 2 sets at most.
+        http_attrs = dict(token_attrs)
         if status >= 500 or not status:
-            http_attrs["error.type"] = str(status or 500)
-        if len(self._attrs) < 10_000:  # bounded like the Prometheus series
-            self._attrs[key] = (http_attrs, token_attrs)
+            http_attrs["error.type"] = status_class(status or 500)
         return http_attrs, token_attrs
 
     def _current_tracer(self) -> trace.Tracer | None:

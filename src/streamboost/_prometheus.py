@@ -25,9 +25,10 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from ._metricsguard import MetricsGuard
 from ._promclient import ClientBackend
 from ._promstats import FastBackend
-from ._route import METHOD_LABELS, OTHER_METHOD, RouteResolver, SeriesCap
+from ._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
 from ._timing import DEFAULT_CLOCK, OUTCOME_CLIENT_DISCONNECTED, Clock, StreamRecord
 
 # Status label of a request that ended before any response start.
@@ -88,8 +89,9 @@ class PrometheusObserver:
 
     Args:
         registry: where the families live (None: prometheus_client's default ``REGISTRY``).
-        max_series: distinct (method, route, status) label sets before new routes are
-            labelled ``overflow``; phases likewise per (route, phase).
+        max_series: distinct (method, route, status) label sets before new ones are labelled
+            ``(method, "overflow", status class)``; (route, phase) sets before new ones are
+            ``("overflow", "overflow")``.
         exemplars: attach the active trace id to duration and TTFT samples.
         clock: the middleware's clock, for requests that ended without a body.
         route: maps a scope to its route label (default: the route template).
@@ -109,6 +111,7 @@ class PrometheusObserver:
         self._phase_cap = SeriesCap(max_series)
         self._route = route or RouteResolver()
         self._series: dict[tuple[str, str, int], Series] = {}
+        self._overflow: dict[tuple[str, str, str], Series] = {}
         self.exemplars = exemplars and multiprocess_dir() is None
         self._clock = clock
 
@@ -125,15 +128,24 @@ class PrometheusObserver:
         key = (METHOD_LABELS.get(record.method, OTHER_METHOD), route, status)
         series = self._series.get(key)
         if series is None:
-            # Only admitted keys are cached, so the cache is bounded like the series.
-            method, route, status_label = self._cap.admit((key[0], route, str(status)), 1)
-            key = (method, route, status)
-            series = self._series.get(key)
-            if series is None:
-                series = self._series[key] = self._backend.new_series(method, route, status_label)
+            series = self._new_series(key)
         if record.headers_at is not None:
             record.series = (self, series)  # the status can no longer change
         return series
+
+    def _new_series(self, key: tuple[str, str, int]) -> Series:
+        method, route, status = key
+        labels = (method, route, str(status))
+        if self._cap.admit(labels):
+            # Only admitted keys are cached, so the cache is bounded like the series.
+            series = self._series[key] = self._backend.new_series(*labels)
+            return series
+        # Full: every unbounded label collapses, so at most 10 methods x 6 status classes.
+        labels = (method, OVERFLOW, status_class(status))
+        overflow = self._overflow.get(labels)
+        if overflow is None:
+            overflow = self._overflow[labels] = self._backend.new_series(*labels)
+        return overflow
 
     def stream_started(self, record: StreamRecord) -> None:
         series = self._lookup(record)
@@ -151,7 +163,9 @@ class PrometheusObserver:
         if record.phases:
             route = record.route_label(self._route)
             for timing in record.phases:
-                route_label, name = self._phase_cap.admit((route, timing.name), 0)
+                route_label, name = route, timing.name
+                if not self._phase_cap.admit((route, name)):
+                    route_label = name = OVERFLOW  # one overflow series, whatever the names
                 seconds = timing.ended_at - timing.started_at
                 self._backend.phase(route_label, name, seconds, timing.fallback)
 
@@ -163,10 +177,17 @@ class MetricsApp:
     ``PROMETHEUS_MULTIPROC_DIR``; else the given registry.
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, guard: MetricsGuard | None = None
+    ) -> None:
         self.registry: Collector = exposition_registry(registry)
+        self.guard = guard
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        refused = None if self.guard is None else self.guard.refusal(scope)
+        if refused is not None:
+            await _refuse(send, refused)
+            return
         if scope["method"] not in ("GET", "HEAD"):
             allow = [(b"allow", b"GET, HEAD")]
             await _respond(send, 405, b"text/plain; charset=utf-8", b"use GET\n", allow)
@@ -201,6 +222,14 @@ def exposition_registry(registry: CollectorRegistry | None) -> Collector:
     aggregate = CollectorRegistry(auto_describe=True)
     MultiProcessCollector(aggregate, path=directory)  # type: ignore[no-untyped-call]
     return aggregate
+
+
+async def _refuse(send: Any, status: int) -> None:
+    if status == 401:
+        headers = [(b"www-authenticate", b'Bearer realm="metrics"')]
+        await _respond(send, 401, b"text/plain; charset=utf-8", b"bearer token required\n", headers)
+    else:
+        await _respond(send, 403, b"text/plain; charset=utf-8", b"forbidden\n", [])
 
 
 async def _respond(

@@ -16,7 +16,7 @@ from typing import Any, Final
 UNMATCHED: Final = "unmatched"
 """The ``route`` label of requests no router matched (404s, apps without a router)."""
 OVERFLOW: Final = "overflow"
-"""The ``route`` label once a family holds ``max_series`` series."""
+"""The ``route`` (and ``phase``) label once a family holds ``max_series`` series."""
 
 OTHER_METHOD: Final = "_OTHER"
 """The ``method`` label of non-standard methods (the OpenTelemetry convention), so a client
@@ -90,10 +90,11 @@ def _walk(
 
 
 class SeriesCap:
-    """Hands out label keys, at most ``max_series`` distinct ones plus overflow keys.
+    """Admits at most ``max_series`` distinct label keys; the caller labels the rest overflow.
 
-    Once full, a new key gets its route replaced by ``OVERFLOW``: a family then holds at most
-    ``max_series`` series plus one overflow series per remaining label combination.
+    A refused key is not remembered: its overflow labels collapse every unbounded label
+    (route to ``OVERFLOW``, status to its class, phase to ``OVERFLOW``), so a family holds at
+    most ``max_series`` series plus a constant number of overflow ones, whatever the app sends.
     """
 
     __slots__ = ("_keys", "max_series")
@@ -104,12 +105,22 @@ class SeriesCap:
         self.max_series = max_series
         self._keys: set[tuple[str, ...]] = set()
 
-    def admit(self, key: tuple[str, ...], route_index: int) -> tuple[str, ...]:
-        """``key`` itself if it is known or there is room, else ``key`` with OVERFLOW."""
+    def admit(self, key: tuple[str, ...]) -> bool:
+        """True when ``key`` is known or there is room for it (it is then known)."""
         keys = self._keys
         if key in keys:
-            return key
+            return True
         if len(keys) < self.max_series:
             keys.add(key)
-            return key
-        return (*key[:route_index], OVERFLOW, *key[route_index + 1 :])
+            return True
+        return False
+
+
+OTHER_STATUS: Final = "_OTHER"
+"""The overflow ``status`` label of a status outside 100..599."""
+_STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+def status_class(status: int) -> str:
+    """``"2xx"`` for 200..299 and so on; ``OTHER_STATUS`` outside 100..599."""
+    return _STATUS_CLASSES[status // 100 - 1] if 100 <= status < 600 else OTHER_STATUS

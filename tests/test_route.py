@@ -16,7 +16,15 @@ from tests.coalesce_apps import run_app
 from tests.metrics_apps import asgi_scope, series, value
 
 from streamboost import StreamBoost
-from streamboost._route import OTHER_METHOD, OVERFLOW, UNMATCHED, RouteResolver, SeriesCap
+from streamboost._route import (
+    OTHER_METHOD,
+    OTHER_STATUS,
+    OVERFLOW,
+    UNMATCHED,
+    RouteResolver,
+    SeriesCap,
+    status_class,
+)
 
 
 async def ok(request: Any) -> PlainTextResponse:
@@ -126,12 +134,20 @@ async def test_series_cap_labels_new_routes_overflow() -> None:
     labels = sorted(dict(s)["route"] for s in series(registry, "streamboost_http_requests"))
     assert labels == sorted([OVERFLOW, "/r0", "/r1", "/r2"])
     total = "streamboost_http_requests_total"
-    assert value(registry, total, method="GET", route=OVERFLOW, status="200") == 3
+    # Overflow collapses the status to its class too, so statuses cannot add series.
+    assert value(registry, total, method="GET", route=OVERFLOW, status="2xx") == 3
 
 
 def test_series_cap_rejects_a_bad_size() -> None:
     with pytest.raises(ValueError, match="max_series=0"):
         SeriesCap(0)
+
+
+def test_status_class_of_every_status() -> None:
+    assert [status_class(s) for s in (100, 199, 200, 404, 499, 500, 599)] == [
+        *("1xx", "1xx", "2xx", "4xx", "4xx", "5xx", "5xx")
+    ]
+    assert {status_class(s) for s in (0, 99, 600, 999, -1)} == {OTHER_STATUS}
 
 
 def test_resolver_without_router_falls_back_to_unmatched_or_the_route_path() -> None:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from prometheus_client import CollectorRegistry
 
 from ._breaker import CircuitBreaker, Failed
-from ._core import CacheCore, Fetched
+from ._core import CORRUPT, CacheCore, Fetched
 from ._memory import MemoryStore
 from ._metrics import CacheStats, register_otel, register_prometheus
 from ._refresh import Refreshes
@@ -165,11 +165,11 @@ class Cache(CacheCore):
             found = self._accept(
                 call.spec, call.key, call.args, call.kwargs, version, payloads[n], epoch
             )
-            if found is None:
-                misses.append((i, (version, [None])))
-            else:
+            if isinstance(found, tuple):
                 results[i] = found[0]
                 self._count(found[1])
+            else:  # resolve() decodes a corrupt entry again, drops it and counts the error
+                misses.append((i, (version, [payloads[n] if found == CORRUPT else None])))
         if misses:
             loads = [
                 self.resolve(calls[i].spec, calls[i].key, calls[i].args, calls[i].kwargs, one)

@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 import pytest
-
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel

@@ -23,7 +23,7 @@ def pack(version: int, fresh_until: float, stale_until: float, delta: float, val
 
 
 def _time(value: Any) -> float:
-    if type(value) is not float and type(value) is not int or not math.isfinite(value):
+    if (type(value) is not float and type(value) is not int) or not math.isfinite(value):
         raise ValueError(f"envelope time {value!r} is not a finite number")
     return float(value)
 

@@ -30,7 +30,9 @@ from ._errors import UnsafeCacheKey
 NATIVE = frozenset({str, int, float, bool, type(None)})
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # orjson's integer range
 _VALUE_TYPES = (datetime.date, datetime.time, datetime.timedelta, uuid.UUID, Decimal)
-_BUILTIN_BASES = (int, float, str, bytes, list, tuple, dict, set, frozenset)
+_BUILTIN_BASES: tuple[Callable[[Any], Any], ...] = (
+    int, float, str, bytes, list, tuple, dict, set, frozenset,
+)  # fmt: skip
 
 
 def _name(cls: type) -> str:
@@ -86,7 +88,7 @@ def _tagged_object(obj: Any, cls: type) -> Any:
     if isinstance(obj, _VALUE_TYPES):
         return ["V", _name(cls), str(obj)]
     for base in _BUILTIN_BASES:
-        if isinstance(obj, base):  # a subclass (NamedTuple, str subclass...): name + plain value
+        if isinstance(obj, base):  # type: ignore[arg-type]  # a subclass (NamedTuple, str subclass...): name + plain value
             return ["C", _name(cls), tagged(base(obj))]
     raise TypeError(
         f"cannot build a cache key from an argument of type {_name(cls)}: use str, int, float, "

@@ -37,7 +37,7 @@ class DeadLetterStore(Protocol):
 
 
 class JsonlDeadLetters:
-    """Appends one JSON object per item to a local file (``fsync`` per batch)."""
+    """Appends one JSON object per item to a local file (``fsync`` per batch), created 0600."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -45,7 +45,9 @@ class JsonlDeadLetters:
 
     def _append(self, data: bytes) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("ab") as file:
+        # 0600 whatever the umask: the items are user data.
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "ab") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())

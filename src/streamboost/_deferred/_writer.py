@@ -133,6 +133,11 @@ class DeferredWriter(Generic[T]):
         return self._committer.dead_lettered
 
     @property
+    def lost(self) -> int:
+        """Items neither written nor dead-lettered: the dead-letter store failed at close."""
+        return self._committer.lost
+
+    @property
     def durable(self) -> bool:
         return self._outbox is not None
 
@@ -243,10 +248,16 @@ class DeferredWriter(Generic[T]):
             return left
         left = len(self._buffer)
         if left:
-            logger.error(
-                "writer %r: drain deadline passed; %d items go to the dead letters", self.name, left
-            )
-            await self._committer.dead_letter(list(self._buffer), "drain deadline passed")
+            logger.error("writer %r: drain deadline passed; %d items not written", self.name, left)
+            try:
+                await self._committer.dead_letter(list(self._buffer), "drain deadline passed")
+            except Exception as exc:
+                # Nowhere left to put them: counted and logged, never silently gone.
+                self._committer.lost += left
+                logger.error(
+                    "writer %r: %d items LOST: the dead-letter store (%s) failed too: %r",
+                    self.name, left, self.dead_letters.description, exc,
+                )  # fmt: skip
             self._buffer.clear()
         return left
 

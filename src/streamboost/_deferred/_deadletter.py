@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from .._redact import redact_url
 from ._config import Entry
 
 logger = logging.getLogger("streamboost.deferred")
@@ -82,4 +83,9 @@ def open_dead_letters(target: str | os.PathLike[str], *, stream: str) -> DeadLet
     text = os.fspath(target)
     if text.startswith(("redis://", "rediss://", "unix://")):
         return RedisDeadLetters(text, stream)
+    if "://" in text:
+        raise ValueError(
+            f"dead_letter={redact_url(text)!r} looks like a URL: use redis://, rediss://, "
+            "unix:// or a file path"
+        )
     return JsonlDeadLetters(text)

@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 
+from .._redact import redact_url
 from ._commit import Committer, Sink
 from ._config import Entry, QueueFull, RetryPolicy, WriterClosed
 from ._deadletter import DeadLetterStore, open_dead_letters
@@ -72,7 +73,10 @@ class DeferredWriter(Generic[T]):
         if drain_timeout <= 0:
             raise ValueError(f"drain_timeout={drain_timeout!r} must be > 0 seconds (default 30)")
         if durable is not None and not durable.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"durable={durable!r} must be None or a redis:// URL")
+            raise ValueError(
+                f"durable={redact_url(durable)!r} must be None or a redis://, rediss:// or "
+                "unix:// URL"
+            )
         self.name = name
         self.max_batch = max_batch
         self.max_delay = max_delay

@@ -56,6 +56,7 @@ class DeferredWriter(Generic[T]):
         worker: bool = True,
         claim_idle: float = 60.0,
         drain_timeout: float = 30.0,
+        put_timeout: float = 2.0,
         registry: CollectorRegistry | None = None,
     ) -> None:
         if not callable(sink):
@@ -72,6 +73,8 @@ class DeferredWriter(Generic[T]):
             raise ValueError(f"claim_idle={claim_idle!r} must be > 0 seconds (default 60.0)")
         if drain_timeout <= 0:
             raise ValueError(f"drain_timeout={drain_timeout!r} must be > 0 seconds (default 30)")
+        if not put_timeout > 0:
+            raise ValueError(f"put_timeout={put_timeout!r} must be > 0 seconds (default 2.0)")
         if durable is not None and not durable.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(
                 f"durable={redact_url(durable)!r} must be None or a redis://, rediss:// or "
@@ -83,6 +86,7 @@ class DeferredWriter(Generic[T]):
         self.max_queue = max_queue
         self.block = block
         self.drain_timeout = drain_timeout
+        self.put_timeout = put_timeout
         self.stream = stream or f"streamboost:deferred:{name}"
         self._buffer: deque[Entry[T]] = deque()
         self._has_items = asyncio.Event()
@@ -168,7 +172,15 @@ class DeferredWriter(Generic[T]):
             )
         entry = Entry(f"{self._prefix}{next(self._seq):x}", item, time.time())
         if self._outbox is not None:
-            await self._outbox.add(entry)
+            try:
+                async with asyncio.timeout(self.put_timeout):
+                    await self._outbox.add(entry)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"writer {self.name!r}: Redis did not take the item within "
+                    f"put_timeout={self.put_timeout} s; it may still reach the stream. Check "
+                    "Redis, or raise put_timeout"
+                ) from None
             return
         buffer = self._buffer
         while len(buffer) >= self.max_queue:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -109,3 +110,17 @@ def test_options_are_validated() -> None:
         delta_buffer(print, interval=0)
     with pytest.raises(ValueError, match="min_chars=0"):
         delta_buffer(print, min_chars=0)
+
+
+async def test_a_lost_tail_is_logged_by_size_not_by_content(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def failing(delta: Delta) -> None:
+        raise ConnectionError("database down")
+
+    with caplog.at_level(logging.ERROR, logger="streamboost.deferred"):
+        async with delta_buffer(failing, interval=60, retries=0) as buf:
+            buf.append("my secret answer")
+        await drain_deferred(5)
+    assert "16 characters at offset 0 not persisted" in caplog.text
+    assert "secret" not in caplog.text

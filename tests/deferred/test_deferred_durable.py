@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from tests.deferred.support import PgTable
+from tests.needs import free_port
 
 from streamboost import DeferredWriter, Entry
 from streamboost._deferred import run_worker
@@ -179,3 +185,45 @@ async def test_standalone_worker_entry_point_consumes_and_stops_on_sigterm(
             await proc.wait()
     items = [orjson.loads(line)[1] for line in out.read_bytes().splitlines()]
     assert items == list(range(100))
+
+
+@pytest.fixture
+def stoppable_redis(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+        yield server, port
+    finally:
+        server.send_signal(signal.SIGCONT)
+        server.kill()
+        server.wait(5)
+
+
+async def test_durable_put_is_bounded_by_put_timeout(
+    tmp_path: Path, stoppable_redis: tuple[subprocess.Popen[bytes], int]
+) -> None:
+    server, port = stoppable_redis
+    writer = DeferredWriter(
+        lambda entries: None, name="bounded", durable=f"redis://127.0.0.1:{port}/0",
+        worker=False, put_timeout=0.2, dead_letter=tmp_path / "dead.jsonl",
+        registry=CollectorRegistry(),
+    )  # fmt: skip
+    await writer.start()
+    await writer.put(1)
+    server.send_signal(signal.SIGSTOP)  # the socket stays open and never answers
+    try:
+        with pytest.raises(TimeoutError, match=r"put_timeout=0\.2 s"):
+            await writer.put(2)
+    finally:
+        server.send_signal(signal.SIGCONT)
+    await writer.aclose()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import stat
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from redis.asyncio import Redis
 from tests.deferred.support import PgTable
 
 from streamboost import DeferredWriter, Entry, QueueFull, RetryPolicy, WriterClosed
+from streamboost._deferred._lifespan import drain_all
 
 FAST_RETRY = RetryPolicy(retries=8, backoff=0.005, max_backoff=0.02)
 
@@ -292,3 +296,50 @@ def test_backoff_grows_exponentially_up_to_the_cap() -> None:
     assert [policy.delay(n) for n in range(6)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
     jittered = RetryPolicy(retries=10, backoff=0.1, max_backoff=1.0)
     assert all(0 <= jittered.delay(3) <= 0.8 for _ in range(100))
+
+
+async def test_items_the_dead_letters_cannot_take_are_counted_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def failing(entries: list[Entry[int]]) -> None:
+        raise ConnectionError("database down")
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    registry = CollectorRegistry()
+    writer = DeferredWriter(
+        failing,
+        name="lossy",
+        max_delay=0.01,
+        retries=0,
+        dead_letter=blocker / "dead.jsonl",  # mkdir fails: FileExistsError
+        registry=registry,
+    )
+    await writer.start()
+    for n in range(5):
+        await writer.put(n)
+    with caplog.at_level(logging.ERROR, logger="streamboost.deferred"):
+        left = await drain_all([writer], 0.3)  # what StreamBoost's lifespan shutdown runs
+    assert left == 5
+    assert (writer.written, writer.dead_lettered, writer.lost) == (0, 0, 5)
+    assert sample(registry, "streamboost_deferred_items_total", writer="lossy", outcome="lost") == 5
+    assert "5 items LOST" in caplog.text
+    assert "moved to the dead letters" not in caplog.text
+
+
+async def test_the_jsonl_dead_letters_are_private_to_the_user(tmp_path: Path) -> None:
+    async def failing(entries: list[Entry[str]]) -> None:
+        raise ConnectionError("database down")
+
+    path = tmp_path / "dead.jsonl"
+    old = os.umask(0o022)
+    try:
+        async with DeferredWriter(
+            failing, name="private", retries=0, max_delay=0.01, dead_letter=path,
+            registry=CollectorRegistry(),
+        ) as writer:  # fmt: skip
+            await writer.put("a user's message")
+    finally:
+        os.umask(old)
+    assert writer.dead_lettered == 1
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 
+from .._redact import redact_url
 from ._breaker import CircuitBreaker, Failed
-from ._core import CacheCore, Fetched
+from ._core import CORRUPT, CacheCore, Fetched
 from ._memory import MemoryStore
 from ._metrics import CacheStats, register_otel, register_prometheus
 from ._refresh import Refreshes
@@ -60,11 +61,13 @@ class Cache(CacheCore):
             tiered, url, scheme = True, url.removeprefix("tiered+"), scheme.removeprefix("tiered+")
         if scheme not in ("memory", "redis", "rediss", "unix"):
             raise ValueError(
-                f"url={url!r}: use memory://, redis://host:port/db, rediss://... or "
+                f"url={redact_url(url)!r}: use memory://, redis://host:port/db, rediss://... or "
                 "tiered+redis://host:port/db (memory in front of Redis)"
             )
         if tiered and scheme == "memory":
-            raise ValueError(f"tiered=True needs a Redis url, got {url!r} (tiered+redis://...)")
+            raise ValueError(
+                f"tiered=True needs a Redis url, got {redact_url(url)!r} (tiered+redis://...)"
+            )
         if not namespace or any(c.isspace() for c in namespace):
             raise ValueError(f"namespace={namespace!r} must be a non-empty string without spaces")
         _positive("max_entries", max_entries, "10000")
@@ -165,11 +168,11 @@ class Cache(CacheCore):
             found = self._accept(
                 call.spec, call.key, call.args, call.kwargs, version, payloads[n], epoch
             )
-            if found is None:
-                misses.append((i, (version, [None])))
-            else:
+            if isinstance(found, tuple):
                 results[i] = found[0]
                 self._count(found[1])
+            else:  # resolve() decodes a corrupt entry again, drops it and counts the error
+                misses.append((i, (version, [payloads[n] if found == CORRUPT else None])))
         if misses:
             loads = [
                 self.resolve(calls[i].spec, calls[i].key, calls[i].args, calls[i].kwargs, one)
@@ -246,4 +249,7 @@ class Cache(CacheCore):
             await self._listener.wait_subscribed()
 
     def __repr__(self) -> str:
-        return f"Cache(backend={self.backend!r}, namespace={self.namespace!r})"
+        return (
+            f"Cache({redact_url(self.url)!r}, backend={self.backend!r}, "
+            f"namespace={self.namespace!r})"
+        )

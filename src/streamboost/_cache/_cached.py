@@ -17,7 +17,7 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 import orjson
 
 from ._cache import Cache
-from ._keys import KEY_OPTIONS, KeyBuilder, finite_safe, key_default, refuse_unsafe_parameters
+from ._keys import NATIVE, KeyBuilder, encode_values, refuse_unsafe_parameters
 from ._memory import Entry
 from ._metrics import CacheStats
 from ._spec import LoaderSpec, Tags
@@ -130,6 +130,7 @@ def _wrap(
     fast = keys.fast
     width = keys.positional
     dumps = orjson.dumps
+    native = NATIVE
     monotonic = time.monotonic
     bound: Cache | None = None
     prefix = b""
@@ -148,14 +149,14 @@ def _wrap(
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         target = bound if bound is not None else bind_cache()
-        if fast and not kwargs and len(args) == width:
+        if fast and not kwargs and len(args) == width and native.issuperset(map(type, args)):
             try:
-                encoded = dumps(args, default=key_default, option=KEY_OPTIONS)
-            except TypeError:  # re-raised by encode() with a message that says what to do
-                encoded = keys.encode(args, kwargs)
-            # NaN and infinities are written as null: such keys are re-encoded (110 is "n").
+                encoded = dumps(args)
+            except TypeError:  # a lone surrogate or an int past 64 bits: tagged below
+                encoded = encode_values(args)
+            # NaN and infinities are written as null (110 is "n"): tagged below.
             if 110 in encoded and encoded.find(b"null") >= 0:
-                encoded = finite_safe(encoded, args)
+                encoded = encode_values(args)
             k = prefix + encoded
         else:
             k = prefix + keys.encode(args, kwargs)

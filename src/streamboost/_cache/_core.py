@@ -34,6 +34,9 @@ T = TypeVar("T")
 
 
 Fetched = tuple[int, list[bytes | None]]
+Found = tuple[Any, str]
+# What _accept returns for an entry that is no envelope of the declared type: an error.
+CORRUPT = "corrupt"
 
 
 class CacheCore:
@@ -145,8 +148,16 @@ class CacheCore:
             return await self._load(spec, key, args, kwargs, None), "error"
         version, (payload,) = fetched
         found = self._accept(spec, key, args, kwargs, version, payload, epoch)
-        if found is not None:
+        if isinstance(found, tuple):
             return found
+        if found == CORRUPT:
+            assert payload is not None
+            await self._remote_call(remote.drop, key, payload)
+            try:
+                return await self._load(spec, key, args, kwargs, version), "error"
+            except Exception:
+                self.stats.errors += 1  # counted even when the loader fails too
+                raise
         if spec.lock:
             return await self._load_locked(spec, key, args, kwargs, version)
         return await self._load(spec, key, args, kwargs, version), "miss"
@@ -160,16 +171,20 @@ class CacheCore:
         version: int,
         payload: bytes | None,
         epoch: int,
-    ) -> tuple[Any, str] | None:
-        """Decode a Redis envelope; None when absent, expired, outdated or undecodable."""
-        envelope = None if payload is None else unpack(payload, version)
-        if envelope is None:
+    ) -> Found | str | None:
+        """Decode a Redis envelope; None when absent, expired or outdated, CORRUPT when it is
+        no envelope or its value does not decode to the return type."""
+        if payload is None:
             return None
-        fresh_until, stale_until, delta, raw = envelope
         try:
+            envelope = unpack(payload, version)
+            if envelope is None:
+                return None
+            fresh_until, stale_until, delta, raw = envelope
             value = spec.decoder(raw)
-        except (ValueError, TypeError, KeyError):
-            return None  # the return type changed without a version bump: reload
+        except Exception as exc:  # planted or from another return type: never raised to callers
+            logger.debug("%s: undecodable Redis entry dropped: %r", spec.func_id, exc)
+            return CORRUPT
         now = time.time()
         if now >= stale_until:
             return None
@@ -254,7 +269,7 @@ class CacheCore:
             if isinstance(fetched, tuple):
                 version, (payload,) = fetched
                 found = self._accept(spec, key, args, kwargs, version, payload, epoch)
-                if found is not None:
+                if isinstance(found, tuple):
                     return found
             if time.monotonic() >= deadline:
                 break  # the holder is slow or gone: load without the lock

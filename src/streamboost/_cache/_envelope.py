@@ -7,12 +7,14 @@ in so it is encoded once.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
 
 # Bumped when the layout changes: entries of another layout read as misses and are reloaded.
-FORMAT = 1
+# 2: keys tag every argument's type; entries stored under the untyped keys of 1 are not read.
+FORMAT = 2
 
 
 def pack(version: int, fresh_until: float, stale_until: float, delta: float, value: bytes) -> bytes:
@@ -20,13 +22,32 @@ def pack(version: int, fresh_until: float, stale_until: float, delta: float, val
     return head[:-1] + b"," + value + b"]"
 
 
+def _time(value: Any) -> float:
+    if (type(value) is not float and type(value) is not int) or not math.isfinite(value):
+        raise ValueError(f"envelope time {value!r} is not a finite number")
+    return float(value)
+
+
 def unpack(payload: bytes, version: int) -> tuple[float, float, float, Any] | None:
     """``(fresh_until, stale_until, delta, raw value)``, or None for another format or
-    namespace version (an invalidated namespace) or a payload that is not an envelope."""
+    namespace version (an invalidated namespace).
+
+    Raises ValueError for anything else: a payload anyone could have written to the key.
+    """
     try:
-        fmt, stored_version, fresh_until, stale_until, delta, raw = orjson.loads(payload)
-    except (ValueError, TypeError):
+        decoded = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"cache entry is not JSON: {exc}") from None
+    if type(decoded) is not list or not decoded or type(decoded[0]) is not int:
+        raise ValueError("cache entry is not an envelope")
+    if decoded[0] != FORMAT:
         return None
-    if fmt != FORMAT or stored_version != version:
+    if len(decoded) != 6 or type(decoded[1]) is not int:
+        raise ValueError("cache entry is not an envelope")
+    _, stored_version, fresh_until, stale_until, delta, raw = decoded
+    if stored_version != version:
         return None
-    return fresh_until, stale_until, delta, raw
+    delta = _time(delta)
+    if delta < 0:
+        raise ValueError(f"envelope delta {delta!r} is negative")
+    return _time(fresh_until), _time(stale_until), delta, raw

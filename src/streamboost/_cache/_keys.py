@@ -1,82 +1,105 @@
 """Canonical, collision-proof cache keys, and the refusal of per-request parameters.
 
 A key is ``<namespace>:<module.qualname>:v<version>:<JSON array of the bound arguments>``.
-JSON keeps types apart (``1``, ``1.0``, ``true`` and ``"1"`` all differ) and quotes strings,
-so no argument can forge a delimiter; dict arguments are written with sorted keys.
+Each argument is written in a type-tagged form (``tagged``): str, int, float, bool and None
+are JSON scalars, which JSON already keeps apart (``1``, ``1.0``, ``true``, ``"1"``); every
+other value is an array whose first item is a tag, and the class's qualified name for
+dataclasses, enums, models and subclasses. So ``Admin(id=1)``, ``Guest(id=1)``, ``{"id": 1}``,
+``Role.ADMIN`` and ``1`` all key apart, and no argument can forge a delimiter.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import enum
 import inspect
 import math
 import re
 import typing
+import uuid
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from ._errors import UnsafeCacheKey
 
-KEY_OPTIONS = orjson.OPT_SORT_KEYS
+# Argument types orjson writes unambiguously: the hit path encodes them with one dumps().
+NATIVE = frozenset({str, int, float, bool, type(None)})
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # orjson's integer range
+_VALUE_TYPES = (datetime.date, datetime.time, datetime.timedelta, uuid.UUID, Decimal)
+_BUILTIN_BASES: tuple[Callable[[Any], Any], ...] = (
+    int, float, str, bytes, list, tuple, dict, set, frozenset,
+)  # fmt: skip
 
 
-def key_default(obj: Any) -> Any:
+def _name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _sort_key(item: Any) -> bytes:
+    return orjson.dumps(item[0] if isinstance(item, tuple) else item)
+
+
+def tagged(obj: Any) -> Any:
+    """``obj`` as JSON-native data that keeps its type: equal only for equal typed values."""
+    cls = type(obj)
+    if cls is str:
+        if obj.isascii():
+            return obj
+        try:
+            obj.encode()
+        except UnicodeEncodeError:  # a lone surrogate: orjson refuses it, hex keeps it exact
+            return ["X", obj.encode("utf-8", "surrogatepass").hex()]
+        return obj
+    if cls is int:
+        return obj if _INT_MIN <= obj <= _INT_MAX else ["I", str(obj)]
+    if cls is float:
+        return obj if math.isfinite(obj) else ["f", repr(obj)]
+    if cls is bool or obj is None:
+        return obj
+    if cls is list:
+        return ["l", *map(tagged, obj)]
+    if cls is tuple:
+        return ["t", *map(tagged, obj)]
+    if cls is dict:
+        pairs = sorted(((tagged(k), tagged(v)) for k, v in obj.items()), key=_sort_key)
+        return ["d", *(list(p) for p in pairs)]
+    if cls is set or cls is frozenset:
+        return ["S" if cls is set else "F", *sorted(map(tagged, obj), key=_sort_key)]
+    if cls is bytes:
+        return ["B", obj.hex()]
+    return _tagged_object(obj, cls)
+
+
+def _tagged_object(obj: Any, cls: type) -> Any:
+    if isinstance(obj, enum.Enum):
+        return ["E", _name(cls), tagged(obj.value)]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        fields = dataclasses.fields(obj)
+        return ["D", _name(cls), *([f.name, tagged(getattr(obj, f.name))] for f in fields)]
     dump = getattr(obj, "model_dump", None)
-    if dump is not None:
-        return dump(mode="json")
-    if isinstance(obj, set | frozenset):
-        return sorted(obj)
+    if dump is not None and not isinstance(obj, type):
+        # Attributes, not the dump: a nested model keeps its own class name.
+        items = dump().items()
+        return ["M", _name(cls), *([k, tagged(getattr(obj, k, v))] for k, v in items)]
+    if isinstance(obj, _VALUE_TYPES):
+        return ["V", _name(cls), str(obj)]
+    for base in _BUILTIN_BASES:
+        if isinstance(obj, base):  # type: ignore[arg-type]  # a subclass (NamedTuple, str subclass...): name + plain value
+            return ["C", _name(cls), tagged(base(obj))]
     raise TypeError(
-        f"cannot build a cache key from an argument of type {type(obj).__qualname__}; "
-        "pass key=('name', ...) to key by some parameters or key=callable returning a str"
+        f"cannot build a cache key from an argument of type {_name(cls)}: use str, int, float, "
+        "bool, None, list, tuple, dict, set, a dataclass, an enum, a pydantic model, a UUID, a "
+        "date/time or a Decimal; or pass key=('name', ...) to key by some parameters, or "
+        "key=callable returning such a value"
     )
 
 
-def _plain(obj: Any) -> Any:
-    """``obj`` with dataclasses and models as dicts, so a walk sees every float inside."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    dump = getattr(obj, "model_dump", None)
-    return dump() if dump is not None else obj
-
-
-def _has_nonfinite(obj: Any) -> bool:
-    obj = _plain(obj)
-    if isinstance(obj, float):
-        return not math.isfinite(obj)
-    if isinstance(obj, list | tuple | set | frozenset):
-        return any(_has_nonfinite(v) for v in obj)
-    if isinstance(obj, dict):
-        return any(_has_nonfinite(v) for v in obj.values())
-    return False
-
-
-def _tagged(obj: Any) -> Any:
-    """Every string and non-finite float tagged with its type, so neither can pass for the other."""
-    obj = _plain(obj)
-    if isinstance(obj, str):
-        return "s" + obj
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "f" + repr(obj)
-    if isinstance(obj, list | tuple):
-        return [_tagged(v) for v in obj]
-    if isinstance(obj, set | frozenset):
-        return sorted(_tagged(v) for v in obj)
-    if isinstance(obj, dict):
-        return {"s" + k if isinstance(k, str) else k: _tagged(v) for k, v in obj.items()}
-    return obj
-
-
-def finite_safe(encoded: bytes, values: Any) -> bytes:
-    """orjson writes NaN and infinities as ``null``: such keys get their own tagged encoding.
-
-    They start with ``!``, which no JSON text starts with, so they meet no ordinary key.
-    """
-    if encoded.find(b"null") < 0 or not _has_nonfinite(values):
-        return encoded
-    return b"!" + orjson.dumps(_tagged(values), default=key_default, option=KEY_OPTIONS)
+def encode_values(values: Sequence[Any]) -> bytes:
+    return orjson.dumps([tagged(v) for v in values])
 
 
 # Class names (anywhere in the MRO) that carry per-request or per-user data.
@@ -219,16 +242,9 @@ class KeyBuilder:
         return tuple(call.arguments.values())
 
     def encode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-        try:
-            return self._encode(args, kwargs)
-        except orjson.JSONEncodeError as exc:
-            raise TypeError(str(exc.__cause__ or exc)) from exc
-
-    def _encode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         if self._user_key is not None:
-            values: Any = self._user_key(*args, **kwargs)
-        else:
-            values = self.values(args, kwargs)
-            if self._selected is not None:
-                values = tuple(values[i] for i in self._selected)
-        return finite_safe(orjson.dumps(values, default=key_default, option=KEY_OPTIONS), values)
+            return orjson.dumps(tagged(self._user_key(*args, **kwargs)))
+        values = self.values(args, kwargs)
+        if self._selected is not None:
+            values = tuple(values[i] for i in self._selected)
+        return encode_values(values)

@@ -25,7 +25,9 @@ for _, tag in ipairs(KEYS) do
 end
 return deleted
 """
-_RELEASE_LOCK = """
+# Deletes KEYS[1] only while it holds ARGV[1]: a lock release, or dropping a corrupt entry
+# without deleting a good value another process wrote meanwhile.
+_DELETE_IF_EQUAL = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
@@ -67,7 +69,7 @@ class RedisStore:
         self.lock_prefix = ns + b":__lock__:"
         self.channel = ns + b":__events__"
         self._invalidate_tags = self.client.register_script(_INVALIDATE_TAGS)
-        self._release_lock = self.client.register_script(_RELEASE_LOCK)
+        self._delete_if_equal = self.client.register_script(_DELETE_IF_EQUAL)
 
     async def get_many(self, keys: Sequence[bytes]) -> tuple[int, list[bytes | None]]:
         """The namespace version and the stored envelopes, in one MGET."""
@@ -114,7 +116,11 @@ class RedisStore:
         return bool(await self.client.set(self.lock_prefix + key, token, nx=True, px=px))
 
     async def unlock(self, key: bytes, token: bytes) -> None:
-        await self._release_lock(keys=[self.lock_prefix + key], args=[token])
+        await self._delete_if_equal(keys=[self.lock_prefix + key], args=[token])
+
+    async def drop(self, key: bytes, payload: bytes) -> None:
+        """Delete the entry at ``key`` if it still holds ``payload``."""
+        await self._delete_if_equal(keys=[key], args=[payload])
 
     def event(self, kind: bytes, keys: Sequence[bytes], version: int = 0) -> bytes:
         origin, names = self.origin.decode(), [k.decode() for k in keys]

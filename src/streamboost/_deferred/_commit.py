@@ -42,6 +42,7 @@ class Committer:
         self.written = 0
         self.retried = 0
         self.dead_lettered = 0
+        self.lost = 0
         self._batch_size = metrics.batch_size.labels(name)
         self._duration = metrics.write_duration.labels(name)
         self._lag = metrics.lag.labels(name)

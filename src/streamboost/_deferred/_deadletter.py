@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from .._redact import redact_url
 from ._config import Entry
 
 logger = logging.getLogger("streamboost.deferred")
@@ -37,7 +38,7 @@ class DeadLetterStore(Protocol):
 
 
 class JsonlDeadLetters:
-    """Appends one JSON object per item to a local file (``fsync`` per batch)."""
+    """Appends one JSON object per item to a local file (``fsync`` per batch), created 0600."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -45,7 +46,9 @@ class JsonlDeadLetters:
 
     def _append(self, data: bytes) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("ab") as file:
+        # 0600 whatever the umask: the items are user data.
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "ab") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
@@ -80,4 +83,9 @@ def open_dead_letters(target: str | os.PathLike[str], *, stream: str) -> DeadLet
     text = os.fspath(target)
     if text.startswith(("redis://", "rediss://", "unix://")):
         return RedisDeadLetters(text, stream)
+    if "://" in text:
+        raise ValueError(
+            f"dead_letter={redact_url(text)!r} looks like a URL: use redis://, rediss://, "
+            "unix:// or a file path"
+        )
     return JsonlDeadLetters(text)

@@ -221,6 +221,10 @@ class _DeferMetrics:
     def dead_lettered(self) -> int:
         return _deferrer.failed
 
+    @property
+    def lost(self) -> int:
+        return 0  # an unfinished job is reported by drain_deferred()'s count
+
     def queue_depth(self) -> int:
         return _deferrer.queue_depth()
 

@@ -17,6 +17,7 @@ from types import TracebackType
 
 from . import _defer
 from ._config import RetryPolicy
+from ._defer import _label
 from ._sync import as_async
 
 logger = logging.getLogger("streamboost.deferred")
@@ -48,6 +49,7 @@ class DeltaBuffer:
             raise ValueError(f"interval={interval!r} must be > 0 seconds (default 0.2)")
         if min_chars < 1:
             raise ValueError(f"min_chars={min_chars!r} must be >= 1 (default 1024)")
+        self._sink_fn = sink
         self._sink: Callable[[Delta], Awaitable[object]] = as_async(sink)
         self._interval = interval
         self._min_chars = min_chars
@@ -123,11 +125,12 @@ class DeltaBuffer:
                 return
             except Exception as exc:
                 if attempt >= self._retry.retries:
-                    text = "".join(self._parts)
+                    # Size and position only: the text is the user's content.
                     logger.error(
-                        "delta_buffer: last write failed after %d attempts; %d characters at "
-                        "offset %d not persisted: %r",
-                        attempt + 1, len(text), self.persisted, text, exc_info=exc,
+                        "delta_buffer: last write to %s failed after %d attempts; %d characters "
+                        "at offset %d not persisted",
+                        _label(self._sink_fn), attempt + 1, self._chars, self.persisted,
+                        exc_info=exc,
                     )  # fmt: skip
                     return
                 attempt += 1

@@ -34,6 +34,9 @@ class MetricsSource(Protocol):
     @property
     def dead_lettered(self) -> int: ...
 
+    @property
+    def lost(self) -> int: ...
+
     def queue_depth(self) -> int: ...
 
     def outcome_labels(self) -> tuple[str, str, str]: ...
@@ -84,7 +87,7 @@ class DeferredMetrics(Collector):
         )
         items = CounterMetricFamily(
             "streamboost_deferred_items",
-            "Deferred items by outcome: written, retried (per retry), dead_lettered.",
+            "Deferred items by outcome: written, retried (per retry), dead_lettered, lost.",
             labels=["writer", "outcome"],
         )
         # Live sources sharing a name (an app built twice, a writer re-created) add up.
@@ -98,6 +101,7 @@ class DeferredMetrics(Collector):
                 (written, source.written),
                 (retried, source.retried),
                 (failed, source.dead_lettered),
+                ("lost", source.lost),
             ):
                 counts[name, outcome] = counts.get((name, outcome), 0) + value
         for name, value in depths.items():

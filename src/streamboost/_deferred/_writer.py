@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 
+from .._redact import redact_url
 from ._commit import Committer, Sink
 from ._config import Entry, QueueFull, RetryPolicy, WriterClosed
 from ._deadletter import DeadLetterStore, open_dead_letters
@@ -55,6 +56,7 @@ class DeferredWriter(Generic[T]):
         worker: bool = True,
         claim_idle: float = 60.0,
         drain_timeout: float = 30.0,
+        put_timeout: float = 2.0,
         registry: CollectorRegistry | None = None,
     ) -> None:
         if not callable(sink):
@@ -71,14 +73,20 @@ class DeferredWriter(Generic[T]):
             raise ValueError(f"claim_idle={claim_idle!r} must be > 0 seconds (default 60.0)")
         if drain_timeout <= 0:
             raise ValueError(f"drain_timeout={drain_timeout!r} must be > 0 seconds (default 30)")
+        if not put_timeout > 0:
+            raise ValueError(f"put_timeout={put_timeout!r} must be > 0 seconds (default 2.0)")
         if durable is not None and not durable.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"durable={durable!r} must be None or a redis:// URL")
+            raise ValueError(
+                f"durable={redact_url(durable)!r} must be None or a redis://, rediss:// or "
+                "unix:// URL"
+            )
         self.name = name
         self.max_batch = max_batch
         self.max_delay = max_delay
         self.max_queue = max_queue
         self.block = block
         self.drain_timeout = drain_timeout
+        self.put_timeout = put_timeout
         self.stream = stream or f"streamboost:deferred:{name}"
         self._buffer: deque[Entry[T]] = deque()
         self._has_items = asyncio.Event()
@@ -133,6 +141,11 @@ class DeferredWriter(Generic[T]):
         return self._committer.dead_lettered
 
     @property
+    def lost(self) -> int:
+        """Items neither written nor dead-lettered: the dead-letter store failed at close."""
+        return self._committer.lost
+
+    @property
     def durable(self) -> bool:
         return self._outbox is not None
 
@@ -159,7 +172,15 @@ class DeferredWriter(Generic[T]):
             )
         entry = Entry(f"{self._prefix}{next(self._seq):x}", item, time.time())
         if self._outbox is not None:
-            await self._outbox.add(entry)
+            try:
+                async with asyncio.timeout(self.put_timeout):
+                    await self._outbox.add(entry)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"writer {self.name!r}: Redis did not take the item within "
+                    f"put_timeout={self.put_timeout} s; it may still reach the stream. Check "
+                    "Redis, or raise put_timeout"
+                ) from None
             return
         buffer = self._buffer
         while len(buffer) >= self.max_queue:
@@ -243,10 +264,16 @@ class DeferredWriter(Generic[T]):
             return left
         left = len(self._buffer)
         if left:
-            logger.error(
-                "writer %r: drain deadline passed; %d items go to the dead letters", self.name, left
-            )
-            await self._committer.dead_letter(list(self._buffer), "drain deadline passed")
+            logger.error("writer %r: drain deadline passed; %d items not written", self.name, left)
+            try:
+                await self._committer.dead_letter(list(self._buffer), "drain deadline passed")
+            except Exception as exc:
+                # Nowhere left to put them: counted and logged, never silently gone.
+                self._committer.lost += left
+                logger.error(
+                    "writer %r: %d items LOST: the dead-letter store (%s) failed too: %r",
+                    self.name, left, self.dead_letters.description, exc,
+                )  # fmt: skip
             self._buffer.clear()
         return left
 

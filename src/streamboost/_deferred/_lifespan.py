@@ -48,7 +48,9 @@ async def lifespan_with_writers(
 ) -> None:
     """Run ``app``'s lifespan; start ``writers`` once it started, drain before it shuts down.
 
-    Apps that do not speak lifespan (they raise before sending anything) are handled here.
+    Apps that do not speak lifespan (they raise before receiving or sending anything) are
+    handled here; an app that raises after receiving the startup has failed, and the error
+    goes to the server.
     """
     started: list[DeferredWriter[Any]] = []
     app_replied = startup_received = drained = False
@@ -91,7 +93,9 @@ async def lifespan_with_writers(
         await app(scope, app_receive, app_send)
         return
     except Exception:
-        if app_replied:
+        # An app that received the startup speaks lifespan: its failure is the server's to
+        # see (uvicorn --lifespan on then refuses to start), as without StreamBoost.
+        if app_replied or startup_received:
             raise
         logger.debug("the app does not handle lifespan; streamboost runs it for the writers")
     message = {"type": "lifespan.startup"} if startup_received else await receive()

@@ -11,6 +11,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from ._coalesce import Coalescer
+from ._flusher import Ready
 from ._headers import body_kind, without
 from ._lifecycle import RequestLifecycle
 from ._native import NATIVE
@@ -160,8 +161,7 @@ class HTTPStream(RequestLifecycle):
             ):
                 self._coalescer = coalescer = Coalescer(self._write, config)
                 # The coalescer's loop: each get_running_loop() is a getpid() system call.
-                self._done = done = coalescer.loop.create_future()
-                done.set_result(None)  # awaited for every buffered chunk
+                self._done = Ready(coalescer.loop)  # returned for every buffered chunk
                 self._merge = config.merge_openai and fmt == FORMAT_SSE
             critical = boost.critical_names if self._coalescer is not None else None
             self._scanner = EventScanner(

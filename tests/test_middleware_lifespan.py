@@ -78,7 +78,6 @@ async def _failing_startup(scope: Any, receive: Any, send: Any) -> None:
 async def _starts(app: Any) -> bool:
     """Whether real uvicorn with ``--lifespan on`` starts ``app`` (it is stopped again)."""
     import uvicorn
-
     from tests.needs import free_port
 
     config = uvicorn.Config(

@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 from tests.coalesce_apps import openai
@@ -34,7 +35,9 @@ def _app(how: str) -> Any:
                     await asyncio.ensure_future(send(message))
                 elif how == "start_soon":
                     tg.start_soon(send, message)
-                    await anyio.sleep(0)  # the task runs before the next chunk: order kept
+                    await (
+                        anyio.lowlevel.checkpoint()
+                    )  # the task runs before the next chunk: order kept
                 else:
                     await send(message)
         await send({"type": "http.response.body", "body": b""})

@@ -9,14 +9,35 @@ goes out at once or wakes the flusher; this module decides only how a wanted flu
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NoReturn
 
 from ._config import CoalesceConfig
 from ._native import FlusherBase
 
+logger = logging.getLogger("streamboost")
+
 Write = Callable[[list[bytes], int, bool], Awaitable[None]]
 """``write(parts, content_events, more_body)``: put the joined parts on the wire."""
+
+
+_warned = False
+
+
+def on_asyncio() -> bool:
+    """True under an asyncio loop: the flusher's tasks and timers need one. Elsewhere (trio)
+    streams pass through uncoalesced, and a warning says so once."""
+    global _warned
+    if asyncio._get_running_loop() is not None:
+        return True
+    if not _warned:
+        _warned = True
+        logger.warning(
+            "streamboost: coalescing needs an asyncio event loop and this server runs another "
+            "(trio?); streams pass through uncoalesced, still timed and counted"
+        )
+    return False
 
 
 class Ready(asyncio.Future[None]):

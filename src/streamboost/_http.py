@@ -11,7 +11,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from ._coalesce import Coalescer
-from ._flusher import Ready
+from ._flusher import Ready, on_asyncio
 from ._headers import body_kind, without
 from ._lifecycle import RequestLifecycle
 from ._native import NATIVE
@@ -158,6 +158,7 @@ class HTTPStream(RequestLifecycle):
                 and status >= 200
                 and status not in (204, 304)
                 and record.method != "HEAD"
+                and on_asyncio()
             ):
                 self._coalescer = coalescer = Coalescer(self._write, config)
                 # The coalescer's loop: each get_running_loop() is a getpid() system call.

@@ -16,6 +16,14 @@ from ._writer import DeferredWriter
 logger = logging.getLogger("streamboost.deferred")
 
 
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 async def drain_all(writers: Sequence[DeferredWriter[Any]], drain_timeout: float) -> int:
     """Drain defer() work, then the writers (defer jobs may still put), within ``drain_timeout`` s.
 
@@ -56,6 +64,18 @@ async def lifespan_with_writers(
     app_replied = startup_received = drained = False
 
     async def start_writers() -> Message:
+        if not _on_asyncio():
+            # trio (hypercorn --worker-class trio): defer() and writers are asyncio tasks.
+            if not writers:
+                return {"type": "lifespan.startup.complete"}
+            return {
+                "type": "lifespan.startup.failed",
+                "message": (
+                    f"streamboost: writers={list(writers)!r} need an asyncio event loop and "
+                    "this server runs another (trio?); serve with asyncio (e.g. hypercorn "
+                    "--worker-class asyncio) or pass no writers"
+                ),
+            }
         bind_defer_to_running_loop()
         try:
             for writer in writers:
@@ -71,7 +91,8 @@ async def lifespan_with_writers(
         nonlocal drained
         if not drained:
             drained = True
-            await drain_all(started, drain_timeout)
+            if _on_asyncio():  # elsewhere nothing was deferred nor started
+                await drain_all(started, drain_timeout)
 
     async def app_send(message: Message) -> None:
         nonlocal app_replied

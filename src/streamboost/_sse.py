@@ -2,9 +2,9 @@
 
 Three stream formats are understood:
 
-- ``text/event-stream``: events end at a blank line, with LF, CRLF or CR line endings, mixed
-  as the SSE spec allows (``\\n\\n``, ``\\r\\n\\r\\n``, ``\\r\\r``, ``\\n\\r\\n``...); a CR that ends a
-  chunk ends its line (an LF starting the next chunk is the rest of that CRLF);
+- ``text/event-stream``: events end at a blank line, with LF, CRLF or CR line endings,
+  mixed as the SSE spec allows (``\\n\\n``, ``\\r\\n\\r\\n``, ``\\r\\r``, ``\\n\\r\\n``...); a CR
+  that ends a chunk ends its line (an LF starting the next chunk is the rest of that CRLF);
 - ``application/x-ndjson`` and ``application/jsonl``: one event per ``\\n``-terminated line;
 - ``text/plain``: every non-empty chunk is one event.
 

@@ -130,6 +130,7 @@ def pytest_outcomes(
     paths = [str(ROOT / "src"), str(ROOT / "scripts")]
     env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     cmd = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout=60",
+           "--continue-on-collection-errors",
            f"--junitxml={xml}", *SUITES[name]["args"]]  # fmt: skip
     if wrapped:
         cmd[3:3] = ["-p", "thirdparty_wrap"]

@@ -60,7 +60,10 @@ def hypercorn_trio(app: Any) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         if "token" in state and thread.is_alive():
-            trio.from_thread.run_sync(state["stop"].set, trio_token=state["token"])
+            try:
+                trio.from_thread.run_sync(state["stop"].set, trio_token=state["token"])
+            except trio.RunFinishedError:
+                pass  # the server already stopped (its startup failed)
         thread.join(10)
         assert not thread.is_alive()
         if "error" in state:

@@ -6,6 +6,7 @@ warning says so once); writers make the startup fail and defer() raises, both sa
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -60,10 +61,9 @@ def hypercorn_trio(app: Any) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         if "token" in state and thread.is_alive():
-            try:
+            # RunFinishedError: the server already stopped (its startup failed).
+            with contextlib.suppress(trio.RunFinishedError):
                 trio.from_thread.run_sync(state["stop"].set, trio_token=state["token"])
-            except trio.RunFinishedError:
-                pass  # the server already stopped (its startup failed)
         thread.join(10)
         assert not thread.is_alive()
         if "error" in state:

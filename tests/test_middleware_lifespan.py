@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -64,3 +65,62 @@ def test_bad_lifespan_arguments_name_the_value_and_the_fix(
     kwargs.setdefault("app", app)
     with pytest.raises((TypeError, ValueError), match=message):
         StreamBoost(**kwargs)
+
+
+async def _failing_startup(scope: Any, receive: Any, send: Any) -> None:
+    """An app (or a middleware) that speaks lifespan and fails at startup without replying."""
+    assert scope["type"] == "lifespan"
+    message = await receive()
+    assert message["type"] == "lifespan.startup"
+    raise RuntimeError("the database is down")
+
+
+async def _starts(app: Any) -> bool:
+    """Whether real uvicorn with ``--lifespan on`` starts ``app`` (it is stopped again)."""
+    import uvicorn
+    from tests.needs import free_port
+
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=free_port(), lifespan="on", log_level="critical"
+    )
+    server = uvicorn.Server(config)
+
+    async def stop_once_started() -> None:
+        for _ in range(500):  # bounded: the startup either completes or fails quickly
+            if server.started or server.should_exit:
+                break
+            await asyncio.sleep(0.01)
+        server.should_exit = True
+
+    stopper = asyncio.create_task(stop_once_started())
+    try:
+        await server.serve()
+    except SystemExit:  # uvicorn's answer to a failed startup
+        return False
+    finally:
+        await stopper
+    return server.started
+
+
+@pytest.mark.parametrize("writers", [False, True])
+async def test_an_app_whose_lifespan_startup_fails_keeps_uvicorn_from_starting(
+    writers: bool,
+) -> None:
+    assert not await _starts(_failing_startup)  # bare: uvicorn refuses to start
+
+    async def sink(entries: list[Entry[int]]) -> None:
+        return None
+
+    kept = (
+        [DeferredWriter(sink, name="lifespan-fail", registry=CollectorRegistry())]
+        if writers
+        else []
+    )
+    assert not await _starts(StreamBoost(_failing_startup, metrics=False, writers=kept))
+
+
+async def test_an_app_without_lifespan_still_starts_under_lifespan_on() -> None:
+    async def http_only(scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"  # raises on the lifespan scope before receiving
+
+    assert await _starts(StreamBoost(http_only, metrics=False))

@@ -121,8 +121,17 @@ CHUNK = st.one_of(
             openai("split")[20:],
             b'data: {"type":"error"}\n\n',
             openai("crlf").replace(b"\n\n", b"\r\n\r\n"),
+            openai("cr").replace(b"\n\n", b"\r\r"),
+            openai("cr")[:-1] + b"\r",  # LF then CR: a blank line
+            b"\n",  # the LF that completes a CRLF the chunk before ended with its CR
+            openai("two\rlines").replace(b"\\r", b"\r"),  # a raw CR inside: not JSON
+            openai("two\revents").replace(b"\\r", b"\r\r"),
         ]
     ),
+    st.tuples(
+        st.text(alphabet="ab", min_size=1, max_size=4),
+        st.sampled_from([b"\n\n", b"\r\n\r\n", b"\r\r", b"\n\r\n", b"\r\r\n"]),
+    ).map(lambda t: _content(t[0])[:-2] + t[1]),
     st.text(alphabet="abc", min_size=1, max_size=3).map(lambda t: memoryview(_content(t))),
 )
 

@@ -58,13 +58,48 @@ def test_partial_event_waits_for_its_end_across_chunks() -> None:
 
 @pytest.mark.parametrize(
     "pieces",
-    [[b"data: a\r\n", b"\r\n"], [b"data: a\r\n\r", b"\n"], [b"data: a\r", b"\n\r\n"]],
+    [[b"data: a\r\n", b"\r\n"], [b"data: a\r", b"\n\r\n"], [b"data: a\r", b"\r"]],
 )
-def test_crlf_boundaries_across_chunks(pieces: list[bytes]) -> None:
+def test_crlf_and_cr_boundaries_across_chunks(pieces: list[bytes]) -> None:
     scan = scanner()
     assert scan.feed(pieces[0]) == 0
     assert scan.feed(pieces[1]) == len(pieces[1])
     assert scan.events == 1
+
+
+def test_a_cr_that_ends_a_chunk_ends_its_blank_line() -> None:
+    # The SSE spec's CR line ending: the event is whole at the CR, not held for an LF that
+    # may never come; an LF that does come is the rest of that CRLF, not an event.
+    scan = scanner()
+    assert scan.feed(b"data: a\r\n\r") == len(b"data: a\r\n\r")
+    assert (scan.events, scan.content) == (1, 1)
+    assert scan.feed(b"\n") == 0
+    assert scan.feed(b"data: b\n\n") == len(b"data: b\n\n")
+    assert (scan.events, scan.content) == (1, 1)
+    scan.end()
+    assert scan.events == 0
+
+
+@pytest.mark.parametrize(
+    ("stream", "events"),
+    [
+        (b"data: a\n\ndata: b\n\n", 2),
+        (b"data: a\r\n\r\ndata: b\r\n\r\n", 2),
+        (b"data: a\r\rdata: b\r\r", 2),
+        (b"data: a\rdata: a2\r\revent: x\rdata: b\r\r", 2),
+        (b"data: a\n\r\ndata: b\r\r\ndata: c\r\n\n", 3),
+    ],
+)
+@pytest.mark.parametrize("split", [1, 2, 3, 5, 1000])
+def test_every_line_ending_finds_every_event(stream: bytes, events: int, split: int) -> None:
+    scan = scanner()
+    found = 0
+    for at in range(0, len(stream), split):
+        scan.feed(stream[at : at + split])
+        found += scan.events
+    assert found == events  # each found when its blank line came, none held to the end
+    scan.end()
+    assert scan.events == 0
 
 
 def test_ndjson_lines() -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
-_EVENT_NAME: Final = re.compile(rb"(?m)^event:[ ]?([^\r\n]*)")
+# At the start of a line, whichever line ending (LF, CRLF, CR) ended the one before.
+_EVENT_NAME: Final = re.compile(rb"(?:^|(?<=[\r\n]))event:[ ]?([^\r\n]*)")
 _JSON_TYPE: Final = re.compile(rb'"type"\s*:\s*"([^"\\]*)"')
 _NOT_NULL_AFTER: Final = re.compile(rb'\s*:\s*+(?!null|""|\{\}|\[\])')
 

@@ -11,6 +11,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from ._coalesce import Coalescer
+from ._flusher import Ready, on_asyncio
 from ._headers import body_kind, without
 from ._lifecycle import RequestLifecycle
 from ._native import NATIVE
@@ -157,11 +158,11 @@ class HTTPStream(RequestLifecycle):
                 and status >= 200
                 and status not in (204, 304)
                 and record.method != "HEAD"
+                and on_asyncio()
             ):
                 self._coalescer = coalescer = Coalescer(self._write, config)
                 # The coalescer's loop: each get_running_loop() is a getpid() system call.
-                self._done = done = coalescer.loop.create_future()
-                done.set_result(None)  # awaited for every buffered chunk
+                self._done = Ready(coalescer.loop)  # returned for every buffered chunk
                 self._merge = config.merge_openai and fmt == FORMAT_SSE
             critical = boost.critical_names if self._coalescer is not None else None
             self._scanner = EventScanner(

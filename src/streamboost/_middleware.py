@@ -19,6 +19,7 @@ from ._config import CoalesceConfig
 from ._deferred import DeferredWriter, export_defer_metrics
 from ._deferred._lifespan import LifespanWriters
 from ._export import build_exporters
+from ._flusher import on_asyncio
 from ._http import HTTPStream
 from ._timing import DEFAULT_CLOCK, Clock, StreamObserver, current_record
 from ._types import ASGIApp, Receive, Scope, Send
@@ -166,7 +167,12 @@ class StreamBoost:
                 current_record.reset(token)
         elif scope_type == "lifespan":
             await self.lifespan(scope, receive, send)
-        elif scope_type == "websocket" and self.coalesce is not None and self.coalesce.websocket:
+        elif (
+            scope_type == "websocket"
+            and self.coalesce is not None
+            and self.coalesce.websocket
+            and on_asyncio()
+        ):
             await WebSocketBatcher(self.app, self.coalesce, scope, receive, send).run()
         else:
             await self.app(scope, receive, send)

@@ -320,7 +320,8 @@ buffer_known_event(StreamBase *self, PyObject *body, PyObject **result)
     Py_ssize_t middle = size - plen - slen; /* the content string: at least one byte */
     if (memcmp(data, PyBytes_AS_STRING(sc->prefix), plen) != 0 ||
         memcmp(data + size - slen, PyBytes_AS_STRING(sc->suffix), slen) != 0 ||
-        memchr(data + plen, '"', middle) != NULL || memchr(data + plen, '\n', middle) != NULL) {
+        memchr(data + plen, '"', middle) != NULL || memchr(data + plen, '\n', middle) != NULL ||
+        memchr(data + plen, '\r', middle) != NULL) {
         return 0;
     }
     if (co->ready == NULL || co->pending == NULL || !PyList_CheckExact(co->ready) ||
@@ -389,7 +390,8 @@ send_known_content(StreamBase *self, PyObject *message, PyObject *body, PyObject
      * and the byte after the prefix is not the string's closing quote. */
     if (size < p + 2 || memcmp(data, PyBytes_AS_STRING(sc->prefix), p) != 0 ||
         data[size - 1] != '\n' || data[p] == '"' ||
-        memchr(data + p, '\n', size - p) != (const void *)(data + size - 2)) {
+        memchr(data + p, '\n', size - p) != (const void *)(data + size - 2) ||
+        memchr(data + p, '\r', size - p) != NULL) { /* a CR ends a line too: Python decides */
         return 0;
     }
     PyObject *now = PyObject_CallNoArgs(self->clock);

@@ -2,8 +2,9 @@
 
 Three stream formats are understood:
 
-- ``text/event-stream``: events end at a blank line (``\\n\\n`` or ``\\r\\n\\r\\n``; bare ``\\r``
-  line endings are not recognised and such a stream is treated as one open event);
+- ``text/event-stream``: events end at a blank line, with LF, CRLF or CR line endings,
+  mixed as the SSE spec allows (``\\n\\n``, ``\\r\\n\\r\\n``, ``\\r\\r``, ``\\n\\r\\n``...); a CR
+  that ends a chunk ends its line (an LF starting the next chunk is the rest of that CRLF);
 - ``application/x-ndjson`` and ``application/jsonl``: one event per ``\\n``-terminated line;
 - ``text/plain``: every non-empty chunk is one event.
 
@@ -33,7 +34,8 @@ _FORMATS: Final = {
 }
 
 _DONE: Final = (b"data: [DONE]", b"data:[DONE]")
-_SSE_SPLIT: Final = re.compile(rb"\n\r?\n")
+# Two line endings in a row (CRLF, LF, or a CR not followed by LF): a blank line.
+_SSE_SPLIT: Final = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 # A JSON key that can make an event critical, unless its value is null (checked after).
 _MAYBE_CRITICAL: Final = re.compile(rb'"(?:type|finish_reason|usage)"\s*:\s*+(?!null)')
 _CONTENT_KEY: Final = b'"content":"'
@@ -52,8 +54,8 @@ def _tail_match(suffix: bytes) -> TailMatch:
     if match is None:
         if len(_TAILS) >= _MAX_TAILS:
             _TAILS.clear()
-        # A non-empty content string without a quote or a line feed, then exactly the suffix.
-        match = _TAILS[suffix] = re.compile(rb'[^"\n]+' + re.escape(suffix)).fullmatch
+        # A non-empty content string without a quote or a line ending, then exactly the suffix.
+        match = _TAILS[suffix] = re.compile(rb'[^"\n\r]+' + re.escape(suffix)).fullmatch
     return match
 
 
@@ -142,6 +144,7 @@ class EventScanner(ScannerBase):
             and data[-1] == 10
             and data[p] != 34  # the content string is not empty
             and not self.pending
+            and data.find(b"\r", p) < 0  # a CR would end a line (maybe an event) early
         )
 
     def known_event(self, data: bytes) -> bool:
@@ -172,10 +175,11 @@ class EventScanner(ScannerBase):
         if fmt == FORMAT_SSE and not self.pending and data.startswith(b"data:"):
             end = data.find(b"\n") + 2  # where the event ends if it is one line
             size = len(data)
+            cr = data.find(b"\r")  # a CR elsewhere ends a line too: the general path
             if (
                 (
-                    (end == size and data[-1] == 10)
-                    or (end == size - 1 and data.endswith(b"\r\n\r\n"))
+                    (end == size and data[-1] == 10 and cr < 0)
+                    or (end == size - 1 and cr == size - 4 and data.endswith(b"\r\n\r\n"))
                 )
                 and not data.startswith(_DONE)
                 and _MAYBE_CRITICAL.search(data) is None
@@ -207,9 +211,16 @@ class EventScanner(ScannerBase):
             end = buf.rfind(b"\n\n")
             end = end + 2 if end >= 0 else -1
             if b"\r" in buf:
-                crlf = buf.rfind(b"\n\r\n")
-                if crlf >= 0 and crlf + 3 > end:
-                    end = crlf + 3
+                # A line ending, then a CR: CR CR, LF CR, CRLF CR; an LF after that last CR
+                # makes it a CRLF, and belongs to the boundary when it is here already.
+                for pair in (b"\r\r", b"\n\r"):
+                    at = buf.rfind(pair)
+                    if at >= 0:
+                        stop = at + 2
+                        if stop < len(buf) and buf[stop] == 10:
+                            stop += 1
+                        if stop > end:
+                            end = stop
             if end >= 0:
                 end -= len(lead)
         else:

@@ -80,6 +80,12 @@ class Deferrer:
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
         loop = self._loop
+        if _other_async_library():
+            raise RuntimeError(
+                "defer() needs an asyncio event loop and this code runs under another "
+                "(trio?); serve the app with asyncio, or start the work in the app's own "
+                "task group (anyio.create_task_group)"
+            )
         if loop is None or loop.is_closed() or not loop.is_running():
             raise RuntimeError(
                 "defer() called outside an event loop and no loop is running defer() work yet; "
@@ -198,6 +204,18 @@ class Deferrer:
         if dispatcher is not None:
             dispatcher.cancel()
             await asyncio.gather(dispatcher, return_exceptions=True)
+
+
+def _other_async_library() -> bool:
+    """True inside a running trio (or other non-asyncio) event loop."""
+    try:
+        import sniffio
+    except ImportError:
+        return False
+    try:
+        return sniffio.current_async_library() != "asyncio"
+    except sniffio.AsyncLibraryNotFoundError:
+        return False
 
 
 def _label(fn: object) -> str:

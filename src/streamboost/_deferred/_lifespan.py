@@ -16,6 +16,14 @@ from ._writer import DeferredWriter
 logger = logging.getLogger("streamboost.deferred")
 
 
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 async def drain_all(writers: Sequence[DeferredWriter[Any]], drain_timeout: float) -> int:
     """Drain defer() work, then the writers (defer jobs may still put), within ``drain_timeout`` s.
 
@@ -48,12 +56,26 @@ async def lifespan_with_writers(
 ) -> None:
     """Run ``app``'s lifespan; start ``writers`` once it started, drain before it shuts down.
 
-    Apps that do not speak lifespan (they raise before sending anything) are handled here.
+    Apps that do not speak lifespan (they raise before receiving or sending anything) are
+    handled here; an app that raises after receiving the startup has failed, and the error
+    goes to the server.
     """
     started: list[DeferredWriter[Any]] = []
     app_replied = startup_received = drained = False
 
     async def start_writers() -> Message:
+        if not _on_asyncio():
+            # trio (hypercorn --worker-class trio): defer() and writers are asyncio tasks.
+            if not writers:
+                return {"type": "lifespan.startup.complete"}
+            return {
+                "type": "lifespan.startup.failed",
+                "message": (
+                    f"streamboost: writers={list(writers)!r} need an asyncio event loop and "
+                    "this server runs another (trio?); serve with asyncio (e.g. hypercorn "
+                    "--worker-class asyncio) or pass no writers"
+                ),
+            }
         bind_defer_to_running_loop()
         try:
             for writer in writers:
@@ -69,7 +91,8 @@ async def lifespan_with_writers(
         nonlocal drained
         if not drained:
             drained = True
-            await drain_all(started, drain_timeout)
+            if _on_asyncio():  # elsewhere nothing was deferred nor started
+                await drain_all(started, drain_timeout)
 
     async def app_send(message: Message) -> None:
         nonlocal app_replied
@@ -91,7 +114,9 @@ async def lifespan_with_writers(
         await app(scope, app_receive, app_send)
         return
     except Exception:
-        if app_replied:
+        # An app that received the startup speaks lifespan: its failure is the server's to
+        # see (uvicorn --lifespan on then refuses to start), as without StreamBoost.
+        if app_replied or startup_received:
             raise
         logger.debug("the app does not handle lifespan; streamboost runs it for the writers")
     message = {"type": "lifespan.startup"} if startup_received else await receive()

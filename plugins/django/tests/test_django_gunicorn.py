@@ -2,78 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 from tests.needs import free_port
+from tests.plugin_servers import samples, scrape_when_counted, serve
 
 HERE = Path(__file__).resolve().parent
 
 
-def samples(metrics: str, family: str) -> dict[str, float]:
-    """``route -> value`` of one family's samples (one worker, so no summing across pids)."""
-    out: dict[str, float] = {}
-    for line in metrics.splitlines():
-        if line.startswith(family + "{"):
-            route = line.split('route="', 1)[1].split('"', 1)[0]
-            out[route] = out.get(route, 0.0) + float(line.rsplit(" ", 1)[1])
-    return out
-
-
-def scrape_when_counted(client: httpx.Client, requests: int) -> str:
-    """The metrics once ``requests`` responses are counted: a response is counted just after
-    its last byte went out, so the client may ask before the last one is."""
-    for _ in range(50):
-        metrics = client.get("/metrics").text
-        if sum(samples(metrics, "streamboost_http_requests_total").values()) >= requests:
-            return metrics
-        time.sleep(0.05)
-    return metrics
-
-
 @contextmanager
 def gunicorn(port: int, env: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
-    """Serve the site; yields its URL and a list that gets the server's stderr once it stopped."""
-    argv = [sys.executable, "-m", "gunicorn", "django_site:application", "--chdir", str(HERE)]
+    argv = [sys.executable, "-m", "gunicorn", "django_site:application"]
     argv += ["-k", "uvicorn.workers.UvicornWorker", "-w", "1", "-b", f"127.0.0.1:{port}"]
-    argv += ["--graceful-timeout", "10"]
-    proc = subprocess.Popen(
-        argv,
-        env={**os.environ, **env},
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    stderr: list[str] = []
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            try:
-                httpx.get(base + "/metrics", timeout=1.0)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not answer within 30 s") from None
-                time.sleep(0.1)
-        yield base, stderr
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            _out, err = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            _out, err = proc.communicate(timeout=10)
-        stderr.append(err.decode())
+    with serve([*argv, "--graceful-timeout", "10"], port, HERE, env) as served:
+        yield served
 
 
 def test_django_routes_streams_and_deferred_work_under_gunicorn(tmp_path: Path) -> None:

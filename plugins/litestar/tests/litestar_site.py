@@ -10,9 +10,9 @@ from pathlib import Path
 
 from litestar import Litestar, get
 from litestar.response import Stream
+from streamboost_litestar import StreamBoostPlugin
 
 from streamboost import defer
-from streamboost_litestar import StreamBoostPlugin
 
 DEFERRED = Path(os.environ.get("DEFERRED_FILE", os.devnull))
 

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from ._metricsguard import MetricsGuard, check_host, check_token, parse_networks
 from ._otel import OTelObserver
 from ._prometheus import MetricsApp, PrometheusObserver, exposition_registry
-from ._route import RouteResolver
+from ._route import AppRoute, RouteResolver
 from ._timing import Clock, StreamObserver, StreamRecord
 
 logger = logging.getLogger("streamboost")
@@ -75,6 +75,7 @@ def build_exporters(
     meter_provider: otel_metrics.MeterProvider | None,
     tracer_provider: trace.TracerProvider | None,
     clock: Clock,
+    route: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> Exporters:
     """Validate the export options and build what they ask for."""
     if metrics_path is not None and not metrics_path.startswith("/"):
@@ -91,19 +92,21 @@ def build_exporters(
         guard = MetricsGuard(networks, token)
     if max_series < 1:
         raise ValueError(f"max_series={max_series!r} must be >= 1 (default 1000)")
-    route = RouteResolver()
+    resolver: Callable[[dict[str, Any]], str] = (
+        RouteResolver() if route is None else AppRoute(route)
+    )
     observers: list[StreamObserver] = []
     prometheus = otel_observer = None
     if metrics:
         prometheus = PrometheusObserver(
-            registry=registry, max_series=max_series, clock=clock, route=route
+            registry=registry, max_series=max_series, clock=clock, route=resolver
         )
     if otel:
         otel_observer = OTelObserver(
             meter_provider=meter_provider,
             tracer_provider=tracer_provider,
             clock=clock,
-            route=route,
+            route=resolver,
             max_series=max_series,
         )
     if prometheus is not None and otel_observer is not None:

@@ -39,6 +39,10 @@ class StreamBoost:
         observers: receive each response's ``StreamRecord`` (exporters implement these).
         clock: a ``() -> float`` seconds clock for the record's timestamps
             (default ``time.perf_counter``).
+        route: ``(scope) -> str | None``, the route template of a request, for apps that do not
+            route the Starlette way (the ``streamboost-django``/``-litestar``/``-quart`` plugins
+            provide one); called once per response after the app routed it; ``None`` or ``""``
+            falls back to the built-in resolver (``unmatched`` when nothing routed).
         metadata_events: SSE ``event:`` names that never count as output tokens.
         is_metadata: the app's own test, ``(event: bytes) -> bool``, True for an event that
             carries no output tokens (an SSE event block, an NDJSON line or a text chunk, as
@@ -71,6 +75,7 @@ class StreamBoost:
         coalesce: bool | CoalesceConfig = True,
         observers: Sequence[StreamObserver] = (),
         clock: Clock | None = None,
+        route: Callable[[dict[str, Any]], str | None] | None = None,
         metadata_events: Collection[str] = DEFAULT_METADATA_EVENTS,
         is_metadata: Callable[[bytes], bool] | None = None,
         opt_out_header: str = DEFAULT_OPT_OUT_HEADER,
@@ -130,6 +135,7 @@ class StreamBoost:
             meter_provider=meter_provider,
             tracer_provider=tracer_provider,
             clock=self.clock,
+            route=route,
         )
         if metrics:
             export_defer_metrics(registry)  # defer()'s counters next to the stream families

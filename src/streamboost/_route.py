@@ -10,7 +10,7 @@ so one app gives the same labels behind any proxy.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 UNMATCHED: Final = "unmatched"
@@ -87,6 +87,33 @@ def _walk(
         children = getattr(route, "routes", None)
         if children:
             _walk(children, own, out, depth + 1)
+
+
+class AppRoute:
+    """The app's own ``route(scope) -> template | None`` first, the built-in resolver after it.
+
+    For frameworks that do not route the Starlette way (Django, Litestar, Quart: see the
+    ``streamboost-*`` plugins). Called once per response, when an exporter first needs the label
+    (the response start has gone out, so the framework has routed). A ``None`` or empty result
+    falls back to ``RouteResolver``, so 404s stay ``unmatched``.
+    """
+
+    __slots__ = ("_fallback", "_route")
+
+    def __init__(self, route: Callable[[dict[str, Any]], str | None]) -> None:
+        if not callable(route):
+            raise TypeError(
+                f"route={route!r} must be a function (scope: dict) -> str | None that returns "
+                "the route template, e.g. streamboost_django.route"
+            )
+        self._route = route
+        self._fallback = RouteResolver()
+
+    def __call__(self, scope: dict[str, Any]) -> str:
+        template = self._route(scope)
+        if template:
+            return str(template)
+        return self._fallback(scope)
 
 
 class SeriesCap:

@@ -41,13 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="run an existing ASGI app behind StreamBoost, no code change"
     )
     serve.add_argument("target", help="the app as package.module:app")
-    serve.add_argument("--server", choices=("uvicorn", "hypercorn", "granian"), default="uvicorn")
+    serve.add_argument(
+        "--server", choices=("uvicorn", "hypercorn", "granian", "gunicorn"), default="uvicorn"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to bind (8000)")
     serve.add_argument("--workers", type=_positive_int, default=1, help="processes (1)")
     serve.add_argument("--no-coalesce", action="store_true", help="forward every chunk as sent")
     serve.add_argument(
         "--metrics-path", default="/metrics", help="where /metrics is served ('' for none)"
+    )
+    serve.add_argument(
+        "--app-dir", default=None, help="look for the target's module here (current directory)"
     )
 
     dashboards = commands.add_parser("dashboards", help="Grafana dashboards and provisioning")
@@ -68,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `streamboost serve app:app -- --max-requests 1000`: the rest is the server's own.
+    server_args: list[str] = []
+    if "--" in argv:
+        at = argv.index("--")
+        argv, server_args = argv[:at], argv[at + 1 :]
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         from ._demo import run_demo
@@ -93,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 workers=args.workers,
                 coalesce=not args.no_coalesce,
                 metrics_path=args.metrics_path or None,
+                app_dir=args.app_dir,
+                server_args=server_args,
             )
         except ValueError as exc:
             print(f"streamboost serve: {exc}", file=sys.stderr)

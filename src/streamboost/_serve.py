@@ -160,7 +160,7 @@ def _run(server: str, argv: list[str]) -> int:
                 args=argv, prog_name="granian", standalone_mode=False, auto_envvar_prefix="GRANIAN"
             )
         else:
-            from gunicorn.app.wsgiapp import run as gunicorn_run
+            from gunicorn.app.wsgiapp import run as gunicorn_run  # type: ignore[import-untyped]
 
             sys.argv = ["gunicorn", *argv]
             gunicorn_run()

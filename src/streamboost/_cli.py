@@ -38,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-load", action="store_true", help="with --serve: no background streams")
 
     serve = commands.add_parser(
-        "serve", help="run an existing ASGI app behind StreamBoost, no code change"
+        "serve",
+        help="run an existing ASGI app behind StreamBoost, no code change",
+        epilog="After '--', the server's own options, passed unchanged: "
+        "streamboost serve myapp:app --server gunicorn --workers 4 -- --max-requests 1000",
     )
     serve.add_argument("target", help="the app as package.module:app")
     serve.add_argument(
@@ -79,7 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--" in argv:
         at = argv.index("--")
         argv, server_args = argv[:at], argv[at + 1 :]
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if server_args and args.command != "serve":
+        parser.error(f"options after '--' ({' '.join(server_args)}) are only for 'serve'")
     if args.command == "demo":
         from ._demo import run_demo
 

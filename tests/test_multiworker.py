@@ -10,6 +10,7 @@ worker slots.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import os
 import re
@@ -120,10 +121,8 @@ async def sigkill_with_open_streams(base: str, directory: Path, server_pid: int)
         victim = int(sorted(holders)[0])
         os.kill(victim, signal.SIGKILL)
         for cm, _ in streams:
-            try:
+            with contextlib.suppress(httpx.HTTPError):  # the killed worker's end with it
                 await cm.__aexit__(None, None, None)
-            except httpx.HTTPError:
-                pass  # the killed worker's streams end with the connection
     return victim
 
 

@@ -92,11 +92,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--recycles", type=int, default=100)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as fresh_dir:
-        with gunicorn(4, fresh_dir) as base:
-            asyncio.run(streams(base, 200, 8, set()))
-            fresh = scrape_time(base)
-            fresh_files = len(os.listdir(fresh_dir))
+    with tempfile.TemporaryDirectory() as fresh_dir, gunicorn(4, fresh_dir) as base:
+        asyncio.run(streams(base, 200, 8, set()))
+        fresh = scrape_time(base)
+        fresh_files = len(os.listdir(fresh_dir))
     with tempfile.TemporaryDirectory() as recycled_dir:
         pids: set[str] = set()
         with gunicorn(4, recycled_dir, "--max-requests", "10") as base:

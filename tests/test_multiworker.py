@@ -73,7 +73,7 @@ async def load(base: str, count: int, pids: set[str]) -> int:
 
     async def client() -> None:
         nonlocal done
-        async with httpx.AsyncClient(base_url=base, timeout=20) as http:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
             for n in queue:
                 response = await _get(http, n)
                 assert response.status_code == 200
@@ -111,7 +111,7 @@ def live_workers(directory: Path, server_pid: int) -> dict[int, int]:
 
 async def sigkill_with_open_streams(base: str, directory: Path, server_pid: int) -> int:
     """Open SLOW streams, SIGKILL one worker that holds some, close the rest; returns the pid."""
-    async with httpx.AsyncClient(base_url=base, timeout=20) as http:
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
         streams = []
         for _ in range(SLOW):
             cm = http.stream("GET", "/slow", headers={"connection": "close"})
@@ -132,7 +132,7 @@ def test_every_metric_true_with_two_workers(server: str, tmp_path: Path) -> None
     port = free_port()
     with server_process(["uvicorn", "--port", str(port), APP], port, {}) as base:
         asyncio.run(load(base, 20, set()))
-        reference = families(samples(httpx.get(base + "/metrics").text))
+        reference = families(samples(httpx.get(base + "/metrics", timeout=60).text))
     assert {"streamboost_cache_requests", "streamboost_deferred_items"} <= reference
 
     directory = tmp_path / "metrics"
@@ -157,7 +157,7 @@ def test_every_metric_true_with_two_workers(server: str, tmp_path: Path) -> None
         last: list[object] = []
 
         def settled() -> bool:
-            values = samples(httpx.get(base + "/metrics").text)
+            values = samples(httpx.get(base + "/metrics", timeout=60).text)
             last[:] = [
                 total(values, "streamboost_http_requests_total", 'route="/stream"'),
                 total(values, "streamboost_streams_active"),
@@ -173,7 +173,7 @@ def test_every_metric_true_with_two_workers(server: str, tmp_path: Path) -> None
         previous: dict[tuple[str, str], float] = {}
         slots = max(len(glob.glob(str(directory / "slot_*.lock"))), 1)
         for _ in range(20):
-            values = samples(httpx.get(base + "/metrics").text)
+            values = samples(httpx.get(base + "/metrics", timeout=60).text)
             assert reference <= families(values), reference - families(values)
             served = total(values, "streamboost_http_requests_total", 'route="/stream"')
             # Exactly the requests made, but for a retried one the server may have served.

@@ -22,7 +22,10 @@ def completed_streams(metrics: str) -> float:
     return total
 
 
-@pytest.mark.parametrize(("server", "workers"), [("uvicorn", 2), ("hypercorn", 1), ("granian", 1)])
+@pytest.mark.parametrize(
+    ("server", "workers"),
+    [("uvicorn", 2), ("hypercorn", 1), ("granian", 1), ("granian", 2), ("gunicorn", 2)],
+)
 def test_serve_wraps_an_unchanged_app_under_each_server(
     server: str, workers: int, tmp_path: Path
 ) -> None:
@@ -45,3 +48,18 @@ def test_serve_rejects_a_target_it_cannot_import(capsys: pytest.CaptureFixture[s
     assert "module 'tests.no_such_module' not found" in capsys.readouterr().err
     assert main(["serve", "tests.serve_target"]) == 2
     assert "use 'package.module:app'" in capsys.readouterr().err
+
+
+def test_serve_passes_server_options_and_removes_its_directory(tmp_path: Path) -> None:
+    port = free_port()
+    argv = ["streamboost._cli", "serve", "serve_target:app", "--app-dir", "tests"]
+    argv += ["--server", "gunicorn", "--port", str(port), "--workers", "2"]
+    argv += ["--", "--max-requests", "5"]  # gunicorn's own option: workers recycled
+    env = {"PROMETHEUS_MULTIPROC_DIR": "", "TMPDIR": str(tmp_path)}
+    with server_process(argv, port, env) as base, httpx.Client(base_url=base) as client:
+        for _ in range(12):  # more than 2 x 5: both workers recycled at least once
+            assert client.get("/stream", headers={"connection": "close"}).content == EXPECTED
+        made = [d for d in tmp_path.iterdir() if d.name.startswith("streamboost-prometheus-")]
+        assert len(made) == 1
+        assert completed_streams(client.get("/metrics").text) == 12
+    assert not made[0].exists()  # serve removed the directory it made

@@ -38,16 +38,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-load", action="store_true", help="with --serve: no background streams")
 
     serve = commands.add_parser(
-        "serve", help="run an existing ASGI app behind StreamBoost, no code change"
+        "serve",
+        help="run an existing ASGI app behind StreamBoost, no code change",
+        epilog="After '--', the server's own options, passed unchanged: "
+        "streamboost serve myapp:app --server gunicorn --workers 4 -- --max-requests 1000",
     )
     serve.add_argument("target", help="the app as package.module:app")
-    serve.add_argument("--server", choices=("uvicorn", "hypercorn", "granian"), default="uvicorn")
+    serve.add_argument(
+        "--server", choices=("uvicorn", "hypercorn", "granian", "gunicorn"), default="uvicorn"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to bind (8000)")
     serve.add_argument("--workers", type=_positive_int, default=1, help="processes (1)")
     serve.add_argument("--no-coalesce", action="store_true", help="forward every chunk as sent")
     serve.add_argument(
         "--metrics-path", default="/metrics", help="where /metrics is served ('' for none)"
+    )
+    serve.add_argument(
+        "--app-dir", default=None, help="look for the target's module here (current directory)"
     )
 
     dashboards = commands.add_parser("dashboards", help="Grafana dashboards and provisioning")
@@ -68,7 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `streamboost serve app:app -- --max-requests 1000`: the rest is the server's own.
+    server_args: list[str] = []
+    if "--" in argv:
+        at = argv.index("--")
+        argv, server_args = argv[:at], argv[at + 1 :]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if server_args and args.command != "serve":
+        parser.error(f"options after '--' ({' '.join(server_args)}) are only for 'serve'")
     if args.command == "demo":
         from ._demo import run_demo
 
@@ -93,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 workers=args.workers,
                 coalesce=not args.no_coalesce,
                 metrics_path=args.metrics_path or None,
+                app_dir=args.app_dir,
+                server_args=server_args,
             )
         except ValueError as exc:
             print(f"streamboost serve: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ import weakref
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from . import _mpsync
 from ._buckets import DURATION_BUCKETS, OUTCOMES, TPOT_BUCKETS, TTFT_BUCKETS
 from ._timing import StreamRecord
 
@@ -160,6 +161,8 @@ class ClientSeries:
                 tpot = record.time_per_output_token()
                 if tpot is not None:
                     self.tpot.observe(tpot)
+        # The request's cache and deferred counts are on file once its response is counted.
+        _mpsync.sync_all()
 
 
 class ClientBackend:

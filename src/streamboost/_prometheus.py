@@ -5,7 +5,8 @@ response start is the active-streams gauge. In one process the figures are plain
 exported by a custom Collector (``_promstats``); in multiprocess mode
 (``PROMETHEUS_MULTIPROC_DIR`` set before the process starts) they are prometheus_client's
 file-backed values (``_promclient``), and ``/metrics`` sums every worker's files with a
-``MultiProcessCollector``. Exemplars are not available in multiprocess mode.
+``MultiProcessCollector``, after removing the live gauges of dead workers' slots
+(``_multiproc``). Exemplars are not available in multiprocess mode.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import gzip
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol
 
 from anyio import to_thread
@@ -25,7 +26,9 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from . import _mpsync, _multiproc
 from ._metricsguard import MetricsGuard
+from ._multiproc import multiprocess_dir
 from ._promclient import ClientBackend
 from ._promstats import FastBackend
 from ._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
@@ -34,10 +37,6 @@ from ._timing import DEFAULT_CLOCK, OUTCOME_CLIENT_DISCONNECTED, Clock, StreamRe
 # Status label of a request that ended before any response start.
 _STATUS_DISCONNECTED: Final = 499
 _STATUS_ERROR: Final = 500
-
-
-def multiprocess_dir() -> str | None:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 class Series(Protocol):
@@ -61,8 +60,10 @@ def backend_for(registry: CollectorRegistry | None) -> Backend:
     backend = _backends.get(target)
     if backend is None:
         if multiprocess_dir() is not None:
+            _multiproc.install()  # before the first value: file-backed, named by slot
             backend = ClientBackend(target)
         else:
+            _multiproc.check_single_process()
             fast = FastBackend()
             target.register(fast)
             backend = fast
@@ -220,7 +221,7 @@ def exposition_registry(registry: CollectorRegistry | None) -> Collector:
             "before the workers start, or unset it for single-process metrics"
         )
     aggregate = CollectorRegistry(auto_describe=True)
-    MultiProcessCollector(aggregate, path=directory)  # type: ignore[no-untyped-call]
+    aggregate.register(_WorkerFiles(directory))
     return aggregate
 
 
@@ -230,6 +231,20 @@ async def _refuse(send: Any, status: int) -> None:
         await _respond(send, 401, b"text/plain; charset=utf-8", b"bearer token required\n", headers)
     else:
         await _respond(send, 403, b"text/plain; charset=utf-8", b"forbidden\n", [])
+
+
+class _WorkerFiles(Collector):
+    """Every worker's files, summed; dead slots' live gauges are dropped first."""
+
+    def __init__(self, directory: str) -> None:
+        self._directory = directory
+        self._files = MultiProcessCollector(None, path=directory)  # type: ignore[no-untyped-call]
+
+    def collect(self) -> Iterable[Any]:
+        _mpsync.sync_all()  # this worker's cache and deferred counts, up to now
+        _multiproc.reap_dead_slots(self._directory)
+        result: Iterable[Any] = self._files.collect()  # type: ignore[no-untyped-call]
+        return result
 
 
 async def _respond(

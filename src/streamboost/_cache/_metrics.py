@@ -2,6 +2,8 @@
 
 The hit path only does ``stats.hits += 1``. A Prometheus custom Collector per registry and one
 set of OpenTelemetry observable instruments per meter provider read every live cache's stats.
+In multiprocess mode the ints are copied into file-backed counters instead (``_mpsync``), and
+load durations, observed on a miss, go straight to a file-backed histogram.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+from .. import _mpsync, _multiproc
 
 LOAD_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 RESULTS = ("hit", "miss", "stale", "error")
@@ -28,6 +32,7 @@ class CacheStats:
         "hits",
         "load_buckets",
         "load_count",
+        "load_observer",
         "load_sum",
         "misses",
         "name",
@@ -43,11 +48,14 @@ class CacheStats:
         self.load_buckets = [0] * (len(LOAD_BUCKETS) + 1)
         self.load_sum = 0.0
         self.load_count = 0
+        self.load_observer: Any = None  # multiprocess: the file-backed histogram child
 
     def observe_load(self, seconds: float) -> None:
         self.load_buckets[bisect_left(LOAD_BUCKETS, seconds)] += 1
         self.load_sum += seconds
         self.load_count += 1
+        if self.load_observer is not None:
+            self.load_observer.observe(seconds)
 
     def results(self) -> Iterator[tuple[str, int]]:
         yield from zip(RESULTS, (self.hits, self.misses, self.stale, self.errors), strict=True)
@@ -113,8 +121,60 @@ _collectors: weakref.WeakKeyDictionary[CollectorRegistry, CacheCollector] = (
 )
 
 
+class MultiprocessCacheMetrics:
+    """Multiprocess mode: the same families as file-backed values, fed by deltas of the ints."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "streamboost_cache_requests",
+            "Cache requests by result",
+            ["cache", "result"],
+            registry=registry,
+        )
+        self.load = Histogram(
+            "streamboost_cache_load_duration_seconds",
+            "Time the cached function took on a miss or refresh",
+            ["cache"],
+            buckets=LOAD_BUCKETS,
+            registry=registry,
+        )
+        self._copied: weakref.WeakKeyDictionary[CacheStats, tuple[int, ...]] = (
+            weakref.WeakKeyDictionary()
+        )
+        _mpsync.register(self.sync)
+
+    def add(self, stats: CacheStats) -> None:
+        for result in RESULTS:  # every result exported from the start, at 0
+            self.requests.labels(stats.name, result)
+        stats.load_observer = self.load.labels(stats.name)
+        with _mpsync.LOCK:
+            self._copied[stats] = (0,) * len(RESULTS)
+
+    def sync(self) -> None:
+        for stats, copied in list(self._copied.items()):
+            now = (stats.hits, stats.misses, stats.stale, stats.errors)
+            if now == copied:
+                continue
+            for result, new, old in zip(RESULTS, now, copied, strict=True):
+                if new > old:
+                    self.requests.labels(stats.name, result).inc(new - old)
+            self._copied[stats] = now
+
+
+_multiprocess: weakref.WeakKeyDictionary[CollectorRegistry, MultiprocessCacheMetrics] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def register_prometheus(stats: CacheStats, registry: CollectorRegistry | None) -> None:
     registry = REGISTRY if registry is None else registry
+    if _multiproc.multiprocess_dir() is not None:
+        _multiproc.install()
+        metrics = _multiprocess.get(registry)
+        if metrics is None:
+            metrics = _multiprocess[registry] = MultiprocessCacheMetrics(registry)
+        metrics.add(stats)
+        return
     collector = _collectors.get(registry)
     if collector is None:
         collector = _collectors[registry] = CacheCollector()

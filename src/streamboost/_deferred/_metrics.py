@@ -2,7 +2,8 @@
 
 The put/defer path never touches prometheus_client: writers count in plain ints and a custom
 collector reads them (and the live queue depth) when ``/metrics`` is scraped. Histograms are
-observed once per committed batch.
+observed once per committed batch. In multiprocess mode the ints are copied into file-backed
+values instead (``_mpsync``): the counter summed over all workers, the depth over live ones.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import weakref
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-from prometheus_client import REGISTRY, CollectorRegistry, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from .. import _mpsync, _multiproc
 
 _SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 _TIME_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -42,10 +45,22 @@ class MetricsSource(Protocol):
     def outcome_labels(self) -> tuple[str, str, str]: ...
 
 
+def outcome_counts(source: MetricsSource) -> tuple[tuple[str, int], ...]:
+    """``(outcome, count)`` of one source: the one place that lists the outcomes."""
+    written, retried, failed = source.outcome_labels()
+    return (
+        (written, source.written),
+        (retried, source.retried),
+        (failed, source.dead_lettered),
+        ("lost", source.lost),
+    )
+
+
 class DeferredMetrics(Collector):
     """One per registry: the per-batch histograms plus a collector over every live source."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        _multiproc.install()  # before the histograms' values are made (no-op in one process)
         self._sources: weakref.WeakSet[MetricsSource] = weakref.WeakSet()
         self.batch_size = Histogram(
             "streamboost_deferred_batch_size",
@@ -68,10 +83,17 @@ class DeferredMetrics(Collector):
             buckets=_TIME_BUCKETS,
             registry=registry,
         )
-        registry.register(self)
+        self._multiprocess: _Multiprocess | None = None
+        if _multiproc.multiprocess_dir() is None:
+            registry.register(self)
+        else:  # a custom collector is never seen by the files' aggregation
+            self._multiprocess = _Multiprocess(registry)
 
     def add(self, source: MetricsSource) -> None:
-        self._sources.add(source)
+        if self._multiprocess is not None:
+            self._multiprocess.add(source)
+        else:
+            self._sources.add(source)
 
     def describe(self) -> Iterable[Metric]:
         return self._families(())
@@ -96,13 +118,7 @@ class DeferredMetrics(Collector):
         for source in sources:
             name = source.name
             depths[name] = depths.get(name, 0) + source.queue_depth()
-            written, retried, failed = source.outcome_labels()
-            for outcome, value in (
-                (written, source.written),
-                (retried, source.retried),
-                (failed, source.dead_lettered),
-                ("lost", source.lost),
-            ):
+            for outcome, value in outcome_counts(source):
                 counts[name, outcome] = counts.get((name, outcome), 0) + value
         for name, value in depths.items():
             depth.add_metric([name], value)
@@ -110,6 +126,47 @@ class DeferredMetrics(Collector):
             items.add_metric([name, outcome], value)
         yield depth
         yield items
+
+
+class _Multiprocess:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.depth = Gauge(
+            "streamboost_deferred_queue_depth",
+            "Items accepted but not yet committed (deferred jobs pending or running).",
+            ["writer"],
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.items = Counter(
+            "streamboost_deferred_items",
+            "Deferred items by outcome: written, retried (per retry), dead_lettered.",
+            ["writer", "outcome"],
+            registry=registry,
+        )
+        self._copied: weakref.WeakKeyDictionary[MetricsSource, dict[str, int]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._names: set[str] = set()
+        _mpsync.register(self.sync)
+
+    def add(self, source: MetricsSource) -> None:
+        for outcome, _count in outcome_counts(source):
+            self.items.labels(source.name, outcome)
+        with _mpsync.LOCK:
+            self._copied[source] = {}
+            self._names.add(source.name)
+
+    def sync(self) -> None:
+        depths = dict.fromkeys(self._names, 0)  # a writer gone since: depth 0, not its last
+        for source, copied in list(self._copied.items()):
+            depths[source.name] += source.queue_depth()
+            for outcome, count in outcome_counts(source):
+                old = copied.get(outcome, 0)
+                if count > old:
+                    self.items.labels(source.name, outcome).inc(count - old)
+                    copied[outcome] = count
+        for name, depth in depths.items():
+            self.depth.labels(name).set(depth)
 
 
 _by_registry: weakref.WeakKeyDictionary[CollectorRegistry, DeferredMetrics] = (

@@ -5,7 +5,7 @@ every recycled worker leaves files behind and its live gauges (open streams) cou
 Here a worker claims the lowest free *slot*: ``slot_<n>.lock`` in the metrics directory, held
 with ``flock`` (the kernel releases it on any death, SIGKILL included). The slot number is the
 process identifier: a new worker in a dead worker's slot continues its counters (they never go
-down) and starts with its live gauges removed. Files stay bounded by the most workers alive at
+down) and starts with its live gauges at 0. Files stay bounded by the most workers alive at
 once.
 """
 
@@ -22,7 +22,7 @@ from typing import Final
 
 from prometheus_client import REGISTRY, values
 from prometheus_client.metrics import MetricWrapperBase
-from prometheus_client.multiprocess import mark_process_dead
+from prometheus_client.mmap_dict import MmapedDict
 
 ENV_DIR: Final = "PROMETHEUS_MULTIPROC_DIR"
 _MAX_SLOTS: Final = 4096
@@ -92,7 +92,7 @@ class _Slot:
                 os.ftruncate(fd, 0)
                 os.write(fd, f"{os.getpid()}\n".encode())
                 # The previous holder is dead: its open streams and queue depth are not ours.
-                mark_process_dead(number, directory)  # type: ignore[no-untyped-call]
+                zero_live_gauges(number, directory)
                 self.fd, self.number, self.pid = fd, number, os.getpid()
                 return
         raise RuntimeError(
@@ -176,14 +176,39 @@ def check_single_process() -> None:
         )
 
 
+def _live_gauge_files(directory: str, slot: int) -> list[str]:
+    return glob.glob(os.path.join(directory, f"gauge_live*_{slot}.db"))
+
+
+def zero_live_gauges(slot: int, directory: str) -> bool:
+    """Set every live gauge value of ``slot`` to 0; True when one was not 0 already.
+
+    prometheus_client's ``mark_process_dead`` deletes the files instead, so a family whose
+    every worker died would vanish from ``/metrics`` until a live worker sets it again; a
+    single process shows such a gauge as 0, and so does this. Only ``live*`` gauge modes are
+    touched: a dead slot adds 0 to a ``livesum``, and its keys are bounded by the label sets.
+    """
+    changed = False
+    for path in _live_gauge_files(directory, slot):
+        mmap = MmapedDict(path)  # type: ignore[no-untyped-call]
+        try:
+            for key, value, _timestamp in list(mmap.read_all_values()):  # type: ignore[no-untyped-call]
+                if value != 0:
+                    mmap.write_value(key, 0.0, 0.0)  # type: ignore[no-untyped-call]
+                    changed = True
+        finally:
+            mmap.close()  # type: ignore[no-untyped-call]
+    return changed
+
+
 def reap_dead_slots(directory: str) -> list[int]:
-    """Remove the live gauges of slots whose holder died; return those slot numbers."""
+    """Zero the live gauges of slots whose holder died; return the slots that changed."""
     reaped: list[int] = []
     own = _slot.number if _slot.pid == os.getpid() else -1
     with _Claims(directory):
         for path in glob.glob(os.path.join(directory, "slot_*.lock")):
             number = int(os.path.basename(path)[5:-5])
-            if number == own or not glob.glob(os.path.join(directory, f"gauge_live*_{number}.db")):
+            if number == own or not _live_gauge_files(directory, number):
                 continue
             fd = _open_lock(path)
             try:
@@ -192,8 +217,8 @@ def reap_dead_slots(directory: str) -> list[int]:
                 continue  # alive
             finally:
                 os.close(fd)
-            mark_process_dead(number, directory)  # type: ignore[no-untyped-call]
-            reaped.append(number)
+            if zero_live_gauges(number, directory):
+                reaped.append(number)
     return reaped
 
 

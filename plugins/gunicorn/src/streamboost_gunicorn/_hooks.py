@@ -52,7 +52,7 @@ def child_exit(server: Any, worker: Any) -> None:
 
     directory = os.environ.get(ENV_DIR)
     if directory and os.path.isdir(directory):
-        reap_dead_slots(directory)  # mark_process_dead for the slot the worker left
+        reap_dead_slots(directory)  # the live gauges of the slot the worker left go to 0
 
 
 def on_exit(server: Any) -> None:

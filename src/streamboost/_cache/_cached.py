@@ -131,6 +131,7 @@ def _wrap(
     width = keys.positional
     dumps = orjson.dumps
     native = NATIVE
+    single = width == 1
     monotonic = time.monotonic
     bound: Cache | None = None
     prefix = b""
@@ -149,7 +150,13 @@ def _wrap(
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         target = bound if bound is not None else bind_cache()
-        if fast and not kwargs and len(args) == width and native.issuperset(map(type, args)):
+        if (
+            fast
+            and not kwargs
+            and len(args) == width
+            # One argument, the usual case, without the map and set (about 70 ns less).
+            and (type(args[0]) in native if single else native.issuperset(map(type, args)))
+        ):
             try:
                 encoded = dumps(args)
             except TypeError:  # a lone surrogate or an int past 64 bits: tagged below

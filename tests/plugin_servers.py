@@ -70,3 +70,21 @@ def serve(
             os.killpg(proc.pid, signal.SIGKILL)
             _out, err = proc.communicate(timeout=10)
         stderr.append(err.decode())
+
+
+def stream_rooms(client: httpx.Client, path: str, rooms: list[int]) -> None:
+    """One SSE chat stream per room (``path`` has ``{room}``), each read whole and checked."""
+    for room in rooms:
+        with client.stream("GET", path.format(room=room)) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            text = "".join(response.iter_text())
+        assert text.count("data: token") == 20 and text.endswith("data: [DONE]\n\n")
+
+
+def assert_chat_metrics(metrics: str, template: str, streams: int) -> None:
+    """The chat route's streams, labelled by ``template``: one TTFT each, fewer writes."""
+    ttft = samples(metrics, "streamboost_time_to_first_token_seconds_count")
+    assert ttft[template] == streams
+    events = samples(metrics, "streamboost_stream_events_total")[template]
+    assert events == streams * 21  # 20 tokens and [DONE]
+    assert samples(metrics, "streamboost_stream_writes_total")[template] < events

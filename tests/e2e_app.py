@@ -1,9 +1,13 @@
 """The app the Grafana end-to-end test scrapes: the example chat backend in boosted mode (its
 loads run as phases with gather_phases, its writes deferred into SQLite, wrapped in StreamBoost,
-which serves /metrics) with fast simulated latencies; profile and history cached in memory."""
+which serves /metrics) with fast simulated latencies; profile and history cached in memory.
+
+``worker_app`` is the same app for the multi-worker variant: a server subprocess imports it
+(``uvicorn --factory tests.e2e_app:worker_app``) in each worker."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +15,7 @@ from examples.chat.app import create_app
 from examples.chat.settings import ChatSettings, Latencies
 from examples.chat.store import ChatWrites, SQLiteStore
 from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from streamboost import Cache
 
@@ -33,3 +38,26 @@ def build_app(workdir: Path) -> Any:
     )
     cache = Cache("memory://", namespace="e2e", name="e2e", registry=registry)
     return create_app(settings, writes=writes, cache=cache, registry=registry)
+
+
+WORKDIR_ENV = "STREAMBOOST_E2E_DIR"
+
+
+def worker_app() -> ASGIApp:
+    """``build_app`` in ``$STREAMBOOST_E2E_DIR`` (one SQLite file for all workers), each response
+    marked with its worker's PID so the test can tell that both workers serve."""
+    app = build_app(Path(os.environ[WORKDIR_ENV]))
+    pid = str(os.getpid()).encode()
+
+    async def marked(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"x-worker-pid", pid)],
+                }
+            await send(message)
+
+        await app(scope, receive, send_marked)
+
+    return marked

@@ -2,8 +2,15 @@
 real uvicorn on loopback) while a load generator streams; then every panel query of the
 shipped dashboards, with its variables filled in, must return data from Prometheus' HTTP API.
 
+Twice: the app in one process (uvicorn in a thread), and in two worker processes in Prometheus
+multiprocess mode (``uvicorn --workers 2`` as a subprocess, ``PROMETHEUS_MULTIPROC_DIR`` set
+before it starts), where /metrics serves the sum of both workers' files. No panel queries the
+``process_*`` or ``python_*`` families (absent in multiprocess mode), so the same queries and
+minimums hold for both.
+
 Prometheus is the Debian package's binary (``.ci/prepare`` installs it). Everything listens on
-127.0.0.1; waits are bounded; the Prometheus process is killed at the end.
+127.0.0.1; waits are bounded; the Prometheus process and the server processes are killed at
+the end.
 """
 
 from __future__ import annotations
@@ -13,8 +20,8 @@ import math
 import re
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +30,8 @@ import pytest
 from tests.needs import free_port, tool
 
 from dashboard_queries import GRAFANA_DIR, Query, all_queries
-from e2e_app import build_app
+from e2e_app import WORKDIR_ENV, build_app
+from metrics_apps import server_process
 from streamboost._loopback import uvicorn_in_thread
 
 JOB = "streamboost-e2e"
@@ -53,6 +61,7 @@ STREAMS = 40
 CONCURRENCY = 4
 BAD_REQUESTS = 3
 DISCONNECTS = 2
+WORKERS = 2
 
 
 def prometheus_binary() -> str:
@@ -139,19 +148,24 @@ def fill(expr: str) -> str:
     return expr
 
 
-async def generate_load(base_url: str) -> None:
+async def generate_load(base_url: str) -> set[str]:
     """Stream ``STREAMS`` chats, ``CONCURRENCY`` at a time, plus a few bad requests (422)
-    and a few streams the client drops after the first chunk."""
+    and a few streams the client drops after the first chunk. Returns the worker PIDs that
+    served the chats (none when the app does not mark them)."""
     semaphore = asyncio.Semaphore(CONCURRENCY)
+    pids: set[str] = set()
 
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
 
         async def chat(index: int) -> None:
             async with semaphore:
                 body = {"user_id": f"u{index % 3}", "session_id": f"s{index % 4}"}
-                response = await client.post("/chat/stream", json=body)
+                # A connection per chat: with several workers, each accept goes to either.
+                headers = {"connection": "close"}
+                response = await client.post("/chat/stream", json=body, headers=headers)
                 assert response.status_code == 200
                 assert response.text.endswith("data: [DONE]\n\n")
+                pids.update(response.headers.get_list("x-worker-pid"))
 
         async def bad_request() -> None:
             response = await client.post("/chat/stream", content=b"not json")
@@ -167,6 +181,7 @@ async def generate_load(base_url: str) -> None:
             *(bad_request() for _ in range(BAD_REQUESTS)),
             *(disconnect() for _ in range(DISCONNECTS)),
         )
+    return pids
 
 
 def wait_for(prometheus: str, expr: str, want: float, seconds: float) -> float:
@@ -183,16 +198,54 @@ def wait_for(prometheus: str, expr: str, want: float, seconds: float) -> float:
     return value
 
 
-def test_every_panel_query_returns_data_from_a_real_prometheus(tmp_path: Path) -> None:
+@contextmanager
+def one_process(workdir: Path) -> Iterator[str]:
+    with uvicorn_in_thread(build_app(workdir)) as base_url:
+        yield base_url
+
+
+@contextmanager
+def two_workers(workdir: Path) -> Iterator[str]:
+    """``uvicorn --workers 2`` serving ``e2e_app.worker_app`` in multiprocess mode; yields its
+    URL once both workers answer."""
+    directory = workdir / "metrics"
+    directory.mkdir()
+    port = free_port()
+    argv = ["uvicorn", "--workers", str(WORKERS), "--port", str(port), "--factory",
+            "tests.e2e_app:worker_app"]  # fmt: skip
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(directory), WORKDIR_ENV: str(workdir)}
+    with server_process(argv, port, env) as base_url:
+        # The first worker up answers; wait (bounded) until the other one does too, so the
+        # load is spread over both from the start.
+        pids: set[str] = set()
+        deadline = time.monotonic() + 30
+        while len(pids) < WORKERS and time.monotonic() < deadline:
+            response = httpx.get(f"{base_url}/health", headers={"connection": "close"}, timeout=10)
+            pids.update(response.headers.get_list("x-worker-pid"))
+            time.sleep(0.05)
+        assert len(pids) == WORKERS, f"only workers {pids} answered within 30 s"
+        yield base_url
+
+
+Server = Callable[[Path], AbstractContextManager[str]]
+
+
+@pytest.mark.parametrize(
+    ("server", "workers"), [(one_process, 0), (two_workers, WORKERS)], ids=["one", "two_workers"]
+)
+def test_every_panel_query_returns_data_from_a_real_prometheus(
+    server: Server, workers: int, tmp_path: Path
+) -> None:
     binary = prometheus_binary()
-    app = build_app(tmp_path)
-    with uvicorn_in_thread(app) as base_url:
+    with server(tmp_path) as base_url:
         target = base_url.removeprefix("http://")
         with prometheus_server(binary, target, tmp_path) as prometheus:
             up = wait_for(prometheus, f'up{{job="{JOB}"}}', 1, 15)
             assert up == 1, "prometheus never scraped the app's /metrics"
             total = f'sum(streamboost_streams_total{{job="{JOB}"}}) or vector(0)'
-            asyncio.run(generate_load(base_url))
+            pids = asyncio.run(generate_load(base_url))
+            # Every worker served chats (workers=0: one process, no PID marks).
+            assert len(pids) == workers, pids
             streams = STREAMS + DISCONNECTS
             seen = wait_for(prometheus, total, streams, 15)
             assert seen == streams, f"prometheus saw {seen} streams, expected {streams}"

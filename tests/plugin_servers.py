@@ -36,9 +36,14 @@ def scrape_when_counted(client: httpx.Client, requests: int) -> str:
 
 @contextmanager
 def serve(
-    argv: list[str], port: int, cwd: Path, env: dict[str, str]
+    argv: list[str], port: int, cwd: Path, env: dict[str, str], *, stop_group: bool = True
 ) -> Iterator[tuple[str, list[str]]]:
-    """Run ``argv`` in ``cwd``; yields its URL and a list that gets its stderr once it stopped."""
+    """Run ``argv`` in ``cwd``; yields its URL and a list that gets its stderr once it stopped.
+
+    The stop is SIGTERM to the whole process group, or with ``stop_group=False`` to the master
+    only (hypercorn's spawned workers keep the default SIGTERM action: signalled themselves,
+    they die at once, without their lifespan shutdown).
+    """
     proc = subprocess.Popen(
         argv,
         cwd=cwd,
@@ -64,7 +69,10 @@ def serve(
         yield base, stderr
     finally:
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
+            if stop_group:
+                os.killpg(proc.pid, signal.SIGTERM)
+            else:
+                proc.send_signal(signal.SIGTERM)
             _out, err = proc.communicate(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)

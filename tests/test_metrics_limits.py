@@ -23,8 +23,8 @@ from starlette.routing import Route
 from tests.needs import free_port
 
 from streamboost import StreamBoost, phase
-from streamboost._buckets import DURATION_BUCKETS, TTFT_BUCKETS
 from streamboost._loopback import uvicorn_in_thread
+from streamboost._metricspec import DURATION_BUCKETS, TTFT_BUCKETS
 from streamboost._route import OVERFLOW
 
 CAP = 50

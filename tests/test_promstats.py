@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
+from streamboost._metricspec import FAMILIES
+from streamboost._promclient import Families
 from streamboost._promstats import FastBackend, FastSeries, Hist, RouteStats
 from streamboost._timing import (
     OUTCOME_CLIENT_DISCONNECTED,
@@ -96,3 +99,13 @@ def test_inline_end_equals_one_observe_per_histogram(
         fast.end(record, duration, trace_id)
         reference_end(reference, record, duration, trace_id)
     assert everything(fast) == everything(reference)
+
+
+def test_both_backends_export_exactly_the_spec_families() -> None:
+    want = {(f.name, f.help, f.kind) for f in FAMILIES}
+    assert len(want) == 13
+    fast = {(m.name, m.documentation, m.type) for m in FastBackend().collect()}
+    families = vars(Families(CollectorRegistry())).values()
+    client = {(m.name, m.documentation, m.type) for c in families for m in c.collect()}
+    assert fast == want
+    assert client == want

@@ -20,7 +20,7 @@ from opentelemetry import metrics, propagate, trace
 from opentelemetry.context import get_current
 from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 
 from ._otelmetrics import HTTP_ADVICE as HTTP_ADVICE
 from ._otelmetrics import TPOT_ADVICE as TPOT_ADVICE
@@ -236,9 +236,22 @@ class OTelObserver:
                 _phase_spans(tracer, span, record)
 
 
+def current_trace_id() -> str | None:
+    """The active span's trace id in hex, for exemplars; None outside a sampled trace."""
+    current = get_current()
+    if not current:  # an empty context, the usual case: no span to look up
+        return None
+    span = trace.get_current_span(current)
+    if span is INVALID_SPAN:  # other entries, no span: no span context to read
+        return None
+    return _sampled_trace_id(span)
+
+
 def _sampled_trace_id(span: Span) -> str | None:
     context = span.get_span_context()
-    return format(context.trace_id, "032x") if context.trace_flags.sampled else None
+    if not context.is_valid or not context.trace_flags.sampled:
+        return None
+    return format(context.trace_id, "032x")
 
 
 def _timing_attributes(record: StreamRecord, end: float) -> dict[str, Any]:

@@ -20,15 +20,10 @@ from opentelemetry import metrics
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Observation
 
-# Semantic-convention bucket advice (GenAI and HTTP server metrics), as published.
-TTFT_ADVICE: Final = (
-    *(0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0),
-    *(7.5, 10.0),
-)
-TPOT_ADVICE: Final = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
-HTTP_ADVICE: Final = (
-    *(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0),
-)
+from ._metricspec import HTTP_ADVICE as HTTP_ADVICE
+from ._metricspec import OTEL_DURATION, OTEL_TPOT, OTEL_TTFT, OTelHistogram
+from ._metricspec import TPOT_ADVICE as TPOT_ADVICE
+from ._metricspec import TTFT_ADVICE as TTFT_ADVICE
 
 # Streams waiting for a collection; past this each new stream also records a few old ones
 # itself, so memory stays bounded when nothing collects (no reader, or a slow one).
@@ -44,24 +39,9 @@ class StreamHistograms:
     """``http.server.request.duration`` and the GenAI TTFT/TPOT histograms of one meter."""
 
     def __init__(self, meter: metrics.Meter) -> None:
-        self._ttft = meter.create_histogram(
-            "gen_ai.server.time_to_first_token",
-            unit="s",
-            description="Time to generate the first token, measured at the server.",
-            explicit_bucket_boundaries_advisory=TTFT_ADVICE,
-        )
-        self._tpot = meter.create_histogram(
-            "gen_ai.server.time_per_output_token",
-            unit="s",
-            description="Time per output token after the first, measured at the server.",
-            explicit_bucket_boundaries_advisory=TPOT_ADVICE,
-        )
-        self._duration = meter.create_histogram(
-            "http.server.request.duration",
-            unit="s",
-            description="Duration of HTTP server requests.",
-            explicit_bucket_boundaries_advisory=HTTP_ADVICE,
-        )
+        self._ttft = _histogram(meter, OTEL_TTFT)
+        self._tpot = _histogram(meter, OTEL_TPOT)
+        self._duration = _histogram(meter, OTEL_DURATION)
         self._pending: deque[_Pending] = deque()
         with _LIVE_LOCK:
             _LIVE.add(self)
@@ -123,3 +103,12 @@ def _record_all_pending(options: CallbackOptions) -> Iterable[Observation]:
     for histograms in live:
         histograms.record_pending()
     return ()
+
+
+def _histogram(meter: metrics.Meter, h: OTelHistogram) -> metrics.Histogram:
+    return meter.create_histogram(
+        h.name,
+        unit=h.unit,
+        description=h.description,
+        explicit_bucket_boundaries_advisory=h.boundaries,
+    )

@@ -11,86 +11,39 @@ import weakref
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from . import _metricspec as spec
 from . import _mpsync
-from ._buckets import DURATION_BUCKETS, OUTCOMES, TPOT_BUCKETS, TTFT_BUCKETS
+from ._metricspec import OUTCOMES, Family
 from ._timing import StreamRecord
 
-_MR = ("method", "route")
-_MRS = ("method", "route", "status")
+
+def _counter(f: Family, registry: CollectorRegistry | None) -> Counter:
+    return Counter(f.name, f.help, f.labels, registry=registry)
+
+
+def _histogram(f: Family, registry: CollectorRegistry | None) -> Histogram:
+    return Histogram(f.name, f.help, f.labels, buckets=f.buckets, registry=registry)
 
 
 class Families:
-    """The ``streamboost_*`` stream families registered in one registry."""
+    """The ``streamboost_*`` stream families registered in one registry, from the spec."""
 
     def __init__(self, registry: CollectorRegistry | None) -> None:
         r = registry
-        p = "streamboost_"
-        self.requests = Counter(p + "http_requests_total", "HTTP responses.", _MRS, registry=r)
-        self.duration = Histogram(
-            p + "http_request_duration_seconds",
-            "Request to the last body chunk (background tasks excluded).",
-            _MRS,
-            buckets=DURATION_BUCKETS,
-            registry=r,
-        )
-        self.ttfb = Histogram(
-            p + "time_to_first_byte_seconds",
-            "Request to the first body byte.",
-            _MR,
-            buckets=TTFT_BUCKETS,
-            registry=r,
-        )
-        self.ttft = Histogram(
-            p + "time_to_first_token_seconds",
-            "Request to the first content event of a stream.",
-            _MR,
-            buckets=TTFT_BUCKETS,
-            registry=r,
-        )
-        self.tpot = Histogram(
-            p + "time_per_output_token_seconds",
-            "(last content event - first) / (content events - 1).",
-            _MR,
-            buckets=TPOT_BUCKETS,
-            registry=r,
-        )
-        self.stream_duration = Histogram(
-            p + "stream_duration_seconds",
-            "Request to the last body chunk of a stream.",
-            _MR,
-            buckets=DURATION_BUCKETS,
-            registry=r,
-        )
-        self.events = Counter(
-            p + "stream_events_total", "Events the app streamed.", _MR, registry=r
-        )
-        self.writes = Counter(
-            p + "stream_writes_total", "Body writes to the server.", _MR, registry=r
-        )
-        self.bytes = Counter(p + "response_bytes_total", "Body bytes sent.", _MR, registry=r)
-        self.active = Gauge(
-            p + "streams_active",
-            "Streams in flight.",
-            _MR,
-            multiprocess_mode="livesum",
-            registry=r,
-        )
-        self.streams = Counter(
-            p + "streams_total", "Streams by outcome.", (*_MR, "outcome"), registry=r
-        )
-        self.phase = Histogram(
-            p + "phase_duration_seconds",
-            "Work before the first token, by phase.",
-            ("route", "phase"),
-            buckets=TTFT_BUCKETS,
-            registry=r,
-        )
-        self.fallbacks = Counter(
-            p + "phase_fallbacks_total",
-            "Phases that used their fallback.",
-            ("route", "phase", "reason"),
-            registry=r,
-        )
+        self.requests = _counter(spec.REQUESTS, r)
+        self.duration = _histogram(spec.DURATION, r)
+        self.ttfb = _histogram(spec.TTFB, r)
+        self.ttft = _histogram(spec.TTFT, r)
+        self.tpot = _histogram(spec.TPOT, r)
+        self.stream_duration = _histogram(spec.STREAM_DURATION, r)
+        self.events = _counter(spec.EVENTS, r)
+        self.writes = _counter(spec.WRITES, r)
+        self.bytes = _counter(spec.BYTES, r)
+        a = spec.ACTIVE
+        self.active = Gauge(a.name, a.help, a.labels, multiprocess_mode="livesum", registry=r)
+        self.streams = _counter(spec.STREAMS, r)
+        self.phase = _histogram(spec.PHASE, r)
+        self.fallbacks = _counter(spec.FALLBACKS, r)
 
 
 # One family set per registry: two StreamBoost instances on one registry share it instead of

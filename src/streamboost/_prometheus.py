@@ -18,9 +18,6 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol
 
 from anyio import to_thread
-from opentelemetry import trace
-from opentelemetry.context import get_current
-from opentelemetry.trace import INVALID_SPAN
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -29,6 +26,7 @@ from prometheus_client.registry import Collector
 from . import _mpsync, _multiproc
 from ._metricsguard import MetricsGuard
 from ._multiproc import multiprocess_dir
+from ._otel import current_trace_id
 from ._promclient import ClientBackend
 from ._promstats import FastBackend
 from ._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
@@ -69,20 +67,6 @@ def backend_for(registry: CollectorRegistry | None) -> Backend:
             backend = fast
         _backends[target] = backend
     return backend
-
-
-def current_trace_id() -> str | None:
-    """The active span's trace id in hex, for exemplars; None outside a sampled trace."""
-    current = get_current()
-    if not current:  # an empty context, the usual case: no span to look up
-        return None
-    span = trace.get_current_span(current)
-    if span is INVALID_SPAN:  # other entries, no span: no span context to read
-        return None
-    context = span.get_span_context()
-    if not context.is_valid or not context.trace_flags.sampled:
-        return None
-    return format(context.trace_id, "032x")
 
 
 class PrometheusObserver:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Iterator
-from typing import Final
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -22,10 +21,9 @@ from prometheus_client.core import (
 from prometheus_client.samples import Exemplar
 from prometheus_client.utils import floatToGoString
 
-from ._buckets import DURATION_BUCKETS, OUTCOMES, TPOT_BUCKETS, TTFT_BUCKETS
+from . import _metricspec as spec
+from ._metricspec import DURATION_BUCKETS, OUTCOMES, TPOT_BUCKETS, TTFT_BUCKETS, Family
 from ._timing import StreamRecord
-
-_P: Final = "streamboost_"
 
 
 class Hist:
@@ -184,72 +182,47 @@ class FastBackend:
         return iter(())  # names are checked by the families' prefix, not per registry
 
     def collect(self) -> Iterator[Metric]:
-        mr, mrs = ["method", "route"], ["method", "route", "status"]
-        requests = CounterMetricFamily(_P + "http_requests", "HTTP responses.", labels=mrs)
-        duration = HistogramMetricFamily(
-            _P + "http_request_duration_seconds",
-            "Request to the last body chunk (background tasks excluded).",
-            labels=mrs,
-        )
+        requests = _counter(spec.REQUESTS)
+        duration = _histogram(spec.DURATION)
         for key, s in list(self.series.items()):
             requests.add_metric(key, s.requests)
             duration.add_metric(key, s.duration.buckets(), s.duration.sum)
         yield requests
         yield duration
-        yield from _route_families(list(self.routes.items()), mr)
-        phase = HistogramMetricFamily(
-            _P + "phase_duration_seconds",
-            "Work before the first token, by phase.",
-            labels=["route", "phase"],
-        )
+        yield from _route_families(list(self.routes.items()))
+        phase = _histogram(spec.PHASE)
         for phase_key, hist in list(self.phases.items()):
             phase.add_metric(phase_key, hist.buckets(), hist.sum)
         yield phase
-        fallbacks = CounterMetricFamily(
-            _P + "phase_fallbacks",
-            "Phases that used their fallback.",
-            labels=["route", "phase", "reason"],
-        )
+        fallbacks = _counter(spec.FALLBACKS)
         for fallback_key, count in list(self.fallbacks.items()):
             fallbacks.add_metric(fallback_key, count)
         yield fallbacks
 
 
-def _route_families(
-    routes: list[tuple[tuple[str, str], RouteStats]], labels: list[str]
-) -> Iterator[Metric]:
-    hists = {
-        "ttfb": ("time_to_first_byte_seconds", "Request to the first body byte."),
-        "ttft": ("time_to_first_token_seconds", "Request to the first content event of a stream."),
-        "tpot": (
-            "time_per_output_token_seconds",
-            "(last content event - first) / (content events - 1).",
-        ),
-        "stream_duration": (
-            "stream_duration_seconds",
-            "Request to the last body chunk of a stream.",
-        ),
-    }
-    for attr, (name, doc) in hists.items():
-        family = HistogramMetricFamily(_P + name, doc, labels=labels)
+def _counter(f: Family) -> CounterMetricFamily:
+    return CounterMetricFamily(f.name, f.help, labels=f.labels)
+
+
+def _histogram(f: Family) -> HistogramMetricFamily:
+    return HistogramMetricFamily(f.name, f.help, labels=f.labels)
+
+
+def _route_families(routes: list[tuple[tuple[str, str], RouteStats]]) -> Iterator[Metric]:
+    for attr, f in spec.ROUTE_HISTOGRAMS.items():
+        family = _histogram(f)
         for key, stats in routes:
             hist: Hist = getattr(stats, attr)
             family.add_metric(key, hist.buckets(), hist.sum)
         yield family
-    counters = {
-        "events": ("stream_events", "Events the app streamed."),
-        "writes": ("stream_writes", "Body writes to the server."),
-        "bytes": ("response_bytes", "Body bytes sent."),
-    }
-    for attr, (name, doc) in counters.items():
-        counter = CounterMetricFamily(_P + name, doc, labels=labels)
+    for attr, f in spec.ROUTE_COUNTERS.items():
+        counter = _counter(f)
         for key, stats in routes:
             counter.add_metric(key, getattr(stats, attr))
         yield counter
-    active = GaugeMetricFamily(_P + "streams_active", "Streams in flight.", labels=labels)
-    streams = CounterMetricFamily(
-        _P + "streams", "Streams by outcome.", labels=[*labels, "outcome"]
-    )
+    a = spec.ACTIVE
+    active = GaugeMetricFamily(a.name, a.help, labels=a.labels)
+    streams = _counter(spec.STREAMS)
     for key, stats in routes:
         active.add_metric(key, stats.active)
         for outcome, count in stats.outcomes.items():

@@ -1,0 +1,164 @@
+"""The export spec: every stream metric's name, help, type, labels, buckets and unit, once.
+
+The single-process Collector (``_promstats``), the multiprocess families (``_promclient``) and
+the OpenTelemetry histograms (``_otelmetrics``) all read these records, so the backends
+cannot drift apart. Counter names carry no ``_total``: prometheus_client adds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from ._timing import (
+    OUTCOME_CLIENT_DISCONNECTED,
+    OUTCOME_COMPLETED,
+    OUTCOME_ERROR,
+    OUTCOME_NO_TOKEN,
+)
+
+# Semantic-convention bucket advice (GenAI and HTTP server metrics), as published.
+TTFT_ADVICE: Final = (
+    *(0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0),
+    *(7.5, 10.0),
+)
+TPOT_ADVICE: Final = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+HTTP_ADVICE: Final = (
+    *(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0),
+)
+# The Prometheus buckets: the advice, extended to a minute for slow models and to the length
+# of long streams.
+TTFT_BUCKETS: Final = (*TTFT_ADVICE, 20.0, 30.0, 60.0)
+TPOT_BUCKETS: Final = TPOT_ADVICE
+DURATION_BUCKETS: Final = (*HTTP_ADVICE, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+OUTCOMES: Final = (OUTCOME_COMPLETED, OUTCOME_CLIENT_DISCONNECTED, OUTCOME_ERROR, OUTCOME_NO_TOKEN)
+
+Kind = Literal["counter", "gauge", "histogram"]
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One Prometheus stream family (``name`` without the counter's ``_total``)."""
+
+    name: str
+    help: str
+    kind: Kind
+    labels: tuple[str, ...]
+    buckets: tuple[float, ...] = ()
+    unit: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OTelHistogram:
+    """One OpenTelemetry histogram: semantic-convention name, unit, description, advice."""
+
+    name: str
+    unit: str
+    description: str
+    boundaries: tuple[float, ...]
+
+
+_P: Final = "streamboost_"
+_MR: Final = ("method", "route")
+_MRS: Final = ("method", "route", "status")
+
+REQUESTS: Final = Family(_P + "http_requests", "HTTP responses.", "counter", _MRS)
+DURATION: Final = Family(
+    _P + "http_request_duration_seconds",
+    "Request to the last body chunk (background tasks excluded).",
+    "histogram",
+    _MRS,
+    DURATION_BUCKETS,
+    "seconds",
+)
+TTFB: Final = Family(
+    _P + "time_to_first_byte_seconds",
+    "Request to the first body byte.",
+    "histogram",
+    _MR,
+    TTFT_BUCKETS,
+    "seconds",
+)
+TTFT: Final = Family(
+    _P + "time_to_first_token_seconds",
+    "Request to the first content event of a stream.",
+    "histogram",
+    _MR,
+    TTFT_BUCKETS,
+    "seconds",
+)
+TPOT: Final = Family(
+    _P + "time_per_output_token_seconds",
+    "(last content event - first) / (content events - 1).",
+    "histogram",
+    _MR,
+    TPOT_BUCKETS,
+    "seconds",
+)
+STREAM_DURATION: Final = Family(
+    _P + "stream_duration_seconds",
+    "Request to the last body chunk of a stream.",
+    "histogram",
+    _MR,
+    DURATION_BUCKETS,
+    "seconds",
+)
+EVENTS: Final = Family(_P + "stream_events", "Events the app streamed.", "counter", _MR)
+WRITES: Final = Family(_P + "stream_writes", "Body writes to the server.", "counter", _MR)
+BYTES: Final = Family(_P + "response_bytes", "Body bytes sent.", "counter", _MR, unit="bytes")
+ACTIVE: Final = Family(_P + "streams_active", "Streams in flight.", "gauge", _MR)
+STREAMS: Final = Family(_P + "streams", "Streams by outcome.", "counter", (*_MR, "outcome"))
+PHASE: Final = Family(
+    _P + "phase_duration_seconds",
+    "Work before the first token, by phase.",
+    "histogram",
+    ("route", "phase"),
+    TTFT_BUCKETS,
+    "seconds",
+)
+FALLBACKS: Final = Family(
+    _P + "phase_fallbacks",
+    "Phases that used their fallback.",
+    "counter",
+    ("route", "phase", "reason"),
+)
+# The (method, route) families in the order the single-process Collector yields them.
+ROUTE_HISTOGRAMS: Final = {
+    "ttfb": TTFB,
+    "ttft": TTFT,
+    "tpot": TPOT,
+    "stream_duration": STREAM_DURATION,
+}
+ROUTE_COUNTERS: Final = {"events": EVENTS, "writes": WRITES, "bytes": BYTES}
+FAMILIES: Final = (
+    REQUESTS,
+    DURATION,
+    TTFB,
+    TTFT,
+    TPOT,
+    STREAM_DURATION,
+    EVENTS,
+    WRITES,
+    BYTES,
+    ACTIVE,
+    STREAMS,
+    PHASE,
+    FALLBACKS,
+)
+
+OTEL_TTFT: Final = OTelHistogram(
+    "gen_ai.server.time_to_first_token",
+    "s",
+    "Time to generate the first token, measured at the server.",
+    TTFT_ADVICE,
+)
+OTEL_TPOT: Final = OTelHistogram(
+    "gen_ai.server.time_per_output_token",
+    "s",
+    "Time per output token after the first, measured at the server.",
+    TPOT_ADVICE,
+)
+OTEL_DURATION: Final = OTelHistogram(
+    "http.server.request.duration", "s", "Duration of HTTP server requests.", HTTP_ADVICE
+)

@@ -21,7 +21,7 @@ from dashboard_queries import (
     scraped_families,
 )
 from streamboost._dashboards import SHIPPED_FILES, export_dashboards, grafana_source_dir
-from streamboost._native import NATIVE
+from streamboost._stream import NATIVE
 
 REPO = GRAFANA_DIR.parent
 

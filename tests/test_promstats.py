@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from streamboost._metricspec import FAMILIES
 from streamboost._promclient import Families
 from streamboost._promstats import FastBackend, FastSeries, Hist, RouteStats
-from streamboost._timing import (
+from streamboost._stream import (
     OUTCOME_CLIENT_DISCONNECTED,
     OUTCOME_COMPLETED,
     OUTCOME_ERROR,

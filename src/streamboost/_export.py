@@ -20,7 +20,7 @@ from ._metricsguard import MetricsGuard, check_host, check_token, parse_networks
 from ._otel import OTelObserver
 from ._prometheus import MetricsApp, PrometheusObserver, exposition_registry
 from ._route import AppRoute, RouteResolver
-from ._timing import Clock, StreamObserver, StreamRecord
+from ._stream import Clock, StreamObserver, StreamRecord
 
 logger = logging.getLogger("streamboost")
 

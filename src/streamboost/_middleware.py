@@ -19,9 +19,15 @@ from ._config import CoalesceConfig
 from ._deferred import DeferredWriter, export_defer_metrics
 from ._deferred._lifespan import LifespanWriters
 from ._export import build_exporters
-from ._flusher import on_asyncio
-from ._http import HTTPStream
-from ._timing import DEFAULT_CLOCK, Clock, StreamObserver, current_record
+from ._stream import (
+    DEFAULT_CLOCK,
+    Clock,
+    HTTPStream,
+    ResponseSettings,
+    StreamObserver,
+    current_record,
+    on_asyncio,
+)
 from ._types import ASGIApp, Receive, Scope, Send
 from ._websocket import WebSocketBatcher
 
@@ -157,6 +163,18 @@ class StreamBoost:
         critical = config.critical_events if config is not None else ()
         self.critical_names = frozenset(name.encode() for name in critical)
         self.opt_out_header = opt_out_header.lower().encode("latin-1")
+        self.responses = ResponseSettings(
+            app=app,
+            clock=self.clock,
+            coalesce=config,
+            observers=self.observers,
+            finishing=tuple(self.finishing),
+            opt_out_header=self.opt_out_header,
+            metadata_names=self.metadata_names,
+            critical_names=self.critical_names,
+            is_metadata=is_metadata,
+            content_types=config.content_types if config is not None else frozenset(),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
@@ -165,7 +183,7 @@ class StreamBoost:
             if metrics_app is not None and self.exporters.serves(scope):
                 await metrics_app(scope, receive, send)
                 return
-            stream = HTTPStream(self, scope, receive, send)
+            stream = HTTPStream(self.responses, scope, receive, send)
             token = current_record.set(stream.record)  # for phase() inside the app
             try:
                 await stream.run()

@@ -27,11 +27,9 @@ from ._otelmetrics import TPOT_ADVICE as TPOT_ADVICE
 from ._otelmetrics import TTFT_ADVICE as TTFT_ADVICE
 from ._otelmetrics import Attributes, StreamHistograms
 from ._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
-from ._timing import (
+from ._stream import (
     DEFAULT_CLOCK,
-    OUTCOME_COMPLETED,
     OUTCOME_ERROR,
-    OUTCOME_NO_TOKEN,
     Clock,
     StreamRecord,
 )
@@ -256,9 +254,7 @@ def _sampled_trace_id(span: Span) -> str | None:
 
 def _timing_attributes(record: StreamRecord, end: float) -> dict[str, Any]:
     start = record.request_at
-    outcome = record.outcome
-    if outcome == OUTCOME_COMPLETED and record.streaming and not record.content_events:
-        outcome = OUTCOME_NO_TOKEN  # before the middleware's end-of-stream verdict
+    outcome = record.verdict()  # read before the stream has ended
     attrs: dict[str, Any] = {
         "http.response.body.size": record.bytes_out,
         "streamboost.outcome": outcome,

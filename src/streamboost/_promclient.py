@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from . import _metricspec as spec
 from . import _mpsync
 from ._metricspec import OUTCOMES, Family
-from ._timing import StreamRecord
+from ._stream import StreamRecord
 
 
 def _counter(f: Family, registry: CollectorRegistry | None) -> Counter:

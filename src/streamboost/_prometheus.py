@@ -30,7 +30,7 @@ from ._otel import current_trace_id
 from ._promclient import ClientBackend
 from ._promstats import FastBackend
 from ._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
-from ._timing import DEFAULT_CLOCK, OUTCOME_CLIENT_DISCONNECTED, Clock, StreamRecord
+from ._stream import DEFAULT_CLOCK, OUTCOME_CLIENT_DISCONNECTED, Clock, StreamRecord
 
 # Status label of a request that ended before any response start.
 _STATUS_DISCONNECTED: Final = 499

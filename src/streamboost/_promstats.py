@@ -23,7 +23,7 @@ from prometheus_client.utils import floatToGoString
 
 from . import _metricspec as spec
 from ._metricspec import DURATION_BUCKETS, OUTCOMES, TPOT_BUCKETS, TTFT_BUCKETS, Family
-from ._timing import StreamRecord
+from ._stream import StreamRecord
 
 
 class Hist:
@@ -143,12 +143,11 @@ class FastSeries:
         h.sum += value
         if trace_id is not None:
             h.exemplar(i, value, trace_id)
-        last, tokens = record.last_token_at, record.content_events
-        if last is not None and tokens > 1:  # StreamRecord.time_per_output_token()
+        tpot = record.time_per_output_token()
+        if tpot is not None:
             h = r.tpot
-            value = (last - at) / (tokens - 1)
-            h.counts[bisect_left(h.bounds, value)] += 1
-            h.sum += value
+            h.counts[bisect_left(h.bounds, tpot)] += 1
+            h.sum += tpot
 
 
 class FastBackend:

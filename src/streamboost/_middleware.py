@@ -8,6 +8,7 @@ a disconnect; ``stream_started`` was not called when the app failed before its r
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final
 
@@ -145,7 +146,7 @@ class StreamBoost:
         )
         if metrics:
             export_defer_metrics(registry)  # defer()'s counters next to the stream families
-        self.observers: tuple[StreamObserver, ...] = (*observers, *self.exporters.observers)
+        observers = (*observers, *self.exporters.observers)
         # Called once, just before the last body message goes out (the record is final but for
         # the outcome): OpenTelemetry annotates a server span there, before the ASGI
         # instrumentation ends it.
@@ -167,7 +168,7 @@ class StreamBoost:
             app=app,
             clock=self.clock,
             coalesce=config,
-            observers=self.observers,
+            observers=observers,
             finishing=tuple(self.finishing),
             opt_out_header=self.opt_out_header,
             metadata_names=self.metadata_names,
@@ -175,6 +176,15 @@ class StreamBoost:
             is_metadata=is_metadata,
             content_types=config.content_types if config is not None else frozenset(),
         )
+
+    @property
+    def observers(self) -> tuple[StreamObserver, ...]:
+        """Every response's observers: the ``observers`` option's, then the exporters'."""
+        return tuple(self.responses.observers)
+
+    @observers.setter
+    def observers(self, observers: Sequence[StreamObserver]) -> None:
+        self.responses = dataclasses.replace(self.responses, observers=tuple(observers))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]

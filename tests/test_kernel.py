@@ -98,7 +98,7 @@ async def _run(
     ticks = iter(range(1, 1_000_000))
     boost = StreamBoost(
         _app,
-        coalesce=CoalesceConfig(max_events=4, max_bytes=600, max_buffer_bytes=900)
+        coalesce=CoalesceConfig(window=5.0, max_events=4, max_bytes=600, max_buffer_bytes=900)
         if coalesce
         else False,
         metrics=False,

@@ -231,7 +231,7 @@ stripped_in(const char *start, const char *end, PyObject *names)
     return found;
 }
 
-/* _classify._EVENT_NAME: "event:" at the start or after a CR or LF, one optional space, the
+/* _kernel._EVENT_NAME: "event:" at the start or after a CR or LF, one optional space, the
  * name to the line's end; 1 when a (stripped) name is in `names`. `first` stops at the first. */
 static int
 event_name_in(const char *d, Py_ssize_t n, PyObject *names, int first)
@@ -262,7 +262,7 @@ event_name_in(const char *d, Py_ssize_t n, PyObject *names, int first)
     return 0;
 }
 
-/* _classify._has_value: some `key` followed by \s*:\s*+ and not by null, "", {} or []. */
+/* _kernel._has_value: some `key` followed by \s*:\s*+ and not by null, "", {} or []. */
 static int
 has_value(const char *d, Py_ssize_t n, const char *key)
 {
@@ -292,7 +292,7 @@ has_value(const char *d, Py_ssize_t n, const char *key)
     return 0;
 }
 
-/* _classify.is_critical. */
+/* _kernel.is_critical. */
 static int
 is_critical(const char *d, Py_ssize_t n, PyObject *names)
 {
@@ -343,7 +343,7 @@ is_critical(const char *d, Py_ssize_t n, PyObject *names)
     return has_value(d, n, "\"finish_reason\"") || has_value(d, n, "\"usage\"");
 }
 
-/* _classify.is_sse_content. */
+/* _kernel.is_sse_content. */
 static int
 is_sse_content(const char *d, Py_ssize_t n, PyObject *metadata)
 {

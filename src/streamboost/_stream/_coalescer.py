@@ -63,7 +63,7 @@ class Coalescer(BatchBase):
         self.max_bytes = config.max_bytes
         self.max_buffer = config.max_buffer_bytes
         self.loop = loop = asyncio.get_running_loop()
-        self.done = Ready(loop)  # what a buffered chunk's send returns
+        self.done = Ready.of(loop)  # what a buffered chunk's send returns
         self.eager = eager
         self.error: BaseException | None = None
         self.ready: list[bytes] = []
@@ -71,12 +71,14 @@ class Coalescer(BatchBase):
         self.pending_bytes = 0
         self.inflight = 0
         self.wanted = False
-        self._partial: list[bytes] = []  # the start of an event that has not ended yet
+        # The start of an event that has not ended yet; None, not an empty list, because open
+        # streams are many and each list costs 56 bytes.
+        self._partial: list[bytes] | None = None
         self._window = config.window
         self._quiet = config.window / 2
         self._batch_at: float | None = None  # loop time the oldest buffered byte came in
         self._last_event = float("-inf")  # loop time of the last chunk this class decided
-        self._now: list[bytes] = []  # parts the caller writes itself after WRITE_NOW
+        self._now: list[bytes] | None = None  # what the caller writes itself after WRITE_NOW
         self._now_content = 0
         self._write = write
         self._timeout = config.send_timeout
@@ -102,12 +104,15 @@ class Coalescer(BatchBase):
         ):
             self._now = self._complete(data, complete)
             self._now_content = content
-            self._batch_at = now if self._partial else None
+            self._batch_at = now if self._partial is not None else None
             return WRITE_NOW
         if self._batch_at is None:
             self._batch_at = now
         if not complete:
-            self._partial.append(data)
+            if self._partial is None:
+                self._partial = [data]
+            else:
+                self._partial.append(data)
             self.pending_bytes += len(data)
             return (
                 FULL
@@ -126,9 +131,14 @@ class Coalescer(BatchBase):
 
     def _complete(self, data: bytes, complete: int) -> list[bytes]:
         """Take the unfinished event's start plus ``data[:complete]``; keep the rest pending."""
-        parts = self._partial
-        parts.append(data if complete == len(data) else data[:complete])
-        self._partial = [data[complete:]] if complete < len(data) else []
+        head = data if complete == len(data) else data[:complete]
+        partial = self._partial
+        if partial is None:
+            parts = [head]
+        else:
+            partial.append(head)
+            parts = partial
+        self._partial = [data[complete:]] if complete < len(data) else None
         self.pending_bytes = len(data) - complete
         return parts
 
@@ -136,7 +146,8 @@ class Coalescer(BatchBase):
         """What the app's send returns after ``offer`` said ``code``."""
         if code & WRITE_NOW:  # the write's own coroutine: no layer of ours around it
             parts = self._now
-            self._now = []
+            self._now = None
+            assert parts is not None
             return self.write(parts, self._now_content, True)
         if code & WAKE:
             self.flusher.wake()
@@ -149,11 +160,11 @@ class Coalescer(BatchBase):
         parts = self.ready
         self.ready = []
         self.ready_bytes = self.ready_events = 0
-        if everything and self._partial:
+        if everything and self._partial is not None:
             parts.extend(self._partial)
-            self._partial = []
+            self._partial = None
             self.pending_bytes = 0
-        self._batch_at = self.loop.time() if self._partial else None
+        self._batch_at = self.loop.time() if self._partial is not None else None
         return parts
 
     def take_content(self) -> int:
@@ -164,9 +175,10 @@ class Coalescer(BatchBase):
 
     def append_final(self, data: bytes) -> None:
         """``data`` and any unfinished event join the ready events (the body's last write)."""
-        self.ready.extend(self._partial)
+        if self._partial is not None:
+            self.ready.extend(self._partial)
         self.ready.append(data)
-        self._partial = []
+        self._partial = None
         self.pending_bytes = 0
 
     async def write(self, parts: list[bytes], content: int, more: bool) -> None:
@@ -209,6 +221,6 @@ class Coalescer(BatchBase):
         if error is not None and self.error is None:
             self.error = error
         self.ready.clear()
-        self._partial.clear()
+        self._partial = None
         self.ready_bytes = self.pending_bytes = self.inflight = 0
         self.flusher.close()

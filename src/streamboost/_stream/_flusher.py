@@ -49,7 +49,6 @@ class Flusher:
         "_room",
         "_task",
         "_timer",
-        "_wake",
         "loop",
     )
 
@@ -59,7 +58,6 @@ class Flusher:
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._kick: asyncio.Handle | None = None  # starts the flusher on the next loop turn
-        self._wake: asyncio.Future[None] | None = None
         self._force = False  # the next flush also writes an unfinished event
         self._final = False  # the next flush is the body's last write
         self._flushed: asyncio.Future[None] | None = None
@@ -129,11 +127,6 @@ class Flusher:
                 # never needs one (its last send writes).
                 self._kick = self.loop.call_soon(self._start)
             return
-        wake = self._wake
-        if wake is not None:
-            self._wake = None
-            if not wake.done():
-                wake.set_result(None)
 
     def _start(self) -> None:
         if self._kick is not None:
@@ -164,10 +157,7 @@ class Flusher:
 
     async def _run(self) -> None:
         batch = self._batch
-        while True:
-            if not batch.wanted:
-                wake = self._wake = self.loop.create_future()
-                await wake
+        while batch.wanted:
             batch.wanted = False
             final = self._final
             flushed = self._flushed
@@ -193,3 +183,6 @@ class Flusher:
                 self._room = None
                 if not room.done():
                     room.set_result(None)
+        # Idle: the task ends rather than wait, so an open stream between bursts holds no
+        # task, coroutine frame or future; the next wanted flush starts another.
+        self._task = None

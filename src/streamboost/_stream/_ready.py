@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Coroutine
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 logger = logging.getLogger("streamboost")
 
@@ -34,8 +35,21 @@ class Ready(asyncio.Future[None]):
     a ``collections.abc.Coroutine`` (``send``/``throw``/``close``, registered below), so
     ``asyncio.create_task(send(message))``, ``ensure_future`` and anyio's
     ``start_soon(send, message)``, which ask for a coroutine, accept it; as a coroutine it
-    finishes at its first step with ``None``. One per stream, reused for every buffered chunk.
+    finishes at its first step with ``None``. One per event loop (``of``), shared by every
+    stream on it: a done future has no state a caller can change (``cancel`` and
+    ``set_result`` are refused, a callback added runs at once).
     """
+
+    _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Ready]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> Ready:
+        ready = cls._by_loop.get(loop)
+        if ready is None:
+            ready = cls._by_loop[loop] = cls(loop)
+        return ready
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop=loop)

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 from .._config import CoalesceConfig
 from .._types import ASGIApp, Message, Receive, Scope, Send
@@ -168,15 +167,9 @@ class HTTPStream:
             self._go_around()
         elif coalesce:
             assert scanner is not None and config is not None
-            make = partial(Coalescer, config=config)
-            sender = self._coalesced = Coalesced(
-                self,
-                scanner,
-                self._send,
-                make,
-                settings.clock,
-                config.merge_openai and kind.fmt == FORMAT_SSE,
-            )
+            merge = config.merge_openai and kind.fmt == FORMAT_SSE
+            sender = Coalesced(self, scanner, self._send, config, settings.clock, merge)
+            self._coalesced = sender
             coalescer = sender.coalescer
             kernel.batch = coalescer
             kernel.wake = coalescer.flusher.wake

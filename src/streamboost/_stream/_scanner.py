@@ -59,7 +59,7 @@ class EventScanner(ScanBase):
         self.metadata = metadata
         self.fast = is_metadata is None
         self._is_metadata = is_metadata
-        self._partial: list[bytes] = []  # an unfinished event's pieces
+        self._partial: list[bytes] | None = None  # an unfinished event's pieces
         self.pending = 0  # bytes of an event that has started but not yet ended
         self.events = 0
         self.content = 0
@@ -75,37 +75,39 @@ class EventScanner(ScanBase):
             return len(data)
         partial = self._partial
         if fmt == FORMAT_SSE:
-            end = self._sse_boundary(data)
+            end = self._sse_boundary(data, partial)
         else:
             end = data.rfind(b"\n")
             if end >= 0:
                 end += 1
         if end <= 0:
             if data:
-                partial.append(data)
+                if partial is None:
+                    self._partial = [data]
+                else:
+                    partial.append(data)
                 self.pending += len(data)
             self.events = self.content = 0
             self.critical = False
             return 0
-        if partial:
+        if partial is not None:
             partial.append(data[:end])
             segment = b"".join(partial)
-            partial.clear()
+            self._partial = None
             self.pending = 0
         else:
             segment = data if end == len(data) else data[:end]
         if end < len(data):
-            partial.append(data[end:])
+            self._partial = [data[end:]]
             self.pending = len(data) - end
         self._count(segment)
         return end
 
-    def _sse_boundary(self, data: bytes) -> int:
+    def _sse_boundary(self, data: bytes, partial: list[bytes] | None) -> int:
         """Where the last blank line in ``data`` ends (-1: none), with the unfinished event's
         last two bytes in view, since a boundary can straddle chunks."""
-        partial = self._partial
-        lead = partial[-1][-2:] if partial else b""
-        if len(lead) == 1 and len(partial) > 1:
+        lead = b"" if partial is None else partial[-1][-2:]
+        if len(lead) == 1 and partial is not None and len(partial) > 1:
             lead = (partial[-2][-1:] + lead)[-2:]
         buf = lead + data if lead else data
         end = buf.rfind(b"\n\n")
@@ -155,8 +157,8 @@ class EventScanner(ScanBase):
 
     def end(self) -> None:
         """At the end of the body: classify the event the stream left unterminated, if any."""
-        data = b"".join(self._partial)
-        self._partial.clear()
+        data = b"".join(self._partial) if self._partial is not None else b""
+        self._partial = None
         self.pending = 0
         if not data.strip():
             self.events = self.content = 0

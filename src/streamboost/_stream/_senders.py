@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from .._config import CoalesceConfig
 from .._types import Message, Send
 from ._coalescer import Coalescer
 from ._openai import merge_chunks
@@ -90,7 +91,7 @@ class Coalesced:
         owner: Owner,
         scanner: EventScanner,
         send: Send,
-        coalescer: Callable[[Callable[[list[bytes], int, bool], Awaitable[None]]], Coalescer],
+        config: CoalesceConfig,
         clock: Callable[[], float],
         merge: bool,
     ) -> None:
@@ -99,7 +100,7 @@ class Coalesced:
         self._send = send
         self._clock = clock
         self._merge = merge
-        self.coalescer = coalescer(self.write)
+        self.coalescer = Coalescer(self.write, config)
 
     def general(self, message: Message) -> Awaitable[None]:
         if message["type"] != "http.response.body":

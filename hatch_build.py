@@ -1,4 +1,4 @@
-"""Hatchling build hook: compile the optional C extension ``streamboost._speedups``.
+"""Hatchling build hook: compile the optional C extension ``streamboost._stream._speedups``.
 
 The extension is an accelerator, never a requirement: when it cannot be built (no compiler, no
 Python headers, an error in the C file) the build warns and goes on as pure Python, and the
@@ -19,9 +19,9 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-MODULE = "streamboost._speedups"
-SOURCE = Path("src", "streamboost", "_speedups.c")
-PACKAGE_DIR = Path("src", "streamboost")
+MODULE = "streamboost._stream._speedups"
+SOURCE = Path("src", "streamboost", "_stream", "_speedups.c")
+PACKAGE_DIR = Path("src", "streamboost", "_stream")
 NO_EXTENSIONS_ENV = "STREAMBOOST_NO_EXTENSIONS"
 # -O2 after the interpreter's own CFLAGS (which may say -O3), so it is the level that applies.
 COMPILE_ARGS = ["-O2", "-Wall"]
@@ -58,7 +58,7 @@ class SpeedupsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             shutil.copyfile(built, staged)
             os.replace(staged, target)
         else:
-            build_data["force_include"][str(built)] = f"streamboost/{built.name}"
+            build_data["force_include"][str(built)] = f"streamboost/_stream/{built.name}"
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
         if self._tmpdir is not None:
@@ -108,7 +108,7 @@ class SpeedupsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
 
     def _warn(self, message: str, detail: str = "") -> None:
         # On stderr: uv shows a backend's output only when the build fails or with -v, so a
-        # pure-Python fallback is quiet there; `streamboost._native.NATIVE` tells which path
-        # runs, and CI fails when it is not the C one (tests/test_native.py).
+        # pure-Python fallback is quiet there; `streamboost._stream.NATIVE` tells which path
+        # runs, and CI fails when it is not the C one (tests/test_kernel.py).
         text = f"streamboost build: WARNING: {message}"
         self.app.display_warning(f"{text}: {detail}" if detail else text)

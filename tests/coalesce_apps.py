@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from streamboost import CoalesceConfig, StreamBoost
-from streamboost._timing import StreamRecord
+from streamboost._stream import StreamRecord
 
 Message = dict[str, Any]
 Step = tuple[float, bytes]  # (seconds to sleep first, body chunk)

@@ -24,7 +24,7 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from streamboost import StreamBoost
-from streamboost._timing import current_record
+from streamboost._stream import current_record
 
 SSE = "text/event-stream"
 

@@ -8,7 +8,7 @@ import orjson
 from tests.coalesce_apps import Records, openai, run_app, stream_app
 
 from streamboost import CoalesceConfig, StreamBoost
-from streamboost._openai import merge_chunks
+from streamboost._stream._openai import merge_chunks
 
 
 def chunks(body: bytes) -> list[Any]:

@@ -21,7 +21,7 @@ from dashboard_queries import (
     scraped_families,
 )
 from streamboost._cli._dashboards import SHIPPED_FILES, export_dashboards, grafana_source_dir
-from streamboost._native import NATIVE
+from streamboost._stream import NATIVE
 
 REPO = GRAFANA_DIR.parent
 
@@ -173,8 +173,10 @@ def test_wheel_carries_the_shipped_files(tmp_path: Path) -> None:
     # The C send path is compiled into the wheel (when this checkout could build it), its
     # source is not shipped.
     if NATIVE:
-        assert any(n.startswith("streamboost/_speedups.") and n.endswith(".so") for n in names)
-    assert "streamboost/_speedups.c" not in names
+        assert any(
+            n.startswith("streamboost/_stream/_speedups.") and n.endswith(".so") for n in names
+        )
+    assert not any(name.endswith(".c") for name in names)
 
 
 def panel_queries(name: str) -> list[tuple[str, dict[str, object], str]]:

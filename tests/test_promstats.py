@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from streamboost._export._spec import FAMILIES
 from streamboost._export.prometheus._client_backend import Families
 from streamboost._export.prometheus._fast_backend import FastBackend, FastSeries, Hist, RouteStats
-from streamboost._timing import (
+from streamboost._stream import (
     OUTCOME_CLIENT_DISCONNECTED,
     OUTCOME_COMPLETED,
     OUTCOME_ERROR,

@@ -7,10 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.coalesce_apps import openai
 
-from streamboost._classify import is_critical, is_sse_content
 from streamboost._config import DEFAULT_CRITICAL_EVENTS
 from streamboost._middleware import DEFAULT_METADATA_EVENTS
-from streamboost._sse import FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE, EventScanner, stream_format
+from streamboost._stream._format import stream_format
+from streamboost._stream._kernel import is_critical, is_sse_content
+from streamboost._stream._scanner import EventScanner
+from streamboost._stream._table import CONTENT, FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE, GENERAL
 
 NAMES = frozenset(n.encode() for n in DEFAULT_CRITICAL_EVENTS)
 METADATA = frozenset(n.encode() for n in DEFAULT_METADATA_EVENTS)
@@ -200,8 +202,8 @@ def test_one_line_events_with_either_line_ending(end: bytes) -> None:
 
 
 def test_without_critical_detection_every_event_is_classified_in_full() -> None:
-    # Nothing coalesced: the scanner learns the OpenAI prefix up to the content string and
-    # decides later events from it; each answer must equal the coalescing scanner's.
+    # Nothing coalesced: the kernel's classify() answers for one-event chunks; each answer
+    # must equal what the coalescing scanner's general path finds.
     prefix = b'data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,'
     events = [
         prefix + b'"delta":{"role":"assistant","content":""},"finish_reason":null}]}',
@@ -217,52 +219,29 @@ def test_without_critical_detection_every_event_is_classified_in_full() -> None:
         b"data: {}",
         b": ping",
         b"data: [DONE]",
+        b'data: {"token": "hi"}',
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"a"}}',
+        b"event: metadata\ndata: {}",
     ]
     scan = EventScanner(FORMAT_SSE, critical=None, metadata=METADATA)
     reference = scanner()
-    learned = 0
+    known = 0
     for event in events:
         chunk = event + b"\n\n"
-        known = scan.known_content(chunk)
+        kind = scan.classify(chunk)
         assert scan.feed(chunk) == reference.feed(chunk) == len(chunk)
         assert (scan.events, scan.content) == (reference.events, reference.content), chunk
-        if known:  # then the middleware skips feed(): it must mean one content event
-            learned += 1
-            assert (reference.events, reference.content) == (1, 1), chunk
+        if kind != GENERAL:  # then the middleware skips feed(): it must mean one event
+            known += 1
+            assert (reference.events, reference.content) == (1, int(kind == CONTENT)), chunk
         assert not scan.critical
-    # Learnt from the second content event ("lo"): then the escaped quotes and "x" with its
-    # finish_reason are known from the prefix.
-    assert learned == 2
+    assert known == len(events)  # every one is a whole event, and none is asked if critical
 
 
-LEARNED_PREFIX = b'data: {"id":"c1","object":"chat.completion.chunk","model":"m",'
-LEARNED_PREFIX += b'"choices":[{"index":0,"delta":{"content":"'
-LEARNED_SUFFIX = b'"},"finish_reason":null}]}\n\n'
-MIDDLE_PIECES = (
+ODD_PIECES = (
     *(b"x", b" ", b'"', b"\\", b"\n", b"\r", b":", b",", b"}", b"]", b"[DONE]", b"null"),
-    *(b'"finish_reason"', b'"usage"', b'"type"', b'"done"', b"stop", b"data:"),
+    *(b'"finish_reason"', b'"usage"', b'"type"', b'"done"', b"stop", b"data:", b"event:"),
 )
-
-
-def learned_scanner() -> EventScanner:
-    """A coalescing scanner past its first two tokens: it knows the OpenAI shape."""
-    scan = scanner()
-    for text in ("Hel", "lo"):
-        scan.feed(openai(text))
-    return scan
-
-
-def test_a_coalescing_scanner_learns_the_prefix_and_suffix_of_a_clean_content_event() -> None:
-    scan = scanner()
-    scan.feed(openai(role="assistant", content=""))
-    scan.feed(openai("Hel"))
-    assert not scan.known_event(openai("x"))  # the first token is never learnt from
-    scan.feed(openai('say \\"hi\\"'))  # an escaped content string: no suffix to learn from
-    assert not scan.known_event(openai("x"))
-    scan.feed(openai("lo"))
-    assert (scan.prefix, scan.suffix) == (LEARNED_PREFIX, LEARNED_SUFFIX)
-    assert scan.known_event(openai(" world"))
-    assert scan.known_event(openai("[DONE]"))  # feed() too: only a data: [DONE] line is critical
 
 
 @pytest.mark.parametrize(
@@ -271,53 +250,42 @@ def test_a_coalescing_scanner_learns_the_prefix_and_suffix_of_a_clean_content_ev
         openai(finish="stop"),
         openai("x", finish="stop"),
         openai("x", finish="length"),
-        openai(""),  # empty content string
-        openai('a"b'),  # an escaped quote in the content string
-        LEARNED_PREFIX + b'x","finish_reason":"stop"}]}' + LEARNED_SUFFIX,
-        LEARNED_PREFIX + b'x"},"usage":{"total_tokens":3},"x":{"a":"' + LEARNED_SUFFIX,
-        LEARNED_PREFIX + b'x","type":"done","y":"' + LEARNED_SUFFIX,
-        LEARNED_PREFIX + b"x" + LEARNED_SUFFIX[:-2] + b"\ndata: more\n\n",
-        LEARNED_PREFIX + b"x\n\nevent: done\ndata: {}\n\n" + LEARNED_SUFFIX,
-        LEARNED_PREFIX + b"x" + LEARNED_SUFFIX + b"data: [DONE]\n\n",
-        LEARNED_PREFIX + b"x" + LEARNED_SUFFIX[:-1],  # unterminated
+        openai("x") + openai("y"),  # two events
+        openai("x")[:-1],  # unterminated
+        openai("x").replace(b"\n\n", b"\r\n\r\n"),  # CR line endings: the general path
         b"data: [DONE]\n\n",
         b'data: {"type":"done"}\n\n',
-        b"event: done\n" + LEARNED_PREFIX[6:] + b"x" + LEARNED_SUFFIX,
+        b'data: {"type" : "error", "x": 1}\n\n',
+        b"event: done\ndata: {}\n\n",
+        b"event:  error \ndata: {}\n\n",
+        b'data: {"usage": {"total_tokens": 3}}\n\n',
     ],
 )
-def test_the_learned_shape_never_hides_a_critical_or_odd_event(chunk: bytes) -> None:
-    scan = learned_scanner()
-    assert not scan.known_event(chunk)
-    scan.feed(LEARNED_PREFIX + b"half")  # an unfinished event: nothing is known until it ends
-    assert not scan.known_event(openai("x"))
+def test_classify_never_hides_a_critical_or_odd_event(chunk: bytes) -> None:
+    scan = scanner()
+    assert scan.classify(chunk) == GENERAL
+    scan.feed(openai("half")[:20])  # an unfinished event: nothing is known until it ends
+    assert scan.classify(openai("x")) == GENERAL
 
 
 @settings(max_examples=400, deadline=None)
 @given(
-    middle=st.lists(
-        st.sampled_from(MIDDLE_PIECES),
-        max_size=12,
+    head=st.sampled_from(
+        [b"data: ", b"data:", b"event: message\ndata: ", b"event: ping\ndata: ", b": ", b"id: 1\n"]
     ),
-    suffix=st.sampled_from(
-        [
-            LEARNED_SUFFIX,
-            b'"},"finish_reason":"stop"}]}\n\n',
-            b'"},"finish_reason":null}],"usage":{"total_tokens":1}}\n\n',
-            b'"},"finish_reason":null}]}\n\nevent: done\ndata: {}\n\n',
-            b'"},"finish_reason":null}]}\r\n\r\n',
-            b'"},"type":"done"}]}\n\n',
-        ]
-    ),
+    middle=st.lists(st.sampled_from(ODD_PIECES), max_size=12),
+    end=st.sampled_from([b"\n\n", b"\r\n\r\n", b"\n", b"\n\n\n", b"\n\ndata: x\n\n"]),
+    critical=st.booleans(),
 )
-def test_a_known_event_is_exactly_what_feed_finds_without_its_regex(
-    middle: list[bytes], suffix: bytes
+def test_classify_is_exactly_what_feed_finds(
+    head: bytes, middle: list[bytes], end: bytes, critical: bool
 ) -> None:
-    chunk = LEARNED_PREFIX + b"".join(middle) + suffix
-    scan = learned_scanner()
-    reference = learned_scanner()
-    known = scan.known_event(chunk)
+    chunk = head + b"".join(middle) + end
+    scan = EventScanner(FORMAT_SSE, critical=NAMES if critical else None, metadata=METADATA)
+    reference = EventScanner(FORMAT_SSE, critical=NAMES if critical else None, metadata=METADATA)
+    kind = scan.classify(chunk)
     complete = reference.feed(chunk)
-    if known:  # the middleware then skips feed(): it must mean one whole content event
-        assert (complete, reference.events, reference.content) == (len(chunk), 1, 1)
+    if kind != GENERAL:  # the middleware then skips feed(): it must mean one whole event
+        assert (complete, reference.events) == (len(chunk), 1)
+        assert reference.content == int(kind == CONTENT)
         assert not reference.critical
-        assert not is_critical(chunk, NAMES) or b"[DONE]" in b"".join(middle)

@@ -8,6 +8,7 @@ a disconnect; ``stream_started`` was not called when the app failed before its r
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final
 
@@ -19,9 +20,15 @@ from ._config import CoalesceConfig
 from ._deferred import DeferredWriter, export_defer_metrics
 from ._deferred._lifespan import LifespanWriters
 from ._export import build_exporters
-from ._flusher import on_asyncio
-from ._http import HTTPStream
-from ._timing import DEFAULT_CLOCK, Clock, StreamObserver, current_record
+from ._stream import (
+    DEFAULT_CLOCK,
+    Clock,
+    HTTPStream,
+    ResponseSettings,
+    StreamObserver,
+    current_record,
+    on_asyncio,
+)
 from ._types import ASGIApp, Receive, Scope, Send
 from ._websocket import WebSocketBatcher
 
@@ -139,7 +146,7 @@ class StreamBoost:
         )
         if metrics:
             export_defer_metrics(registry)  # defer()'s counters next to the stream families
-        self.observers: tuple[StreamObserver, ...] = (*observers, *self.exporters.observers)
+        observers = (*observers, *self.exporters.observers)
         # Called once, just before the last body message goes out (the record is final but for
         # the outcome): OpenTelemetry annotates a server span there, before the ASGI
         # instrumentation ends it.
@@ -157,6 +164,27 @@ class StreamBoost:
         critical = config.critical_events if config is not None else ()
         self.critical_names = frozenset(name.encode() for name in critical)
         self.opt_out_header = opt_out_header.lower().encode("latin-1")
+        self.responses = ResponseSettings(
+            app=app,
+            clock=self.clock,
+            coalesce=config,
+            observers=observers,
+            finishing=tuple(self.finishing),
+            opt_out_header=self.opt_out_header,
+            metadata_names=self.metadata_names,
+            critical_names=self.critical_names,
+            is_metadata=is_metadata,
+            content_types=config.content_types if config is not None else frozenset(),
+        )
+
+    @property
+    def observers(self) -> tuple[StreamObserver, ...]:
+        """Every response's observers: the ``observers`` option's, then the exporters'."""
+        return tuple(self.responses.observers)
+
+    @observers.setter
+    def observers(self, observers: Sequence[StreamObserver]) -> None:
+        self.responses = dataclasses.replace(self.responses, observers=tuple(observers))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
@@ -165,7 +193,7 @@ class StreamBoost:
             if metrics_app is not None and self.exporters.serves(scope):
                 await metrics_app(scope, receive, send)
                 return
-            stream = HTTPStream(self, scope, receive, send)
+            stream = HTTPStream(self.responses, scope, receive, send)
             token = current_record.set(stream.record)  # for phase() inside the app
             try:
                 await stream.run()

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Final, ParamSpec, TypeVar
 
-from ._timing import PhaseTiming, current_record
+from ._stream import PhaseTiming, current_record
 
 __all__ = ["gather_phases", "phase"]
 
@@ -38,11 +38,7 @@ def _add(name: str, started_at: float, fallback: str | None = None) -> None:
     record = current_record.get()
     if record is None:
         return
-    timing = PhaseTiming(name, started_at, _clock(), fallback)
-    if record.phases is None:
-        record.phases = [timing]
-    else:
-        record.phases.append(timing)
+    record.add_phase(PhaseTiming(name, started_at, _clock(), fallback))
 
 
 class phase:

@@ -14,8 +14,8 @@ import contextlib
 
 import orjson
 
-from ._coalesce import Coalescer
 from ._config import CoalesceConfig
+from ._stream import Coalescer
 from ._types import ASGIApp, Message, Receive, Scope, Send
 
 

@@ -16,7 +16,7 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, start_http_server
 
-from .._timing import Clock, StreamObserver, StreamRecord
+from .._stream import Clock, StreamObserver, StreamRecord
 from ._route import AppRoute, RouteResolver
 from .otel._observer import OTelObserver
 from .prometheus._guard import MetricsGuard, check_host, check_token, parse_networks

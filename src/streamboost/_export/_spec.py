@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from .._timing import (
+from .._stream import (
     OUTCOME_CLIENT_DISCONNECTED,
     OUTCOME_COMPLETED,
     OUTCOME_ERROR,

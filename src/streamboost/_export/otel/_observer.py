@@ -18,7 +18,7 @@ from typing import Any
 from opentelemetry import metrics, trace
 from opentelemetry.context import get_current
 
-from ..._timing import DEFAULT_CLOCK, Clock, StreamRecord
+from ..._stream import DEFAULT_CLOCK, Clock, StreamRecord
 from .._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
 from ._histograms import HTTP_ADVICE as HTTP_ADVICE
 from ._histograms import TPOT_ADVICE as TPOT_ADVICE

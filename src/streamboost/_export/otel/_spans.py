@@ -14,7 +14,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from ..._timing import OUTCOME_COMPLETED, OUTCOME_ERROR, OUTCOME_NO_TOKEN, Clock, StreamRecord
+from ..._stream import OUTCOME_ERROR, Clock, StreamRecord
 from ._histograms import Attributes
 from ._tracing import Tracers
 
@@ -87,9 +87,7 @@ def annotate(
 
 def _timing_attributes(record: StreamRecord, end: float) -> dict[str, Any]:
     start = record.request_at
-    outcome = record.outcome
-    if outcome == OUTCOME_COMPLETED and record.streaming and not record.content_events:
-        outcome = OUTCOME_NO_TOKEN  # before the middleware's end-of-stream verdict
+    outcome = record.verdict()  # read before the stream has ended
     attrs: dict[str, Any] = {
         "http.response.body.size": record.bytes_out,
         ANNOTATED: outcome,

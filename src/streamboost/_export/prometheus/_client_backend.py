@@ -11,7 +11,7 @@ import weakref
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from ..._timing import StreamRecord
+from ..._stream import StreamRecord
 from .. import _spec as spec
 from .._spec import OUTCOMES
 from . import _int_sync

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import Metric
 
-from ..._timing import StreamRecord
+from ..._stream import StreamRecord
 from .. import _spec as spec
 from .._spec import DURATION_BUCKETS, OUTCOMES, TPOT_BUCKETS, TTFT_BUCKETS
 from ._plain import Hist, PlainCollector, Sample
@@ -99,12 +99,11 @@ class FastSeries:
         h.sum += value
         if trace_id is not None:
             h.exemplar(i, value, trace_id)
-        last, tokens = record.last_token_at, record.content_events
-        if last is not None and tokens > 1:  # StreamRecord.time_per_output_token()
+        tpot = record.time_per_output_token()
+        if tpot is not None:
             h = r.tpot
-            value = (last - at) / (tokens - 1)
-            h.counts[bisect_left(h.bounds, value)] += 1
-            h.sum += value
+            h.counts[bisect_left(h.bounds, tpot)] += 1
+            h.sum += tpot
 
 
 class FastBackend:

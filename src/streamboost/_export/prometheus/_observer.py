@@ -23,7 +23,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from ..._timing import DEFAULT_CLOCK, OUTCOME_CLIENT_DISCONNECTED, Clock, StreamRecord
+from ..._stream import DEFAULT_CLOCK, OUTCOME_CLIENT_DISCONNECTED, Clock, StreamRecord
 from .._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
 from ..otel._tracing import current_trace_id
 from . import _int_sync, _multiprocess

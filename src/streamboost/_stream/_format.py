@@ -1,4 +1,4 @@
-"""What a response start says about its body, read once per response.
+"""What a response start says about its body, read once per response: the stream format.
 
 The content type decides the stream format; a ``content-length`` or a non-identity
 ``content-encoding`` means the body is not scanned (a sized body, or compressed bytes).
@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final, NamedTuple
 
-from ._sse import stream_format
+from ._table import FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE
+
+_FORMATS: Final = {
+    "text/event-stream": FORMAT_SSE,
+    "application/x-ndjson": FORMAT_LINES,
+    "application/jsonl": FORMAT_LINES,
+    "text/plain": FORMAT_CHUNKS,
+}
 
 _MAX_CACHED: Final = 256  # distinct content-type values remembered (a client cannot add any)
 _kinds: dict[bytes, tuple[str, int]] = {}
@@ -18,9 +25,15 @@ _kinds: dict[bytes, tuple[str, int]] = {}
 
 class BodyKind(NamedTuple):
     media: str  # the media type, lower case, without parameters
-    fmt: int  # the stream format (``_sse.FORMAT_*``), 0 when not a stream StreamBoost reads
+    fmt: int  # the stream format (``_table.FORMAT_*``), 0 when not a stream StreamBoost reads
     scannable: bool  # no content-length, identity encoding
     opt_out: bool  # the opt-out header is present
+
+
+def stream_format(content_type: str) -> int:
+    """The stream format of a ``content-type`` header value (0 when not a known stream)."""
+    media = content_type.partition(";")[0].strip().lower()
+    return _FORMATS.get(media, 0)
 
 
 def body_kind(headers: Iterable[tuple[bytes, bytes]], opt_out_name: bytes) -> BodyKind:

@@ -1,9 +1,11 @@
 """The per-response record that the send wrapper fills and the exporters read once.
 
-The middleware owns one ``StreamRecord`` per HTTP response. The per-chunk path only
-assigns a few slots on it (no allocation, no metric call); exporters read it once, when
-the stream has ended. Times are seconds from the injected clock (``time.perf_counter``
-by default), so tests can drive them.
+The middleware owns one ``StreamRecord`` per HTTP response, and the record owns every change
+to itself: the per-chunk ones are its kernel base's methods (``took``, ``sent``, ``wrote``: a
+few slots, no allocation, no metric call), the rest are the methods below. Observers and
+exporters only read it, once when the response starts and once when the stream has ended.
+Times are seconds from the injected clock (``time.perf_counter`` by default), so tests can
+drive them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Final, NamedTuple, Protocol
 
-from ._native import RecordBase
+from ._kernel import RecordBase
 
 Clock = Callable[[], float]
 
@@ -42,10 +44,8 @@ class StreamRecord(RecordBase):
     ``request_at`` is when the middleware saw the request.
     """
 
-    # The per-chunk counters and times are RecordBase's (C when built: see ``_native``).
+    # The per-chunk counters and times are RecordBase's (C when built: see ``_kernel``).
     __slots__ = (
-        "first_byte_at",
-        "first_token_at",
         "headers_at",
         "method",
         "outcome",
@@ -66,7 +66,7 @@ class StreamRecord(RecordBase):
         self.first_byte_at: float | None = None
         self.first_token_at: float | None = None
         self.last_token_at: float | None = None
-        self.last_body_at: float | None = None
+        self.last_body_at: float | None = None  # the last body message, sent or written
         self.status: int = 0
         # True when the response is a stream StreamBoost recognises (SSE, NDJSON, text).
         self.streaming: bool = False
@@ -82,19 +82,52 @@ class StreamRecord(RecordBase):
         self.route: tuple[object, str] | None = None
         self.series: tuple[object, object] | None = None
 
-    def wrote(self, size: int, content: int, now: float) -> None:
-        """One body message of ``size`` bytes with ``content`` content events went out."""
-        if size:
-            self.bytes_out += size
-            if self.first_byte_at is None:
-                self.first_byte_at = now
-        if content:
-            self.content_events += content
-            if self.first_token_at is None:
-                self.first_token_at = now
-            self.last_token_at = now
-        self.writes += 1
-        self.last_body_at = now
+    def began(self, status: int, streaming: bool, now: float) -> None:
+        """The response start went out: ``streaming`` when its body is a stream we read."""
+        self.status = status
+        self.streaming = streaming
+        self.headers_at = now
+
+    def add_phase(self, timing: PhaseTiming) -> None:
+        """A ``phase()`` or ``gather_phases()`` branch of this request ended."""
+        if self.phases is None:
+            self.phases = [timing]
+        else:
+            self.phases.append(timing)
+
+    def client_left(self) -> None:
+        """The client went away (``http.disconnect``, a failed or timed-out write)."""
+        self.outcome = OUTCOME_CLIENT_DISCONNECTED
+
+    def app_failed(self) -> None:
+        """The app raised (after the client left, that stays the outcome)."""
+        if self.outcome != OUTCOME_CLIENT_DISCONNECTED:
+            self.outcome = OUTCOME_ERROR
+            if self.headers_at is None:
+                self.status = 500  # what the server answers for an app that failed
+
+    def write_failed(self, error: BaseException) -> None:
+        """A batched write failed and ended the stream (``OSError``: the client is gone)."""
+        if self.outcome == OUTCOME_COMPLETED:
+            disconnected = isinstance(error, OSError)
+            self.outcome = OUTCOME_CLIENT_DISCONNECTED if disconnected else OUTCOME_ERROR
+
+    def no_response(self) -> None:
+        """The app returned without a response start: the server sends a 500."""
+        self.status = 500
+        self.outcome = OUTCOME_ERROR
+
+    def verdict(self) -> str:
+        """The outcome as it will be settled: a stream that completed without one content
+        event is ``no_token`` (OpenTelemetry reads this before the stream has ended)."""
+        outcome = self.outcome
+        if outcome == OUTCOME_COMPLETED and self.streaming and self.content_events == 0:
+            return OUTCOME_NO_TOKEN
+        return outcome
+
+    def settle(self) -> None:
+        """The request is over: fix the outcome (``verdict``)."""
+        self.outcome = self.verdict()
 
     def route_label(self, resolver: Callable[[dict[str, object]], str]) -> str:
         """``resolver(scope)``, resolved once per response (the route is known by its start)."""

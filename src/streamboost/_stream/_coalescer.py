@@ -1,0 +1,226 @@
+"""The batching rules: when a chunk buffers, goes out at once, or asks for a flush.
+
+``Coalescer`` knows bytes and event boundaries, nothing of ASGI: the sender offers it chunks
+(with how much of each chunk ends at an event boundary) and gives it a ``write`` coroutine
+that puts joined parts on the wire. Its buffer is ``BatchBase`` (the kernel's, whose ``add`` is
+the flush trigger and the backpressure threshold for whole events); the flusher task, the
+window timer and the waits are ``_flusher.Flusher``'s; every write, bounded by
+``send_timeout``, is ``Coalescer.write``.
+
+- A chunk is written at once, by the caller, while ``eager`` is set (until the first token has
+  gone out), when the stream has been idle for a window, or when the event before it came at
+  least half a window earlier: a feed slower than that would give the batch no company, so
+  batching would only delay it.
+- Otherwise chunks buffer. A batch is written when ``window`` seconds have passed since its
+  first byte was buffered, when it holds ``max_events`` events or ``max_bytes`` bytes, or at
+  once (with everything before it) when a critical event arrives.
+- Writes are done by one flusher task per stream, so the app's send returns at once while a
+  write to a slow client is pending; new chunks join the next batch. Past ``max_buffer_bytes``
+  (counting the write in flight) the app's send waits.
+- An unfinished event stays buffered until it ends, so every event sits whole in one write;
+  only a full buffer or the end of the body writes an unfinished event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from .._config import CoalesceConfig
+from ._flusher import Flusher
+from ._kernel import BatchBase
+from ._ready import Ready
+from ._table import FULL, WAKE, WRITE_NOW
+
+Write = Callable[[list[bytes], int, bool], Awaitable[None]]
+"""``write(parts, content_events, more_body)``: put the joined parts on the wire."""
+
+
+class Coalescer(BatchBase):
+    """Batches one stream's chunks into few writes; see the module docstring for the rules."""
+
+    # And BatchBase's: ready, ready_bytes, ready_events, ready_content, pending_bytes,
+    # inflight, max_events, max_bytes, max_buffer, wanted, error (C when built: _kernel).
+    __slots__ = (
+        "_batch_at",
+        "_last_event",
+        "_now",
+        "_now_content",
+        "_partial",
+        "_quiet",
+        "_timeout",
+        "_window",
+        "_write",
+        "done",
+        "eager",
+        "flusher",
+        "last_write",
+        "loop",
+    )
+
+    def __init__(self, write: Write, config: CoalesceConfig, *, eager: bool = True) -> None:
+        self.max_events = config.max_events
+        self.max_bytes = config.max_bytes
+        self.max_buffer = config.max_buffer_bytes
+        self.loop = loop = asyncio.get_running_loop()
+        self.done = Ready.of(loop)  # what a buffered chunk's send returns
+        self.eager = eager
+        self.error: BaseException | None = None
+        self.ready: list[bytes] = []
+        self.ready_bytes = self.ready_events = self.ready_content = 0
+        self.pending_bytes = 0
+        self.inflight = 0
+        self.wanted = False
+        # The start of an event that has not ended yet; None, not an empty list, because open
+        # streams are many and each list costs 56 bytes.
+        self._partial: list[bytes] | None = None
+        self._window = config.window
+        self._quiet = config.window / 2
+        self._batch_at: float | None = None  # loop time the oldest buffered byte came in
+        self._last_event = float("-inf")  # loop time of the last chunk this class decided
+        self._now: list[bytes] | None = None  # what the caller writes itself after WRITE_NOW
+        self._now_content = 0
+        self._write = write
+        self._timeout = config.send_timeout
+        self.last_write = float("-inf")  # loop time of the last write
+        self.flusher = Flusher(self)
+
+    def offer(self, data: bytes, complete: int, events: int, content: int, critical: bool) -> int:
+        """Take one chunk whose first ``complete`` bytes end at an event boundary.
+
+        Returns 0 (buffered) or bits of ``WRITE_NOW``, ``WAKE``, ``FULL``: then the caller
+        returns ``settle(code)`` to the app.
+        """
+        if self.ready and complete == len(data) and not self.pending_bytes:
+            return self.add(data, complete, events, content, critical)  # joins a batch
+        now = self.loop.time()
+        quiet = now - self._last_event >= self._quiet
+        self._last_event = now
+        if (
+            complete
+            and not self.ready
+            and not self.inflight
+            and (self.eager or quiet or now - self.last_write >= self._window)
+        ):
+            self._now = self._complete(data, complete)
+            self._now_content = content
+            self._batch_at = now if self._partial is not None else None
+            return WRITE_NOW
+        if self._batch_at is None:
+            self._batch_at = now
+        if not complete:
+            if self._partial is None:
+                self._partial = [data]
+            else:
+                self._partial.append(data)
+            self.pending_bytes += len(data)
+            return (
+                FULL
+                if self.ready_bytes + self.pending_bytes + self.inflight >= self.max_buffer
+                else 0
+            )
+        was_empty = not self.ready
+        size = self.pending_bytes + complete
+        parts = self._complete(data, complete)
+        last = parts.pop()
+        self.ready.extend(parts)
+        code = self.add(last, size, events, content, critical)
+        if was_empty and not code & WAKE:
+            self.flusher.arm(self._batch_at + self._window, now)
+        return code
+
+    def _complete(self, data: bytes, complete: int) -> list[bytes]:
+        """Take the unfinished event's start plus ``data[:complete]``; keep the rest pending."""
+        head = data if complete == len(data) else data[:complete]
+        partial = self._partial
+        if partial is None:
+            parts = [head]
+        else:
+            partial.append(head)
+            parts = partial
+        self._partial = [data[complete:]] if complete < len(data) else None
+        self.pending_bytes = len(data) - complete
+        return parts
+
+    def settle(self, code: int) -> Awaitable[None]:
+        """What the app's send returns after ``offer`` said ``code``."""
+        if code & WRITE_NOW:  # the write's own coroutine: no layer of ours around it
+            parts = self._now
+            self._now = None
+            assert parts is not None
+            return self.write(parts, self._now_content, True)
+        if code & WAKE:
+            self.flusher.wake()
+        if code & FULL:
+            return self.flusher.wait_for_room()
+        return self.done
+
+    def take(self, *, everything: bool) -> list[bytes]:
+        """The ready events (and with ``everything`` an unfinished one) for one write."""
+        parts = self.ready
+        self.ready = []
+        self.ready_bytes = self.ready_events = 0
+        if everything and self._partial is not None:
+            parts.extend(self._partial)
+            self._partial = None
+            self.pending_bytes = 0
+        self._batch_at = self.loop.time() if self._partial is not None else None
+        return parts
+
+    def take_content(self) -> int:
+        """The content events of what ``take`` took (and of writes asked for since)."""
+        content = self.ready_content
+        self.ready_content = 0
+        return content
+
+    def append_final(self, data: bytes) -> None:
+        """``data`` and any unfinished event join the ready events (the body's last write)."""
+        if self._partial is not None:
+            self.ready.extend(self._partial)
+        self.ready.append(data)
+        self._partial = None
+        self.pending_bytes = 0
+
+    async def write(self, parts: list[bytes], content: int, more: bool) -> None:
+        """One write, bounded by ``send_timeout``; a failure ends the stream."""
+        self.last_write = self.loop.time()
+        self.inflight = sum(map(len, parts))
+        timeout = self._timeout
+        try:
+            if timeout is None:
+                await self._write(parts, content, more)
+            else:
+                async with asyncio.timeout(timeout):
+                    await self._write(parts, content, more)
+        except TimeoutError as exc:
+            error = OSError(
+                f"send_timeout={timeout!r} s passed while writing to the client: "
+                "the client stopped reading and the stream was ended"
+            )
+            self.close(error)
+            raise error from exc
+        except Exception as exc:
+            self.close(exc)
+            raise
+        finally:
+            self.inflight = 0
+
+    def finish(self, data: bytes, content: int) -> Awaitable[None]:
+        """Write everything buffered plus ``data`` as the body's last write."""
+        return self.flusher.flush_all(data, content, final=True)
+
+    def drain(self) -> Awaitable[None]:
+        """Write everything buffered now (before a message that must not overtake it)."""
+        return self.flusher.flush_all(b"", 0, final=False)
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Stop: cancel the timer and the flusher, drop what is buffered. Idempotent.
+
+        A send waiting on this stream then raises ``error`` (if given).
+        """
+        if error is not None and self.error is None:
+            self.error = error
+        self.ready.clear()
+        self._partial = None
+        self.ready_bytes = self.pending_bytes = self.inflight = 0
+        self.flusher.close()

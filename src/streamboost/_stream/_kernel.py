@@ -1,0 +1,290 @@
+"""The fast-path kernel: the rules a body chunk meets, in Python, with a C twin.
+
+Only this module has a C twin (``_speedups``), the way prometheus_client swaps only its value
+storage: the event classifiers, four small base classes and the functions on them that a body
+chunk runs.
+
+- ``ScanBase.classify(body)``: is the chunk one whole event, not critical, with or without
+  output tokens; ``GENERAL`` when not sure (the scanner's general path then decides);
+- ``BatchBase.add(...)``: join whole events to a waiting batch: the flush trigger and the
+  backpressure threshold, written here once;
+- ``RecordBase.took/sent/wrote``: every per-chunk change to a ``StreamRecord``;
+- ``Sender.send``: the app's send; after ``use(mode)`` at the response start it takes a chunk
+  the kernel is sure of itself and hands every other message to ``general``, the Python
+  sender's own method.
+
+The general paths (``EventScanner``, ``Coalescer``, the senders) call these same functions.
+The C versions are used when built (``NATIVE``), unless ``STREAMBOOST_NO_EXTENSIONS=1``;
+``tests/test_kernel.py`` runs both on the same inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Final
+
+from .._types import Message
+from ._table import (
+    BATCH_FIELDS,
+    BUFFERED,
+    CONTENT,
+    FORMAT_CHUNKS,
+    FORMAT_SSE,
+    FULL,
+    GENERAL,
+    MODE_BATCH,
+    MODE_DIRECT,
+    OTHER,
+    RECORD_FIELDS,
+    SCAN_FIELDS,
+    SENDER_FIELDS,
+    WAKE,
+)
+
+# At the start of a line, whichever line ending (LF, CRLF, CR) ended the one before.
+_EVENT_NAME: Final = re.compile(rb"(?:^|(?<=[\r\n]))event:[ ]?([^\r\n]*)")
+_JSON_TYPE: Final = re.compile(rb'"type"\s*:\s*"([^"\\]*)"')
+_NOT_NULL_AFTER: Final = re.compile(rb'\s*:\s*+(?!null|""|\{\}|\[\])')
+
+
+def _has_value(data: bytes, key: bytes) -> bool:
+    """True when some ``key`` (a quoted JSON key) in ``data`` has a non-null, non-empty value."""
+    start = data.find(key)
+    while start >= 0:
+        if _NOT_NULL_AFTER.match(data, start + len(key)):
+            return True
+        start = data.find(key, start + len(key))
+    return False
+
+
+def is_critical(segment: bytes, names: frozenset[bytes]) -> bool:
+    """True when ``segment`` holds an event that must be written at once.
+
+    Critical: an SSE ``event:`` name or a JSON ``"type"`` value in ``names``, ``[DONE]``, and
+    OpenAI chunks that carry a ``finish_reason`` or ``usage``.
+    """
+    if b"event:" in segment:
+        for match in _EVENT_NAME.finditer(segment):
+            if match.group(1).strip() in names:
+                return True
+    if b'"type"' in segment:
+        for match in _JSON_TYPE.finditer(segment):
+            if match.group(1) in names:
+                return True
+    if b"[DONE]" in segment:
+        return True
+    return _has_value(segment, b'"finish_reason"') or _has_value(segment, b'"usage"')
+
+
+def is_sse_content(event: bytes, metadata: frozenset[bytes]) -> bool:
+    """True when one SSE event block carries output tokens.
+
+    Not content: comments and pings, events without data, events whose ``event:`` name is in
+    ``metadata``, ``data: [DONE]``, and OpenAI ``chat.completion.chunk`` events without delta
+    content or tool calls (the role-only first chunk, the finish chunk, usage chunks).
+    """
+    if b"data:" not in event:
+        return False  # comment-only blocks, bare ``event:``/``id:``/``retry:`` blocks
+    if b"event:" in event:
+        match = _EVENT_NAME.search(event)
+        if match is not None and match.group(1).strip() in metadata:
+            return False
+    if b"[DONE]" in event and event.split(b"data:", 1)[1].strip() == b"[DONE]":
+        return False
+    if b'"chat.completion.chunk"' in event:
+        return _has_value(event, b'"content"') or _has_value(event, b'"tool_calls"')
+    return bool(event.split(b"data:", 1)[1].strip())
+
+
+class PyRecordBase:
+    """``StreamRecord``'s per-chunk counters and times, and the changes a chunk makes."""
+
+    __slots__ = RECORD_FIELDS
+
+    chunks_in: int
+    events: int
+    content_events: int
+    writes: int
+    bytes_out: int
+    first_byte_at: float | None
+    first_token_at: float | None
+    last_body_at: float | None
+    last_token_at: float | None
+
+    def took(self, events: int) -> None:
+        """A body chunk completing ``events`` events was buffered."""
+        self.chunks_in += 1
+        self.events += events
+
+    def wrote(self, size: int, content: int, now: float) -> None:
+        """One body message of ``size`` bytes with ``content`` content events went out."""
+        if size:
+            self.bytes_out += size
+            if self.first_byte_at is None:
+                self.first_byte_at = now
+        if content:
+            self.content_events += content
+            if self.first_token_at is None:
+                self.first_token_at = now
+            self.last_token_at = now
+        self.writes += 1
+        self.last_body_at = now
+
+    def sent(self, size: int, events: int, content: int, now: float) -> None:
+        """A body chunk went out as the app sent it (nothing coalesced)."""
+        self.chunks_in += 1
+        self.events += events
+        self.wrote(size, content, now)
+
+
+class PyScanBase:
+    """``EventScanner``'s format and rules, and the one-event test of the fast path."""
+
+    __slots__ = SCAN_FIELDS
+
+    fmt: int
+    fast: bool  # False when the app's own is_metadata test must see every event
+    pending: int  # bytes of an event that started in an earlier chunk
+    metadata: frozenset[bytes]
+    critical_names: frozenset[bytes] | None  # None: nothing is coalesced, so not asked
+
+    def classify(self, body: bytes) -> int:
+        """``CONTENT``/``OTHER`` when ``body`` is one whole, non-critical event; else
+        ``GENERAL``. ``body`` is non-empty."""
+        if not self.fast or self.pending:
+            return GENERAL
+        fmt = self.fmt
+        if fmt == FORMAT_CHUNKS:
+            return CONTENT  # every chunk is an event, never critical
+        size = len(body)
+        if fmt == FORMAT_SSE:
+            # One event: its only blank line ends the chunk; a CR may end lines early.
+            if size < 3 or body.find(b"\n\n") != size - 2 or b"\r" in body:
+                return GENERAL
+        elif body.find(b"\n") != size - 1 or not body.strip():
+            return GENERAL  # an NDJSON chunk of one non-blank line
+        critical = self.critical_names
+        if critical is not None and is_critical(body, critical):
+            return GENERAL
+        if fmt != FORMAT_SSE or is_sse_content(body, self.metadata):
+            return CONTENT
+        return OTHER
+
+
+class PyBatchBase:
+    """``Coalescer``'s buffer, and the rule for whole events that join it."""
+
+    __slots__ = BATCH_FIELDS
+
+    ready: list[bytes]  # whole events, oldest first
+    ready_bytes: int
+    ready_events: int
+    ready_content: int
+    pending_bytes: int  # the start of an unfinished event (the Coalescer holds its bytes)
+    inflight: int  # bytes of the write in flight
+    max_events: int
+    max_bytes: int
+    max_buffer: int
+    wanted: bool  # a flush has been asked for
+    error: BaseException | None
+
+    def add(self, body: bytes, size: int, events: int, content: int, critical: bool) -> int:
+        """Append whole events (``size`` bytes of them end in ``body``); say what is due:
+        ``WAKE`` when the batch must be written now, ``FULL`` when the app must wait."""
+        self.ready.append(body)
+        self.ready_bytes += size
+        self.ready_events += events
+        self.ready_content += content
+        code = BUFFERED
+        if not self.wanted and (
+            critical or self.ready_events >= self.max_events or self.ready_bytes >= self.max_bytes
+        ):
+            code = WAKE
+        if self.ready_bytes + self.pending_bytes + self.inflight >= self.max_buffer:
+            code |= FULL
+        return code
+
+
+class PySender:
+    """The app's send for one response: the kernel's chunks, then ``general`` for the rest."""
+
+    __slots__ = (*SENDER_FIELDS, "_chunk")
+
+    record: PyRecordBase
+    scan: PyScanBase | None
+    batch: PyBatchBase | None
+    server_send: Callable[[Message], Awaitable[None]]
+    general: Callable[[Message], Awaitable[None]]
+    wake: Callable[[], None] | None
+    room: Callable[[], Awaitable[None]] | None
+    done: Awaitable[None] | None
+    clock: Callable[[], float]
+
+    def __init__(self, general: Callable[[Message], Awaitable[None]]) -> None:
+        self.general = self._chunk = general
+        self.scan = self.batch = self.wake = self.room = self.done = None
+
+    def use(self, mode: int) -> None:
+        """Switch, once at the response start, to ``MODE_DIRECT`` or ``MODE_BATCH`` (the
+        fields that mode reads are set first)."""
+        if mode == MODE_DIRECT:
+            self._chunk = self._direct
+        elif mode == MODE_BATCH:
+            self._chunk = self._batch
+        else:
+            self._chunk = self.general
+
+    def send(self, message: Message) -> Awaitable[None]:
+        return self._chunk(message)
+
+    def _direct(self, message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.body" and message.get("more_body") is True:
+            body = message.get("body")
+            if type(body) is bytes and body:
+                kind = self.scan.classify(body)  # type: ignore[union-attr]
+                if kind:
+                    self.record.sent(len(body), 1, kind == CONTENT, self.clock())
+                    return self.server_send(message)
+        return self.general(message)
+
+    def _batch(self, message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.body" and message.get("more_body") is True:
+            body = message.get("body")
+            batch: PyBatchBase = self.batch  # type: ignore[assignment]
+            if (
+                type(body) is bytes
+                and body
+                and batch.ready
+                and not batch.pending_bytes
+                and batch.error is None
+            ):
+                kind = self.scan.classify(body)  # type: ignore[union-attr]
+                if kind:
+                    self.record.took(1)
+                    code = batch.add(body, len(body), 1, kind == CONTENT, False)
+                    if code & WAKE:
+                        self.wake()  # type: ignore[misc]
+                    if code & FULL:
+                        return self.room()  # type: ignore[misc]
+                    return self.done  # type: ignore[return-value]
+        return self.general(message)
+
+
+if TYPE_CHECKING:
+    NATIVE: bool
+    RecordBase = PyRecordBase
+    ScanBase = PyScanBase
+    BatchBase = PyBatchBase
+    Sender = PySender
+else:
+    try:
+        if os.environ.get("STREAMBOOST_NO_EXTENSIONS", "") not in ("", "0"):
+            raise ImportError("STREAMBOOST_NO_EXTENSIONS is set")
+        from ._speedups import BatchBase, RecordBase, ScanBase, Sender
+    except ImportError:
+        RecordBase, ScanBase, BatchBase, Sender = PyRecordBase, PyScanBase, PyBatchBase, PySender
+        NATIVE = False
+    else:
+        NATIVE = True

@@ -1,0 +1,224 @@
+"""One HTTP request under StreamBoost: the app's run, its response start, how the stream ended.
+
+``HTTPStream`` runs the app with the kernel's ``Sender.send`` as the app's send. At the
+response start it reads what the body is and picks, once, how the body goes out (a sender of
+``_senders``) and which kernel mode takes the usual chunks; no mode is re-decided per chunk.
+It follows the client (``http.disconnect``, a failed send) and settles the record once at the
+end, when the observers are notified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
+
+from .._config import CoalesceConfig
+from .._types import ASGIApp, Message, Receive, Scope, Send
+from ._coalescer import Coalescer
+from ._format import body_kind, without
+from ._kernel import Sender
+from ._ready import on_asyncio
+from ._record import Clock, StreamObserver, StreamRecord, notify_ended, notify_started
+from ._scanner import EventScanner, MetadataPredicate
+from ._senders import Coalesced, Direct, Gone
+from ._sendfail import code_of, raised_in
+from ._table import FORMAT_SSE, MODE_BATCH, MODE_DIRECT, MODE_GENERAL
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseSettings:
+    """What every response of one ``StreamBoost`` shares (built once by the middleware)."""
+
+    app: ASGIApp
+    clock: Clock
+    coalesce: CoalesceConfig | None
+    observers: Sequence[StreamObserver]
+    finishing: Sequence[Callable[[StreamRecord], None]]
+    opt_out_header: bytes
+    metadata_names: frozenset[bytes]
+    critical_names: frozenset[bytes]
+    is_metadata: MetadataPredicate | None
+    content_types: Collection[str]
+
+
+class HTTPStream:
+    """Runs the app for one HTTP request and fills its ``StreamRecord``."""
+
+    __slots__ = (
+        "_coalesced",
+        "_complete",
+        "_gone",
+        "_receive",
+        "_send",
+        "_send_code",
+        "_settings",
+        "kernel",
+        "record",
+    )
+
+    def __init__(
+        self,
+        settings: ResponseSettings,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        kernel: Callable[[Callable[[Message], Awaitable[None]]], Sender] = Sender,
+    ) -> None:
+        self._settings = settings
+        self._receive = receive
+        self._send = send
+        self.record = StreamRecord(scope, settings.clock())
+        self._send_code = code_of(send)
+        # The app's send: the kernel's, which hands everything to ``_start`` until then.
+        self.kernel = kernel(self._start)
+        self._coalesced: Coalesced | None = None
+        self._complete = False  # the body's last message went to the server
+        self._gone = False  # the client went away before the body ended
+
+    async def run(self) -> None:
+        record = self.record
+        try:
+            await self._settings.app(record.scope, self.receive, self.kernel.send)
+        except asyncio.CancelledError:
+            if not self._complete:
+                record.client_left()
+            raise
+        except Exception as exc:
+            coalescer = self._coalescer()
+            if coalescer is not None and isinstance(coalescer.error, OSError):
+                record.client_left()  # a write failed or timed out
+            elif self._coalesced is None and raised_in(exc, self._send_code):
+                self.client_failed()  # the server's send failed under the app's await
+            else:
+                record.app_failed()
+            await self._deliver_buffered()
+            raise
+        else:
+            await self._deliver_buffered()  # an app that returned without ending its body
+            if record.headers_at is None and not self._gone:
+                # ...or without a response: the server sends a 500. An app that returns
+                # because its client left is not an error (exported as status 499).
+                record.no_response()
+        finally:
+            coalescer = self._coalescer()
+            if coalescer is not None:  # None again after a disconnect closed it
+                coalescer.close()
+                if coalescer.error is not None:
+                    record.write_failed(coalescer.error)
+            record.settle()
+            notify_ended(record, self._settings.observers)
+
+    def _coalescer(self) -> Coalescer | None:
+        return self._coalesced.coalescer if self._coalesced is not None else None
+
+    async def _deliver_buffered(self) -> None:
+        """Write what the app sent but is still buffered, when its body did not end."""
+        coalescer = self._coalescer()
+        if coalescer is not None and coalescer.error is None and not self._complete:
+            with contextlib.suppress(Exception):  # best effort: the app's own error wins
+                await coalescer.drain()
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.disconnect" and not self._complete:
+            self._client_gone()
+        return message
+
+    def _start(self, message: Message) -> Awaitable[None]:
+        """The app's first message: read the response start, pick the body's sender."""
+        if message["type"] != "http.response.start":
+            return self._send(message)  # nothing to time before a response
+        settings = self._settings
+        record = self.record
+        status: int = message["status"]
+        kind = body_kind(message.get("headers", ()), settings.opt_out_header)
+        if kind.opt_out:
+            message = {**message, "headers": without(message["headers"], settings.opt_out_header)}
+        streaming = bool(kind.fmt and kind.scannable)  # compressed bytes cannot be scanned
+        config = settings.coalesce
+        coalesce = (
+            streaming
+            and config is not None
+            and not kind.opt_out
+            and kind.media in settings.content_types
+            and status >= 200
+            and status not in (204, 304)
+            and record.method != "HEAD"
+            and not self._gone
+            and on_asyncio()
+        )
+        scanner = None
+        if streaming:
+            scanner = EventScanner(
+                kind.fmt,
+                critical=settings.critical_names if coalesce else None,
+                metadata=settings.metadata_names,
+                is_metadata=settings.is_metadata,
+            )
+        kernel = self.kernel
+        kernel.record = record
+        kernel.scan = scanner
+        kernel.server_send = self._send
+        kernel.clock = settings.clock
+        if self._gone:  # the client left before the response started
+            self._go_around()
+        elif coalesce:
+            assert scanner is not None and config is not None
+            merge = config.merge_openai and kind.fmt == FORMAT_SSE
+            sender = Coalesced(self, scanner, self._send, config, settings.clock, merge)
+            self._coalesced = sender
+            coalescer = sender.coalescer
+            kernel.batch = coalescer
+            kernel.wake = coalescer.flusher.wake
+            kernel.room = coalescer.flusher.wait_for_room
+            kernel.done = coalescer.done
+            kernel.general = sender.general
+            kernel.use(MODE_BATCH)
+        else:
+            # Without a Python send to find in a traceback (a server written in Rust), the
+            # chunks keep a coroutine that catches the server's OSError itself.
+            direct = self._send_code is not None and not self._gone
+            forward = self._send if direct else self._forward
+            kernel.general = Direct(self, scanner, self._send, forward, settings.clock).general
+            kernel.use(MODE_DIRECT if direct and scanner is not None else MODE_GENERAL)
+        record.began(status, streaming, settings.clock())
+        notify_started(record, settings.observers)
+        if coalesce or self._send_code is None or self._gone:
+            return self._forward(message)
+        return self._send(message)  # an OSError from it is recognised in run()
+
+    async def _forward(self, message: Message) -> None:
+        try:
+            await self._send(message)
+        except OSError:
+            self.client_failed()
+            raise
+
+    def _client_gone(self) -> None:
+        self._gone = True
+        self.record.client_left()
+        coalesced = self._coalesced
+        if coalesced is not None:
+            # Drop what is buffered; later sends go straight to the server.
+            coalesced.coalescer.close()
+            self._coalesced = None
+        self._go_around()
+
+    def _go_around(self) -> None:
+        kernel = self.kernel
+        kernel.general = Gone(self.record, self._send).general
+        kernel.use(MODE_GENERAL)
+
+    def finishing(self) -> None:
+        self._complete = True
+        for finishing in self._settings.finishing:
+            finishing(self.record)  # an open server span ends with the last body message
+
+    def client_failed(self) -> None:
+        self._gone = True
+        self.record.client_left()
+        if self._coalesced is None:
+            self._go_around()

@@ -1,0 +1,834 @@
+/* streamboost._stream._speedups: the C twin of the fast-path kernel (_kernel.py).
+ *
+ * Four base types with the fields listed in _table.py and the functions on them that a body
+ * chunk runs, each the same rule as its Python twin in _kernel.py (tests/test_kernel.py runs
+ * both on the same inputs):
+ *
+ * - ScanBase.classify(body): is the chunk one whole, non-critical event, with or without
+ *   output tokens (CONTENT / OTHER), or GENERAL (not sure: the scanner's general path decides);
+ * - BatchBase.add(body, size, events, content, critical): join whole events to a batch, and
+ *   say whether a flush is due (WAKE) or the app must wait (FULL);
+ * - RecordBase.took / wrote / sent: the per-chunk changes to a stream's record;
+ * - Sender.send(message): after use(mode), takes a chunk it is sure of and hands every other
+ *   message to its ``general`` callable (set by the Python sender, not looked up by name).
+ *
+ * The numbers (kinds, codes, formats, modes) are read from _table.py when this module is
+ * imported; nothing here spells one.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <string.h>
+
+static PyObject *s_type, *s_body_type, *s_more_body, *s_body;
+static long GENERAL, CONTENT, OTHER, FORMAT_SSE, FORMAT_LINES, FORMAT_CHUNKS;
+static long WAKE, FULL, MODE_GENERAL, MODE_DIRECT, MODE_BATCH;
+
+#define GC_TYPE(NAME, STRUCT, DOC)                                                              \
+    static PyTypeObject NAME = {                                                                \
+        PyVarObject_HEAD_INIT(NULL, 0).tp_name = "streamboost._stream._speedups." #STRUCT,      \
+        .tp_basicsize = sizeof(STRUCT),                                                         \
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,              \
+        .tp_doc = DOC,                                                                          \
+        .tp_traverse = (traverseproc)STRUCT##_traverse,                                         \
+        .tp_clear = (inquiry)STRUCT##_clear,                                                    \
+        .tp_dealloc = (destructor)STRUCT##_dealloc,                                             \
+        .tp_members = STRUCT##_members,                                                         \
+        .tp_methods = STRUCT##_methods,                                                         \
+        .tp_new = PyType_GenericNew,                                                            \
+    }
+
+#define DEALLOC(STRUCT)                                                                         \
+    static void STRUCT##_dealloc(STRUCT *self)                                                  \
+    {                                                                                           \
+        PyObject_GC_UnTrack(self);                                                              \
+        STRUCT##_clear(self);                                                                   \
+        Py_TYPE(self)->tp_free((PyObject *)self);                                               \
+    }
+
+/* -- RecordBase ------------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t bytes_out, chunks_in, content_events, events, writes;
+    PyObject *first_byte_at, *first_token_at, *last_body_at, *last_token_at; /* float or None */
+} RecordBase;
+
+static int
+RecordBase_traverse(RecordBase *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->first_byte_at);
+    Py_VISIT(self->first_token_at);
+    Py_VISIT(self->last_body_at);
+    Py_VISIT(self->last_token_at);
+    return 0;
+}
+
+static int
+RecordBase_clear(RecordBase *self)
+{
+    Py_CLEAR(self->first_byte_at);
+    Py_CLEAR(self->first_token_at);
+    Py_CLEAR(self->last_body_at);
+    Py_CLEAR(self->last_token_at);
+    return 0;
+}
+
+DEALLOC(RecordBase)
+
+static inline int
+is_none(PyObject *value)
+{
+    return value == NULL || value == Py_None;
+}
+
+static void
+record_wrote(RecordBase *rec, Py_ssize_t size, Py_ssize_t content, PyObject *now)
+{
+    if (size) {
+        rec->bytes_out += size;
+        if (is_none(rec->first_byte_at)) {
+            Py_XSETREF(rec->first_byte_at, Py_NewRef(now));
+        }
+    }
+    if (content) {
+        rec->content_events += content;
+        if (is_none(rec->first_token_at)) {
+            Py_XSETREF(rec->first_token_at, Py_NewRef(now));
+        }
+        Py_XSETREF(rec->last_token_at, Py_NewRef(now));
+    }
+    rec->writes += 1;
+    Py_XSETREF(rec->last_body_at, Py_NewRef(now));
+}
+
+static int
+ssize_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, Py_ssize_t *out)
+{
+    if (nargs != want) {
+        PyErr_Format(PyExc_TypeError, "expected %zd arguments, got %zd", want, nargs);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < want; i++) {
+        out[i] = PyNumber_AsSsize_t(args[i], PyExc_OverflowError);
+        if (out[i] == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+RecordBase_took(RecordBase *self, PyObject *events)
+{
+    Py_ssize_t n = PyNumber_AsSsize_t(events, PyExc_OverflowError);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    self->chunks_in += 1;
+    self->events += n;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+RecordBase_wrote(RecordBase *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t v[2];
+    if (ssize_args(args, nargs - 1, 2, v) < 0) {
+        return NULL;
+    }
+    record_wrote(self, v[0], v[1], args[2]);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+RecordBase_sent(RecordBase *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t v[3];
+    if (ssize_args(args, nargs - 1, 3, v) < 0) {
+        return NULL;
+    }
+    self->chunks_in += 1;
+    self->events += v[1];
+    record_wrote(self, v[0], v[2], args[3]);
+    Py_RETURN_NONE;
+}
+
+static PyMemberDef RecordBase_members[] = {
+    {"bytes_out", T_PYSSIZET, offsetof(RecordBase, bytes_out), 0, NULL},
+    {"chunks_in", T_PYSSIZET, offsetof(RecordBase, chunks_in), 0, NULL},
+    {"content_events", T_PYSSIZET, offsetof(RecordBase, content_events), 0, NULL},
+    {"events", T_PYSSIZET, offsetof(RecordBase, events), 0, NULL},
+    {"writes", T_PYSSIZET, offsetof(RecordBase, writes), 0, NULL},
+    {"first_byte_at", T_OBJECT, offsetof(RecordBase, first_byte_at), 0, NULL},
+    {"first_token_at", T_OBJECT, offsetof(RecordBase, first_token_at), 0, NULL},
+    {"last_body_at", T_OBJECT, offsetof(RecordBase, last_body_at), 0, NULL},
+    {"last_token_at", T_OBJECT, offsetof(RecordBase, last_token_at), 0, NULL},
+    {NULL},
+};
+
+static PyMethodDef RecordBase_methods[] = {
+    {"took", (PyCFunction)RecordBase_took, METH_O, "A chunk completing `events` was buffered."},
+    {"wrote", (PyCFunction)(void (*)(void))RecordBase_wrote, METH_FASTCALL,
+     "wrote(size, content, now): one body message went out."},
+    {"sent", (PyCFunction)(void (*)(void))RecordBase_sent, METH_FASTCALL,
+     "sent(size, events, content, now): a chunk went out as the app sent it."},
+    {NULL},
+};
+
+GC_TYPE(RecordBase_Type, RecordBase, "StreamRecord's per-chunk fields and changes.");
+
+/* -- ScanBase -------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *critical_names; /* frozenset of bytes, or None */
+    PyObject *metadata;       /* frozenset of bytes */
+    Py_ssize_t fmt, pending;
+    char fast;
+} ScanBase;
+
+static int
+ScanBase_traverse(ScanBase *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->critical_names);
+    Py_VISIT(self->metadata);
+    return 0;
+}
+
+static int
+ScanBase_clear(ScanBase *self)
+{
+    Py_CLEAR(self->critical_names);
+    Py_CLEAR(self->metadata);
+    return 0;
+}
+
+DEALLOC(ScanBase)
+
+static inline int
+is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* 1 when bytes(data[start:end]).strip() is in `names`, 0 when not, -1 on an error. */
+static int
+stripped_in(const char *start, const char *end, PyObject *names)
+{
+    while (start < end && is_space(*start)) {
+        start++;
+    }
+    while (end > start && is_space(end[-1])) {
+        end--;
+    }
+    PyObject *value = PyBytes_FromStringAndSize(start, end - start);
+    if (value == NULL) {
+        return -1;
+    }
+    int found = PySet_Contains(names, value);
+    Py_DECREF(value);
+    return found;
+}
+
+/* _kernel._EVENT_NAME: "event:" at the start or after a CR or LF, one optional space, the
+ * name to the line's end; 1 when a (stripped) name is in `names`. `first` stops at the first. */
+static int
+event_name_in(const char *d, Py_ssize_t n, PyObject *names, int first)
+{
+    const char *end = d + n, *p = d;
+    while (p < end) {
+        const char *at = memmem(p, end - p, "event:", 6);
+        if (at == NULL) {
+            return 0;
+        }
+        if (at == d || at[-1] == '\n' || at[-1] == '\r') {
+            const char *name = at + 6, *stop;
+            if (name < end && *name == ' ') {
+                name++;
+            }
+            for (stop = name; stop < end && *stop != '\n' && *stop != '\r'; stop++) {
+            }
+            int found = stripped_in(name, stop, names);
+            if (found != 0 || first) {
+                return found;
+            }
+            p = stop;
+        }
+        else {
+            p = at + 1;
+        }
+    }
+    return 0;
+}
+
+/* _kernel._has_value: some `key` followed by \s*:\s*+ and not by null, "", {} or []. */
+static int
+has_value(const char *d, Py_ssize_t n, const char *key)
+{
+    Py_ssize_t klen = (Py_ssize_t)strlen(key);
+    const char *end = d + n, *p = d;
+    while (p < end) {
+        const char *at = memmem(p, end - p, key, klen);
+        if (at == NULL) {
+            return 0;
+        }
+        const char *q = at + klen;
+        while (q < end && is_space(*q)) {
+            q++;
+        }
+        if (q < end && *q == ':') {
+            for (q++; q < end && is_space(*q); q++) {
+            }
+            Py_ssize_t rest = end - q;
+            if (!((rest >= 4 && memcmp(q, "null", 4) == 0) ||
+                  (rest >= 2 && (memcmp(q, "\"\"", 2) == 0 || memcmp(q, "{}", 2) == 0 ||
+                                 memcmp(q, "[]", 2) == 0)))) {
+                return 1;
+            }
+        }
+        p = at + klen;
+    }
+    return 0;
+}
+
+/* _kernel.is_critical. */
+static int
+is_critical(const char *d, Py_ssize_t n, PyObject *names)
+{
+    int found = event_name_in(d, n, names, 0);
+    if (found != 0) {
+        return found;
+    }
+    const char *end = d + n, *p = d;
+    while (p < end) { /* _JSON_TYPE: "type"\s*:\s*"([^"\\]*)" */
+        const char *at = memmem(p, end - p, "\"type\"", 6);
+        if (at == NULL) {
+            break;
+        }
+        const char *q = at + 6;
+        p = at + 1;
+        while (q < end && is_space(*q)) {
+            q++;
+        }
+        if (q >= end || *q != ':') {
+            continue;
+        }
+        for (q++; q < end && is_space(*q); q++) {
+        }
+        if (q >= end || *q != '"') {
+            continue;
+        }
+        const char *value = ++q;
+        while (q < end && *q != '"' && *q != '\\') {
+            q++;
+        }
+        if (q >= end || *q != '"') {
+            continue;
+        }
+        PyObject *name = PyBytes_FromStringAndSize(value, q - value);
+        if (name == NULL) {
+            return -1;
+        }
+        found = PySet_Contains(names, name);
+        Py_DECREF(name);
+        if (found != 0) {
+            return found;
+        }
+        p = q + 1;
+    }
+    if (memmem(d, n, "[DONE]", 6) != NULL) {
+        return 1;
+    }
+    return has_value(d, n, "\"finish_reason\"") || has_value(d, n, "\"usage\"");
+}
+
+/* _kernel.is_sse_content. */
+static int
+is_sse_content(const char *d, Py_ssize_t n, PyObject *metadata)
+{
+    const char *end = d + n;
+    const char *data = memmem(d, n, "data:", 5);
+    if (data == NULL) {
+        return 0;
+    }
+    int named = event_name_in(d, n, metadata, 1);
+    if (named != 0) {
+        return named < 0 ? -1 : 0;
+    }
+    const char *start = data + 5, *stop = end;
+    while (start < stop && is_space(*start)) {
+        start++;
+    }
+    while (stop > start && is_space(stop[-1])) {
+        stop--;
+    }
+    if (stop - start == 6 && memcmp(start, "[DONE]", 6) == 0) {
+        return 0;
+    }
+    if (memmem(d, n, "\"chat.completion.chunk\"", 23) != NULL) {
+        return has_value(d, n, "\"content\"") || has_value(d, n, "\"tool_calls\"");
+    }
+    return stop > start;
+}
+
+/* ScanBase.classify: GENERAL, CONTENT or OTHER, -1 on an error. `body` is non-empty bytes. */
+static long
+classify(ScanBase *scan, PyObject *body)
+{
+    if (!scan->fast || scan->pending) {
+        return GENERAL;
+    }
+    if (scan->metadata == NULL || !PyAnySet_Check(scan->metadata) ||
+        (!is_none(scan->critical_names) && !PyAnySet_Check(scan->critical_names))) {
+        return GENERAL; /* not what EventScanner sets: the Python path decides */
+    }
+    if (scan->fmt == FORMAT_CHUNKS) {
+        return CONTENT;
+    }
+    const char *d = PyBytes_AS_STRING(body);
+    Py_ssize_t n = PyBytes_GET_SIZE(body);
+    if (scan->fmt == FORMAT_SSE) {
+        if (n < 3 || memmem(d, n, "\n\n", 2) != (const void *)(d + n - 2) ||
+            memchr(d, '\r', n) != NULL) {
+            return GENERAL;
+        }
+    }
+    else {
+        Py_ssize_t i = 0;
+        while (i < n && is_space(d[i])) {
+            i++;
+        }
+        if (memchr(d, '\n', n) != (const void *)(d + n - 1) || i == n) {
+            return GENERAL;
+        }
+    }
+    if (!is_none(scan->critical_names)) {
+        int critical = is_critical(d, n, scan->critical_names);
+        if (critical != 0) {
+            return critical < 0 ? -1 : GENERAL;
+        }
+    }
+    if (scan->fmt != FORMAT_SSE) {
+        return CONTENT;
+    }
+    int content = is_sse_content(d, n, scan->metadata);
+    return content < 0 ? -1 : (content ? CONTENT : OTHER);
+}
+
+static PyObject *
+ScanBase_classify(ScanBase *self, PyObject *body)
+{
+    if (!PyBytes_CheckExact(body) || PyBytes_GET_SIZE(body) == 0) {
+        PyErr_SetString(PyExc_TypeError, "classify() takes non-empty bytes");
+        return NULL;
+    }
+    long kind = classify(self, body);
+    return kind < 0 ? NULL : PyLong_FromLong(kind);
+}
+
+static PyMemberDef ScanBase_members[] = {
+    {"critical_names", T_OBJECT, offsetof(ScanBase, critical_names), 0, NULL},
+    {"metadata", T_OBJECT, offsetof(ScanBase, metadata), 0, NULL},
+    {"fmt", T_PYSSIZET, offsetof(ScanBase, fmt), 0, NULL},
+    {"pending", T_PYSSIZET, offsetof(ScanBase, pending), 0, NULL},
+    {"fast", T_BOOL, offsetof(ScanBase, fast), 0, NULL},
+    {NULL},
+};
+
+static PyMethodDef ScanBase_methods[] = {
+    {"classify", (PyCFunction)ScanBase_classify, METH_O, "One whole event: CONTENT or OTHER."},
+    {NULL},
+};
+
+GC_TYPE(ScanBase_Type, ScanBase, "EventScanner's format and rules, and classify().");
+
+/* -- BatchBase ------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *error; /* exception or None */
+    PyObject *ready; /* list of bytes */
+    Py_ssize_t inflight, max_buffer, max_bytes, max_events, pending_bytes;
+    Py_ssize_t ready_bytes, ready_content, ready_events;
+    char wanted;
+} BatchBase;
+
+static int
+BatchBase_traverse(BatchBase *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->error);
+    Py_VISIT(self->ready);
+    return 0;
+}
+
+static int
+BatchBase_clear(BatchBase *self)
+{
+    Py_CLEAR(self->error);
+    Py_CLEAR(self->ready);
+    return 0;
+}
+
+DEALLOC(BatchBase)
+
+/* BatchBase.add: the code (bits of WAKE and FULL), -1 on an error. */
+static long
+batch_add(BatchBase *b, PyObject *body, Py_ssize_t size, Py_ssize_t events, Py_ssize_t content,
+          int critical)
+{
+    if (b->ready == NULL || !PyList_CheckExact(b->ready)) {
+        PyErr_SetString(PyExc_TypeError, "the batch's ready is not a list");
+        return -1;
+    }
+    if (PyList_Append(b->ready, body) < 0) {
+        return -1;
+    }
+    b->ready_bytes += size;
+    b->ready_events += events;
+    b->ready_content += content;
+    long code = 0;
+    if (!b->wanted &&
+        (critical || b->ready_events >= b->max_events || b->ready_bytes >= b->max_bytes)) {
+        code = WAKE;
+    }
+    if (b->ready_bytes + b->pending_bytes + b->inflight >= b->max_buffer) {
+        code |= FULL;
+    }
+    return code;
+}
+
+static PyObject *
+BatchBase_add(BatchBase *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t v[3];
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "add() takes 5 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (ssize_args(args + 1, 3, 3, v) < 0) {
+        return NULL;
+    }
+    int critical = PyObject_IsTrue(args[4]);
+    if (critical < 0) {
+        return NULL;
+    }
+    long code = batch_add(self, args[0], v[0], v[1], v[2], critical);
+    return code < 0 ? NULL : PyLong_FromLong(code);
+}
+
+static PyMemberDef BatchBase_members[] = {
+    {"error", T_OBJECT, offsetof(BatchBase, error), 0, NULL},
+    {"ready", T_OBJECT, offsetof(BatchBase, ready), 0, NULL},
+    {"inflight", T_PYSSIZET, offsetof(BatchBase, inflight), 0, NULL},
+    {"max_buffer", T_PYSSIZET, offsetof(BatchBase, max_buffer), 0, NULL},
+    {"max_bytes", T_PYSSIZET, offsetof(BatchBase, max_bytes), 0, NULL},
+    {"max_events", T_PYSSIZET, offsetof(BatchBase, max_events), 0, NULL},
+    {"pending_bytes", T_PYSSIZET, offsetof(BatchBase, pending_bytes), 0, NULL},
+    {"ready_bytes", T_PYSSIZET, offsetof(BatchBase, ready_bytes), 0, NULL},
+    {"ready_content", T_PYSSIZET, offsetof(BatchBase, ready_content), 0, NULL},
+    {"ready_events", T_PYSSIZET, offsetof(BatchBase, ready_events), 0, NULL},
+    {"wanted", T_BOOL, offsetof(BatchBase, wanted), 0, NULL},
+    {NULL},
+};
+
+static PyMethodDef BatchBase_methods[] = {
+    {"add", (PyCFunction)(void (*)(void))BatchBase_add, METH_FASTCALL,
+     "add(body, size, events, content, critical): join whole events; WAKE/FULL bits."},
+    {NULL},
+};
+
+GC_TYPE(BatchBase_Type, BatchBase, "Coalescer's buffer, and add().");
+
+/* -- Sender ---------------------------------------------------------------------------------- */
+
+typedef struct Sender Sender;
+typedef PyObject *(*chunk_fn)(Sender *, PyObject *);
+
+struct Sender {
+    PyObject_HEAD
+    PyObject *batch, *clock, *done, *general, *record, *room, *scan, *server_send, *wake;
+    chunk_fn chunk;
+};
+
+static int
+Sender_traverse(Sender *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->batch);
+    Py_VISIT(self->clock);
+    Py_VISIT(self->done);
+    Py_VISIT(self->general);
+    Py_VISIT(self->record);
+    Py_VISIT(self->room);
+    Py_VISIT(self->scan);
+    Py_VISIT(self->server_send);
+    Py_VISIT(self->wake);
+    return 0;
+}
+
+static int
+Sender_clear(Sender *self)
+{
+    Py_CLEAR(self->batch);
+    Py_CLEAR(self->clock);
+    Py_CLEAR(self->done);
+    Py_CLEAR(self->general);
+    Py_CLEAR(self->record);
+    Py_CLEAR(self->room);
+    Py_CLEAR(self->scan);
+    Py_CLEAR(self->server_send);
+    Py_CLEAR(self->wake);
+    return 0;
+}
+
+DEALLOC(Sender)
+
+static PyObject *
+to_general(Sender *self, PyObject *message)
+{
+    if (self->general == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "streamboost: the sender has no general send");
+        return NULL;
+    }
+    return PyObject_CallOneArg(self->general, message);
+}
+
+/* The body of a body message with more to come, when it is non-empty bytes (borrowed from the
+ * message), else NULL. Never raises. */
+static PyObject *
+more_body_chunk(PyObject *message)
+{
+    if (!PyDict_CheckExact(message)) {
+        return NULL;
+    }
+    PyObject *type = PyDict_GetItemWithError(message, s_type);
+    if (type == NULL || (type != s_body_type && (!PyUnicode_CheckExact(type) ||
+                                                 PyUnicode_Compare(type, s_body_type) != 0))) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (PyDict_GetItemWithError(message, s_more_body) != Py_True) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *body = PyDict_GetItemWithError(message, s_body);
+    if (body == NULL || !PyBytes_CheckExact(body) || PyBytes_GET_SIZE(body) == 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return body;
+}
+
+static int
+fields_ready(Sender *self)
+{
+    return self->scan != NULL && PyObject_TypeCheck(self->scan, &ScanBase_Type) &&
+           self->record != NULL && PyObject_TypeCheck(self->record, &RecordBase_Type);
+}
+
+static PyObject *
+chunk_direct(Sender *self, PyObject *message)
+{
+    PyObject *body = more_body_chunk(message);
+    if (body == NULL || !fields_ready(self) || self->clock == NULL || self->server_send == NULL) {
+        return to_general(self, message);
+    }
+    Py_INCREF(message); /* keeps the borrowed body alive while Python code runs */
+    long kind = classify((ScanBase *)self->scan, body);
+    PyObject *result = NULL;
+    if (kind > 0) {
+        PyObject *now = PyObject_CallNoArgs(self->clock);
+        if (now != NULL) {
+            RecordBase *rec = (RecordBase *)self->record;
+            rec->chunks_in += 1;
+            rec->events += 1;
+            record_wrote(rec, PyBytes_GET_SIZE(body), kind == CONTENT, now);
+            Py_DECREF(now);
+            result = PyObject_CallOneArg(self->server_send, message);
+        }
+    }
+    else if (kind == 0) {
+        result = to_general(self, message);
+    }
+    Py_DECREF(message);
+    return result;
+}
+
+static PyObject *
+chunk_batch(Sender *self, PyObject *message)
+{
+    PyObject *body = more_body_chunk(message);
+    if (body == NULL || !fields_ready(self) || self->batch == NULL ||
+        !PyObject_TypeCheck(self->batch, &BatchBase_Type) || self->done == NULL) {
+        return to_general(self, message);
+    }
+    BatchBase *b = (BatchBase *)self->batch;
+    if (b->ready == NULL || !PyList_CheckExact(b->ready) || PyList_GET_SIZE(b->ready) == 0 ||
+        b->pending_bytes != 0 || !is_none(b->error)) {
+        return to_general(self, message); /* no batch waiting: the Coalescer's rules */
+    }
+    Py_INCREF(message);
+    PyObject *result = NULL;
+    long kind = classify((ScanBase *)self->scan, body);
+    if (kind == 0) {
+        result = to_general(self, message);
+    }
+    else if (kind > 0) {
+        RecordBase *rec = (RecordBase *)self->record;
+        rec->chunks_in += 1;
+        rec->events += 1;
+        PyObject *owner = Py_NewRef(self->batch); /* wake and room run Python code */
+        long code = batch_add(b, body, PyBytes_GET_SIZE(body), 1, kind == CONTENT, 0);
+        if (code >= 0 && (code & WAKE)) {
+            PyObject *woken = self->wake != NULL ? PyObject_CallNoArgs(self->wake) : NULL;
+            if (woken == NULL) {
+                if (!PyErr_Occurred()) {
+                    PyErr_SetString(PyExc_RuntimeError, "streamboost: the sender has no wake");
+                }
+                code = -1;
+            }
+            Py_XDECREF(woken);
+        }
+        if (code >= 0 && (code & FULL)) {
+            result = self->room != NULL ? PyObject_CallNoArgs(self->room) : NULL;
+            if (result == NULL && !PyErr_Occurred()) {
+                PyErr_SetString(PyExc_RuntimeError, "streamboost: the sender has no room");
+            }
+        }
+        else if (code >= 0) {
+            result = Py_NewRef(self->done);
+        }
+        Py_DECREF(owner);
+    }
+    Py_DECREF(message);
+    return result;
+}
+
+static PyObject *
+Sender_send(Sender *self, PyObject *message)
+{
+    return self->chunk(self, message);
+}
+
+static PyObject *
+Sender_use(Sender *self, PyObject *mode)
+{
+    long m = PyLong_AsLong(mode);
+    if (m == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    self->chunk = m == MODE_DIRECT ? chunk_direct : m == MODE_BATCH ? chunk_batch : to_general;
+    Py_RETURN_NONE;
+}
+
+static int
+Sender_init(Sender *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *general;
+    if (!PyArg_ParseTuple(args, "O:Sender", &general)) {
+        return -1;
+    }
+    Py_XSETREF(self->general, Py_NewRef(general));
+    self->chunk = to_general;
+    return 0;
+}
+
+static PyMemberDef Sender_members[] = {
+    {"batch", T_OBJECT, offsetof(Sender, batch), 0, NULL},
+    {"clock", T_OBJECT, offsetof(Sender, clock), 0, NULL},
+    {"done", T_OBJECT, offsetof(Sender, done), 0, NULL},
+    {"general", T_OBJECT, offsetof(Sender, general), 0, NULL},
+    {"record", T_OBJECT, offsetof(Sender, record), 0, NULL},
+    {"room", T_OBJECT, offsetof(Sender, room), 0, NULL},
+    {"scan", T_OBJECT, offsetof(Sender, scan), 0, NULL},
+    {"server_send", T_OBJECT, offsetof(Sender, server_send), 0, NULL},
+    {"wake", T_OBJECT, offsetof(Sender, wake), 0, NULL},
+    {NULL},
+};
+
+static PyMethodDef Sender_methods[] = {
+    {"send", (PyCFunction)Sender_send, METH_O, "The app's send."},
+    {"use", (PyCFunction)Sender_use, METH_O, "Switch to a MODE_* once, at the response start."},
+    {NULL},
+};
+
+GC_TYPE(Sender_Type, Sender, "The app's send for one response: the kernel's chunks, then general.");
+
+/* -- module ---------------------------------------------------------------------------------- */
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "streamboost._stream._speedups",
+    .m_doc = "The C twin of streamboost's fast-path kernel (optional).",
+    .m_size = -1,
+};
+
+static int
+intern(PyObject **slot, const char *text)
+{
+    *slot = PyUnicode_InternFromString(text);
+    return *slot == NULL ? -1 : 0;
+}
+
+static int
+constant(PyObject *table, const char *name, long *slot)
+{
+    PyObject *value = PyObject_GetAttrString(table, name);
+    if (value == NULL) {
+        return -1;
+    }
+    *slot = PyLong_AsLong(value);
+    Py_DECREF(value);
+    return *slot == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    if (intern(&s_type, "type") < 0 || intern(&s_body_type, "http.response.body") < 0 ||
+        intern(&s_more_body, "more_body") < 0 || intern(&s_body, "body") < 0) {
+        return NULL;
+    }
+    PyObject *table = PyImport_ImportModule("streamboost._stream._table");
+    if (table == NULL) {
+        return NULL;
+    }
+    struct {
+        const char *name;
+        long *slot;
+    } constants[] = {
+        {"GENERAL", &GENERAL},         {"CONTENT", &CONTENT},
+        {"OTHER", &OTHER},             {"FORMAT_SSE", &FORMAT_SSE},
+        {"FORMAT_LINES", &FORMAT_LINES}, {"FORMAT_CHUNKS", &FORMAT_CHUNKS},
+        {"WAKE", &WAKE},               {"FULL", &FULL},
+        {"MODE_GENERAL", &MODE_GENERAL}, {"MODE_DIRECT", &MODE_DIRECT},
+        {"MODE_BATCH", &MODE_BATCH},
+    };
+    for (size_t i = 0; i < sizeof(constants) / sizeof(constants[0]); i++) {
+        if (constant(table, constants[i].name, constants[i].slot) < 0) {
+            Py_DECREF(table);
+            return NULL;
+        }
+    }
+    Py_DECREF(table);
+    Sender_Type.tp_init = (initproc)Sender_init;
+    PyTypeObject *types[] = {&RecordBase_Type, &ScanBase_Type, &BatchBase_Type, &Sender_Type};
+    const char *names[] = {"RecordBase", "ScanBase", "BatchBase", "Sender"};
+    for (int i = 0; i < 4; i++) {
+        if (PyType_Ready(types[i]) < 0) {
+            return NULL;
+        }
+    }
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (PyModule_AddObject(module, names[i], Py_NewRef((PyObject *)types[i])) < 0) {
+            Py_DECREF(types[i]);
+            Py_DECREF(module);
+            return NULL;
+        }
+    }
+    return module;
+}

@@ -1,0 +1,69 @@
+"""The names and numbers the fast-path kernel shares between C and Python: one table.
+
+``_kernel`` builds its Python classes' ``__slots__`` from the field tuples, and ``_speedups``
+(C) reads the constants from this module when it is imported, so neither side spells a number
+the other must match. ``tests/test_kernel.py`` checks that the C types declare exactly these
+fields.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# What ``ScanBase.classify`` says of one body chunk.
+GENERAL: Final = 0  # not sure: the scanner's general path decides
+CONTENT: Final = 1  # one whole event that carries output tokens, not critical
+OTHER: Final = 2  # one whole event without output tokens (metadata, a comment), not critical
+
+# Stream formats (``ScanBase.fmt``), read from the response's content type.
+FORMAT_SSE: Final = 1
+FORMAT_LINES: Final = 2
+FORMAT_CHUNKS: Final = 3
+
+# What ``BatchBase.add`` asks of its caller, as bits.
+BUFFERED: Final = 0  # nothing: the chunk waits in the batch
+WAKE: Final = 1  # a flush is due (critical event, max_events or max_bytes reached)
+FULL: Final = 2  # the buffer is at max_buffer_bytes: the app's send must wait for room
+WRITE_NOW: Final = 4  # (Coalescer only) the chunk goes out at once, written by the caller
+
+# What ``Sender.use`` switches the app's send to, once, at the response start.
+MODE_GENERAL: Final = 0  # every message to the Python sender
+MODE_DIRECT: Final = 1  # one-event chunks counted and handed to the server as they are
+MODE_BATCH: Final = 2  # one-event chunks joining a waiting batch are buffered
+
+RECORD_FIELDS: Final = (
+    "bytes_out",
+    "chunks_in",
+    "content_events",
+    "events",
+    "first_byte_at",
+    "first_token_at",
+    "last_body_at",
+    "last_token_at",
+    "writes",
+)
+SCAN_FIELDS: Final = ("critical_names", "fast", "fmt", "metadata", "pending")
+BATCH_FIELDS: Final = (
+    "error",
+    "inflight",
+    "max_buffer",
+    "max_bytes",
+    "max_events",
+    "pending_bytes",
+    "ready",
+    "ready_bytes",
+    "ready_content",
+    "ready_events",
+    "wanted",
+)
+SENDER_FIELDS: Final = (
+    "batch",
+    "clock",
+    "done",
+    "general",
+    "record",
+    "room",
+    "scan",
+    "server_send",
+    "wake",
+)

@@ -22,12 +22,7 @@ from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 
-from ._otelmetrics import HTTP_ADVICE as HTTP_ADVICE
-from ._otelmetrics import TPOT_ADVICE as TPOT_ADVICE
-from ._otelmetrics import TTFT_ADVICE as TTFT_ADVICE
-from ._otelmetrics import Attributes, StreamHistograms
-from ._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
-from ._timing import (
+from ..._timing import (
     DEFAULT_CLOCK,
     OUTCOME_COMPLETED,
     OUTCOME_ERROR,
@@ -35,6 +30,11 @@ from ._timing import (
     Clock,
     StreamRecord,
 )
+from .._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
+from ._histograms import HTTP_ADVICE as HTTP_ADVICE
+from ._histograms import TPOT_ADVICE as TPOT_ADVICE
+from ._histograms import TTFT_ADVICE as TTFT_ADVICE
+from ._histograms import Attributes, StreamHistograms
 
 _SCOPE_NAME: Final = "streamboost"
 _ANNOTATED: Final = "streamboost.outcome"  # an attribute every annotated span has

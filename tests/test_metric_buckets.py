@@ -6,6 +6,7 @@ Apps run under real uvicorn on loopback and are scraped (or collected) after rea
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -24,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.metrics_apps import starlette_app
 
 from streamboost import MetricBuckets, StreamBoost
-from streamboost._loopback import uvicorn_in_thread
+from streamboost._cli._loopback import uvicorn_in_thread
 
 ROUTE = "/stream/{n:int}"
 STREAM_FAMILIES = {
@@ -70,7 +71,7 @@ def test_default_buckets_are_geometric_fine_enough_for_ten_percent_from_20ms_to_
         family = STREAM_FAMILIES[field]
         assert bounds[family] == list(getattr(defaults, field)), family
         inside = [b for b in bounds[family] if 0.015 <= b <= 12.0]
-        ratios = [high / low for low, high in zip(inside, inside[1:], strict=False)]
+        ratios = [high / low for low, high in itertools.pairwise(inside)]
         # A quantile estimate and the true quantile share a bucket: at most one ratio apart.
         assert inside[0] <= 0.02 and inside[-1] >= 10.0, family
         assert max(ratios) <= 1.16, (family, max(ratios))
@@ -208,7 +209,9 @@ def test_a_view_with_exponential_aggregation_gets_exponential_histograms(
     given: MetricBuckets | None,
 ) -> None:
     # The user's View wins over StreamBoost's bucket advice, whatever buckets= says.
-    view = View(instrument_type=HistogramInstrument, aggregation=ExponentialBucketHistogramAggregation())
+    view = View(
+        instrument_type=HistogramInstrument, aggregation=ExponentialBucketHistogramAggregation()
+    )
     found = otel_points(given, views=[view])
     for name in OTEL_NAMES:
         (point,) = found[name]
@@ -219,8 +222,8 @@ def test_a_view_with_exponential_aggregation_gets_exponential_histograms(
 
 
 def test_a_reader_preferring_exponential_histograms_gets_them() -> None:
-    # What OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION=base2_exponential_bucket_histogram
-    # sets up on the OTLP exporter.
+    # What the OTLP exporter sets up under
+    # OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION=base2_exponential_bucket_histogram.
     preferred = {HistogramInstrument: ExponentialBucketHistogramAggregation()}
     found = otel_points(None, preferred_aggregation=preferred)
     for name in OTEL_NAMES:

@@ -19,7 +19,7 @@ from tests.metrics_apps import server_process, starlette_app
 from tests.needs import free_port
 
 from streamboost import StreamBoost
-from streamboost._loopback import uvicorn_in_thread
+from streamboost._cli._loopback import uvicorn_in_thread
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 PAGE, STREAM = "/page", "/stream/{n:int}"

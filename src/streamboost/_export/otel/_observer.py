@@ -30,6 +30,7 @@ from ..._timing import (
     Clock,
     StreamRecord,
 )
+from .._buckets import DEFAULT_BUCKETS, MetricBuckets
 from .._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
 from ._histograms import HTTP_ADVICE as HTTP_ADVICE
 from ._histograms import TPOT_ADVICE as TPOT_ADVICE
@@ -69,6 +70,7 @@ class OTelObserver:
         clock: the middleware's clock (span times are converted from it to epoch time).
         max_series: distinct (method, route, status) attribute sets before new ones are
             recorded as ``http.route="overflow"`` without a status code (like Prometheus).
+        buckets: bucket advice for the three histograms (``MetricBuckets.otel_advice``).
     """
 
     def __init__(
@@ -79,13 +81,14 @@ class OTelObserver:
         clock: Clock = DEFAULT_CLOCK,
         route: Callable[[dict[str, Any]], str] | None = None,
         max_series: int = 1000,
+        buckets: MetricBuckets = DEFAULT_BUCKETS,
     ) -> None:
         lib_version = version("streamboost")
         if meter_provider is None:
             meter = metrics.get_meter(_SCOPE_NAME, lib_version)
         else:
             meter = meter_provider.get_meter(_SCOPE_NAME, lib_version)
-        self._histograms = StreamHistograms(meter)
+        self._histograms = StreamHistograms(meter, buckets)
         self._tracer_provider = tracer_provider
         # An environment-configured provider is loaded by the API on the first
         # get_tracer_provider() call; only then is that call needed while none is set.

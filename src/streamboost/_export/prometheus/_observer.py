@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 from ..._timing import DEFAULT_CLOCK, OUTCOME_CLIENT_DISCONNECTED, Clock, StreamRecord
 from .._buckets import DEFAULT_BUCKETS, MetricBuckets
 from .._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
-from ..otel._observer import current_trace_id
+from ..otel._tracing import current_trace_id
 from . import _int_sync, _multiprocess
 from ._client_backend import ClientBackend
 from ._fast_backend import FastBackend

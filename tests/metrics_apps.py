@@ -20,7 +20,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import HTMLResponse, StreamingResponse
 from starlette.routing import Route
 
 from streamboost import StreamBoost
@@ -58,8 +58,15 @@ async def stream_endpoint(request: Request) -> StreamingResponse:
     return StreamingResponse(body(), media_type=SSE, headers=headers)
 
 
+async def page_endpoint(request: Request) -> HTMLResponse:
+    """``/page``: a plain HTML page, no stream."""
+    return HTMLResponse("<!doctype html><title>page</title><p>not a stream</p>")
+
+
 def starlette_app() -> Starlette:
-    return Starlette(routes=[Route("/stream/{n:int}", stream_endpoint)])
+    return Starlette(
+        routes=[Route("/stream/{n:int}", stream_endpoint), Route("/page", page_endpoint)]
+    )
 
 
 # Served by the subprocess tests: the default registry (multiprocess files when

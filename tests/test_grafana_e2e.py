@@ -69,14 +69,16 @@ def prometheus_binary() -> str:
 
 
 @contextmanager
-def prometheus_server(binary: str, target: str, workdir: Path) -> Iterator[str]:
-    """Run Prometheus scraping ``target`` (host:port) every second; yield its base URL."""
+def prometheus_server(binary: str, target: str | list[str], workdir: Path) -> Iterator[str]:
+    """Run Prometheus scraping ``target`` (host:port, or several) every second; yield its base
+    URL."""
+    targets = ", ".join(f'"{t}"' for t in ([target] if isinstance(target, str) else target))
     config = workdir / "prometheus.yml"
     config.write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         f"rule_files:\n  - {GRAFANA_DIR / 'prometheus' / 'alerts.yml'}\n"
         f"scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n"
-        f'      - targets: ["{target}"]\n'
+        f"      - targets: [{targets}]\n"
     )
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -25,7 +25,7 @@ from tests.needs import free_port
 from streamboost import StreamBoost, phase
 from streamboost._cli._loopback import uvicorn_in_thread
 from streamboost._export._route import OVERFLOW
-from streamboost._export._spec import DURATION_BUCKETS, TTFT_BUCKETS
+from streamboost._export._spec import PHASE_BUCKETS, REQUEST_DURATION_BUCKETS
 
 CAP = 50
 # 300 distinct statuses out of 200..599 (uvicorn sends no other), in an order that mixes the
@@ -86,7 +86,7 @@ def test_300_statuses_stay_within_the_cap_plus_a_constant() -> None:
     assert {s["status"] for s in overflowed} == {"2xx", "3xx", "4xx", "5xx"}
     assert len(requests) <= CAP + METHODS * len(CLASSES)
     buckets = samples["streamboost_http_request_duration_seconds_bucket"]
-    assert len(buckets) == len(requests) * (len(DURATION_BUCKETS) + 1)  # was 6,363
+    assert len(buckets) == len(requests) * (len(REQUEST_DURATION_BUCKETS) + 1)  # was 6,363
     # Capping loses labels, never requests.
     assert sum(counts) == len(STATUSES)
 
@@ -102,7 +102,7 @@ def test_300_phase_names_stay_within_the_cap_plus_one() -> None:
     assert len(phases) == CAP + 1  # was 300
     assert {"route": OVERFLOW, "phase": OVERFLOW} in phases
     buckets = samples["streamboost_phase_duration_seconds_bucket"]
-    assert len(buckets) == (CAP + 1) * (len(TTFT_BUCKETS) + 1)
+    assert len(buckets) == (CAP + 1) * (len(PHASE_BUCKETS) + 1)
 
 
 def test_otel_attribute_sets_respect_the_same_cap() -> None:

@@ -279,11 +279,19 @@ async def test_families_names_types_and_labels_are_the_agreed_ones() -> None:
         f for f in registry.collect() if f.name == "streamboost_time_to_first_token_seconds"
     )
     bounds = [s.labels["le"] for s in ttft.samples if s.name.endswith("_bucket")]
-    assert bounds[:16] == [
-        *("0.001", "0.005", "0.01", "0.02", "0.04", "0.06", "0.08", "0.1", "0.25", "0.5"),
-        *("0.75", "1.0", "2.5", "5.0", "7.5", "10.0"),
+    # Issue 15: 10 ** (k/16) from 10 ms to 11.5 s (three digits), coarse outside.
+    assert bounds[:8] == [
+        "0.001",
+        "0.0025",
+        "0.005",
+        "0.0075",
+        "0.01",
+        "0.0115",
+        "0.0133",
+        "0.0154",
     ]
-    assert bounds[16:] == ["20.0", "30.0", "60.0", "+Inf"]
+    assert bounds[-8:] == ["8.66", "10.0", "11.5", "15.0", "20.0", "30.0", "60.0", "+Inf"]
+    assert len(bounds) == 59
 
 
 async def test_a_request_that_ends_before_any_response_is_499_or_500() -> None:

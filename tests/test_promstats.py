@@ -32,17 +32,18 @@ def reference_end(
         r.ttfb.observe(record.first_byte_at - start)
     r.bytes += record.bytes_out
     if record.streaming:
+        s = r.streams()
         if record.headers_at is not None:
-            r.active -= 1
-        r.stream_duration.observe(duration, trace_id)
-        r.outcomes[record.outcome] += 1
-        r.events += record.events
-        r.writes += record.writes
+            s.active -= 1
+        s.stream_duration.observe(duration, trace_id)
+        s.outcomes[record.outcome] += 1
+        s.events += record.events
+        s.writes += record.writes
         if record.first_token_at is not None:
-            r.ttft.observe(record.first_token_at - start, trace_id)
+            s.ttft.observe(record.first_token_at - start, trace_id)
             tpot = record.time_per_output_token()
             if tpot is not None:
-                r.tpot.observe(tpot)
+                s.tpot.observe(tpot)
 
 
 def state(hist: Hist) -> tuple[list[int], float, list[tuple[str, float] | None]]:
@@ -54,9 +55,13 @@ def state(hist: Hist) -> tuple[list[int], float, list[tuple[str, float] | None]]
 
 def everything(series: FastSeries) -> list[object]:
     r: RouteStats = series.per_route
-    hists = [series.duration, r.ttfb, r.ttft, r.tpot, r.stream_duration]
-    counters = [series.requests, r.events, r.writes, r.bytes, r.active, dict(r.outcomes)]
-    return [*(state(h) for h in hists), *counters]
+    out: list[object] = [state(series.duration), state(r.ttfb), series.requests, r.bytes]
+    s = r.stream
+    if s is None:  # not made until the first stream
+        return out
+    hists = [s.ttft, s.tpot, s.stream_duration]
+    counters = [s.events, s.writes, s.active, dict(s.outcomes)]
+    return [*out, *(state(h) for h in hists), *counters]
 
 
 @given(

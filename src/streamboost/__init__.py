@@ -23,6 +23,7 @@ from ._deferred import (
     delta_buffer,
     drain_deferred,
 )
+from ._export import MetricBuckets
 from ._middleware import StreamBoost
 from ._phases import gather_phases, phase
 
@@ -37,6 +38,7 @@ __all__: list[str] = [
     "DeferredWriter",
     "Delta",
     "Entry",
+    "MetricBuckets",
     "QueueFull",
     "RetryPolicy",
     "StreamBoost",

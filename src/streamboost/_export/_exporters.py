@@ -17,6 +17,7 @@ from opentelemetry import trace
 from prometheus_client import CollectorRegistry, start_http_server
 
 from .._stream import Clock, StreamObserver, StreamRecord
+from ._buckets import DEFAULT_BUCKETS, MetricBuckets
 from ._route import AppRoute, RouteResolver
 from .otel._observer import OTelObserver
 from .prometheus._guard import MetricsGuard, check_host, check_token, parse_networks
@@ -76,8 +77,16 @@ def build_exporters(
     tracer_provider: trace.TracerProvider | None,
     clock: Clock,
     route: Callable[[dict[str, Any]], str | None] | None = None,
+    buckets: MetricBuckets | None = None,
 ) -> Exporters:
     """Validate the export options and build what they ask for."""
+    if buckets is None:
+        buckets = DEFAULT_BUCKETS
+    elif not isinstance(buckets, MetricBuckets):
+        raise TypeError(
+            f"buckets={buckets!r} must be a MetricBuckets(...), e.g. "
+            "buckets=MetricBuckets(ttft=(0.05, 0.1, 0.2, 0.5, 1.0)), or None for the defaults"
+        )
     if metrics_path is not None and not metrics_path.startswith("/"):
         raise ValueError(
             f"metrics_path={metrics_path!r} must start with '/', or be None to serve no "
@@ -99,7 +108,7 @@ def build_exporters(
     prometheus = otel_observer = None
     if metrics:
         prometheus = PrometheusObserver(
-            registry=registry, max_series=max_series, clock=clock, route=resolver
+            registry=registry, max_series=max_series, clock=clock, route=resolver, buckets=buckets
         )
     if otel:
         otel_observer = OTelObserver(
@@ -108,6 +117,7 @@ def build_exporters(
             clock=clock,
             route=resolver,
             max_series=max_series,
+            buckets=buckets,
         )
     if prometheus is not None and otel_observer is not None:
         observers.append(_Both(prometheus, otel_observer))

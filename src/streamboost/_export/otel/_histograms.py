@@ -20,6 +20,7 @@ from opentelemetry import metrics
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from .._buckets import DEFAULT_BUCKETS, MetricBuckets
 from .._spec import HTTP_ADVICE as HTTP_ADVICE
 from .._spec import OTEL_DURATION, OTEL_TPOT, OTEL_TTFT, OTelHistogram
 from .._spec import TPOT_ADVICE as TPOT_ADVICE
@@ -38,10 +39,13 @@ _Pending = tuple[Attributes, Attributes, float, float | None, float | None, Cont
 class StreamHistograms:
     """``http.server.request.duration`` and the GenAI TTFT/TPOT histograms of one meter."""
 
-    def __init__(self, meter: metrics.Meter) -> None:
-        self._ttft = _histogram(meter, OTEL_TTFT)
-        self._tpot = _histogram(meter, OTEL_TPOT)
-        self._duration = _histogram(meter, OTEL_DURATION)
+    def __init__(self, meter: metrics.Meter, buckets: MetricBuckets = DEFAULT_BUCKETS) -> None:
+        # Bucket advice only: a View or a reader's preferred aggregation (exponential
+        # histograms, say) takes precedence in the SDK.
+        ttft, tpot, duration = buckets.otel_advice()
+        self._ttft = _histogram(meter, OTEL_TTFT, ttft)
+        self._tpot = _histogram(meter, OTEL_TPOT, tpot)
+        self._duration = _histogram(meter, OTEL_DURATION, duration)
         self._pending: deque[_Pending] = deque()
         with _LIVE_LOCK:
             _LIVE.add(self)
@@ -105,10 +109,12 @@ def _record_all_pending(options: CallbackOptions) -> Iterable[Observation]:
     return ()
 
 
-def _histogram(meter: metrics.Meter, h: OTelHistogram) -> metrics.Histogram:
+def _histogram(
+    meter: metrics.Meter, h: OTelHistogram, boundaries: tuple[float, ...]
+) -> metrics.Histogram:
     return meter.create_histogram(
         h.name,
         unit=h.unit,
         description=h.description,
-        explicit_bucket_boundaries_advisory=h.boundaries,
+        explicit_bucket_boundaries_advisory=boundaries,
     )

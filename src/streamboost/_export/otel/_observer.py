@@ -19,6 +19,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.context import get_current
 
 from ..._stream import DEFAULT_CLOCK, Clock, StreamRecord
+from .._buckets import DEFAULT_BUCKETS, MetricBuckets
 from .._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
 from ._histograms import HTTP_ADVICE as HTTP_ADVICE
 from ._histograms import TPOT_ADVICE as TPOT_ADVICE
@@ -38,6 +39,7 @@ class OTelObserver:
         clock: the middleware's clock (span times are converted from it to epoch time).
         max_series: distinct (method, route, status) attribute sets before new ones are
             recorded as ``http.route="overflow"`` without a status code (like Prometheus).
+        buckets: bucket advice for the three histograms (``MetricBuckets.otel_advice``).
     """
 
     def __init__(
@@ -48,13 +50,14 @@ class OTelObserver:
         clock: Clock = DEFAULT_CLOCK,
         route: Callable[[dict[str, Any]], str] | None = None,
         max_series: int = 1000,
+        buckets: MetricBuckets = DEFAULT_BUCKETS,
     ) -> None:
         lib_version = version("streamboost")
         if meter_provider is None:
             meter = metrics.get_meter(SCOPE_NAME, lib_version)
         else:
             meter = meter_provider.get_meter(SCOPE_NAME, lib_version)
-        self._histograms = StreamHistograms(meter)
+        self._histograms = StreamHistograms(meter, buckets)
         self._tracers = Tracers(tracer_provider, lib_version)
         self._clock = clock
         self._route = route or RouteResolver()

@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from ..._stream import StreamRecord
 from .. import _spec as spec
+from .._buckets import DEFAULT_BUCKETS, MetricBuckets
 from .._spec import OUTCOMES
 from . import _int_sync
 from ._families import counter, gauge, histogram
@@ -21,14 +22,16 @@ from ._families import counter, gauge, histogram
 class Families:
     """The ``streamboost_*`` stream families registered in one registry, from the spec."""
 
-    def __init__(self, registry: CollectorRegistry | None) -> None:
-        r = registry
+    def __init__(
+        self, registry: CollectorRegistry | None, buckets: MetricBuckets = DEFAULT_BUCKETS
+    ) -> None:
+        r, b = registry, buckets
         self.requests = counter(spec.REQUESTS, r)
-        self.duration = histogram(spec.DURATION, r)
-        self.ttfb = histogram(spec.TTFB, r)
-        self.ttft = histogram(spec.TTFT, r)
-        self.tpot = histogram(spec.TPOT, r)
-        self.stream_duration = histogram(spec.STREAM_DURATION, r)
+        self.duration = histogram(spec.DURATION, r, b.request_duration)
+        self.ttfb = histogram(spec.TTFB, r, b.ttfb)
+        self.ttft = histogram(spec.TTFT, r, b.ttft)
+        self.tpot = histogram(spec.TPOT, r, b.tpot)
+        self.stream_duration = histogram(spec.STREAM_DURATION, r, b.stream_duration)
         self.events = counter(spec.EVENTS, r)
         self.writes = counter(spec.WRITES, r)
         self.bytes = counter(spec.BYTES, r)
@@ -43,46 +46,55 @@ class Families:
 _families: weakref.WeakKeyDictionary[CollectorRegistry, Families] = weakref.WeakKeyDictionary()
 
 
-def families_for(registry: CollectorRegistry | None) -> Families:
+def families_for(
+    registry: CollectorRegistry | None, buckets: MetricBuckets = DEFAULT_BUCKETS
+) -> Families:
+    """The registry's families (made with ``buckets`` by the first call)."""
     target = REGISTRY if registry is None else registry
     families = _families.get(target)
     if families is None:
-        families = _families[target] = Families(target)
+        families = _families[target] = Families(target, buckets)
     return families
 
 
-class ClientSeries:
-    """The label children of one (method, route, status), bound once."""
+class StreamChildren:
+    """The stream families' children of one (method, route), bound at its first stream."""
 
-    __slots__ = (
-        "active",
-        "bytes",
-        "duration",
-        "events",
-        "outcomes",
-        "requests",
-        "stream_duration",
-        "tpot",
-        "ttfb",
-        "ttft",
-        "writes",
-    )
+    __slots__ = ("active", "events", "outcomes", "stream_duration", "tpot", "ttft", "writes")
 
-    def __init__(self, f: Families, method: str, route: str, status: str) -> None:
-        self.requests = f.requests.labels(method, route, status)
-        self.duration = f.duration.labels(method, route, status)
-        self.ttfb = f.ttfb.labels(method, route)
+    def __init__(self, f: Families, method: str, route: str) -> None:
         self.ttft = f.ttft.labels(method, route)
         self.tpot = f.tpot.labels(method, route)
         self.stream_duration = f.stream_duration.labels(method, route)
         self.events = f.events.labels(method, route)
         self.writes = f.writes.labels(method, route)
-        self.bytes = f.bytes.labels(method, route)
         self.active = f.active.labels(method, route)
         self.outcomes = {o: f.streams.labels(method, route, o) for o in OUTCOMES}
 
+
+class ClientSeries:
+    """The label children of one (method, route, status), bound once; the stream families'
+    at the first stream (a child, once bound, is exported even at zero)."""
+
+    __slots__ = ("_families", "_key", "bytes", "duration", "requests", "stream", "ttfb")
+
+    def __init__(self, f: Families, method: str, route: str, status: str) -> None:
+        self.requests = f.requests.labels(method, route, status)
+        self.duration = f.duration.labels(method, route, status)
+        self.ttfb = f.ttfb.labels(method, route)
+        self.bytes = f.bytes.labels(method, route)
+        self.stream: StreamChildren | None = None
+        self._families = f
+        self._key = (method, route)
+
+    def streams(self) -> StreamChildren:
+        stream = self.stream
+        if stream is None:
+            stream = self.stream = StreamChildren(self._families, *self._key)
+        return stream
+
     def start(self) -> None:
-        self.active.inc()
+        self.streams().active.inc()
 
     def end(self, record: StreamRecord, duration: float, trace_id: str | None) -> None:
         # Exemplars are not kept by multiprocess values: trace_id is unused here.
@@ -94,18 +106,19 @@ class ClientSeries:
         if record.bytes_out:
             self.bytes.inc(record.bytes_out)
         if record.streaming:
+            s = self.streams()
             if record.headers_at is not None:
-                self.active.dec()
-            self.stream_duration.observe(duration)
-            self.outcomes[record.outcome].inc()
+                s.active.dec()
+            s.stream_duration.observe(duration)
+            s.outcomes[record.outcome].inc()
             if record.events:
-                self.events.inc(record.events)
-            self.writes.inc(record.writes)
+                s.events.inc(record.events)
+            s.writes.inc(record.writes)
             if record.first_token_at is not None:
-                self.ttft.observe(record.first_token_at - start)
+                s.ttft.observe(record.first_token_at - start)
                 tpot = record.time_per_output_token()
                 if tpot is not None:
-                    self.tpot.observe(tpot)
+                    s.tpot.observe(tpot)
         # The request's cache and deferred counts are on file once its response is counted.
         _int_sync.sync_all()
 
@@ -113,8 +126,11 @@ class ClientSeries:
 class ClientBackend:
     """Series of prometheus_client children in the families of one registry."""
 
-    def __init__(self, registry: CollectorRegistry | None) -> None:
-        self.families = families_for(registry)
+    def __init__(
+        self, registry: CollectorRegistry | None, buckets: MetricBuckets = DEFAULT_BUCKETS
+    ) -> None:
+        self.families = families_for(registry, buckets)
+        self.buckets = buckets
 
     def new_series(self, method: str, route: str, status: str) -> ClientSeries:
         return ClientSeries(self.families, method, route, status)

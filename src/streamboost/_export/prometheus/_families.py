@@ -8,6 +8,8 @@ exposition would change.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -38,9 +40,13 @@ def gauge(f: Family, registry: CollectorRegistry | None) -> Gauge:
     return Gauge(f.name, f.help, f.labels, multiprocess_mode="livesum", registry=registry)
 
 
-def histogram(f: Family, registry: CollectorRegistry | None) -> Histogram:
+def histogram(
+    f: Family, registry: CollectorRegistry | None, buckets: Sequence[float] | None = None
+) -> Histogram:
+    """``buckets`` in place of the spec's (``StreamBoost(buckets=...)``)."""
     _expect(f, "histogram")
-    return Histogram(f.name, f.help, f.labels, buckets=f.buckets, registry=registry)
+    bounds = f.buckets if buckets is None else buckets
+    return Histogram(f.name, f.help, f.labels, buckets=bounds, registry=registry)
 
 
 def _expect(f: Family, kind: str) -> None:

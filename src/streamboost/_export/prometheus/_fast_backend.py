@@ -15,35 +15,44 @@ from prometheus_client.core import Metric
 
 from ..._stream import StreamRecord
 from .. import _spec as spec
-from .._spec import DURATION_BUCKETS, OUTCOMES, TPOT_BUCKETS, TTFT_BUCKETS
+from .._buckets import DEFAULT_BUCKETS, MetricBuckets
+from .._spec import OUTCOMES, PHASE_BUCKETS
 from ._plain import Hist, PlainCollector, Sample
 
 
-class RouteStats:
-    """Everything labelled (method, route)."""
+class StreamStats:
+    """The stream families of one (method, route), made at its first stream."""
 
-    __slots__ = (
-        "active",
-        "bytes",
-        "events",
-        "outcomes",
-        "stream_duration",
-        "tpot",
-        "ttfb",
-        "ttft",
-        "writes",
-    )
+    __slots__ = ("active", "events", "outcomes", "stream_duration", "tpot", "ttft", "writes")
 
-    def __init__(self) -> None:
-        self.ttfb = Hist(TTFT_BUCKETS)
-        self.ttft = Hist(TTFT_BUCKETS)
-        self.tpot = Hist(TPOT_BUCKETS)
-        self.stream_duration = Hist(DURATION_BUCKETS)
+    def __init__(self, buckets: MetricBuckets) -> None:
+        self.ttft = Hist(tuple(buckets.ttft))
+        self.tpot = Hist(tuple(buckets.tpot))
+        self.stream_duration = Hist(tuple(buckets.stream_duration))
         self.events = 0
         self.writes = 0
-        self.bytes = 0
         self.active = 0
         self.outcomes = dict.fromkeys(OUTCOMES, 0)
+
+
+class RouteStats:
+    """Everything labelled (method, route): of every response, and of streams (``stream``,
+    None until the route streamed, so a route that never streams has no stream series)."""
+
+    __slots__ = ("buckets", "bytes", "stream", "ttfb")
+
+    def __init__(self, buckets: MetricBuckets = DEFAULT_BUCKETS) -> None:
+        self.buckets = buckets
+        self.ttfb = Hist(tuple(buckets.ttfb))
+        self.bytes = 0
+        self.stream: StreamStats | None = None
+
+    def streams(self) -> StreamStats:
+        """The stream families, made on the first call."""
+        stream = self.stream
+        if stream is None:
+            stream = self.stream = StreamStats(self.buckets)
+        return stream
 
 
 class FastSeries:
@@ -53,17 +62,17 @@ class FastSeries:
 
     def __init__(self, per_route: RouteStats) -> None:
         self.requests = 0
-        self.duration = Hist(DURATION_BUCKETS)
+        self.duration = Hist(tuple(per_route.buckets.request_duration))
         self.per_route = per_route
 
     def start(self) -> None:
-        self.per_route.active += 1
+        self.per_route.streams().active += 1
 
     def end(self, record: StreamRecord, duration: float, trace_id: str | None) -> None:
         # Hist.observe inlined: the calls were an eighth of the Prometheus observer's work.
         self.requests += 1
         h = self.duration
-        i = bisect_left(h.bounds, duration)  # stream_duration's too: both DURATION_BUCKETS
+        i = bisect_left(h.bounds, duration)
         h.counts[i] += 1
         h.sum += duration
         if trace_id is not None:
@@ -79,20 +88,24 @@ class FastSeries:
         r.bytes += record.bytes_out
         if not record.streaming:
             return
+        s = r.stream
+        if s is None:
+            s = r.streams()
         if record.headers_at is not None:
-            r.active -= 1
-        h = r.stream_duration
+            s.active -= 1
+        h = s.stream_duration
+        i = bisect_left(h.bounds, duration)
         h.counts[i] += 1
         h.sum += duration
         if trace_id is not None:
             h.exemplar(i, duration, trace_id)
-        r.outcomes[record.outcome] += 1
-        r.events += record.events
-        r.writes += record.writes
+        s.outcomes[record.outcome] += 1
+        s.events += record.events
+        s.writes += record.writes
         at = record.first_token_at
         if at is None:
             return
-        h = r.ttft
+        h = s.ttft
         value = at - start
         i = bisect_left(h.bounds, value)
         h.counts[i] += 1
@@ -101,7 +114,7 @@ class FastSeries:
             h.exemplar(i, value, trace_id)
         tpot = record.time_per_output_token()
         if tpot is not None:
-            h = r.tpot
+            h = s.tpot
             h.counts[bisect_left(h.bounds, tpot)] += 1
             h.sum += tpot
 
@@ -109,7 +122,8 @@ class FastSeries:
 class FastBackend:
     """All series of one registry, exported by a ``PlainCollector`` of the stream families."""
 
-    def __init__(self) -> None:
+    def __init__(self, buckets: MetricBuckets = DEFAULT_BUCKETS) -> None:
+        self.buckets = buckets
         self.series: dict[tuple[str, str, str], FastSeries] = {}
         self.routes: dict[tuple[str, str], RouteStats] = {}
         self.phases: dict[tuple[str, str], Hist] = {}
@@ -120,7 +134,7 @@ class FastBackend:
     def new_series(self, method: str, route: str, status: str) -> FastSeries:
         per_route = self.routes.get((method, route))
         if per_route is None:
-            per_route = self.routes[(method, route)] = RouteStats()
+            per_route = self.routes[(method, route)] = RouteStats(self.buckets)
         series = self.series.get((method, route, status))
         if series is None:
             series = self.series[(method, route, status)] = FastSeries(per_route)
@@ -129,7 +143,7 @@ class FastBackend:
     def phase(self, route: str, name: str, seconds: float, fallback: str | None) -> None:
         hist = self.phases.get((route, name))
         if hist is None:
-            hist = self.phases[(route, name)] = Hist(TTFT_BUCKETS)
+            hist = self.phases[(route, name)] = Hist(PHASE_BUCKETS)
         hist.observe(seconds)
         if fallback is not None:
             key = (route, name, fallback)
@@ -151,8 +165,15 @@ class FastBackend:
                 yield f, route_key, getattr(r, attr)
             for attr, f in spec.ROUTE_COUNTERS.items():
                 yield f, route_key, getattr(r, attr)
-            yield spec.ACTIVE, route_key, r.active
-            for outcome, count in list(r.outcomes.items()):
+            stream = r.stream
+            if stream is None:  # the route never streamed: no stream series at all
+                continue
+            for attr, f in spec.STREAM_HISTOGRAMS.items():
+                yield f, route_key, getattr(stream, attr)
+            for attr, f in spec.STREAM_COUNTERS.items():
+                yield f, route_key, getattr(stream, attr)
+            yield spec.ACTIVE, route_key, stream.active
+            for outcome, count in list(stream.outcomes.items()):
                 yield spec.STREAMS, (*route_key, outcome), count
         for phase_key, hist in list(self.phases.items()):
             yield spec.PHASE, phase_key, hist

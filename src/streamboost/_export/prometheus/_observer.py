@@ -24,6 +24,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from ..._stream import DEFAULT_CLOCK, OUTCOME_CLIENT_DISCONNECTED, Clock, StreamRecord
+from .._buckets import DEFAULT_BUCKETS, MetricBuckets
 from .._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
 from ..otel._tracing import current_trace_id
 from . import _int_sync, _multiprocess
@@ -44,6 +45,8 @@ class Series(Protocol):
 
 
 class Backend(Protocol):
+    buckets: MetricBuckets
+
     def new_series(self, method: str, route: str, status: str) -> Series: ...
 
     def phase(self, route: str, name: str, seconds: float, fallback: str | None) -> None: ...
@@ -53,19 +56,28 @@ class Backend(Protocol):
 _backends: weakref.WeakKeyDictionary[CollectorRegistry, Backend] = weakref.WeakKeyDictionary()
 
 
-def backend_for(registry: CollectorRegistry | None) -> Backend:
+def backend_for(
+    registry: CollectorRegistry | None, buckets: MetricBuckets = DEFAULT_BUCKETS
+) -> Backend:
     target = REGISTRY if registry is None else registry
     backend = _backends.get(target)
     if backend is None:
         if multiprocess_dir() is not None:
             _multiprocess.install()  # before the first value: file-backed, named by slot
-            backend = ClientBackend(target)
+            backend = ClientBackend(target, buckets)
         else:
             _multiprocess.check_single_process()
-            fast = FastBackend()
+            fast = FastBackend(buckets)
             target.register(fast)
             backend = fast
         _backends[target] = backend
+    elif backend.buckets != buckets:
+        # A family has one set of buckets: the second StreamBoost cannot have its own.
+        raise ValueError(
+            f"buckets={buckets!r} differ from those of the streamboost families already in "
+            f"this registry ({backend.buckets!r}); pass the same buckets= to every StreamBoost "
+            "on one registry, or give this one its own registry=CollectorRegistry()"
+        )
     return backend
 
 
@@ -80,6 +92,7 @@ class PrometheusObserver:
         exemplars: attach the active trace id to duration and TTFT samples.
         clock: the middleware's clock, for requests that ended without a body.
         route: maps a scope to its route label (default: the route template).
+        buckets: the latency families' histogram buckets (one set per registry).
     """
 
     def __init__(
@@ -90,8 +103,9 @@ class PrometheusObserver:
         exemplars: bool = True,
         clock: Clock = DEFAULT_CLOCK,
         route: Callable[[dict[str, Any]], str] | None = None,
+        buckets: MetricBuckets = DEFAULT_BUCKETS,
     ) -> None:
-        self._backend = backend_for(registry)
+        self._backend = backend_for(registry, buckets)
         self._cap = SeriesCap(max_series)
         self._phase_cap = SeriesCap(max_series)
         self._route = route or RouteResolver()

@@ -99,7 +99,12 @@ class Cache(CacheCore):
             self._remote = RedisStore(url, namespace=namespace, origin=self.origin, timeout=timeout)
             if tiered:
                 self._local = MemoryStore(max_entries)
-            self._listener = InvalidationListener(self._remote, self._local, self.origin)
+            self._listener = InvalidationListener(
+                self._remote,
+                self._local,
+                self.origin,
+                label=f"cache {name or namespace!r} ({redact_url(url)})",
+            )
         # Read by the decorated functions' fast path; always empty for a Redis-only cache.
         self.entries = self._local.entries if self._local is not None else OrderedDict()
         self._inflight = {}

@@ -210,7 +210,7 @@ class DeferredWriter(Generic[T]):
         if self._closing:
             raise RuntimeError(f"writer {self.name!r} is closed; create a new one")
         if self._outbox is not None:
-            await self._outbox.ensure_group()
+            await self._outbox.connect(self.name)
             self._outbox.start()
             if self._run_worker if worker is None else worker:
                 self._task = asyncio.create_task(

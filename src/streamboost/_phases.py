@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Final, ParamSpec, TypeVar
 
+from . import _checks
 from ._ratelog import RateLimitedLog
 from ._timing import PhaseTiming, current_record
 
@@ -146,6 +147,7 @@ def _check(
                 f"gather_phases({unknown[0]}=...)"
             )
     for name, seconds in timeouts.items():
+        _checks.seconds(f"timeouts[{name!r}]", seconds, default=1.0)
         if not seconds > 0:
             raise ValueError(f"timeouts[{name!r}]={seconds!r} must be > 0 seconds")
 
@@ -167,7 +169,7 @@ async def gather_phases(
     fallbacks = fallbacks or {}
     try:
         _check(aws, timeouts, fallbacks)
-    except ValueError:
+    except (TypeError, ValueError):
         for aw in aws.values():
             if inspect.iscoroutine(aw):
                 aw.close()  # never started: no "coroutine was never awaited" warning

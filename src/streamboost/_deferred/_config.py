@@ -7,6 +7,8 @@ import random
 from dataclasses import dataclass, replace
 from typing import Generic, NamedTuple, TypeVar
 
+from .. import _checks
+
 T = TypeVar("T")
 
 
@@ -61,6 +63,10 @@ class RetryPolicy:
     jitter: bool = True
 
     def __post_init__(self) -> None:
+        _checks.count("retries", self.retries, default=5)
+        _checks.seconds("backoff", self.backoff, default=0.1)
+        _checks.seconds("max_backoff", self.max_backoff, default=10.0)
+        _checks.flag("jitter", self.jitter, default=True)
         if self.retries < 0:
             raise ValueError(f"retries={self.retries!r} must be >= 0 (default 5)")
         if self.backoff <= 0:
@@ -105,6 +111,12 @@ class DeferConfig:
         )
 
     def __post_init__(self) -> None:
+        _checks.count("max_concurrency", self.max_concurrency, default=64)
+        _checks.count("max_pending", self.max_pending, default=100_000)
+        if not isinstance(self.retry, RetryPolicy):
+            raise TypeError(
+                f"retry={self.retry!r} must be a RetryPolicy, e.g. retry=RetryPolicy(retries=3)"
+            )
         if self.max_concurrency < 1:
             raise ValueError(f"max_concurrency={self.max_concurrency!r} must be >= 1 (default 64)")
         if self.max_pending < 1:

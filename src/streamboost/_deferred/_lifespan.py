@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .. import _checks
 from .._types import ASGIApp, Message, Receive, Scope, Send
 from ._defer import bind_defer_to_running_loop, drain_deferred
 from ._writer import DeferredWriter
@@ -174,6 +175,7 @@ class LifespanWriters:
         writers: Sequence[DeferredWriter[Any]] = (),
         drain_timeout: float = 30.0,
     ) -> None:
+        _checks.seconds("drain_timeout", drain_timeout, default=30.0)
         if drain_timeout <= 0:
             raise ValueError(f"drain_timeout={drain_timeout!r} must be > 0 seconds (default 30.0)")
         for writer in writers:

@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 
+from .. import _checks
 from .._redact import redact_url
 from ._commit import Committer, Sink
 from ._config import Entry, QueueFull, RetryPolicy, WriterClosed
@@ -61,7 +62,15 @@ class DeferredWriter(Generic[T]):
     ) -> None:
         if not callable(sink):
             raise TypeError(f"sink={sink!r} must be callable: async def sink(entries): ...")
-        if not name or not name.replace("_", "").replace("-", "").isalnum():
+        _checks.count("max_batch", max_batch, default=500)
+        _checks.seconds("max_delay", max_delay, default=0.2)
+        _checks.count("max_queue", max_queue, default=100_000)
+        _checks.flag("block", block, default=True)
+        _checks.flag("worker", worker, default=True)
+        _checks.seconds("claim_idle", claim_idle, default=60.0)
+        _checks.seconds("drain_timeout", drain_timeout, default=30.0)
+        _checks.seconds("put_timeout", put_timeout, default=2.0)
+        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"name={name!r} must be a non-empty [A-Za-z0-9_-] string")
         if max_batch < 1:
             raise ValueError(f"max_batch={max_batch!r} must be >= 1 (default 500)")
@@ -228,6 +237,7 @@ class DeferredWriter(Generic[T]):
         After ``drain_timeout`` seconds (default: the constructor's) the rest goes to the dead
         letters (durable: it stays on the stream for the next worker) and is reported by count.
         """
+        _checks.seconds("drain_timeout", drain_timeout, default=self.drain_timeout, none=True)
         timeout = self.drain_timeout if drain_timeout is None else drain_timeout
         self._accepting = False
         self._closing = True

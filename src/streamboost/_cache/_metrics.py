@@ -62,6 +62,23 @@ class CacheStats:
     def results(self) -> Iterator[tuple[str, int]]:
         yield from zip(RESULTS, (self.hits, self.misses, self.stale, self.errors), strict=True)
 
+    @property
+    def hit_rate(self) -> float | None:
+        """Fresh hits over all requests, stale and errors included (None before the first)."""
+        total = self.hits + self.misses + self.stale + self.errors
+        return self.hits / total if total else None
+
+    def __repr__(self) -> str:
+        rate = self.hit_rate
+        shown = "n/a" if rate is None else f"{rate:.1%}"
+        loads = f"{self.load_count} loads"
+        if self.load_count:
+            loads += f", mean {self.load_sum / self.load_count * 1000:.1f} ms"
+        return (
+            f"<CacheStats {self.name!r}: hits={self.hits} misses={self.misses} "
+            f"stale={self.stale} errors={self.errors} hit_rate={shown}, {loads}>"
+        )
+
 
 class CacheCollector(Collector):
     """Exports every registered cache; caches sharing a name are summed."""

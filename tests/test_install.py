@@ -85,3 +85,25 @@ def test_the_wheel_needs_only_the_opentelemetry_api(wheel: Path, tmp_path: Path)
     assert "opentelemetry-api" in names and "opentelemetry-sdk" not in names, installed
     out = _run([python, API_ONLY_APP], cwd=tmp_path, timeout=90)  # outside the checkout
     assert out.startswith("ok streamboost <CacheStats 'api_only': hits=1 misses=1"), out
+
+
+def test_streamboost_demo_runs_from_an_empty_directory(wheel: Path, tmp_path: Path) -> None:
+    python = _venv(tmp_path / "venv", f"{wheel}[demo]")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    command = [python.parent / "streamboost", "demo", "--requests", "2", "--concurrency", "2",
+               "--tokens", "3"]  # fmt: skip
+    # stdout is a pipe here: progress lines, then the table.
+    out = _run(command, cwd=empty, timeout=120)
+    lines = out.splitlines()
+    assert lines[0].startswith("streamboost demo: the example chat backend, naive then boosted")
+    for mode in ("naive", "boosted", "boosted, no retrieval"):
+        assert f"streamboost demo: {mode}: streaming 2 requests" in lines
+        done = f"streamboost demo: {mode}: 2/2 streams done ("
+        assert any(line.startswith(done) for line in lines), out
+    header = next(line for line in lines if line.split()[:2] == ["naive", "boosted"])
+    rows = {line[:32].strip(): line[32:].split() for line in lines[lines.index(header) + 2 :]}
+    naive, boosted, no_retrieval = (float(v) for v in rows["TTFT p50"][::2])
+    assert naive > boosted > no_retrieval >= 200  # the simulated model's own 200 ms
+    assert rows["cache hit rate"] == ["-", "100%", "100%"]
+    assert list(empty.iterdir()) == []  # nothing left in the directory it ran from

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass, replace
-from typing import Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from .. import _checks
+from .._redact import redact_url
 
 T = TypeVar("T")
 
@@ -121,3 +122,48 @@ class DeferConfig:
             raise ValueError(f"max_concurrency={self.max_concurrency!r} must be >= 1 (default 64)")
         if self.max_pending < 1:
             raise ValueError(f"max_pending={self.max_pending!r} must be >= 1 (default 100000)")
+
+
+def check_writer_options(
+    sink: Any,
+    *,
+    name: str,
+    max_batch: int,
+    max_delay: float,
+    max_queue: int,
+    claim_idle: float,
+    drain_timeout: float,
+    put_timeout: float,
+    durable: str | None,
+    block: bool,
+    worker: bool,
+) -> None:
+    """``DeferredWriter``'s options, refused with the value and the fix."""
+    if not callable(sink):
+        raise TypeError(f"sink={sink!r} must be callable: async def sink(entries): ...")
+    _checks.count("max_batch", max_batch, default=500)
+    _checks.seconds("max_delay", max_delay, default=0.2)
+    _checks.count("max_queue", max_queue, default=100_000)
+    _checks.flag("block", block, default=True)
+    _checks.flag("worker", worker, default=True)
+    _checks.seconds("claim_idle", claim_idle, default=60.0)
+    _checks.seconds("drain_timeout", drain_timeout, default=30.0)
+    _checks.seconds("put_timeout", put_timeout, default=2.0)
+    if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"name={name!r} must be a non-empty [A-Za-z0-9_-] string")
+    if max_batch < 1:
+        raise ValueError(f"max_batch={max_batch!r} must be >= 1 (default 500)")
+    if max_delay <= 0:
+        raise ValueError(f"max_delay={max_delay!r} must be > 0 seconds (default 0.2)")
+    if max_queue < max_batch:
+        raise ValueError(f"max_queue={max_queue!r} must be >= max_batch={max_batch!r}")
+    if claim_idle <= 0:
+        raise ValueError(f"claim_idle={claim_idle!r} must be > 0 seconds (default 60.0)")
+    if drain_timeout <= 0:
+        raise ValueError(f"drain_timeout={drain_timeout!r} must be > 0 seconds (default 30)")
+    if not put_timeout > 0:
+        raise ValueError(f"put_timeout={put_timeout!r} must be > 0 seconds (default 2.0)")
+    if durable is not None and not durable.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(
+            f"durable={redact_url(durable)!r} must be None or a redis://, rediss:// or unix:// URL"
+        )

@@ -16,9 +16,8 @@ from typing import Generic, TypeVar
 from prometheus_client import CollectorRegistry
 
 from .. import _checks
-from .._redact import redact_url
 from ._commit import Committer, Sink
-from ._config import Entry, QueueFull, RetryPolicy, WriterClosed
+from ._config import Entry, QueueFull, RetryPolicy, WriterClosed, check_writer_options
 from ._deadletter import DeadLetterStore, open_dead_letters
 from ._durable import StreamOutbox, consumer_name
 from ._metrics import metrics_for
@@ -60,35 +59,11 @@ class DeferredWriter(Generic[T]):
         put_timeout: float = 2.0,
         registry: CollectorRegistry | None = None,
     ) -> None:
-        if not callable(sink):
-            raise TypeError(f"sink={sink!r} must be callable: async def sink(entries): ...")
-        _checks.count("max_batch", max_batch, default=500)
-        _checks.seconds("max_delay", max_delay, default=0.2)
-        _checks.count("max_queue", max_queue, default=100_000)
-        _checks.flag("block", block, default=True)
-        _checks.flag("worker", worker, default=True)
-        _checks.seconds("claim_idle", claim_idle, default=60.0)
-        _checks.seconds("drain_timeout", drain_timeout, default=30.0)
-        _checks.seconds("put_timeout", put_timeout, default=2.0)
-        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
-            raise ValueError(f"name={name!r} must be a non-empty [A-Za-z0-9_-] string")
-        if max_batch < 1:
-            raise ValueError(f"max_batch={max_batch!r} must be >= 1 (default 500)")
-        if max_delay <= 0:
-            raise ValueError(f"max_delay={max_delay!r} must be > 0 seconds (default 0.2)")
-        if max_queue < max_batch:
-            raise ValueError(f"max_queue={max_queue!r} must be >= max_batch={max_batch!r}")
-        if claim_idle <= 0:
-            raise ValueError(f"claim_idle={claim_idle!r} must be > 0 seconds (default 60.0)")
-        if drain_timeout <= 0:
-            raise ValueError(f"drain_timeout={drain_timeout!r} must be > 0 seconds (default 30)")
-        if not put_timeout > 0:
-            raise ValueError(f"put_timeout={put_timeout!r} must be > 0 seconds (default 2.0)")
-        if durable is not None and not durable.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(
-                f"durable={redact_url(durable)!r} must be None or a redis://, rediss:// or "
-                "unix:// URL"
-            )
+        check_writer_options(
+            sink, name=name, max_batch=max_batch, max_delay=max_delay, max_queue=max_queue,
+            claim_idle=claim_idle, drain_timeout=drain_timeout, put_timeout=put_timeout,
+            durable=durable, block=block, worker=worker,
+        )  # fmt: skip
         self.name = name
         self.max_batch = max_batch
         self.max_delay = max_delay
@@ -275,15 +250,7 @@ class DeferredWriter(Generic[T]):
         left = len(self._buffer)
         if left:
             logger.error("writer %r: drain deadline passed; %d items not written", self.name, left)
-            try:
-                await self._committer.dead_letter(list(self._buffer), "drain deadline passed")
-            except Exception as exc:
-                # Nowhere left to put them: counted and logged, never silently gone.
-                self._committer.lost += left
-                logger.error(
-                    "writer %r: %d items LOST: the dead-letter store (%s) failed too: %r",
-                    self.name, left, self.dead_letters.description, exc,
-                )  # fmt: skip
+            await self._committer.dead_letter_or_lose(list(self._buffer), "drain deadline passed")
             self._buffer.clear()
         return left
 

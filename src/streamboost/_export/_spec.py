@@ -1,9 +1,9 @@
-"""The export spec: every stream metric's name, help, type, labels, buckets and unit, once.
+"""The export spec: every metric's name, help, type, labels, buckets and unit, once.
 
-The single-process Collector (``prometheus._fast_backend``), the multiprocess families
-(``prometheus._client_backend``) and the OpenTelemetry histograms (``otel._histograms``) all
-read these records, so the backends cannot drift apart. Counter names carry no ``_total``:
-prometheus_client adds it.
+The stream families, the cache's and the deferred writers'. The single-process Collector
+(``prometheus._plain``), the multiprocess families (``prometheus._families``, file-backed) and
+OpenTelemetry (``otel._histograms``, the cache's instruments) all read these records, so the
+backends cannot drift apart. Counter names carry no ``_total``: prometheus_client adds it.
 """
 
 from __future__ import annotations
@@ -52,12 +52,12 @@ class Family:
 
 @dataclass(frozen=True, slots=True)
 class OTelHistogram:
-    """One OpenTelemetry histogram: semantic-convention name, unit, description, advice."""
+    """One OpenTelemetry instrument: name, unit, description, bucket advice (histograms)."""
 
     name: str
     unit: str
     description: str
-    boundaries: tuple[float, ...]
+    boundaries: tuple[float, ...] = ()
 
 
 _P: Final = "streamboost_"
@@ -163,3 +163,72 @@ OTEL_TPOT: Final = OTelHistogram(
 OTEL_DURATION: Final = OTelHistogram(
     "http.server.request.duration", "s", "Duration of HTTP server requests.", HTTP_ADVICE
 )
+
+# Cache: one series per cache name (caches sharing a name add up).
+CACHE_LOAD_BUCKETS: Final = (
+    *(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+CACHE_RESULTS: Final = ("hit", "miss", "stale", "error")
+_LOAD_HELP: Final = "Time the cached function took on a miss or refresh"
+CACHE_REQUESTS: Final = Family(
+    _P + "cache_requests", "Cache requests by result", "counter", ("cache", "result")
+)
+CACHE_LOAD: Final = Family(
+    _P + "cache_load_duration_seconds",
+    _LOAD_HELP,
+    "histogram",
+    ("cache",),
+    CACHE_LOAD_BUCKETS,
+    "seconds",
+)
+CACHE_FAMILIES: Final = (CACHE_REQUESTS, CACHE_LOAD)
+# OpenTelemetry: the requests as an observable counter read at collection, the load histogram
+# with the SDK's default buckets (no advice).
+OTEL_CACHE_REQUESTS: Final = OTelHistogram(
+    "streamboost.cache.requests", "{request}", "Cache requests by result"
+)
+OTEL_CACHE_LOAD: Final = OTelHistogram("streamboost.cache.load.duration", "s", _LOAD_HELP)
+
+# Deferred writes: one series per writer name (writers sharing a name add up).
+DEFERRED_SIZE_BUCKETS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+DEFERRED_TIME_BUCKETS: Final = (
+    *(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+DEFERRED_QUEUE_DEPTH: Final = Family(
+    _P + "deferred_queue_depth",
+    "Items accepted but not yet committed (deferred jobs pending or running).",
+    "gauge",
+    ("writer",),
+)
+DEFERRED_ITEMS: Final = Family(
+    _P + "deferred_items",
+    "Deferred items by outcome: written, retried (per retry), dead_lettered, lost.",
+    "counter",
+    ("writer", "outcome"),
+)
+DEFERRED_BATCH_SIZE: Final = Family(
+    _P + "deferred_batch_size",
+    "Items per batch handed to a deferred writer's sink.",
+    "histogram",
+    ("writer",),
+    DEFERRED_SIZE_BUCKETS,
+)
+DEFERRED_WRITE_DURATION: Final = Family(
+    _P + "deferred_write_duration_seconds",
+    "Time one sink call took (successful or not).",
+    "histogram",
+    ("writer",),
+    DEFERRED_TIME_BUCKETS,
+    "seconds",
+)
+DEFERRED_LAG: Final = Family(
+    _P + "deferred_lag_seconds",
+    "Time from put() accepting the oldest item of a batch to the sink committing it.",
+    "histogram",
+    ("writer",),
+    DEFERRED_TIME_BUCKETS,
+    "seconds",
+)
+# Plain ints read at scrape time, and the histograms observed once per committed batch.
+DEFERRED_COUNTS: Final = (DEFERRED_QUEUE_DEPTH, DEFERRED_ITEMS)
+DEFERRED_BATCH: Final = (DEFERRED_BATCH_SIZE, DEFERRED_WRITE_DURATION, DEFERRED_LAG)

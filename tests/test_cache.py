@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import subprocess
 import sys
 import time
@@ -45,6 +46,28 @@ async def test_hit_after_miss_and_none_is_cached() -> None:
     assert await find("ghost") is None
     assert calls == ["a", "ghost"]
     assert (cache.stats.hits, cache.stats.misses) == (2, 2)
+
+
+async def test_stats_print_as_their_counts() -> None:
+    cache = memory(name="profiles")
+    assert repr(cache.stats) == (
+        "<CacheStats 'profiles': hits=0 misses=0 stale=0 errors=0 hit_rate=n/a, 0 loads>"
+    )
+    assert cache.stats.hit_rate is None
+
+    @cached(ttl=60, cache=cache)
+    async def find(user_id: str) -> str:
+        return user_id
+
+    for user in ("a", "a", "a", "b"):
+        assert await find(user) == user
+    shown = repr(cache.stats)
+    assert shown.startswith(
+        "<CacheStats 'profiles': hits=2 misses=2 stale=0 errors=0 hit_rate=50.0%, 2 loads, mean "
+    ), shown
+    assert re.fullmatch(r".*, mean \d+\.\d ms>", shown), shown
+    assert cache.stats.hit_rate == 0.5
+    assert str(cache.stats) == shown
 
 
 async def test_keys_are_canonical_and_collision_proof() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import logging
 import os
 import signal
 import socket
@@ -72,12 +73,14 @@ def make(url: str, namespace: str, **options: Any) -> Cache:
 class RedisServer:
     """A private redis-server on a free loopback port, which a test may kill and restart."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, password: str | None = None) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         self.directory = directory
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -96,6 +99,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.directory),
+                *(("--requirepass", self.password) if self.password else ()),
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -418,6 +422,41 @@ async def test_redis_dies_mid_test_calls_succeed_and_breaker_probes(
     assert cache.breaker.state == "closed"
     assert await profile("b") == "b" and cache.stats.hits == 2
     await cache.aclose()
+
+
+async def test_a_lost_invalidation_channel_logs_once_with_the_redacted_url(
+    tmp_path: Path, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = RedisServer(tmp_path, password="s3cret")
+    server.start()
+    cache = make("tiered+" + server.url, "sbtest:cache:chan", name="profiles")
+    listener: Any = cache._listener
+    caplog.set_level(logging.INFO, logger="streamboost.cache")
+    try:
+        async with asyncio.timeout(10):
+            await cache.wait_ready()
+        server.kill()
+        for _ in range(400):  # bounded: retries back off from 0.05 s to 2 s
+            if listener.failures >= 5:
+                break
+            await asyncio.sleep(0.02)
+        assert listener.failures >= 5
+        lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(lines) == 1, lines  # later attempts wait for the minute's summary
+        assert lines[0].startswith(
+            f"streamboost cache 'profiles' (redis://:***@127.0.0.1:{server.port}/0): "
+            "invalidation channel lost (ConnectionError: "
+        ), lines[0]
+        assert "the memory tier is cleared and bypassed until it is back" in lines[0]
+        server.start()
+        async with asyncio.timeout(20):
+            await cache.wait_ready()
+        back = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+        assert len(back) == 1 and "invalidation channel back after" in back[0], back
+        assert not any("s3cret" in r.getMessage() for r in caplog.records)
+    finally:
+        await cache.aclose()
+        server.kill()
 
 
 async def test_a_stalled_redis_costs_the_timeout_not_the_stall(

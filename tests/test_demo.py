@@ -10,8 +10,15 @@ from streamboost._cli import main
 def test_demo_prints_side_by_side_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--requests", "2", "--concurrency", "2", "--tokens", "3"]) == 0
     out = capsys.readouterr().out
-    header = next(line for line in out.splitlines() if "naive" in line and "boosted" in line)
+    header = next(line for line in out.splitlines() if line.split()[:2] == ["naive", "boosted"])
     assert header.split() == ["naive", "boosted", "boosted,", "no", "retrieval"]
+    # stdout is not a terminal here: progress lines (flushed) come before the table.
+    progress = [line for line in out.splitlines() if line.startswith("streamboost demo: ")]
+    assert progress[0].startswith("streamboost demo: the example chat backend, naive then")
+    assert progress[1] == "streamboost demo: naive: streaming 2 requests"
+    assert progress[2].startswith("streamboost demo: naive: 1/2 streams done (")
+    assert progress[3].startswith("streamboost demo: naive: 2/2 streams done (")
+    assert "streamboost demo: boosted: warming the cache with 4 streams" in progress
     for row in ("TTFT p50", "TTFT p95", "total time p50", "writes per stream", "cache hit rate"):
         assert row in out
     rows = {

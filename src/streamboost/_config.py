@@ -6,6 +6,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Final
 
+from . import _checks
+
 DEFAULT_CRITICAL_EVENTS: Final = frozenset({"start", "complete", "done", "error"})
 DEFAULT_CONTENT_TYPES: Final = frozenset(
     {"text/event-stream", "application/x-ndjson", "application/jsonl", "text/plain"}
@@ -42,8 +44,24 @@ class CoalesceConfig:
     """Media types that are coalesced; every other response passes through untouched."""
 
     def __post_init__(self) -> None:
+        _checks.seconds("window", self.window, default=0.05)
+        _checks.count("max_events", self.max_events, default=16)
+        _checks.count("max_bytes", self.max_bytes, default=65536)
+        _checks.count("max_buffer_bytes", self.max_buffer_bytes, default=1048576)
+        _checks.seconds("send_timeout", self.send_timeout, default=30.0, none=True)
+        _checks.flag("merge_openai", self.merge_openai, default=False)
+        _checks.flag("websocket", self.websocket, default=False)
         if not self.window > 0:
             raise ValueError(f"window={self.window!r} must be > 0 seconds (default 0.05)")
+        _checks.unit_mistake(
+            "window",
+            self.window,
+            limit=1.0,
+            default=0.05,
+            why="every batch after the first token may wait that long before it is written, "
+            "seconds of lag for a token stream",
+            stacklevel=3,  # the caller of CoalesceConfig(...), through __init__
+        )
         if self.max_events < 1:
             raise ValueError(f"max_events={self.max_events!r} must be >= 1 (default 16)")
         if self.max_bytes < 1:

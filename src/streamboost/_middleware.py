@@ -16,6 +16,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
+from . import _checks
 from ._config import CoalesceConfig
 from ._deferred import DeferredWriter, export_defer_metrics
 from ._deferred._lifespan import LifespanWriters
@@ -128,6 +129,10 @@ class StreamBoost:
                 f"app={app!r} is already wrapped in StreamBoost; wrap the inner app once and "
                 "pass all options to that one StreamBoost(...)"
             )
+        _checks.count("max_series", max_series, default=1000)
+        _checks.count("metrics_port", metrics_port, default=9464, none=True)
+        _checks.flag("metrics", metrics, default=True)
+        _checks.flag("otel", otel, default=True)
         # Always through here, writers or not, so defer() work is drained at shutdown.
         self.lifespan = LifespanWriters(app, writers=writers, drain_timeout=drain_timeout)
         self.app = app

@@ -19,11 +19,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Final, ParamSpec, TypeVar
 
+from . import _checks
+from ._ratelog import RateLimitedLog
 from ._stream import PhaseTiming, current_record
 
 __all__ = ["gather_phases", "phase"]
 
-logger = logging.getLogger("streamboost")
+logger = logging.getLogger("streamboost.phases")
+# A fallback usually repeats on every request while its dependency is down or slow: one line
+# per phase and reason a minute (the metric streamboost_phase_fallbacks_total counts them all).
+fallback_log = RateLimitedLog(logger)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -117,7 +122,11 @@ async def _branch(
         # A TimeoutError raised by the branch itself is an error, not our deadline.
         expired = seconds is not None and isinstance(exc, TimeoutError) and deadline.expired()
         reason = FALLBACK_TIMEOUT if expired else FALLBACK_ERROR
-        logger.warning("phase %r used its fallback (%s): %r", name, reason, exc)
+        fallback_log.warning(
+            (name, reason),
+            "streamboost phases: phase %r used its fallback (%s): %r",
+            name, reason, exc,
+        )  # fmt: skip
         return fallback
     finally:
         _add(name, started, reason)
@@ -134,6 +143,7 @@ def _check(
                 f"gather_phases({unknown[0]}=...)"
             )
     for name, seconds in timeouts.items():
+        _checks.seconds(f"timeouts[{name!r}]", seconds, default=1.0)
         if not seconds > 0:
             raise ValueError(f"timeouts[{name!r}]={seconds!r} must be > 0 seconds")
 
@@ -155,7 +165,7 @@ async def gather_phases(
     fallbacks = fallbacks or {}
     try:
         _check(aws, timeouts, fallbacks)
-    except ValueError:
+    except (TypeError, ValueError):
         for aw in aws.values():
             if inspect.iscoroutine(aw):
                 aw.close()  # never started: no "coroutine was never awaited" warning

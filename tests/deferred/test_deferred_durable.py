@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -227,3 +228,71 @@ async def test_durable_put_is_bounded_by_put_timeout(
     finally:
         server.send_signal(signal.SIGCONT)
     await writer.aclose()
+
+
+def _redis_server(port: int, directory: Path) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return server
+        except OSError:
+            time.sleep(0.02)
+    server.kill()
+    raise RuntimeError(f"redis-server did not listen on {port}")
+
+
+async def test_a_worker_whose_redis_dies_logs_once_then_says_it_is_back(
+    tmp_path: Path, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    server = _redis_server(port, tmp_path)
+    written: list[int] = []
+
+    async def sink(entries: list[Entry[int]]) -> None:
+        written.extend(e.item for e in entries)
+
+    writer = DeferredWriter(
+        sink, name="outage", durable=f"redis://127.0.0.1:{port}/0", max_delay=0.01,
+        dead_letter=tmp_path / "dead.jsonl", registry=CollectorRegistry(),
+    )  # fmt: skip
+    caplog.set_level(logging.DEBUG, logger="streamboost.deferred")
+
+    def worker_errors() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "worker error" in r.getMessage()]
+
+    try:
+        await writer.start()
+        server.kill()
+        server.wait(5)
+        for _ in range(500):  # bounded: the worker backs off from 0.05 s to 5 s
+            if len(worker_errors()) >= 4:
+                break
+            await asyncio.sleep(0.01)
+        errors = worker_errors()
+        assert len(errors) >= 4
+        assert [r.levelno for r in errors].count(logging.ERROR) == 1  # the rest at DEBUG
+        assert (
+            errors[0]
+            .getMessage()
+            .startswith(
+                f"streamboost stream 'streamboost:deferred:outage' (redis://127.0.0.1:{port}/0): "
+                "worker error (attempt 1)"
+            )
+        )
+        server = _redis_server(port, tmp_path)
+        for _ in range(1000):
+            if any("worker back after" in r.getMessage() for r in caplog.records):
+                break
+            await asyncio.sleep(0.01)
+        assert any("worker back after" in r.getMessage() for r in caplog.records)
+        await writer.put(7)
+    finally:
+        left = await writer.aclose(10)
+        server.kill()
+        server.wait(5)
+    assert (written, left) == ([7], 0)

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 
+from .. import _checks
 from .._redact import redact_url
 from ._breaker import CircuitBreaker, Failed
 from ._core import CORRUPT, CacheCore, Fetched
@@ -27,6 +28,11 @@ R_co = TypeVar("R_co", covariant=True)
 
 
 def _positive(name: str, value: float, default: str) -> None:
+    first = default.split()[0]
+    if default.endswith("seconds"):
+        _checks.seconds(name, value, default=float(first))
+    else:
+        _checks.count(name, value, default=int(first))
     if not value > 0:
         raise ValueError(f"{name}={value!r} must be > 0 (default {default})")
 
@@ -55,6 +61,7 @@ class Cache(CacheCore):
         registry: CollectorRegistry | None = None,
         meter_provider: Any = None,
     ) -> None:
+        _checks.flag("tiered", tiered, default=False)
         url = url or os.environ.get(ENV_URL) or "memory://"
         scheme = urlsplit(url).scheme
         if scheme.startswith("tiered+"):
@@ -76,6 +83,15 @@ class Cache(CacheCore):
         _positive("failure_threshold", failure_threshold, "5")
         _positive("recovery_time", recovery_time, "5.0 seconds")
         _positive("lock_timeout", lock_timeout, "5.0 seconds")
+        _checks.number("xfetch_beta", xfetch_beta, default=1.0)
+        _checks.unit_mistake(
+            "timeout",
+            timeout,
+            limit=10.0,
+            default=0.05,
+            why="it bounds every Redis call a cached function makes on the request path",
+            stacklevel=2,
+        )
         if xfetch_beta < 0:
             raise ValueError(f"xfetch_beta={xfetch_beta!r} must be >= 0 (default 1.0; 0 = off)")
         self.url = url
@@ -99,7 +115,12 @@ class Cache(CacheCore):
             self._remote = RedisStore(url, namespace=namespace, origin=self.origin, timeout=timeout)
             if tiered:
                 self._local = MemoryStore(max_entries)
-            self._listener = InvalidationListener(self._remote, self._local, self.origin)
+            self._listener = InvalidationListener(
+                self._remote,
+                self._local,
+                self.origin,
+                label=f"cache {name or namespace!r} ({redact_url(url)})",
+            )
         # Read by the decorated functions' fast path; always empty for a Redis-only cache.
         self.entries = self._local.entries if self._local is not None else OrderedDict()
         self._inflight = {}

@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import orjson
 
+from .. import _checks
 from ._cache import Cache, CachedCall
 from ._keys import NATIVE, KeyBuilder, encode_values, refuse_unsafe_parameters
 from ._memory import Entry
@@ -66,6 +67,10 @@ def cached(
     lock: bool = False,
 ) -> Callable[[Callable[P, Awaitable[R]]], CachedFunction[P, R]]:
     """Cache an async function's results by its arguments. See the README for the options."""
+    _checks.seconds("ttl", ttl, default=60)
+    _checks.seconds("stale_ttl", stale_ttl, default=0.0)
+    _checks.count("version", version, default=1)
+    _checks.flag("lock", lock, default=False)
     if not ttl > 0:
         raise ValueError(f"ttl={ttl!r} must be > 0 seconds (e.g. ttl=60)")
     if not stale_ttl >= 0:

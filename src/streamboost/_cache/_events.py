@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .._ratelog import RateLimitedLog
 from ._memory import MemoryStore
 
 if TYPE_CHECKING:
@@ -28,8 +30,13 @@ logger = logging.getLogger("streamboost.cache")
 class InvalidationListener:
     """Subscribes to the namespace channel and applies other processes' events locally."""
 
-    def __init__(self, remote: RedisStore, local: MemoryStore | None, origin: bytes) -> None:
+    def __init__(
+        self, remote: RedisStore, local: MemoryStore | None, origin: bytes, *, label: str
+    ) -> None:
         self._remote = remote
+        self.label = label  # "cache 'name' (redis://host:port/db)", URL redacted, for the logs
+        self.failures = 0  # failed (re)subscriptions since the channel last worked
+        self._log = RateLimitedLog(logger)
         self._local = local
         self._origin = origin.decode()
         self.listening = False
@@ -65,19 +72,47 @@ class InvalidationListener:
 
     async def _run(self) -> None:
         delay = 0.05
+        lost_at = 0.0
         # The flag, not only the cancellation: redis-py may turn a cancelled read into a
         # ConnectionError, which would otherwise look like a lost connection to retry.
         while not self._closing:
             try:
                 await self._listen()
             except self._remote.errors as exc:
-                logger.warning(
-                    "cache invalidation channel lost (%r); retrying in %.2fs", exc, delay
-                )
+                if self.listening or self.failures == 0:
+                    lost_at = time.monotonic()
+                    delay = 0.05
+                    self.failures = 0
+                self.failures += 1
+                self._log_lost(exc, lost_at)
             finally:
                 self._lost()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    def _log_lost(self, exc: BaseException, lost_at: float) -> None:
+        """One WARNING when the channel goes down, then at most one a minute while it stays."""
+        if self.failures == 1:
+            self._log.forget("down")  # a new outage: its first line goes out at once
+        effect = (
+            "the memory tier is cleared and bypassed"
+            if self._local is not None
+            else "namespace versions are read from Redis"
+        )
+        if self.failures == 1:
+            self._log.warning(
+                "down",
+                "streamboost %s: invalidation channel lost (%s); %s until it is back; "
+                "retrying every 2 s at most",
+                self.label, _short(exc), effect,
+            )  # fmt: skip
+        else:
+            self._log.warning(
+                "down",
+                "streamboost %s: invalidation channel still down after %d attempts in %.0f s "
+                "(%s); %s",
+                self.label, self.failures, time.monotonic() - lost_at, _short(exc), effect,
+            )  # fmt: skip
 
     async def _listen(self) -> None:
         pubsub: Any = self._remote.client.pubsub()
@@ -90,6 +125,12 @@ class InvalidationListener:
             # Read after subscribing, so no bump can fall between the read and the first event.
             version, _ = await self._remote.get_many([])
             self.bumped(version)
+            if self.failures:
+                logger.info(
+                    "streamboost %s: invalidation channel back after %d failed attempts",
+                    self.label, self.failures,
+                )  # fmt: skip
+                self.failures = 0
             self.listening = True
             self._subscribed.set()
             while not self._closing:
@@ -121,3 +162,9 @@ class InvalidationListener:
             self._local.clear()
         else:
             self._local.delete(key.encode() for key in keys)
+
+
+def _short(exc: BaseException) -> str:
+    """``ConnectionError: Error 111 connecting to ...``: the type and message, on one line."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

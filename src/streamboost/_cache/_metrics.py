@@ -68,6 +68,24 @@ class CacheStats:
     def results(self) -> Iterator[tuple[str, int]]:
         yield from zip(RESULTS, (self.hits, self.misses, self.stale, self.errors), strict=True)
 
+    @property
+    def hit_rate(self) -> float | None:
+        """Fresh hits over all requests, stale and errors included (None before the first)."""
+        total = self.hits + self.misses + self.stale + self.errors
+        return self.hits / total if total else None
+
+    def __repr__(self) -> str:
+        rate = self.hit_rate
+        shown = "n/a" if rate is None else f"{rate:.1%}"
+        count = sum(self.load.counts)
+        loads = f"{count} loads"
+        if count:
+            loads += f", mean {self.load.sum / count * 1000:.1f} ms"
+        return (
+            f"<CacheStats {self.name!r}: hits={self.hits} misses={self.misses} "
+            f"stale={self.stale} errors={self.errors} hit_rate={shown}, {loads}>"
+        )
+
 
 def samples(stats: CacheStats) -> Iterator[Sample]:
     """One cache's series, by the spec's families."""

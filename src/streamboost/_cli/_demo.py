@@ -3,42 +3,43 @@
 Each mode runs under real uvicorn on 127.0.0.1 in this process; a real httpx client streams
 from it and measures time to first byte and first token as a user would see them. Writes per
 stream are counted by an outermost ASGI wrapper that sees exactly what the server is asked to
-write.
+write. The example app ships in the package (``_demo_app``), so the demo runs wherever
+``streamboost[demo]`` is installed. On a terminal a progress bar is drawn on stderr; otherwise
+(CI logs, pipes) progress lines go to stdout, flushed, so a log shows the demo is running.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from ._loopback import uvicorn_in_thread
+from ._progress import interactive, progress, say
 
 ASGIApp = Any
 
 
-def _import_example() -> tuple[Any, Any]:
-    """Import ``examples.chat`` from the checkout this package runs from (or the cwd)."""
-    here = Path(__file__).resolve()
-    candidates = [Path.cwd(), *here.parents]
-    for root in candidates:
-        if (root / "examples" / "chat" / "app.py").is_file():
-            if str(root) not in sys.path:
-                sys.path.insert(0, str(root))
-            app_module = importlib.import_module("examples.chat.app")
-            settings_module = importlib.import_module("examples.chat.settings")
-            return app_module, settings_module
-    raise SystemExit(
-        "streamboost demo runs the example app in examples/chat/ of a streamboost checkout; "
-        "run it from the repository root (uv run streamboost demo)"
-    )
+DEMO_NEEDS = ("fastapi", "uvicorn", "httpx")
+
+
+def _import_example() -> tuple[ModuleType, ModuleType]:
+    """The example chat app shipped in the package; a clear exit without the demo extra."""
+    import importlib.util
+
+    absent = [name for name in DEMO_NEEDS if importlib.util.find_spec(name) is None]
+    if absent:
+        raise SystemExit(
+            f"streamboost demo needs {', '.join(absent)}: pip install 'streamboost[demo]'"
+        )
+    from ._demo_app import _app, _settings
+
+    return _app, _settings
 
 
 class WriteCounter:
@@ -106,17 +107,6 @@ async def _one_stream(client: Any, url: str, user: int, result: ModeResult) -> N
     result.total.append(end - start)
 
 
-def _progress(label: str, done: int, total: int) -> None:
-    if not sys.stderr.isatty():
-        return  # a bar drawn with carriage returns is noise in CI logs
-    width = 30
-    filled = width * done // total
-    sys.stderr.write(f"\r  {label:<28} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
 async def _drive(
     url: str, result: ModeResult, requests: int, concurrency: int, users: int, *, show: bool = True
 ) -> None:
@@ -126,6 +116,7 @@ async def _drive(
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         done = 0
         next_index = 0
+        started = time.monotonic()
 
         async def worker() -> None:
             nonlocal done, next_index
@@ -135,10 +126,10 @@ async def _drive(
                 await _one_stream(client, url, index % users, result)
                 done += 1
                 if show:
-                    _progress(result.name, done, requests)
+                    progress(result.name, done, requests, started)
 
         if show:
-            _progress(result.name, 0, requests)
+            progress(result.name, 0, requests, started)
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
@@ -198,6 +189,8 @@ def _run_mode(
     with uvicorn_in_thread(counter) as base:
         url = f"{base}/chat/stream"
         if warm_users:
+            if not interactive():
+                say(f"{name}: warming the cache with {warm_users} streams")
             warm = ModeResult(name)
             asyncio.run(_drive(url, warm, warm_users, 1, warm_users, show=False))
         _wait_until_observed(registry, warm_users)
@@ -272,6 +265,11 @@ def run_demo(
 
         settings = ChatSettings(mode="boosted", max_tokens=tokens)
         return serve_demo(app_module, settings, port=port, duration=duration, load=load)
+    if not interactive():
+        say(
+            f"the example chat backend, naive then boosted, on uvicorn at 127.0.0.1: "
+            f"{requests} streams per mode, {concurrency} at once, {tokens} tokens each"
+        )
     results = []
     for label, settings, warm_users in (
         ("naive", ChatSettings(mode="naive", max_tokens=tokens), 0),

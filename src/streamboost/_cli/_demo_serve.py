@@ -42,7 +42,10 @@ def serve_demo(
         print("  uv run streamboost dashboards export ./streamboost-grafana")
         print(f"  scrape target: {base.removeprefix('http://')}  (see prometheus/prometheus.yml)")
         print("  Grafana provisioning folder: ./streamboost-grafana/provisioning")
-        print("Press Ctrl-C to stop." if duration is None else f"Serving for {duration:g} s.")
+        print(
+            "Press Ctrl-C to stop." if duration is None else f"Serving for {duration:g} s.",
+            flush=True,  # also when stdout is a pipe or a log file
+        )
         stop_at = time.monotonic() + (duration if duration is not None else float("inf"))
         streams = 0
         try:

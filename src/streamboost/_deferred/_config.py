@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass, replace
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from .. import _checks
 from .._redact import redact_url
 
 T = TypeVar("T")
@@ -63,6 +64,10 @@ class RetryPolicy:
     jitter: bool = True
 
     def __post_init__(self) -> None:
+        _checks.count("retries", self.retries, default=5)
+        _checks.seconds("backoff", self.backoff, default=0.1)
+        _checks.seconds("max_backoff", self.max_backoff, default=10.0)
+        _checks.flag("jitter", self.jitter, default=True)
         if self.retries < 0:
             raise ValueError(f"retries={self.retries!r} must be >= 0 (default 5)")
         if self.backoff <= 0:
@@ -107,6 +112,12 @@ class DeferConfig:
         )
 
     def __post_init__(self) -> None:
+        _checks.count("max_concurrency", self.max_concurrency, default=64)
+        _checks.count("max_pending", self.max_pending, default=100_000)
+        if not isinstance(self.retry, RetryPolicy):
+            raise TypeError(
+                f"retry={self.retry!r} must be a RetryPolicy, e.g. retry=RetryPolicy(retries=3)"
+            )
         if self.max_concurrency < 1:
             raise ValueError(f"max_concurrency={self.max_concurrency!r} must be >= 1 (default 64)")
         if self.max_pending < 1:
@@ -124,11 +135,21 @@ def check_writer_options(
     drain_timeout: float,
     put_timeout: float,
     durable: str | None,
+    block: bool,
+    worker: bool,
 ) -> None:
     """``DeferredWriter``'s options, refused with the value and the fix."""
     if not callable(sink):
         raise TypeError(f"sink={sink!r} must be callable: async def sink(entries): ...")
-    if not name or not name.replace("_", "").replace("-", "").isalnum():
+    _checks.count("max_batch", max_batch, default=500)
+    _checks.seconds("max_delay", max_delay, default=0.2)
+    _checks.count("max_queue", max_queue, default=100_000)
+    _checks.flag("block", block, default=True)
+    _checks.flag("worker", worker, default=True)
+    _checks.seconds("claim_idle", claim_idle, default=60.0)
+    _checks.seconds("drain_timeout", drain_timeout, default=30.0)
+    _checks.seconds("put_timeout", put_timeout, default=2.0)
+    if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"name={name!r} must be a non-empty [A-Za-z0-9_-] string")
     if max_batch < 1:
         raise ValueError(f"max_batch={max_batch!r} must be >= 1 (default 500)")

@@ -18,6 +18,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from .. import _checks
 from ._config import DeferConfig, QueueFull
 from ._metrics import metrics_for
 from ._sync import as_async
@@ -287,6 +288,7 @@ def bind_defer_to_running_loop() -> None:
 
 async def drain_deferred(drain_timeout: float = 30.0) -> int:
     """Wait for all defer() work up to ``drain_timeout`` s; returns the jobs left unfinished."""
+    _checks.seconds("drain_timeout", drain_timeout, default=30.0)
     if drain_timeout <= 0:
         raise ValueError(f"drain_timeout={drain_timeout!r} must be > 0 seconds (default 30.0)")
     return await _deferrer.drain(drain_timeout)

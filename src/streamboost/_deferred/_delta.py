@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 
+from .. import _checks
 from . import _defer
 from ._config import RetryPolicy
 from ._defer import _label
@@ -45,6 +46,8 @@ class DeltaBuffer:
     ) -> None:
         if not callable(sink):
             raise TypeError(f"sink={sink!r} must be callable: async def sink(delta): ...")
+        _checks.seconds("interval", interval, default=0.2)
+        _checks.count("min_chars", min_chars, default=1024)
         if interval <= 0:
             raise ValueError(f"interval={interval!r} must be > 0 seconds (default 0.2)")
         if min_chars < 1:

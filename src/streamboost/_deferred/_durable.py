@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from .._ratelog import RateLimitedLog
+from .._redact import redact_url
 from ._commit import Committer
 from ._config import Entry
 
@@ -47,6 +49,8 @@ class StreamOutbox:
         from redis.asyncio import Redis
 
         self._redis: Any = Redis.from_url(url)
+        self.url = redact_url(url)
+        self._log = RateLimitedLog(logger)
         self.stream = stream
         self.group = group
         self.consumer = consumer
@@ -70,6 +74,19 @@ class StreamOutbox:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+    async def connect(self, writer: str) -> None:
+        """Create the consumer group; a Redis that cannot be used is one clear error."""
+        from redis.exceptions import RedisError
+
+        try:
+            await self.ensure_group()
+        except (RedisError, OSError) as exc:
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise ConnectionError(
+                f"streamboost: deferred writer {writer!r} cannot use Redis at {self.url} "
+                f"({type(exc).__name__}: {detail}); start Redis there or fix durable="
+            ) from exc
 
     def start(self) -> None:
         """Start the sender: one task for the writer's life, so ``put()`` creates none."""
@@ -136,24 +153,38 @@ class StreamOutbox:
 
     async def run(self, committer: Committer) -> None:
         """Consume until ``drain()`` was called and nothing is left; survives Redis outages."""
-        await self.ensure_group()
         failures = 0
         self._next_claim = 0.0
+        need_group = True  # inside the loop: a Redis gone at the first step is retried too
         while True:
             try:
+                if need_group:
+                    await self.ensure_group()
+                    need_group = False
                 if await self._step(committer):
                     await self.forget_self()
                     return
+                if failures:
+                    self._log.forget("worker")
+                    logger.info(
+                        "streamboost stream %r (%s): worker back after %d failed attempts",
+                        self.stream, self.url, failures,
+                    )  # fmt: skip
                 failures = 0
             except Exception as exc:
                 delay = min(5.0, 0.05 * 2**failures)
                 failures += 1
-                logger.error(
-                    "stream %r: worker error, retry in %.2f s: %r", self.stream, delay, exc
-                )
+                # While Redis is down this repeats every 5 s: one line a minute.
+                self._log.log(
+                    logging.ERROR,
+                    "worker",
+                    "streamboost stream %r (%s): worker error (attempt %d), retrying every "
+                    "5 s at most: %r",
+                    self.stream, self.url, failures, exc,
+                )  # fmt: skip
                 await asyncio.sleep(delay)
                 if "NOGROUP" in str(exc):  # the stream was deleted under us
-                    await self.ensure_group()
+                    need_group = True
 
     async def _step(self, committer: Committer) -> bool:
         """One batch; True when draining and there is nothing left."""

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .. import _checks
 from .._types import ASGIApp, Message, Receive, Scope, Send
 from ._defer import bind_defer_to_running_loop, drain_deferred
 from ._writer import DeferredWriter
@@ -62,6 +63,11 @@ async def lifespan_with_writers(
     """
     started: list[DeferredWriter[Any]] = []
     app_replied = startup_received = drained = False
+    # A writer failed to start after the app's own startup: the app is shut down first (its
+    # next receive() is a shutdown), then the server hears of the failure. Told at once, the
+    # server would exit while the app still awaits its shutdown, and the app's cancellation
+    # would show as a CancelledError traceback.
+    failed: Message | None = None
 
     async def start_writers() -> Message:
         if not _on_asyncio():
@@ -82,9 +88,14 @@ async def lifespan_with_writers(
                 await writer.start()
                 started.append(writer)
         except Exception as exc:
-            logger.exception("lifespan startup: a deferred writer failed to start")
+            # One line, in the message the server logs (uvicorn, hypercorn and granian do);
+            # the traceback only at DEBUG. A writer's own errors name it already.
+            text = str(exc)
+            if not text.startswith("streamboost"):
+                text = f"streamboost: deferred writer {writer.name!r} failed to start: {exc!r}"
+            logger.debug("lifespan startup: writer %r failed to start", writer.name, exc_info=True)
             await drain_all(started, drain_timeout)
-            return {"type": "lifespan.startup.failed", "message": f"streamboost: {exc!r}"}
+            return {"type": "lifespan.startup.failed", "message": text}
         return {"type": "lifespan.startup.complete"}
 
     async def drain_once() -> None:
@@ -95,14 +106,27 @@ async def lifespan_with_writers(
                 await drain_all(started, drain_timeout)
 
     async def app_send(message: Message) -> None:
-        nonlocal app_replied
+        nonlocal app_replied, failed
         app_replied = True
-        if message["type"] == "lifespan.startup.complete":
+        kind = message["type"]
+        if kind == "lifespan.startup.complete":
             message = await start_writers()
+            if message["type"] == "lifespan.startup.failed":
+                failed = message
+                return  # told once the app has shut down
+        elif failed is not None and kind.startswith("lifespan.shutdown."):
+            reply, failed = failed, None
+            if kind == "lifespan.shutdown.failed" and message.get("message"):
+                text = f"{reply['message']}; then the app's shutdown failed: {message['message']}"
+                reply = {**reply, "message": text}
+            message = reply
         await send(message)
 
     async def app_receive() -> Message:
-        nonlocal startup_received
+        nonlocal startup_received, drained
+        if failed is not None:
+            drained = True  # the writers that started were drained already
+            return {"type": "lifespan.shutdown"}
         message = await receive()
         if message["type"] == "lifespan.startup":
             startup_received = True
@@ -112,8 +136,13 @@ async def lifespan_with_writers(
 
     try:
         await app(scope, app_receive, app_send)
+        if failed is not None:  # the app returned without a shutdown reply
+            await send(failed)
         return
     except Exception:
+        if failed is not None:  # the app failed in its shutdown: the server learns of both
+            await send(failed)
+            raise
         # An app that received the startup speaks lifespan: its failure is the server's to
         # see (uvicorn --lifespan on then refuses to start), as without StreamBoost.
         if app_replied or startup_received:
@@ -146,6 +175,7 @@ class LifespanWriters:
         writers: Sequence[DeferredWriter[Any]] = (),
         drain_timeout: float = 30.0,
     ) -> None:
+        _checks.seconds("drain_timeout", drain_timeout, default=30.0)
         if drain_timeout <= 0:
             raise ValueError(f"drain_timeout={drain_timeout!r} must be > 0 seconds (default 30.0)")
         for writer in writers:

@@ -14,6 +14,7 @@ import signal
 from collections.abc import Sequence
 from typing import Any
 
+from .. import _checks
 from ._writer import DeferredWriter
 
 logger = logging.getLogger("streamboost.deferred")
@@ -27,6 +28,7 @@ async def run_worker(
 ) -> int:
     """Consume ``writer``'s stream until ``stop`` is set (default: SIGTERM or SIGINT), drain,
     and return the number of items left on the stream."""
+    _checks.seconds("drain_timeout", drain_timeout, default=30.0, none=True)
     if not writer.durable:
         raise ValueError(
             f"writer {writer.name!r} is not durable; run_worker() needs durable='redis://...'"

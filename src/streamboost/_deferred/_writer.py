@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 
+from .. import _checks
 from ._commit import Committer, Sink
 from ._config import Entry, QueueFull, RetryPolicy, WriterClosed, check_writer_options
 from ._deadletter import DeadLetterStore, open_dead_letters
@@ -59,16 +60,10 @@ class DeferredWriter(Generic[T]):
         registry: CollectorRegistry | None = None,
     ) -> None:
         check_writer_options(
-            sink,
-            name=name,
-            max_batch=max_batch,
-            max_delay=max_delay,
-            max_queue=max_queue,
-            claim_idle=claim_idle,
-            drain_timeout=drain_timeout,
-            put_timeout=put_timeout,
-            durable=durable,
-        )
+            sink, name=name, max_batch=max_batch, max_delay=max_delay, max_queue=max_queue,
+            claim_idle=claim_idle, drain_timeout=drain_timeout, put_timeout=put_timeout,
+            durable=durable, block=block, worker=worker,
+        )  # fmt: skip
         self.name = name
         self.max_batch = max_batch
         self.max_delay = max_delay
@@ -199,7 +194,7 @@ class DeferredWriter(Generic[T]):
         if self._closing:
             raise RuntimeError(f"writer {self.name!r} is closed; create a new one")
         if self._outbox is not None:
-            await self._outbox.ensure_group()
+            await self._outbox.connect(self.name)
             self._outbox.start()
             if self._run_worker if worker is None else worker:
                 self._task = asyncio.create_task(
@@ -217,6 +212,7 @@ class DeferredWriter(Generic[T]):
         After ``drain_timeout`` seconds (default: the constructor's) the rest goes to the dead
         letters (durable: it stays on the stream for the next worker) and is reported by count.
         """
+        _checks.seconds("drain_timeout", drain_timeout, default=self.drain_timeout, none=True)
         timeout = self.drain_timeout if drain_timeout is None else drain_timeout
         self._accepting = False
         self._closing = True

@@ -162,3 +162,104 @@ OTEL_TPOT: Final = OTelHistogram(
 OTEL_DURATION: Final = OTelHistogram(
     "http.server.request.duration", "s", "Duration of HTTP server requests.", HTTP_ADVICE
 )
+
+# WebSocket connections (``_wsexport``): observed once per connection, at its end; the active
+# gauge at the accept and at the end.
+WS_DURATION_BUCKETS: Final = (*DURATION_BUCKETS, 1800.0, 3600.0, 14400.0)
+_R: Final = ("route",)
+WS_ACTIVE: Final = Family(
+    _P + "websocket_connections_active", "WebSocket connections open now.", "gauge", _R
+)
+WS_CONNECTIONS: Final = Family(
+    _P + "websocket_connections",
+    "WebSocket connections ended, by close code.",
+    "counter",
+    ("route", "code"),
+)
+WS_DURATION: Final = Family(
+    _P + "websocket_connection_duration_seconds",
+    "Connect to the end of a WebSocket connection.",
+    "histogram",
+    _R,
+    WS_DURATION_BUCKETS,
+    "seconds",
+)
+WS_FIRST_MESSAGE: Final = Family(
+    _P + "websocket_time_to_first_message_seconds",
+    "Connect to the first message sent to the client.",
+    "histogram",
+    _R,
+    TTFT_BUCKETS,
+    "seconds",
+)
+WS_MESSAGES: Final = Family(
+    _P + "websocket_messages",
+    "WebSocket messages received from the client (in) and sent by the app (out).",
+    "counter",
+    ("route", "direction"),
+)
+WS_WRITES: Final = Family(
+    _P + "websocket_writes",
+    "WebSocket messages written to the client (a batch array is one).",
+    "counter",
+    _R,
+)
+WEBSOCKET_FAMILIES: Final = (
+    WS_ACTIVE,
+    WS_CONNECTIONS,
+    WS_DURATION,
+    WS_FIRST_MESSAGE,
+    WS_MESSAGES,
+    WS_WRITES,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OTelInstrument:
+    """One OpenTelemetry instrument that is not a stream histogram."""
+
+    name: str
+    kind: Literal["counter", "updowncounter", "histogram"]
+    unit: str
+    description: str
+    boundaries: tuple[float, ...] = ()
+
+
+OTEL_WS_ACTIVE: Final = OTelInstrument(
+    "streamboost.websocket.active_connections",
+    "updowncounter",
+    "{connection}",
+    "WebSocket connections open now.",
+)
+OTEL_WS_CONNECTIONS: Final = OTelInstrument(
+    "streamboost.websocket.connections",
+    "counter",
+    "{connection}",
+    "WebSocket connections ended, by close code.",
+)
+OTEL_WS_DURATION: Final = OTelInstrument(
+    "streamboost.websocket.connection.duration",
+    "histogram",
+    "s",
+    "Connect to the end of a WebSocket connection.",
+    WS_DURATION_BUCKETS,
+)
+OTEL_WS_FIRST_MESSAGE: Final = OTelInstrument(
+    "streamboost.websocket.time_to_first_message",
+    "histogram",
+    "s",
+    "Connect to the first message sent to the client.",
+    TTFT_ADVICE,
+)
+OTEL_WS_MESSAGES: Final = OTelInstrument(
+    "streamboost.websocket.messages",
+    "counter",
+    "{message}",
+    "WebSocket messages received from the client and sent by the app.",
+)
+OTEL_WS_WRITES: Final = OTelInstrument(
+    "streamboost.websocket.writes",
+    "counter",
+    "{message}",
+    "WebSocket messages written to the client (a batch array is one).",
+)

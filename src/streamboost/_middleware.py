@@ -19,11 +19,11 @@ from ._config import CoalesceConfig
 from ._deferred import DeferredWriter, export_defer_metrics
 from ._deferred._lifespan import LifespanWriters
 from ._export import build_exporters
-from ._flusher import on_asyncio
 from ._http import HTTPStream
 from ._timing import DEFAULT_CLOCK, Clock, StreamObserver, current_record
 from ._types import ASGIApp, Receive, Scope, Send
-from ._websocket import WebSocketBatcher
+from ._wsconn import WebSockets
+from ._wsexport import build_websocket_observers
 
 DEFAULT_METADATA_EVENTS: Final = ("metadata", "ping", "heartbeat", "keepalive")
 DEFAULT_OPT_OUT_HEADER: Final = "x-streamboost-opt-out"
@@ -157,6 +157,21 @@ class StreamBoost:
         critical = config.critical_events if config is not None else ()
         self.critical_names = frozenset(name.encode() for name in critical)
         self.opt_out_header = opt_out_header.lower().encode("latin-1")
+        # WebSocket scopes: counted and observed per connection, batched when configured.
+        self.websocket = WebSockets(
+            app,
+            batching=config,
+            observers=build_websocket_observers(
+                metrics=metrics,
+                registry=registry,
+                otel=otel,
+                meter_provider=meter_provider,
+                max_series=max_series,
+            ),
+            route=route,
+            clock=self.clock,
+            opt_out_header=self.opt_out_header,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
@@ -173,12 +188,7 @@ class StreamBoost:
                 current_record.reset(token)
         elif scope_type == "lifespan":
             await self.lifespan(scope, receive, send)
-        elif (
-            scope_type == "websocket"
-            and self.coalesce is not None
-            and self.coalesce.websocket
-            and on_asyncio()
-        ):
-            await WebSocketBatcher(self.app, self.coalesce, scope, receive, send).run()
+        elif scope_type == "websocket":
+            await self.websocket(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -2,7 +2,7 @@
 
 The hit path only does ``stats.hits += 1``. A Prometheus custom Collector per registry and one
 set of OpenTelemetry observable instruments per meter provider read every live cache's stats.
-In multiprocess mode the ints are copied into file-backed counters instead (``_mpsync``), and
+In multiprocess mode the ints are copied into file-backed counters instead (``_int_sync``), and
 load durations, observed on a miss, go straight to a file-backed histogram.
 """
 
@@ -17,7 +17,9 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from .. import _mpsync, _multiproc
+from .._export.prometheus import _int_sync
+from .._export.prometheus._multiprocess import install as install_multiprocess
+from .._export.prometheus._multiprocess import multiprocess_dir
 
 LOAD_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 RESULTS = ("hit", "miss", "stale", "error")
@@ -141,13 +143,13 @@ class MultiprocessCacheMetrics:
         self._copied: weakref.WeakKeyDictionary[CacheStats, tuple[int, ...]] = (
             weakref.WeakKeyDictionary()
         )
-        _mpsync.register(self.sync)
+        _int_sync.register(self.sync)
 
     def add(self, stats: CacheStats) -> None:
         for result in RESULTS:  # every result exported from the start, at 0
             self.requests.labels(stats.name, result)
         stats.load_observer = self.load.labels(stats.name)
-        with _mpsync.LOCK:
+        with _int_sync.LOCK:
             self._copied[stats] = (0,) * len(RESULTS)
 
     def sync(self) -> None:
@@ -168,8 +170,8 @@ _multiprocess: weakref.WeakKeyDictionary[CollectorRegistry, MultiprocessCacheMet
 
 def register_prometheus(stats: CacheStats, registry: CollectorRegistry | None) -> None:
     registry = REGISTRY if registry is None else registry
-    if _multiproc.multiprocess_dir() is not None:
-        _multiproc.install()
+    if multiprocess_dir() is not None:
+        install_multiprocess()
         metrics = _multiprocess.get(registry)
         if metrics is None:
             metrics = _multiprocess[registry] = MultiprocessCacheMetrics(registry)

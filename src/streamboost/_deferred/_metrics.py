@@ -3,7 +3,7 @@
 The put/defer path never touches prometheus_client: writers count in plain ints and a custom
 collector reads them (and the live queue depth) when ``/metrics`` is scraped. Histograms are
 observed once per committed batch. In multiprocess mode the ints are copied into file-backed
-values instead (``_mpsync``): the counter summed over all workers, the depth over live ones.
+values instead (``_int_sync``): the counter summed over all workers, the depth over live ones.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .. import _mpsync, _multiproc
+from .._export.prometheus import _int_sync
+from .._export.prometheus._multiprocess import install as install_multiprocess
+from .._export.prometheus._multiprocess import multiprocess_dir
 
 _SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 _TIME_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -60,7 +62,7 @@ class DeferredMetrics(Collector):
     """One per registry: the per-batch histograms plus a collector over every live source."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        _multiproc.install()  # before the histograms' values are made (no-op in one process)
+        install_multiprocess()  # before the histograms' values are made (no-op in one process)
         self._sources: weakref.WeakSet[MetricsSource] = weakref.WeakSet()
         self.batch_size = Histogram(
             "streamboost_deferred_batch_size",
@@ -84,7 +86,7 @@ class DeferredMetrics(Collector):
             registry=registry,
         )
         self._multiprocess: _Multiprocess | None = None
-        if _multiproc.multiprocess_dir() is None:
+        if multiprocess_dir() is None:
             registry.register(self)
         else:  # a custom collector is never seen by the files' aggregation
             self._multiprocess = _Multiprocess(registry)
@@ -147,12 +149,12 @@ class _Multiprocess:
             weakref.WeakKeyDictionary()
         )
         self._names: set[str] = set()
-        _mpsync.register(self.sync)
+        _int_sync.register(self.sync)
 
     def add(self, source: MetricsSource) -> None:
         for outcome, _count in outcome_counts(source):
             self.items.labels(source.name, outcome)
-        with _mpsync.LOCK:
+        with _int_sync.LOCK:
             self._copied[source] = {}
             self._names.add(source.name)
 

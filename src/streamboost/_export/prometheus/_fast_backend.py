@@ -3,7 +3,7 @@
 Observing a finished stream is a dozen list and attribute updates on the event loop thread,
 with no lock and no prometheus_client call; the Collector turns the numbers into families at
 scrape time. (Multiprocess mode cannot use this: it needs prometheus_client's file-backed
-values, see ``_promclient``.)
+values, see ``_client_backend``.)
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from prometheus_client.core import (
 from prometheus_client.samples import Exemplar
 from prometheus_client.utils import floatToGoString
 
-from . import _metricspec as spec
-from ._metricspec import DURATION_BUCKETS, OUTCOMES, TPOT_BUCKETS, TTFT_BUCKETS, Family
-from ._timing import StreamRecord
+from ..._timing import StreamRecord
+from .. import _spec as spec
+from .._spec import DURATION_BUCKETS, OUTCOMES, TPOT_BUCKETS, TTFT_BUCKETS, Family
 
 
 class Hist:

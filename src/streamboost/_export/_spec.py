@@ -1,8 +1,9 @@
 """The export spec: every stream metric's name, help, type, labels, buckets and unit, once.
 
-The single-process Collector (``_promstats``), the multiprocess families (``_promclient``) and
-the OpenTelemetry histograms (``_otelmetrics``) all read these records, so the backends
-cannot drift apart. Counter names carry no ``_total``: prometheus_client adds it.
+The single-process Collector (``prometheus._fast_backend``), the multiprocess families
+(``prometheus._client_backend``) and the OpenTelemetry histograms (``otel._histograms``) all
+read these records, so the backends cannot drift apart. Counter names carry no ``_total``:
+prometheus_client adds it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from ._timing import (
+from .._timing import (
     OUTCOME_CLIENT_DISCONNECTED,
     OUTCOME_COMPLETED,
     OUTCOME_ERROR,

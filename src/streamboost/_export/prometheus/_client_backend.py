@@ -11,10 +11,10 @@ import weakref
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from . import _metricspec as spec
-from . import _mpsync
-from ._metricspec import OUTCOMES, Family
-from ._timing import StreamRecord
+from ..._timing import StreamRecord
+from .. import _spec as spec
+from .._spec import OUTCOMES, Family
+from . import _int_sync
 
 
 def _counter(f: Family, registry: CollectorRegistry | None) -> Counter:
@@ -115,7 +115,7 @@ class ClientSeries:
                 if tpot is not None:
                     self.tpot.observe(tpot)
         # The request's cache and deferred counts are on file once its response is counted.
-        _mpsync.sync_all()
+        _int_sync.sync_all()
 
 
 class ClientBackend:

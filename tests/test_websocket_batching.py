@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from websockets.asyncio.client import connect
 
 from streamboost import CoalesceConfig, StreamBoost
-from streamboost._loopback import uvicorn_in_thread
+from streamboost._cli._loopback import uvicorn_in_thread
 from ws_apps import sample, scrape_until, ws_app, ws_url
 
 Message = dict[str, Any]

@@ -19,9 +19,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from metrics_apps import server_process
 from streamboost import CoalesceConfig, StreamBoost
-from streamboost._loopback import uvicorn_in_thread
-from streamboost._metricspec import WEBSOCKET_FAMILIES
-from streamboost._wsexport import ClientFamilies, FastWebSockets
+from streamboost._cli._loopback import uvicorn_in_thread
+from streamboost._export._spec import WEBSOCKET_FAMILIES
+from streamboost._export.prometheus._websocket import ClientFamilies, FastWebSockets
 from ws_apps import sample, scrape, scrape_until, ws_app, ws_url
 
 TEMPLATE = "/ws/{room}"

@@ -19,11 +19,11 @@ from ._config import CoalesceConfig
 from ._deferred import DeferredWriter, export_defer_metrics
 from ._deferred._lifespan import LifespanWriters
 from ._export import build_exporters
+from ._export._websockets import build_websocket_observers
 from ._http import HTTPStream
 from ._timing import DEFAULT_CLOCK, Clock, StreamObserver, current_record
 from ._types import ASGIApp, Receive, Scope, Send
 from ._wsconn import WebSockets
-from ._wsexport import build_websocket_observers
 
 DEFAULT_METADATA_EVENTS: Final = ("metadata", "ping", "heartbeat", "keepalive")
 DEFAULT_OPT_OUT_HEADER: Final = "x-streamboost-opt-out"

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Protocol
 
 from ._config import CoalesceConfig
+from ._export._route import AppRoute, RouteResolver
 from ._flusher import on_asyncio
-from ._route import AppRoute, RouteResolver
 from ._timing import Clock
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from ._websocket import WebSocketBatcher
@@ -81,6 +81,11 @@ def close_label(code: object) -> str:
     if isinstance(code, int) and 1000 <= code <= 4999:
         return str(code)
     return CLOSE_OTHER
+
+
+def close_class(code: str) -> str:
+    """The overflow ``code`` label: ``"1xxx"``, ``"3xxx"``, ``"4xxx"``, or the word itself."""
+    return f"{code[0]}xxx" if code.isdigit() else code
 
 
 class WebSockets:

@@ -164,8 +164,8 @@ OTEL_DURATION: Final = OTelHistogram(
     "http.server.request.duration", "s", "Duration of HTTP server requests.", HTTP_ADVICE
 )
 
-# WebSocket connections (``_wsexport``): observed once per connection, at its end; the active
-# gauge at the accept and at the end.
+# WebSocket connections (``prometheus/_websocket``, ``otel/_websocket``): observed once per
+# connection, at its end; the active gauge at the accept and at the end.
 WS_DURATION_BUCKETS: Final = (*DURATION_BUCKETS, 1800.0, 3600.0, 14400.0)
 _R: Final = ("route",)
 WS_ACTIVE: Final = Family(

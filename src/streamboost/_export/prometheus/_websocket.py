@@ -1,4 +1,4 @@
-"""WebSocket export: the ``streamboost_websocket_*`` families and OpenTelemetry instruments.
+"""WebSocket connections in Prometheus: the ``streamboost_websocket_*`` families.
 
 A connection is observed twice: at the accept (the active gauge goes up) and at its end
 (the gauge goes down; the connection counter by close code, the duration and time to first
@@ -14,10 +14,8 @@ from __future__ import annotations
 import weakref
 from bisect import bisect_left
 from collections.abc import Iterator
-from importlib.metadata import version
-from typing import Final, Protocol
+from typing import Protocol
 
-from opentelemetry import metrics as otel_metrics
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -26,20 +24,12 @@ from prometheus_client.core import (
     Metric,
 )
 
-from . import _metricspec as spec
-from . import _multiproc
-from ._metricspec import OTelInstrument
-from ._multiproc import multiprocess_dir
-from ._promstats import Hist
-from ._route import OVERFLOW, SeriesCap
-from ._wsconn import WebSocketObserver, WebSocketRecord
-
-DIRECTIONS: Final = ("in", "out")
-
-
-def code_class(code: str) -> str:
-    """The overflow ``code`` label: ``"1xxx"``, ``"3xxx"``, ``"4xxx"``, or the word itself."""
-    return f"{code[0]}xxx" if code.isdigit() else code
+from ..._wsconn import WebSocketRecord, close_class
+from .. import _spec as spec
+from .._route import OVERFLOW, SeriesCap
+from . import _multiprocess
+from ._fast_backend import Hist
+from ._multiprocess import multiprocess_dir
 
 
 class _RouteSeries(Protocol):
@@ -213,7 +203,7 @@ def backend_for(registry: CollectorRegistry | None) -> _Backend:
     backend = _backends.get(target)
     if backend is None:
         if multiprocess_dir() is not None:
-            _multiproc.install()  # before the first value: file-backed, named by slot
+            _multiprocess.install()  # before the first value: file-backed, named by slot
             backend = ClientWebSockets(target)
         else:
             fast = FastWebSockets()
@@ -252,95 +242,4 @@ class PrometheusWebSockets:
         if self._codes.admit((record.route, code)):
             series.closed(code)
         else:
-            self._route(OVERFLOW).closed(code_class(code))
-
-
-Attributes = dict[str, str]
-
-
-class OTelWebSockets:
-    """The OpenTelemetry observer: the ``streamboost.websocket.*`` instruments of one meter."""
-
-    def __init__(
-        self, *, meter_provider: otel_metrics.MeterProvider | None, max_series: int
-    ) -> None:
-        lib_version = version("streamboost")
-        if meter_provider is None:
-            meter = otel_metrics.get_meter("streamboost", lib_version)
-        else:
-            meter = meter_provider.get_meter("streamboost", lib_version)
-        self._active = meter.create_up_down_counter(**_args(spec.OTEL_WS_ACTIVE))
-        self._connections = meter.create_counter(**_args(spec.OTEL_WS_CONNECTIONS))
-        self._messages = meter.create_counter(**_args(spec.OTEL_WS_MESSAGES))
-        self._writes = meter.create_counter(**_args(spec.OTEL_WS_WRITES))
-        d, f = spec.OTEL_WS_DURATION, spec.OTEL_WS_FIRST_MESSAGE
-        self._duration = meter.create_histogram(
-            **_args(d), explicit_bucket_boundaries_advisory=d.boundaries
-        )
-        self._first = meter.create_histogram(
-            **_args(f), explicit_bucket_boundaries_advisory=f.boundaries
-        )
-        self._routes = SeriesCap(max_series)
-        self._codes = SeriesCap(max_series)
-        # Attribute dicts built once per admitted route: plain, in, out.
-        self._attrs: dict[str, tuple[Attributes, Attributes, Attributes]] = {}
-
-    def _attributes(self, route: str) -> tuple[Attributes, Attributes, Attributes]:
-        attrs = self._attrs.get(route)
-        if attrs is None:
-            label = route if self._routes.admit((route,)) else OVERFLOW
-            attrs = self._attrs.get(label)
-            if attrs is None:
-                plain = {"http.route": label}
-                attrs = (
-                    plain,
-                    {**plain, "network.io.direction": "receive"},
-                    {**plain, "network.io.direction": "transmit"},
-                )
-            self._attrs[label] = attrs
-        return attrs
-
-    def connection_started(self, record: WebSocketRecord) -> None:
-        self._active.add(1, self._attributes(record.route)[0])
-
-    def connection_ended(self, record: WebSocketRecord) -> None:
-        plain, inn, out = self._attributes(record.route)
-        if record.accepted_at is not None:
-            self._active.add(-1, plain)
-        code = record.close_code or ""
-        if self._codes.admit((record.route, code)):
-            closed = {**plain, "streamboost.websocket.close_code": code}
-        else:
-            closed = {"http.route": OVERFLOW, "streamboost.websocket.close_code": code_class(code)}
-        self._connections.add(1, closed)
-        self._duration.record(record.duration, plain)
-        if record.first_sent_at is not None:
-            self._first.record(record.first_sent_at - record.connected_at, plain)
-        if record.received:
-            self._messages.add(record.received, inn)
-        if record.sent:
-            self._messages.add(record.sent, out)
-        if record.writes:
-            self._writes.add(record.writes, plain)
-
-
-def _args(i: OTelInstrument) -> dict[str, str]:
-    return {"name": i.name, "unit": i.unit, "description": i.description}
-
-
-def build_websocket_observers(
-    *,
-    metrics: bool,
-    registry: CollectorRegistry | None,
-    otel: bool,
-    meter_provider: otel_metrics.MeterProvider | None,
-    max_series: int,
-) -> tuple[WebSocketObserver, ...]:
-    """The WebSocket observers StreamBoost's export options ask for (options already checked
-    by ``build_exporters``)."""
-    observers: list[WebSocketObserver] = []
-    if metrics:
-        observers.append(PrometheusWebSockets(registry=registry, max_series=max_series))
-    if otel:
-        observers.append(OTelWebSockets(meter_provider=meter_provider, max_series=max_series))
-    return tuple(observers)
+            self._route(OVERFLOW).closed(close_class(code))

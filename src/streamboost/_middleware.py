@@ -47,8 +47,9 @@ class StreamBoost:
         is_metadata: the app's own test, ``(event: bytes) -> bool``, True for an event that
             carries no output tokens (an SSE event block, an NDJSON line or a text chunk, as
             raw bytes); applied to every event, after the built-in rules.
-        opt_out_header: a response header that turns coalescing off for that response;
-            StreamBoost removes it before the response goes out.
+        opt_out_header: a response header that turns coalescing off for that response (or,
+            on a ``websocket.accept``, batching for that connection); StreamBoost removes it
+            before the response goes out.
         writers: ``DeferredWriter`` objects started after the app's lifespan startup and
             drained before its shutdown; work scheduled with ``defer()`` is drained there too.
         drain_timeout: seconds the shutdown drain may take; what cannot finish by then is

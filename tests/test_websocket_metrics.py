@@ -20,8 +20,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from metrics_apps import server_process
 from streamboost import CoalesceConfig, StreamBoost
 from streamboost._cli._loopback import uvicorn_in_thread
-from streamboost._export._spec import WEBSOCKET_FAMILIES
-from streamboost._export.prometheus._websocket import ClientFamilies, FastWebSockets
+from streamboost._export._spec_websocket import WEBSOCKET_FAMILIES
+from streamboost._export.prometheus._websocket import ClientFamilies, FastWebSockets, collector
 from ws_apps import sample, scrape, scrape_until, ws_app, ws_url
 
 TEMPLATE = "/ws/{room}"
@@ -224,7 +224,7 @@ def test_opentelemetry_instruments() -> None:
 def test_both_backends_export_exactly_the_websocket_spec_families() -> None:
     want = {(f.name, f.help, f.kind) for f in WEBSOCKET_FAMILIES}
     assert len(want) == 6
-    fast = {(m.name, m.documentation, m.type) for m in FastWebSockets().collect()}
+    fast = {(m.name, m.documentation, m.type) for m in collector(FastWebSockets()).collect()}
     families = vars(ClientFamilies(CollectorRegistry())).values()
     client = {(m.name, m.documentation, m.type) for c in families for m in c.collect()}
     assert fast == want

@@ -1,9 +1,10 @@
-"""The export spec: every stream metric's name, help, type, labels, buckets and unit, once.
+"""The export spec: every metric's name, help, type, labels, buckets and unit, once.
 
-The single-process Collector (``prometheus._fast_backend``), the multiprocess families
-(``prometheus._client_backend``) and the OpenTelemetry histograms (``otel._histograms``) all
-read these records, so the backends cannot drift apart. Counter names carry no ``_total``:
-prometheus_client adds it.
+The stream families, the cache's and the deferred writers'. The single-process Collector
+(``prometheus._plain``), the multiprocess families (``prometheus._families``, file-backed) and
+OpenTelemetry (``otel._histograms``, the cache's instruments) all read these records, so the
+backends cannot drift apart. Counter names carry no ``_total``: prometheus_client adds it.
+The WebSocket families are in ``_spec_websocket``, on these same records.
 """
 
 from __future__ import annotations
@@ -52,12 +53,12 @@ class Family:
 
 @dataclass(frozen=True, slots=True)
 class OTelHistogram:
-    """One OpenTelemetry histogram: semantic-convention name, unit, description, advice."""
+    """One OpenTelemetry instrument: name, unit, description, bucket advice (histograms)."""
 
     name: str
     unit: str
     description: str
-    boundaries: tuple[float, ...]
+    boundaries: tuple[float, ...] = ()
 
 
 _P: Final = "streamboost_"
@@ -164,103 +165,71 @@ OTEL_DURATION: Final = OTelHistogram(
     "http.server.request.duration", "s", "Duration of HTTP server requests.", HTTP_ADVICE
 )
 
-# WebSocket connections (``prometheus/_websocket``, ``otel/_websocket``): observed once per
-# connection, at its end; the active gauge at the accept and at the end.
-WS_DURATION_BUCKETS: Final = (*DURATION_BUCKETS, 1800.0, 3600.0, 14400.0)
-_R: Final = ("route",)
-WS_ACTIVE: Final = Family(
-    _P + "websocket_connections_active", "WebSocket connections open now.", "gauge", _R
+# Cache: one series per cache name (caches sharing a name add up).
+CACHE_LOAD_BUCKETS: Final = (
+    *(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-WS_CONNECTIONS: Final = Family(
-    _P + "websocket_connections",
-    "WebSocket connections ended, by close code.",
-    "counter",
-    ("route", "code"),
+CACHE_RESULTS: Final = ("hit", "miss", "stale", "error")
+_LOAD_HELP: Final = "Time the cached function took on a miss or refresh"
+CACHE_REQUESTS: Final = Family(
+    _P + "cache_requests", "Cache requests by result", "counter", ("cache", "result")
 )
-WS_DURATION: Final = Family(
-    _P + "websocket_connection_duration_seconds",
-    "Connect to the end of a WebSocket connection.",
+CACHE_LOAD: Final = Family(
+    _P + "cache_load_duration_seconds",
+    _LOAD_HELP,
     "histogram",
-    _R,
-    WS_DURATION_BUCKETS,
+    ("cache",),
+    CACHE_LOAD_BUCKETS,
     "seconds",
 )
-WS_FIRST_MESSAGE: Final = Family(
-    _P + "websocket_time_to_first_message_seconds",
-    "Connect to the first message sent to the client.",
+CACHE_FAMILIES: Final = (CACHE_REQUESTS, CACHE_LOAD)
+# OpenTelemetry: the requests as an observable counter read at collection, the load histogram
+# with the SDK's default buckets (no advice).
+OTEL_CACHE_REQUESTS: Final = OTelHistogram(
+    "streamboost.cache.requests", "{request}", "Cache requests by result"
+)
+OTEL_CACHE_LOAD: Final = OTelHistogram("streamboost.cache.load.duration", "s", _LOAD_HELP)
+
+# Deferred writes: one series per writer name (writers sharing a name add up).
+DEFERRED_SIZE_BUCKETS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+DEFERRED_TIME_BUCKETS: Final = (
+    *(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+DEFERRED_QUEUE_DEPTH: Final = Family(
+    _P + "deferred_queue_depth",
+    "Items accepted but not yet committed (deferred jobs pending or running).",
+    "gauge",
+    ("writer",),
+)
+DEFERRED_ITEMS: Final = Family(
+    _P + "deferred_items",
+    "Deferred items by outcome: written, retried (per retry), dead_lettered, lost.",
+    "counter",
+    ("writer", "outcome"),
+)
+DEFERRED_BATCH_SIZE: Final = Family(
+    _P + "deferred_batch_size",
+    "Items per batch handed to a deferred writer's sink.",
     "histogram",
-    _R,
-    TTFT_BUCKETS,
+    ("writer",),
+    DEFERRED_SIZE_BUCKETS,
+)
+DEFERRED_WRITE_DURATION: Final = Family(
+    _P + "deferred_write_duration_seconds",
+    "Time one sink call took (successful or not).",
+    "histogram",
+    ("writer",),
+    DEFERRED_TIME_BUCKETS,
     "seconds",
 )
-WS_MESSAGES: Final = Family(
-    _P + "websocket_messages",
-    "WebSocket messages received from the client (in) and sent by the app (out).",
-    "counter",
-    ("route", "direction"),
-)
-WS_WRITES: Final = Family(
-    _P + "websocket_writes",
-    "WebSocket messages written to the client (a batch array is one).",
-    "counter",
-    _R,
-)
-WEBSOCKET_FAMILIES: Final = (
-    WS_ACTIVE,
-    WS_CONNECTIONS,
-    WS_DURATION,
-    WS_FIRST_MESSAGE,
-    WS_MESSAGES,
-    WS_WRITES,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class OTelInstrument:
-    """One OpenTelemetry instrument that is not a stream histogram."""
-
-    name: str
-    kind: Literal["counter", "updowncounter", "histogram"]
-    unit: str
-    description: str
-    boundaries: tuple[float, ...] = ()
-
-
-OTEL_WS_ACTIVE: Final = OTelInstrument(
-    "streamboost.websocket.active_connections",
-    "updowncounter",
-    "{connection}",
-    "WebSocket connections open now.",
-)
-OTEL_WS_CONNECTIONS: Final = OTelInstrument(
-    "streamboost.websocket.connections",
-    "counter",
-    "{connection}",
-    "WebSocket connections ended, by close code.",
-)
-OTEL_WS_DURATION: Final = OTelInstrument(
-    "streamboost.websocket.connection.duration",
+DEFERRED_LAG: Final = Family(
+    _P + "deferred_lag_seconds",
+    "Time from put() accepting the oldest item of a batch to the sink committing it.",
     "histogram",
-    "s",
-    "Connect to the end of a WebSocket connection.",
-    WS_DURATION_BUCKETS,
+    ("writer",),
+    DEFERRED_TIME_BUCKETS,
+    "seconds",
 )
-OTEL_WS_FIRST_MESSAGE: Final = OTelInstrument(
-    "streamboost.websocket.time_to_first_message",
-    "histogram",
-    "s",
-    "Connect to the first message sent to the client.",
-    TTFT_ADVICE,
-)
-OTEL_WS_MESSAGES: Final = OTelInstrument(
-    "streamboost.websocket.messages",
-    "counter",
-    "{message}",
-    "WebSocket messages received from the client and sent by the app.",
-)
-OTEL_WS_WRITES: Final = OTelInstrument(
-    "streamboost.websocket.writes",
-    "counter",
-    "{message}",
-    "WebSocket messages written to the client (a batch array is one).",
-)
+# Plain ints read at scrape time, and the histograms observed once per committed batch.
+DEFERRED_COUNTS: Final = (DEFERRED_QUEUE_DEPTH, DEFERRED_ITEMS)
+DEFERRED_BATCH: Final = (DEFERRED_BATCH_SIZE, DEFERRED_WRITE_DURATION, DEFERRED_LAG)

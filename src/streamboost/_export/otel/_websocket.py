@@ -11,9 +11,9 @@ from importlib.metadata import version
 from opentelemetry import metrics as otel_metrics
 
 from ..._wsconn import WebSocketRecord, close_class
-from .. import _spec as spec
+from .. import _spec_websocket as spec
 from .._route import OVERFLOW, SeriesCap
-from .._spec import OTelInstrument
+from .._spec import OTelHistogram
 from ._tracing import SCOPE_NAME
 
 Attributes = dict[str, str]
@@ -85,5 +85,5 @@ class OTelWebSockets:
             self._writes.add(record.writes, plain)
 
 
-def _args(i: OTelInstrument) -> dict[str, str]:
+def _args(i: OTelHistogram) -> dict[str, str]:
     return {"name": i.name, "unit": i.unit, "description": i.description}

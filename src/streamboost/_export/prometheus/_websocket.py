@@ -16,20 +16,16 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from typing import Protocol
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from ..._wsconn import WebSocketRecord, close_class
-from .. import _spec as spec
+from .. import _spec_websocket as spec
 from .._route import OVERFLOW, SeriesCap
+from .._spec import TTFT_BUCKETS
 from . import _multiprocess
-from ._fast_backend import Hist
+from ._families import counter, gauge, histogram
 from ._multiprocess import multiprocess_dir
+from ._plain import Hist, PlainCollector, Sample
 
 
 class _RouteSeries(Protocol):
@@ -53,7 +49,7 @@ class FastRoute:
         self.active = 0
         self.closes: dict[str, int] = {}
         self.duration = Hist(spec.WS_DURATION_BUCKETS)
-        self.first_message = Hist(spec.TTFT_BUCKETS)
+        self.first_message = Hist(TTFT_BUCKETS)
         self.received = self.sent = self.writes = 0
 
     def start(self) -> None:
@@ -81,7 +77,7 @@ class FastRoute:
 
 
 class FastWebSockets:
-    """Single process: every route's numbers, and the Collector that exports them."""
+    """Single process: every route's numbers, a source of the registry's ``PlainCollector``."""
 
     def __init__(self) -> None:
         self.routes: dict[str, FastRoute] = {}
@@ -92,57 +88,38 @@ class FastWebSockets:
             series = self.routes[route] = FastRoute()
         return series
 
-    def describe(self) -> Iterator[Metric]:
-        return iter(())
-
-    def collect(self) -> Iterator[Metric]:
-        routes = list(self.routes.items())
-        a = spec.WS_ACTIVE
-        active = GaugeMetricFamily(a.name, a.help, labels=a.labels)
-        connections = _counter(spec.WS_CONNECTIONS)
-        duration = _histogram(spec.WS_DURATION)
-        first = _histogram(spec.WS_FIRST_MESSAGE)
-        messages = _counter(spec.WS_MESSAGES)
-        writes = _counter(spec.WS_WRITES)
-        for route, s in routes:
+    def samples(self) -> Iterator[Sample]:
+        for route, s in list(self.routes.items()):
             labels = (route,)
-            active.add_metric(labels, s.active)
+            yield spec.WS_ACTIVE, labels, s.active
             for code, count in list(s.closes.items()):
-                connections.add_metric((route, code), count)
-            duration.add_metric(labels, s.duration.buckets(), s.duration.sum)
-            first.add_metric(labels, s.first_message.buckets(), s.first_message.sum)
-            messages.add_metric((route, "in"), s.received)
-            messages.add_metric((route, "out"), s.sent)
-            writes.add_metric(labels, s.writes)
-        yield active
-        yield connections
-        yield duration
-        yield first
-        yield messages
-        yield writes
+                yield spec.WS_CONNECTIONS, (route, code), count
+            yield spec.WS_DURATION, labels, s.duration
+            yield spec.WS_FIRST_MESSAGE, labels, s.first_message
+            yield spec.WS_MESSAGES, (route, "in"), s.received
+            yield spec.WS_MESSAGES, (route, "out"), s.sent
+            yield spec.WS_WRITES, labels, s.writes
 
 
-def _counter(f: spec.Family) -> CounterMetricFamily:
-    return CounterMetricFamily(f.name, f.help, labels=f.labels)
-
-
-def _histogram(f: spec.Family) -> HistogramMetricFamily:
-    return HistogramMetricFamily(f.name, f.help, labels=f.labels)
+def collector(source: FastWebSockets) -> PlainCollector[FastWebSockets]:
+    """The registry's Collector of ``source`` (names checked by prefix, as the streams')."""
+    plain: PlainCollector[FastWebSockets] = PlainCollector(
+        spec.WEBSOCKET_FAMILIES, FastWebSockets.samples, describe=False
+    )
+    plain.add(source)
+    return plain
 
 
 class ClientFamilies:
     """Multiprocess: the WebSocket families as prometheus_client metrics, from the spec."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        a = spec.WS_ACTIVE
-        self.active = Gauge(
-            a.name, a.help, a.labels, multiprocess_mode="livesum", registry=registry
-        )
-        self.connections = _client_counter(spec.WS_CONNECTIONS, registry)
-        self.duration = _client_histogram(spec.WS_DURATION, registry)
-        self.first_message = _client_histogram(spec.WS_FIRST_MESSAGE, registry)
-        self.messages = _client_counter(spec.WS_MESSAGES, registry)
-        self.writes = _client_counter(spec.WS_WRITES, registry)
+        self.active = gauge(spec.WS_ACTIVE, registry)  # summed over the live workers
+        self.connections = counter(spec.WS_CONNECTIONS, registry)
+        self.duration = histogram(spec.WS_DURATION, registry)
+        self.first_message = histogram(spec.WS_FIRST_MESSAGE, registry)
+        self.messages = counter(spec.WS_MESSAGES, registry)
+        self.writes = counter(spec.WS_WRITES, registry)
 
 
 class ClientRoute:
@@ -186,14 +163,6 @@ class ClientWebSockets:
         return ClientRoute(self.families, route)
 
 
-def _client_counter(f: spec.Family, registry: CollectorRegistry) -> Counter:
-    return Counter(f.name, f.help, f.labels, registry=registry)
-
-
-def _client_histogram(f: spec.Family, registry: CollectorRegistry) -> Histogram:
-    return Histogram(f.name, f.help, f.labels, buckets=f.buckets, registry=registry)
-
-
 # One backend per registry: StreamBoost instances on one registry share its series.
 _backends: weakref.WeakKeyDictionary[CollectorRegistry, _Backend] = weakref.WeakKeyDictionary()
 
@@ -207,7 +176,7 @@ def backend_for(registry: CollectorRegistry | None) -> _Backend:
             backend = ClientWebSockets(target)
         else:
             fast = FastWebSockets()
-            target.register(fast)
+            target.register(collector(fast))
             backend = fast
         _backends[target] = backend
     return backend

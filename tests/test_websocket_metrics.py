@@ -270,3 +270,63 @@ def test_multiprocess_workers_sum_their_connections(tmp_path: Path) -> None:
     assert sample(samples, ACTIVE, **route) == 0
     files = {p.name.split("_")[0] for p in directory.glob("*.db")}
     assert "gauge" in files and "counter" in files
+
+
+async def _deny(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "websocket.http.response.start", "status": 401, "headers": []})
+    await send({"type": "websocket.http.response.body", "body": b"no"})
+
+
+async def _bad_code(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": 999})
+
+
+async def _default_code(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close"})
+
+
+async def _returns(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "websocket.accept"})
+
+
+async def _client_leaves(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "websocket.accept"})
+    while (await receive())["type"] != "websocket.disconnect":
+        pass
+    await send({"type": "websocket.close", "code": 1000})  # too late: the client's code stands
+
+
+@pytest.mark.parametrize(
+    ("app", "incoming", "code"),
+    [
+        (_deny, [], "rejected"),  # the denial-response extension
+        (_bad_code, [], "other"),
+        (_default_code, [], "1000"),
+        (_returns, [], "1006"),
+        (_client_leaves, [{"type": "websocket.disconnect"}], "1005"),  # no code given
+        (_client_leaves, [{"type": "websocket.disconnect", "code": 4100}], "4100"),
+    ],
+)
+async def test_close_code_rules(app: Any, incoming: list[dict[str, Any]], code: str) -> None:
+    registry = CollectorRegistry()
+    queue = [{"type": "websocket.connect"}, *incoming]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return queue.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/ws", "headers": []}
+    await StreamBoost(app, registry=registry, otel=False)(scope, receive, send)
+    labels = {"route": "unmatched", "code": code}
+    assert registry.get_sample_value(CONNECTIONS, labels) == 1
+    assert registry.get_sample_value(ACTIVE, {"route": "unmatched"}) == 0

@@ -330,3 +330,27 @@ async def test_close_code_rules(app: Any, incoming: list[dict[str, Any]], code: 
     labels = {"route": "unmatched", "code": code}
     assert registry.get_sample_value(CONNECTIONS, labels) == 1
     assert registry.get_sample_value(ACTIVE, {"route": "unmatched"}) == 0
+
+
+def test_under_trio_connections_are_counted_and_batching_is_skipped() -> None:
+    from tests.test_trio import hypercorn_trio
+
+    registry = CollectorRegistry()
+    app = StreamBoost(
+        ws_app(), registry=registry, otel=False, coalesce=CoalesceConfig(websocket=True)
+    )
+
+    async def clients(base: str) -> list[Any]:
+        # The app closes: hypercorn reports a client's close as 1006 whatever its code (its
+        # websocket.disconnect carries 1006 while the connection is open), the app's code is
+        # on the wire as sent.
+        return await chat(ws_url(base, "/ws/a"), ["x", "y", "close:4001"])
+
+    with hypercorn_trio(app) as base:
+        answers = asyncio.run(clients(base))
+        samples = scrape_until(base, lambda s: sample(s, CONNECTIONS, route=TEMPLATE, code="4001"))
+    assert answers == [{"echo": "x"}, {"echo": "y"}, 4001]  # as the app sent them: not arrays
+    assert sample(samples, CONNECTIONS, route=TEMPLATE, code="4001") == 1
+    assert sample(samples, MESSAGES, route=TEMPLATE, direction="in") == 3
+    assert sample(samples, WRITES, route=TEMPLATE) == 2
+    assert sample(samples, ACTIVE, route=TEMPLATE) == 0

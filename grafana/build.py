@@ -188,9 +188,14 @@ def overview() -> dashboard.Dashboard:
         "streamboost / Overview",
         "Traffic, time to first token and stream health of apps wrapped in StreamBoost.",
     )
-    for variable in variables(route=True, extra=[]):
+    ws_var = query_variable(
+        "ws_route", f"label_values(streamboost_websocket_connections_total{{{SEL}}}, route)"
+    ).label("WebSocket route")
+    for variable in variables(route=True, extra=[ws_var]):
         board = board.with_variable(variable)
     sel = ROUTE_SEL
+    ws_sel = SEL + ', route=~"$ws_route"'
+    ws = "streamboost_websocket"
     http = "streamboost_http_requests_total"
     phases = "streamboost_phase_duration_seconds"
     fallbacks = (
@@ -321,6 +326,61 @@ def overview() -> dashboard.Dashboard:
                     "Events per write over the selected range: 1 means no coalescing.",
                     "none",
                     (ratio, "events per write"),
+                ),
+            ],
+        ),
+        (
+            "WebSockets",
+            [
+                series(
+                    "WebSocket connections closed per second by code",
+                    "Ended connections per route and close code: the code of the close frame "
+                    "(the app's or the client's), 1011 when the app raised, 1006 when it "
+                    "returned without a close, rejected when it never accepted.",
+                    "ops",
+                    [
+                        (
+                            rate(f"{ws}_connections_total", "route, code", ws_sel),
+                            "{{route}} {{code}}",
+                        )
+                    ],
+                    stacked=True,
+                ),
+                series(
+                    "Open WebSocket connections",
+                    "Connections accepted and not yet ended.",
+                    "short",
+                    [(f"sum by (route) ({ws}_connections_active{{{ws_sel}}})", "{{route}}")],
+                    width=THIRD,
+                ),
+                series(
+                    "WebSocket connection duration",
+                    "Connect to the end of the connection: p50, p95 and p99.",
+                    "s",
+                    percentiles(f"{ws}_connection_duration_seconds", "route", ws_sel),
+                ),
+                series(
+                    "Time to first WebSocket message",
+                    "Connect to the first message sent to the client: p50 and p95.",
+                    "s",
+                    percentiles(
+                        f"{ws}_time_to_first_message_seconds", "route", ws_sel, (0.5, 0.95)
+                    ),
+                    width=THIRD,
+                ),
+                series(
+                    "WebSocket messages per second",
+                    "Messages received from clients (in), sent by the app (out), and written "
+                    "to clients (with batching, one array carries several messages).",
+                    "ops",
+                    [
+                        (
+                            rate(f"{ws}_messages_total", "route, direction", ws_sel),
+                            "{{direction}} {{route}}",
+                        ),
+                        (rate(f"{ws}_writes_total", "route", ws_sel), "writes {{route}}"),
+                    ],
+                    width=WIDE + THIRD,
                 ),
             ],
         ),

@@ -7,6 +7,7 @@ which serves /metrics) with fast simulated latencies; profile and history cached
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from examples.chat.settings import ChatSettings, Latencies
 from examples.chat.store import ChatWrites, SQLiteStore
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from streamboost import Cache
 
@@ -37,7 +39,24 @@ def build_app(workdir: Path) -> Any:
         registry=registry,
     )
     cache = Cache("memory://", namespace="e2e", name="e2e", registry=registry)
-    return create_app(settings, writes=writes, cache=cache, registry=registry)
+    boosted = create_app(settings, writes=writes, cache=cache, registry=registry)
+    boosted.app.add_api_websocket_route("/chat/ws/{session_id}", chat_socket)
+    return boosted
+
+
+async def chat_socket(websocket: WebSocket) -> None:
+    """``/chat/ws/{session_id}``: each text message is answered with 8 token messages and a
+    ``{"type": "done"}``; the client closes (the WebSocket panels' traffic)."""
+    await websocket.accept()
+    try:
+        while True:
+            await websocket.receive_text()
+            for i in range(8):
+                await websocket.send_json({"type": "token", "i": i})
+                await asyncio.sleep(0.005)
+            await websocket.send_json({"type": "done"})
+    except WebSocketDisconnect:
+        return
 
 
 WORKDIR_ENV = "STREAMBOOST_E2E_DIR"
@@ -50,6 +69,10 @@ def worker_app() -> ASGIApp:
     pid = str(os.getpid()).encode()
 
     async def marked(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
         async def send_marked(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message = {

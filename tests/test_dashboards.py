@@ -236,3 +236,22 @@ def test_cache_and_writes_dashboard_shows_what_issue_6_lists() -> None:
     titles = {title: e for title, _, e in panels}
     assert 'outcome=~"retried"' in titles["Retries"]
     assert 'outcome=~"dead_lettered|failed"' in titles["Dead letters"]
+
+
+def test_overview_shows_the_websocket_metrics_of_issue_14() -> None:
+    panels = panel_queries("streamboost-overview.json")
+    exprs = "\n".join(e for _, _, e in panels)
+    ws = "streamboost_websocket"
+    assert f"sum by (route, code) (rate({ws}_connections_total" in exprs  # close codes
+    assert f"sum by (route) ({ws}_connections_active" in exprs
+    assert quantiles_from_buckets(exprs, f"{ws}_connection_duration_seconds", "route")
+    assert f"histogram_quantile(0.5, sum by (le, route) (rate({ws}_time_to_first_message" in exprs
+    assert f"sum by (route, direction) (rate({ws}_messages_total" in exprs  # in and out
+    assert f"rate({ws}_writes_total" in exprs
+    board = load_dashboard("streamboost-overview.json")
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert f"{ws}_connections_total" in variables["ws_route"]["query"]
+    socket_panels = [e for title, _, e in panels if "WebSocket" in title]
+    assert len(socket_panels) == 5
+    for e in socket_panels:  # filtered by the WebSocket route variable, not the HTTP one
+        assert 'route=~"$ws_route"' in e and '"$route"' not in e

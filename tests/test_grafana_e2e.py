@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from tests.needs import free_port, tool
+from websockets.asyncio.client import connect
 
 from dashboard_queries import GRAFANA_DIR, Query, all_queries
 from e2e_app import WORKDIR_ENV, build_app
@@ -35,14 +37,17 @@ from metrics_apps import server_process
 from streamboost._cli._loopback import uvicorn_in_thread
 
 JOB = "streamboost-e2e"
-# What Grafana would put in for the variables: All for the label filters, a 15 s rate window
-# (four 1 s scrapes and then some) and a range covering the whole run.
+# What Grafana would put in for the variables: All for the label filters, a 1 min rate window
+# (Grafana's minimum for a 15 s scrape; here 1 s scrapes, so the rates still see the load while
+# the queries are checked on a loaded machine: a 15 s window had expired before the last ones
+# ran, and their quantiles read NaN) and a range covering the whole run.
 VARIABLES = {
-    "$__rate_interval": "15s",
+    "$__rate_interval": "1m",
     "$__range": "5m",
     "$job": JOB,
     "$instance": ".*",
     "$route": ".*",
+    "$ws_route": ".*",
     "$cache": ".*",
     "$writer": ".*",
 }
@@ -54,6 +59,8 @@ MINIMUM = {
     "Coalescing ratio": 1.0,  # 16 tokens 10 ms apart and a 50 ms window: writes < events
     "Cache hit ratio": 0.0,  # 40 streams over 3 users
     "Items per second by outcome": 0.0,
+    "WebSocket connections closed per second by code": 0.0,
+    "WebSocket messages per second": 0.0,
 }
 # About 0.2 s per stream, four at a time: the load spans several 1 s scrapes, so rates and
 # quantiles see counters grow between samples rather than appear all at once.
@@ -61,6 +68,7 @@ STREAMS = 40
 CONCURRENCY = 4
 BAD_REQUESTS = 3
 DISCONNECTS = 2
+SOCKETS = 6  # WebSocket chats (the example app's routes do not batch them: metrics only)
 WORKERS = 2
 
 
@@ -178,12 +186,28 @@ async def generate_load(base_url: str) -> set[str]:
                 async for _ in response.aiter_raw():
                     break
 
+        async def socket(index: int) -> None:
+            async with semaphore:
+                await socket_chat(base_url, index)
+
         await asyncio.gather(
             *(chat(i) for i in range(STREAMS)),
+            *(socket(i) for i in range(1, SOCKETS)),
             *(bad_request() for _ in range(BAD_REQUESTS)),
             *(disconnect() for _ in range(DISCONNECTS)),
         )
     return pids
+
+
+async def socket_chat(base_url: str, index: int) -> None:
+    """One WebSocket chat of two questions; the client closes with 1000 or 4000."""
+    url = "ws://" + base_url.removeprefix("http://") + f"/chat/ws/s{index}"
+    async with connect(url) as ws:
+        for _ in range(2):
+            await ws.send("hi")
+            while orjson.loads(await ws.recv()) != {"type": "done"}:
+                pass
+        await ws.close(code=1000 if index % 2 else 4000)
 
 
 def wait_for(prometheus: str, expr: str, want: float, seconds: float) -> float:
@@ -245,12 +269,20 @@ def test_every_panel_query_returns_data_from_a_real_prometheus(
             up = wait_for(prometheus, f'up{{job="{JOB}"}}', 1, 15)
             assert up == 1, "prometheus never scraped the app's /metrics"
             total = f'sum(streamboost_streams_total{{job="{JOB}"}}) or vector(0)'
+            sockets = f'sum(streamboost_websocket_connections_total{{job="{JOB}"}}) or vector(0)'
+            # One WebSocket chat first, scraped before the others: its series then exist when
+            # the others end, so their rates and quantiles see the counts grow (the chats are
+            # short enough to all end between two scrapes otherwise).
+            asyncio.run(socket_chat(base_url, 0))
+            assert wait_for(prometheus, sockets, 1, 15) == 1
             pids = asyncio.run(generate_load(base_url))
             # Every worker served chats (workers=0: one process, no PID marks).
             assert len(pids) == workers, pids
             streams = STREAMS + DISCONNECTS
             seen = wait_for(prometheus, total, streams, 15)
             assert seen == streams, f"prometheus saw {seen} streams, expected {streams}"
+            closed = wait_for(prometheus, sockets, SOCKETS, 15)
+            assert closed == SOCKETS, f"prometheus saw {closed} WebSocket connections end"
             # Rates need a second scrape after the last increment inside the window; on a
             # loaded machine scrapes run late, so poll (bounded) instead of one fixed sleep.
             queries = all_queries()

@@ -328,7 +328,7 @@ async def test_other_messages_flush_buffered_bytes_first(extra: Message) -> None
     assert recorded.body == b"".join(sse(f"e{i}") for i in range(5))
 
 
-async def test_websocket_passes_through_untouched() -> None:
+async def test_websocket_passes_through_untouched_without_metrics_or_batching() -> None:
     calls: list[tuple[dict[str, Any], Any, Any]] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -340,7 +340,8 @@ async def test_websocket_passes_through_untouched() -> None:
     async def send(message: Message) -> None:
         return None
 
-    boosted = StreamBoost(app)
+    # Metrics on, WebSocket connections are counted (tests/test_websocket_metrics.py).
+    boosted = StreamBoost(app, metrics=False, otel=False)
     scope = {"type": "websocket", "path": "/ws"}
     await boosted(scope, receive, send)
     assert calls[-1] == (scope, receive, send)

@@ -40,6 +40,8 @@ class CoalesceConfig:
     """Merge consecutive OpenAI ``chat.completion.chunk`` content deltas of one choice."""
     websocket: bool = False
     """Batch JSON text messages of WebSocket connections into JSON array messages."""
+    websocket_exclude: Collection[str] = frozenset()
+    """Route templates (e.g. ``"/ws/raw/{room}"``) whose WebSocket connections stay unbatched."""
     content_types: Collection[str] = field(default=DEFAULT_CONTENT_TYPES)
     """Media types that are coalesced; every other response passes through untouched."""
 
@@ -85,6 +87,23 @@ class CoalesceConfig:
                 f"content_types={self.content_types!r} must be a collection of media types, "
                 "e.g. {'text/event-stream'}"
             )
+        if isinstance(self.websocket_exclude, str):
+            raise ValueError(
+                f"websocket_exclude={self.websocket_exclude!r} must be a collection of route "
+                "templates, e.g. {'/ws/raw/{room}'}"
+            )
+        for template in self.websocket_exclude:
+            if not isinstance(template, str) or not template.startswith("/"):
+                raise ValueError(
+                    f"websocket_exclude holds {template!r}: each must be a route template as "
+                    "the metrics label it, starting with '/', e.g. '/ws/raw/{room}'"
+                )
+        if self.websocket_exclude and not self.websocket:
+            raise ValueError(
+                f"websocket_exclude={set(self.websocket_exclude)!r} has no effect without "
+                "websocket=True: set websocket=True, or leave websocket_exclude out"
+            )
         # Frozen: normalise through object.__setattr__ so lookups are set lookups.
         object.__setattr__(self, "critical_events", frozenset(self.critical_events))
+        object.__setattr__(self, "websocket_exclude", frozenset(self.websocket_exclude))
         object.__setattr__(self, "content_types", frozenset(t.lower() for t in self.content_types))

@@ -21,6 +21,7 @@ from ._config import CoalesceConfig
 from ._deferred import DeferredWriter, export_defer_metrics
 from ._deferred._lifespan import LifespanWriters
 from ._export import MetricBuckets, build_exporters
+from ._export._websockets import build_websocket_observers
 from ._stream import (
     DEFAULT_CLOCK,
     Clock,
@@ -28,10 +29,9 @@ from ._stream import (
     ResponseSettings,
     StreamObserver,
     current_record,
-    on_asyncio,
 )
 from ._types import ASGIApp, Receive, Scope, Send
-from ._websocket import WebSocketBatcher
+from ._wsconn import WebSockets
 
 DEFAULT_METADATA_EVENTS: Final = ("metadata", "ping", "heartbeat", "keepalive")
 DEFAULT_OPT_OUT_HEADER: Final = "x-streamboost-opt-out"
@@ -55,8 +55,9 @@ class StreamBoost:
         is_metadata: the app's own test, ``(event: bytes) -> bool``, True for an event that
             carries no output tokens (an SSE event block, an NDJSON line or a text chunk, as
             raw bytes); applied to every event, after the built-in rules.
-        opt_out_header: a response header that turns coalescing off for that response;
-            StreamBoost removes it before the response goes out.
+        opt_out_header: a response header that turns coalescing off for that response (or,
+            on a ``websocket.accept``, batching for that connection); StreamBoost removes it
+            before the response goes out.
         writers: ``DeferredWriter`` objects started after the app's lifespan startup and
             drained before its shutdown; work scheduled with ``defer()`` is drained there too.
         drain_timeout: seconds the shutdown drain may take; what cannot finish by then is
@@ -174,6 +175,21 @@ class StreamBoost:
         critical = config.critical_events if config is not None else ()
         self.critical_names = frozenset(name.encode() for name in critical)
         self.opt_out_header = opt_out_header.lower().encode("latin-1")
+        # WebSocket scopes: counted and observed per connection, batched when configured.
+        self.websocket = WebSockets(
+            app,
+            batching=config,
+            observers=build_websocket_observers(
+                metrics=metrics,
+                registry=registry,
+                otel=otel,
+                meter_provider=meter_provider,
+                max_series=max_series,
+            ),
+            route=route,
+            clock=self.clock,
+            opt_out_header=self.opt_out_header,
+        )
         self.responses = ResponseSettings(
             app=app,
             clock=self.clock,
@@ -211,12 +227,7 @@ class StreamBoost:
                 current_record.reset(token)
         elif scope_type == "lifespan":
             await self.lifespan(scope, receive, send)
-        elif (
-            scope_type == "websocket"
-            and self.coalesce is not None
-            and self.coalesce.websocket
-            and on_asyncio()
-        ):
-            await WebSocketBatcher(self.app, self.coalesce, scope, receive, send).run()
+        elif scope_type == "websocket":
+            await self.websocket(scope, receive, send)
         else:
             await self.app(scope, receive, send)

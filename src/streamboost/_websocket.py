@@ -1,11 +1,15 @@
 """WebSocket batching (opt-in with ``CoalesceConfig(websocket=True)``).
 
 The JSON text messages an app sends within one window reach the client as ONE text message
-holding a JSON array of them, in order; every batch is an array, even a batch of one, so
-clients read ``for item in json.loads(message)``. A message whose JSON ``"type"`` is in
+holding a JSON array of them, in order; every batch is an array, even a batch of one and
+even of a scalar (``send_json("scalar")`` arrives as ``["scalar"]``), so clients read
+``for item in json.loads(message)``. A message whose JSON ``"type"`` is in
 ``critical_events`` goes out at once together with the batch before it. A batch is capped at
-``max_events`` messages and ``max_bytes`` bytes. Anything else the app sends (binary, non-JSON
-text, accept, close) goes out as it is, after the buffered batch.
+``max_events`` messages and ``max_bytes`` bytes. Anything else the app sends (binary, text
+that is not JSON, close) goes out as it is, after the buffered batch.
+
+``WebSocketBatcher`` is the send side only: ``_wsconn.WebSocketConnection`` decides per
+connection whether to batch (at the accept, once the route is known) and calls ``finish``.
 """
 
 from __future__ import annotations
@@ -16,51 +20,49 @@ import orjson
 
 from ._config import CoalesceConfig
 from ._stream import Coalescer
-from ._types import ASGIApp, Message, Receive, Scope, Send
+from ._types import Message, Send
 
 
 class WebSocketBatcher:
-    """Runs the app for one WebSocket connection with its JSON messages batched."""
+    """Batches one connection's JSON text messages into arrays sent through ``send``."""
 
-    __slots__ = ("_app", "_coalescer", "_config", "_critical", "_receive", "_scope", "_send")
+    __slots__ = ("_coalescer", "_config", "_critical", "_send")
 
-    def __init__(
-        self, app: ASGIApp, config: CoalesceConfig, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        self._app = app
+    def __init__(self, config: CoalesceConfig, send: Send) -> None:
         self._config = config
-        self._scope = scope
-        self._receive = receive
         self._send = send
         self._critical = config.critical_events
         self._coalescer: Coalescer | None = None
 
-    async def run(self) -> None:
+    async def finish(self, completed: bool) -> None:
+        """The app returned (``completed``) or failed: deliver what waits, then stop."""
+        coalescer = self._coalescer
+        if coalescer is None:
+            return
         try:
-            await self._app(self._scope, self._receive, self.send)
-            if self._coalescer is not None and self._coalescer.error is None:
+            if completed and coalescer.error is None:
                 with contextlib.suppress(OSError):  # the client left: nothing to deliver
-                    await self._coalescer.drain()
+                    await coalescer.drain()
         finally:
-            if self._coalescer is not None:
-                self._coalescer.close()
+            coalescer.close()
 
     async def send(self, message: Message) -> None:
         text = message.get("text") if message["type"] == "websocket.send" else None
-        item = _json(text) if text is not None and message.get("bytes") is None else None
-        if item is not None and text is not None:
-            coalescer = self._coalescer
-            if coalescer is None:
-                coalescer = self._coalescer = Coalescer(self._write, self._config, eager=False)
-            if coalescer.error is not None:
-                raise coalescer.error
-            data = text.encode()
-            kind = item.get("type") if isinstance(item, dict) else None
-            critical = isinstance(kind, str) and kind in self._critical
-            code = coalescer.offer(data, len(data), 1, 1, critical)
-            if code:
-                await coalescer.settle(code)
-            return
+        if text is not None and message.get("bytes") is None:
+            parsed, item = _json(text)
+            if parsed:
+                coalescer = self._coalescer
+                if coalescer is None:
+                    coalescer = self._coalescer = Coalescer(self._write, self._config, eager=False)
+                if coalescer.error is not None:
+                    raise coalescer.error
+                data = text.encode()
+                kind = item.get("type") if isinstance(item, dict) else None
+                critical = isinstance(kind, str) and kind in self._critical
+                code = coalescer.offer(data, len(data), 1, 1, critical)
+                if code:
+                    await coalescer.settle(code)
+                return
         if self._coalescer is not None and self._coalescer.error is None:
             await self._coalescer.drain()
         await self._send(message)
@@ -85,12 +87,11 @@ class WebSocketBatcher:
         await self._send({"type": "websocket.send", "text": text})
 
 
-def _json(text: str) -> object | None:
-    """The parsed JSON object or array in ``text``, else None (sent unbatched)."""
-    if text[:1] not in ("{", "["):
-        return None
+def _json(text: str) -> tuple[bool, object]:
+    """``(True, value)`` when ``text`` is one JSON value (any: object, array, scalar), else
+    ``(False, None)``: such text is sent unbatched, as the app sent it."""
     try:
         item: object = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return None
-    return item
+        return False, None
+    return True, item

@@ -4,6 +4,7 @@ The stream families, the cache's and the deferred writers'. The single-process C
 (``prometheus._plain``), the multiprocess families (``prometheus._families``, file-backed) and
 OpenTelemetry (``otel._histograms``, the cache's instruments) all read these records, so the
 backends cannot drift apart. Counter names carry no ``_total``: prometheus_client adds it.
+The WebSocket families are in ``_spec_websocket``, on these same records.
 """
 
 from __future__ import annotations

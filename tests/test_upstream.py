@@ -11,10 +11,12 @@ connections, counted at the provider.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,7 +28,7 @@ from tests.coalesce_apps import Records
 from streamboost import instrument_upstream, upstream_client
 from streamboost._loopback import uvicorn_in_thread
 from streamboost._timing import PhaseTiming, StreamRecord
-from upstream_apps import DELAY, TOKENS, Provider, chat_app, scrape
+from upstream_apps import DELAY, TOKENS, Provider, chat_app, hypercorn_tls, scrape
 
 PHASE = "streamboost_phase_duration_seconds"
 TTFT = "streamboost_time_to_first_token_seconds"
@@ -234,7 +236,40 @@ def test_first_byte_timeout_is_split_from_the_read_timeout(provider: tuple[Provi
     asyncio.run(run())
 
 
-def test_http2_follows_h2(provider: tuple[Provider, str]) -> None:
+def test_http2_multiplexes_concurrent_streams_on_one_connection(tmp_path: Path) -> None:
+    """With h2 installed the client speaks HTTP/2 where the provider offers it (TLS, ALPN):
+    concurrent streams share one connection, and the phases are recorded the same."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    upstream = Provider()
+    records = Records()
+    streams = 4
+    with hypercorn_tls(upstream, certfile, keyfile) as url:
+        client = upstream_client(verify=context, max_connections=streams)
+        app = chat_app(client, url, CollectorRegistry(), records)
+        with uvicorn_in_thread(app) as base_url:
+
+            async def load() -> list[str]:
+                async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+                    posts = [http.post("/chat/stream", json={}) for _ in range(streams)]
+                    return [response.text for response in await asyncio.gather(*posts)]
+
+            texts = asyncio.run(load())
+            for record in ended(records, streams):
+                assert_model_phase(record)
+    assert all(text.count('"content"') == len(TOKENS) for text in texts)
+    assert upstream.versions == ["2"] * streams
+    assert upstream.connections() == 1
+
+
+def test_http2_follows_h2() -> None:
     with pytest.raises(TypeError, match="True, False or None"):
         upstream_client(http2="yes")  # type: ignore[arg-type]
     code = (
@@ -271,10 +306,11 @@ def test_the_core_imports_without_httpx() -> None:
         ({"first_byte_timeout": float("inf")}, ValueError, "first_byte_timeout=inf"),
         ({"read_timeout": True}, ValueError, "read_timeout=True"),
         ({"max_connections": 0}, ValueError, r"max_connections=0 must be an int >= 1"),
-        ({"max_keepalive_connections": 5, "max_connections": 2}, ValueError, "<= max_conn"),
+        ({"max_keepalive_connections": -1}, ValueError, "max_keepalive_connections=-1"),
         ({"phase": ""}, ValueError, "phase='' must be a non-empty phase name"),
         ({"first_byte": 1}, TypeError, "first_byte=1 must be True or False"),
         ({"base_url": 1}, TypeError, "base_url=1 must be a URL string"),
+        ({"verify": "ca.pem"}, TypeError, r"verify='ca.pem' must be .* ssl\.SSLContext"),
     ],
 )
 def test_upstream_client_errors_name_the_value_and_the_fix(

@@ -16,8 +16,12 @@ SDK (``http_client=`` the client under test) and stream the tokens as SSE.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -84,6 +88,7 @@ class Provider:
 
     def __init__(self) -> None:
         self.peers: list[tuple[str, int]] = []
+        self.versions: list[str] = []  # scope["http_version"] of each request
         self._app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
@@ -94,6 +99,7 @@ class Provider:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             self.peers.append(tuple(scope["client"]))
+            self.versions.append(scope["http_version"])
         await self._app(scope, receive, send)
 
     def connections(self) -> int:
@@ -224,3 +230,43 @@ def scrape(base_url: str) -> Callable[..., float]:
         return found[0] if found else 0.0
 
     return value
+
+
+@contextmanager
+def hypercorn_tls(app: Any, certfile: Path, keyfile: Path) -> Iterator[str]:
+    """Serve ``app`` with hypercorn over TLS on 127.0.0.1 (ALPN offers h2 and http/1.1);
+    yield ``https://127.0.0.1:PORT``."""
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.listen(128)
+    config = Config()
+    config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns and closes the socket
+    config.certfile, config.keyfile = str(certfile), str(keyfile)
+    config.loglevel = "WARNING"
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    def run() -> None:
+        loop.run_until_complete(serve(app, config, shutdown_trigger=stop.wait))
+        loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"hypercorn did not listen on {port} within 10 s") from None
+                time.sleep(0.05)
+        yield f"https://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)

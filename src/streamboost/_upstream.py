@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import ssl
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -64,6 +65,7 @@ def upstream_client(
     keepalive_expiry: float = 30.0,
     http2: bool | None = None,
     headers: Mapping[str, str] | None = None,
+    verify: ssl.SSLContext | bool = True,
     phase: str = "model",
     first_byte: bool = True,
 ) -> httpx.AsyncClient:
@@ -87,11 +89,6 @@ def upstream_client(
         _seconds(name, seconds)
     _count("max_connections", max_connections, minimum=1)
     _count("max_keepalive_connections", max_keepalive_connections, minimum=0)
-    if max_keepalive_connections > max_connections:
-        raise ValueError(
-            f"max_keepalive_connections={max_keepalive_connections} exceeds "
-            f"max_connections={max_connections}; keep it <= max_connections"
-        )
     if http2 is not None and not isinstance(http2, bool):
         raise TypeError(f"http2={http2!r} must be True, False or None (on when h2 is installed)")
     has_h2 = importlib.util.find_spec("h2") is not None
@@ -99,6 +96,11 @@ def upstream_client(
         raise ImportError(
             "http2=True needs the h2 package: pip install 'streamboost[http2]' "
             "(or pass http2=None to use HTTP/2 only when it is installed)"
+        )
+    if not isinstance(verify, ssl.SSLContext | bool):
+        raise TypeError(
+            f"verify={verify!r} must be True, False or an ssl.SSLContext, "
+            "e.g. ssl.create_default_context(cafile='ca.pem')"
         )
     _phase_name(phase)
     if not isinstance(first_byte, bool):
@@ -123,10 +125,12 @@ def upstream_client(
         ),
         limits=httpx.Limits(
             max_connections=max_connections,
-            max_keepalive_connections=max_keepalive_connections,
+            # Idle connections kept: never more than the pool holds.
+            max_keepalive_connections=min(max_keepalive_connections, max_connections),
             keepalive_expiry=keepalive_expiry,
         ),
         http2=has_h2 if http2 is None else http2,
+        verify=verify,
         event_hooks={"request": [timing.request], "response": [timing.response]},
     )
 

@@ -236,6 +236,32 @@ def test_first_byte_timeout_is_split_from_the_read_timeout(provider: tuple[Provi
     asyncio.run(run())
 
 
+def test_the_openai_sdk_keeps_the_split_timeouts(provider: tuple[Provider, str]) -> None:
+    """The SDK sends every request with the client's timeout: the first-byte timeout still
+    applies to its headers, and the read timeout to the gaps after them."""
+    import openai
+
+    _, url = provider
+
+    async def run() -> None:
+        client = upstream_client(first_byte_timeout=30, read_timeout=0.2)
+        async with openai.AsyncOpenAI(
+            base_url=url + "/v1", api_key="sim", http_client=client, max_retries=0
+        ) as sdk:
+            messages: Any = [{"role": "user", "content": "hi"}]
+            stream = await sdk.chat.completions.create(
+                model="slow-headers", messages=messages, stream=True
+            )
+            assert [part async for part in stream]
+            stream = await sdk.chat.completions.create(
+                model="stall", messages=messages, stream=True
+            )
+            with pytest.raises(openai.APITimeoutError):
+                _ = [part async for part in stream]
+
+    asyncio.run(run())
+
+
 def test_http2_multiplexes_concurrent_streams_on_one_connection(tmp_path: Path) -> None:
     """With h2 installed the client speaks HTTP/2 where the provider offers it (TLS, ALPN):
     concurrent streams share one connection, and the phases are recorded the same."""

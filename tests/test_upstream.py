@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import httpx2
+import openai
 import pytest
 from prometheus_client import CollectorRegistry
 from tests.coalesce_apps import Records
@@ -160,12 +161,17 @@ def test_named_provider_events_before_the_first_token_are_not_tokens(
     assert found["model_first_byte"].ended_at < found["model"].ended_at
 
 
-@pytest.mark.parametrize("package", [httpx, httpx2], ids=["httpx", "httpx2"])
-def test_instrument_an_existing_client(provider: tuple[Provider, str], package: Any) -> None:
-    """The openai SDK takes an httpx.AsyncClient or an httpx2.AsyncClient as http_client."""
+@pytest.mark.parametrize(
+    "make",
+    [httpx.AsyncClient, httpx2.AsyncClient, openai.DefaultAsyncHttpxClient],
+    ids=["httpx", "httpx2", "openai-default"],
+)
+def test_instrument_an_existing_client(provider: tuple[Provider, str], make: Any) -> None:
+    """The openai SDK takes an httpx.AsyncClient or an httpx2.AsyncClient (its own default
+    client is a subclass of that) as http_client."""
     upstream, url = provider
     records = Records()
-    client = package.AsyncClient(timeout=30, headers={"x-app": "test"})
+    client = make(timeout=30, headers={"x-app": "test"})
     assert instrument_upstream(client) is client
     with pytest.raises(ValueError, match="instrument it once"):
         instrument_upstream(client)
@@ -239,8 +245,6 @@ def test_first_byte_timeout_is_split_from_the_read_timeout(provider: tuple[Provi
 def test_the_openai_sdk_keeps_the_split_timeouts(provider: tuple[Provider, str]) -> None:
     """The SDK sends every request with the client's timeout: the first-byte timeout still
     applies to its headers, and the read timeout to the gaps after them."""
-    import openai
-
     _, url = provider
 
     async def run() -> None:
@@ -349,6 +353,8 @@ def test_upstream_client_errors_name_the_value_and_the_fix(
 def test_instrument_upstream_refuses_what_it_cannot_time() -> None:
     with pytest.raises(TypeError, match=r"use httpx\.AsyncClient inside an ASGI app"):
         instrument_upstream(httpx.Client())
+    with pytest.raises(TypeError, match=r"use httpx2\.AsyncClient inside an ASGI app"):
+        instrument_upstream(openai.DefaultHttpxClient())
     with pytest.raises(TypeError, match=r"takes an httpx\.AsyncClient"):
         instrument_upstream(object())
     with pytest.raises(ValueError, match="first_byte_timeout=-1"):

@@ -135,6 +135,15 @@ def upstream_client(
     )
 
 
+def _base_of(client: object, name: str) -> str | None:
+    """``httpx`` or ``httpx2`` when ``client`` is (a subclass of) that package's ``name``."""
+    for cls in type(client).__mro__:
+        package = cls.__module__.partition(".")[0]
+        if cls.__name__ == name and package in ("httpx", "httpx2"):
+            return package
+    return None
+
+
 def instrument_upstream(
     client: C,
     *,
@@ -148,16 +157,16 @@ def instrument_upstream(
     in place of the client's read timeout (``None``: the read timeout bounds it, as before).
     """
     target: Any = client  # httpx or httpx2, neither imported here
-    package = type(client).__module__.partition(".")[0]
-    if package not in ("httpx", "httpx2") or type(client).__name__ != "AsyncClient":
-        if type(client).__name__ == "Client":
+    if _base_of(client, "AsyncClient") is None:
+        package = _base_of(client, "Client")
+        if package is not None:
             raise TypeError(
-                f"instrument_upstream() times async clients; got {type(client).__qualname__} "
-                f"from {package}: use {package}.AsyncClient inside an ASGI app"
+                f"instrument_upstream() times async clients; got {type(client).__qualname__}: "
+                f"use {package}.AsyncClient inside an ASGI app"
             )
         raise TypeError(
-            f"instrument_upstream() takes an httpx.AsyncClient (or httpx2.AsyncClient); "
-            f"got {client!r}"
+            f"instrument_upstream() takes an httpx.AsyncClient (or httpx2.AsyncClient, or a "
+            f"subclass such as openai.DefaultAsyncHttpxClient); got {client!r}"
         )
     _phase_name(phase)
     if not isinstance(first_byte, bool):

@@ -161,6 +161,21 @@ def test_named_provider_events_before_the_first_token_are_not_tokens(
     assert found["model_first_byte"].ended_at < found["model"].ended_at
 
 
+def test_a_response_closed_before_a_token_ends_the_phase_then(
+    provider: tuple[Provider, str],
+) -> None:
+    _, url = provider
+    records = Records()
+    app = chat_app(upstream_client(), url, CollectorRegistry(), records)
+    with uvicorn_in_thread(app) as base_url:
+        assert "gave up" in chat(base_url, "/chat/abandon")
+        (record,) = ended(records, 1)
+    found = phases(record)
+    assert set(found) == {"model_first_byte", "model"}
+    assert found["model_first_byte"].ended_at <= found["model"].ended_at
+    assert record.first_token_at is not None and found["model"].ended_at < record.first_token_at
+
+
 @pytest.mark.parametrize(
     "make",
     [httpx.AsyncClient, httpx2.AsyncClient, openai.DefaultAsyncHttpxClient],

@@ -200,6 +200,18 @@ def chat_app(
 
         return StreamingResponse(tokens(), media_type=SSE)
 
+    async def abandon(request: Request) -> Response:
+        """Reads the provider's first chunk (role only, no token) and closes the response."""
+        body = {"stream": True, "model": "sim"}
+        async with client.stream("POST", provider_url + "/v1/chat/completions", json=body) as r:
+            async for _ in r.aiter_raw():
+                break
+
+        async def tokens() -> AsyncIterator[bytes]:
+            yield b'data: {"content": "gave up"}\n\n'
+
+        return StreamingResponse(tokens(), media_type=SSE)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
@@ -209,6 +221,7 @@ def chat_app(
         Route("/chat/stream", stream, methods=["POST"]),
         Route("/chat/once", once, methods=["POST"]),
         Route("/chat/anthropic", anthropic, methods=["POST"]),
+        Route("/chat/abandon", abandon, methods=["POST"]),
     ]
     return StreamBoost(
         Starlette(routes=routes, lifespan=lifespan),

@@ -182,6 +182,34 @@ def new_dashboard(uid: str, title: str, description: str) -> dashboard.Dashboard
     )
 
 
+# Phases recorded by streamboost itself: ``queue`` (admission) and the upstream client's
+# ``model`` and ``<phase>_first_byte`` (the latter lies inside its call, so it is never summed).
+QUEUE_PHASE = 'phase="queue"'
+MODEL_PHASE = 'phase="model"'
+BEFORE_MODEL = 'phase!~"queue|model|.+_first_byte"'
+NOT_FIRST_BYTE = 'phase!~".+_first_byte"'
+
+
+def ttft_split(sel: str) -> list[Q]:
+    """Mean time to first token per stream as queue + phases before the model + the model +
+    the rest: each phase's rate of seconds over the rate of streams with a first token, so
+    the four add up to the mean TTFT (0 for a part nothing recorded)."""
+    streams = f"sum(rate(streamboost_time_to_first_token_seconds_count{{{sel}}}{RATE}))"
+    ttft = f"sum(rate(streamboost_time_to_first_token_seconds_sum{{{sel}}}{RATE}))"
+
+    def spent(matcher: str) -> str:
+        seconds = f"sum(rate(streamboost_phase_duration_seconds_sum{{{sel}, {matcher}}}{RATE}))"
+        return f"({seconds} or {streams} * 0)"
+
+    rest = f"clamp_min(({ttft} - {spent(NOT_FIRST_BYTE)}) / {streams}, 0)"
+    return [
+        (f"{spent(QUEUE_PHASE)} / {streams}", "queue"),
+        (f"{spent(BEFORE_MODEL)} / {streams}", "phases before the model"),
+        (f"{spent(MODEL_PHASE)} / {streams}", "model"),
+        (rest, "rest"),
+    ]
+
+
 def overview() -> dashboard.Dashboard:
     board = new_dashboard(
         "streamboost-overview",
@@ -198,6 +226,7 @@ def overview() -> dashboard.Dashboard:
     ws = "streamboost_websocket"
     http = "streamboost_http_requests_total"
     phases = "streamboost_phase_duration_seconds"
+    ttft = "streamboost_time_to_first_token_seconds"
     fallbacks = (
         rate("streamboost_phase_fallbacks_total", "phase, reason", sel)
         + f" or {rate(f'{phases}_count', 'phase', sel)} * 0"
@@ -266,7 +295,8 @@ def overview() -> dashboard.Dashboard:
                 series(
                     "Phases before the first token",
                     "Mean time of each phase (phase() / gather_phases()) per request, stacked. "
-                    "Phases run by gather_phases overlap, so the stack can exceed the wall time.",
+                    "Phases run by gather_phases overlap, so the stack can exceed the wall time; "
+                    "model_first_byte (request to the provider's headers) lies inside model.",
                     "s",
                     [(mean(phases, "phase", sel), "{{phase}}")],
                     stacked=True,
@@ -276,6 +306,35 @@ def overview() -> dashboard.Dashboard:
                     "Phases that timed out or failed and used their fallback (0 when none).",
                     "ops",
                     [(fallbacks, "{{phase}} {{reason}}")],
+                    width=THIRD,
+                ),
+                series(
+                    "Time to first token, split",
+                    "Mean time to first token per stream, stacked: waiting for admission "
+                    "(phase queue), the phases before the model, the model (phase model: "
+                    "upstream_client() or instrument_upstream(), request sent to the "
+                    "provider's first token) and the rest (the app's own work and the first "
+                    "write). Phases that overlap (gather_phases) or run in responses "
+                    "without a token make the parts before the rest too large; the rest "
+                    "never goes below 0.",
+                    "s",
+                    ttft_split(sel),
+                    stacked=True,
+                ),
+                series(
+                    "Model calls per stream",
+                    "Calls to the model provider (phase model) per stream with a first "
+                    "token: above 1 means retries or several calls per answer (0 when the "
+                    "app does not time its model calls).",
+                    "none",
+                    [
+                        (
+                            f"({rate(f'{phases}_count', 'route', sel, MODEL_PHASE)}"
+                            f" or {rate(f'{ttft}_count', 'route', sel)} * 0)"
+                            f" / {rate(f'{ttft}_count', 'route', sel)}",
+                            "{{route}}",
+                        )
+                    ],
                     width=THIRD,
                 ),
             ],

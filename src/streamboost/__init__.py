@@ -26,6 +26,7 @@ from ._deferred import (
 from ._export import MetricBuckets
 from ._middleware import StreamBoost
 from ._phases import gather_phases, phase
+from ._upstream import instrument_upstream, upstream_client
 
 __all__: list[str] = [
     "Cache",
@@ -50,5 +51,7 @@ __all__: list[str] = [
     "delta_buffer",
     "drain_deferred",
     "gather_phases",
+    "instrument_upstream",
     "phase",
+    "upstream_client",
 ]

@@ -6,6 +6,7 @@ Read in this order: ``_response`` (the request's run; picks a sender at the resp
 """
 
 from ._coalescer import Coalescer
+from ._format import stream_format
 from ._kernel import NATIVE
 from ._ready import on_asyncio
 from ._record import (
@@ -21,6 +22,7 @@ from ._record import (
     current_record,
 )
 from ._response import HTTPStream, ResponseSettings
+from ._scanner import EventScanner
 
 __all__ = [
     "DEFAULT_CLOCK",
@@ -31,6 +33,7 @@ __all__ = [
     "OUTCOME_NO_TOKEN",
     "Clock",
     "Coalescer",
+    "EventScanner",
     "HTTPStream",
     "PhaseTiming",
     "ResponseSettings",
@@ -38,4 +41,5 @@ __all__ = [
     "StreamRecord",
     "current_record",
     "on_asyncio",
+    "stream_format",
 ]

@@ -1,5 +1,6 @@
 """streamboost: fast, observable streaming for ASGI apps."""
 
+from ._admission import AdmissionConfig, SharedLimit
 from ._cache import (
     Cache,
     CachedCall,
@@ -27,6 +28,7 @@ from ._middleware import StreamBoost
 from ._phases import gather_phases, phase
 
 __all__: list[str] = [
+    "AdmissionConfig",
     "Cache",
     "CacheValueTooLarge",
     "CachedCall",
@@ -39,6 +41,7 @@ __all__: list[str] = [
     "Entry",
     "QueueFull",
     "RetryPolicy",
+    "SharedLimit",
     "StreamBoost",
     "UnsafeCacheKey",
     "WriterClosed",

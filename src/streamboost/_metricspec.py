@@ -162,3 +162,34 @@ OTEL_TPOT: Final = OTelHistogram(
 OTEL_DURATION: Final = OTelHistogram(
     "http.server.request.duration", "s", "Duration of HTTP server requests.", HTTP_ADVICE
 )
+
+# Admission control (``_admission``): exported when StreamBoost(admission=...) is on, by the
+# admission module's own collector, so they are not in FAMILIES (the stream backends').
+ADMISSION_RESULTS: Final = ("admitted", "rejected", "abandoned")
+ADMISSION_REASONS: Final = ("queue_full", "displaced", "timeout", "unavailable")
+ADMISSION_QUEUE_DEPTH: Final = Family(
+    _P + "admission_queue_depth", "Requests waiting for admission.", "gauge", ()
+)
+ADMISSION_ACTIVE: Final = Family(
+    _P + "admission_active", "Admitted requests running the app.", "gauge", ()
+)
+ADMISSION_WAIT: Final = Family(
+    _P + "admission_wait_seconds",
+    "Time from arrival to admission, rejection or the client leaving, by result.",
+    "histogram",
+    ("result",),
+    TTFT_BUCKETS,
+    "seconds",
+)
+ADMISSION_REJECTED: Final = Family(
+    _P + "admission_rejected",
+    "Requests answered 429/503 before the app ran, by reason.",
+    "counter",
+    ("reason",),
+)
+ADMISSION_FAMILIES: Final = (
+    ADMISSION_QUEUE_DEPTH,
+    ADMISSION_ACTIVE,
+    ADMISSION_WAIT,
+    ADMISSION_REJECTED,
+)

@@ -15,6 +15,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
+from ._admission import AdmissionConfig, build_admission
 from ._config import CoalesceConfig
 from ._deferred import DeferredWriter, export_defer_metrics
 from ._deferred._lifespan import LifespanWriters
@@ -66,6 +67,8 @@ class StreamBoost:
         otel: record OpenTelemetry metrics, and timing on the server span (or one span per
             request when a TracerProvider is configured).
         meter_provider, tracer_provider: None for OpenTelemetry's global providers.
+        admission: an ``AdmissionConfig``: limit the requests running the app at once, queue
+            or reject (429/503 with ``Retry-After``) the rest before the app runs (None: off).
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class StreamBoost:
         otel: bool = True,
         meter_provider: MeterProvider | None = None,
         tracer_provider: TracerProvider | None = None,
+        admission: AdmissionConfig | None = None,
     ) -> None:
         if coalesce is True:
             config: CoalesceConfig | None = CoalesceConfig()
@@ -157,6 +161,7 @@ class StreamBoost:
         critical = config.critical_events if config is not None else ()
         self.critical_names = frozenset(name.encode() for name in critical)
         self.opt_out_header = opt_out_header.lower().encode("latin-1")
+        self.admission = build_admission(admission, metrics=metrics, registry=registry)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
@@ -165,10 +170,12 @@ class StreamBoost:
             if metrics_app is not None and self.exporters.serves(scope):
                 await metrics_app(scope, receive, send)
                 return
-            stream = HTTPStream(self, scope, receive, send)
+            admission = self.admission
+            ticket = None if admission is None else admission.ticket(scope, receive, send)
+            stream = HTTPStream(self, scope, receive if ticket is None else ticket.receive, send)
             token = current_record.set(stream.record)  # for phase() inside the app
             try:
-                await stream.run()
+                await (stream.run() if ticket is None else ticket.run(stream.record, stream.run))
             finally:
                 current_record.reset(token)
         elif scope_type == "lifespan":

@@ -134,12 +134,14 @@ def hold_app(
 
 def _redis_app() -> StreamBoost:
     url, prefix = os.environ["ADM_REDIS_URL"], os.environ["ADM_PREFIX"]
+    lease = float(os.environ.get("ADM_LEASE", "10"))
     shared = SharedLimit(
         url=url,
         limit=int(os.environ["ADM_SHARED_LIMIT"]),
         key=prefix + ":sem",
-        lease=float(os.environ.get("ADM_LEASE", "10")),
+        lease=lease,
         poll_interval=0.02,
+        timeout=min(0.5, lease / 4),
     )
     admission = AdmissionConfig(
         limit=int(os.environ.get("ADM_LIMIT", "100")),

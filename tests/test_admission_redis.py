@@ -12,7 +12,7 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import orjson
@@ -35,7 +35,7 @@ APP = "tests.admission_apps:redis_app"
 async def prefix(redis_url: str) -> AsyncIterator[str]:
     name = f"sbtest:adm:{uuid.uuid4().hex[:12]}"
     yield name
-    client = aioredis.Redis.from_url(redis_url)
+    client: Any = aioredis.Redis.from_url(redis_url)
     try:
         keys = [key async for key in client.scan_iter(match=f"{name}*", count=500)]
         if keys:
@@ -63,7 +63,7 @@ async def test_semaphore_scripts(redis_url: str, prefix: str) -> None:
     short = RedisSemaphore(
         SharedLimit(url=redis_url, limit=3, key=key, lease=0.3, poll_interval=0.05, timeout=0.05)
     )
-    client = aioredis.Redis.from_url(redis_url)
+    client: Any = aioredis.Redis.from_url(redis_url)
     try:
         assert await a.acquire(["a1", "a2"]) == 2
         assert await short.acquire(["s1", "s2"]) == 1  # the first in order gets the last place
@@ -113,7 +113,7 @@ async def test_the_limit_holds_across_two_processes(redis_url: str, prefix: str)
     limit, clients = 3, 9
     env = _env(redis_url, prefix, ADM_SHARED_LIMIT=str(limit), ADM_MAX_QUEUE="2")
     ports = [free_port(), free_port()]
-    client = aioredis.Redis.from_url(redis_url)
+    client: Any = aioredis.Redis.from_url(redis_url)
     with (
         server_process(_command(ports[0]), ports[0], env) as one,
         server_process(_command(ports[1]), ports[1], env) as two,
@@ -145,7 +145,7 @@ async def test_the_limit_holds_across_two_processes(redis_url: str, prefix: str)
         peak = int(await client.get(prefix + ":peak") or 0)
 
         async def released() -> bool:
-            return await client.zcard(prefix + ":sem") == 0
+            return bool(await client.zcard(prefix + ":sem") == 0)
 
         await until(released, "every lease released after the streams")
     await client.aclose()
@@ -166,7 +166,7 @@ async def test_a_sigkilled_holder_frees_its_leases_within_the_lease(
     lease_ms = 1000
     env = _env(redis_url, prefix, ADM_SHARED_LIMIT="2", ADM_LEASE=str(lease_ms / 1000))
     ports = [free_port(), free_port()]
-    client = aioredis.Redis.from_url(redis_url)
+    client: Any = aioredis.Redis.from_url(redis_url)
     key = prefix + ":sem"
     with (
         server_process(_command(ports[0]), ports[0], env) as holder,
@@ -211,12 +211,12 @@ async def test_a_sigkilled_holder_frees_its_leases_within_the_lease(
 
 
 @pytest.mark.parametrize(("on_error", "status"), [("reject", 503), ("admit", 200)])
-async def test_unreachable_redis(on_error: str, status: int) -> None:
+async def test_unreachable_redis(on_error: Literal["admit", "reject"], status: int) -> None:
     shared = SharedLimit(
         url=f"redis://127.0.0.1:{free_port()}/0",
         limit=1,
         on_error=on_error,
-        timeout=0.2,  # type: ignore[arg-type]
+        timeout=0.2,
     )
     counts, registry = LocalCounts(), CollectorRegistry()
     counts.open = True

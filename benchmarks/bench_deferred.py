@@ -26,7 +26,7 @@ from examples.chat.store import ChatWrites, SQLiteStore
 from prometheus_client import CollectorRegistry
 
 from streamboost import DeferredWriter, Entry, defer, drain_deferred
-from streamboost._loopback import uvicorn_in_thread
+from streamboost._cli._loopback import uvicorn_in_thread
 
 PG = os.environ.get("STREAMBOOST_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("STREAMBOOST_BENCH_REDIS", "redis://127.0.0.1:6379/0")

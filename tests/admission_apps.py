@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from streamboost import AdmissionConfig, SharedLimit, StreamBoost
+from streamboost._export._spec import ADMISSION_REASONS
 
 EVENTS = 3
 _POLL = 0.01
@@ -107,10 +108,15 @@ def _routes(counts: Any) -> list[Route]:
         assert admission is not None
         stats = admission.stats
         return JSONResponse(
-            {"pid": os.getpid(), "waiting": stats.waiting, "active": stats.active,
-             "rejected": stats.rejected, "abandoned": sum(stats.wait["abandoned"]),
-             "errors": 0 if admission.gate.keeper is None else admission.gate.keeper.errors}
-        )  # fmt: skip
+            {
+                "pid": os.getpid(),
+                "waiting": stats.waiting,
+                "active": stats.active,
+                "rejected": {r: stats.rejected(r) for r in ADMISSION_REASONS},
+                "abandoned": stats.count("abandoned"),
+                "errors": 0 if admission.gate.keeper is None else admission.gate.keeper.errors,
+            }
+        )
 
     return [
         Route("/stream", stream, methods=["GET", "POST"]),

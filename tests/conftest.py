@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from tests.needs import missing
 
-from streamboost._loopback import uvicorn_in_thread
+from streamboost._cli._loopback import uvicorn_in_thread
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", 5432

@@ -115,7 +115,7 @@ def scraped_families(workdir: Path) -> dict[str, str]:
     from prometheus_client.parser import text_string_to_metric_families
 
     from e2e_app import build_app
-    from streamboost._loopback import uvicorn_in_thread
+    from streamboost._cli._loopback import uvicorn_in_thread
 
     with uvicorn_in_thread(build_app(workdir)) as url:
         response = httpx.get(f"{url}/metrics", timeout=10)

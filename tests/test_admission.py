@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from admission_apps import EVENTS, LocalCounts, exempt_state, hold_app
 from streamboost import AdmissionConfig, SharedLimit, StreamBoost
-from streamboost._loopback import uvicorn_in_thread
+from streamboost._cli._loopback import uvicorn_in_thread
 
 BODY = b"".join(b'data: {"i": %d}\n\n' % i for i in range(EVENTS))
 
@@ -96,12 +96,14 @@ async def test_three_times_the_limit() -> None:
     assert sorted(counts.bodies) == sorted(orjson.dumps({"n": i}) for i in range(3 * limit)
                                            if tasks[i].result().status_code == 200)  # fmt: skip
     assert (
-        registry.get_sample_value("streamboost_admission_rejected_total", {"reason": "queue_full"})
+        registry.get_sample_value(
+            "streamboost_admission_rejected_total", {"route": "*", "reason": "queue_full"}
+        )
         == limit
     )
     assert (
         registry.get_sample_value(
-            "streamboost_admission_wait_seconds_count", {"result": "admitted"}
+            "streamboost_admission_wait_seconds_count", {"route": "*", "result": "admitted"}
         )
         == limit + queue
     )
@@ -138,11 +140,12 @@ async def test_the_wait_is_bounded_by_max_wait() -> None:
     assert all(r.headers["retry-after"] == "1" for r in rejected)
     assert sorted(reason(r) for r in rejected) == ["timeout"] * queue
     waited = registry.get_sample_value(
-        "streamboost_admission_wait_seconds_sum", {"result": "rejected"}
+        "streamboost_admission_wait_seconds_sum", {"route": "*", "result": "rejected"}
     )
     assert waited is not None and waited >= queue * 0.3
     le = registry.get_sample_value(
-        "streamboost_admission_wait_seconds_bucket", {"result": "rejected", "le": "60.0"}
+        "streamboost_admission_wait_seconds_bucket",
+        {"route": "*", "result": "rejected", "le": "60.0"},
     )
     assert le == queue  # every wait ended well before a minute
 
@@ -212,14 +215,14 @@ async def test_a_client_leaving_the_queue_frees_its_place() -> None:
     assert counts.entered == ["first", "later"]  # the departed request never ran
     assert (
         registry.get_sample_value(
-            "streamboost_admission_wait_seconds_count", {"result": "abandoned"}
+            "streamboost_admission_wait_seconds_count", {"route": "*", "result": "abandoned"}
         )
         == 1
     )
 
 
 async def test_route_limits_and_503() -> None:
-    server, counts, _ = serve(
+    server, counts, registry = serve(
         AdmissionConfig(
             limit=10,
             route_limits={"/slow/{n}": 1},
@@ -242,6 +245,10 @@ async def test_route_limits_and_503() -> None:
             done = [slow.result(), other.result()]
     assert busy.status_code == 503 and busy.headers["retry-after"] == "7"
     assert reason(busy) == "queue_full"
+    rejected = "streamboost_admission_rejected_total"
+    by_route = {"route": "/slow/{n}", "reason": "queue_full"}
+    assert registry.get_sample_value(rejected, by_route) == 1
+    assert registry.get_sample_value(rejected, {"route": "*", "reason": "queue_full"}) == 0
     assert [r.status_code for r in done] == [200, 200]
 
 

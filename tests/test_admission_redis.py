@@ -12,6 +12,7 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -25,7 +26,7 @@ from admission_apps import EVENTS, LocalCounts, exempt_state, hold_app
 from metrics_apps import server_process
 from streamboost import AdmissionConfig, SharedLimit
 from streamboost._admission._redis import RedisSemaphore
-from streamboost._loopback import uvicorn_in_thread
+from streamboost._cli._loopback import uvicorn_in_thread
 
 BODY = b"".join(b'data: {"i": %d}\n\n' % i for i in range(EVENTS))
 APP = "tests.admission_apps:redis_app"
@@ -232,9 +233,73 @@ async def test_unreachable_redis(on_error: Literal["admit", "reject"], status: i
         assert orjson.loads(response.content)["error"]["code"] == "unavailable"
         assert (
             registry.get_sample_value(
-                "streamboost_admission_rejected_total", {"reason": "unavailable"}
+                "streamboost_admission_rejected_total", {"route": "*", "reason": "unavailable"}
             )
             == 1
         )
     else:
         assert response.content == BODY
+
+
+def _metric(text: str, name: str, *labels: str) -> float:
+    """The sum of ``name``'s samples whose labels contain every one of ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            head, _, value = line.rpartition(" ")
+            if all(label in head for label in labels):
+                total += float(value)
+    return total
+
+
+async def test_two_workers_of_one_server_in_multiprocess_mode(
+    redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    """``uvicorn --workers 2``: the shared limit holds, and the admission families add up
+    over both workers' file-backed values."""
+    limit, clients = 3, 9
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    env = _env(redis_url, prefix, ADM_SHARED_LIMIT=str(limit), ADM_MAX_QUEUE="2")
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    port = free_port()
+    client: Any = aioredis.Redis.from_url(redis_url)
+    with server_process([*_command(port), "--workers", "2"], port, env) as base:
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+            tasks = [asyncio.ensure_future(http.get("/stream")) for _ in range(clients)]
+
+            async def settled() -> bool:
+                running = int(await client.get(prefix + ":running") or 0)
+                text = (await http.get("/metrics")).text
+                waiting = _metric(text, "streamboost_admission_queue_depth")
+                answered = sum(t.done() for t in tasks)
+                return running == limit and answered == clients - limit - waiting
+
+            try:
+                await until(settled, "the shared limit running, the rest queued or answered")
+                rejected = [t.result() for t in tasks if t.done()]
+            finally:
+                await client.set(prefix + ":open", 1)
+                await asyncio.gather(*tasks, return_exceptions=True)
+            accepted = [t.result() for t in tasks if t.result().status_code == 200]
+
+            async def counted() -> bool:
+                text = (await http.get("/metrics")).text
+                admitted = 'result="admitted"'
+                return (
+                    _metric(text, "streamboost_admission_rejected_total", 'reason="queue_full"')
+                    == len(rejected)
+                    and _metric(text, "streamboost_admission_wait_seconds_count", admitted)
+                    == len(accepted)
+                    and _metric(text, "streamboost_admission_active") == 0
+                )
+
+            await until(counted, "both workers' admissions on file")
+    peak = int(await client.get(prefix + ":peak") or 0)
+    await client.aclose()
+    assert peak == limit
+    assert rejected and all(r.status_code == 429 for r in rejected)
+    assert all(r.headers["retry-after"] == "1" for r in rejected)
+    assert len(accepted) + len(rejected) == clients
+    assert all(r.content == BODY for r in accepted)

@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry, generate_latest
 
 from streamboost import Cache, CacheValueTooLarge, UnsafeCacheKey, cached
-from streamboost._loopback import uvicorn_in_thread
+from streamboost._cli._loopback import uvicorn_in_thread
 
 
 def memory(**options: Any) -> Cache:

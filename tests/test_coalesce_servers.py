@@ -19,7 +19,7 @@ import httpx
 from tests.coalesce_apps import EVENTS, Records, server_app
 from tests.needs import free_port
 
-from streamboost._loopback import uvicorn_in_thread
+from streamboost._cli._loopback import uvicorn_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 

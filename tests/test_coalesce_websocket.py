@@ -14,7 +14,7 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import CloseConnection, Request, TextMessage
 
 from streamboost import CoalesceConfig, StreamBoost
-from streamboost._loopback import uvicorn_in_thread
+from streamboost._cli._loopback import uvicorn_in_thread
 
 Message = dict[str, Any]
 LONG = 30.0

@@ -20,7 +20,7 @@ from dashboard_queries import (
     sample_names,
     scraped_families,
 )
-from streamboost._dashboards import SHIPPED_FILES, export_dashboards, grafana_source_dir
+from streamboost._cli._dashboards import SHIPPED_FILES, export_dashboards, grafana_source_dir
 from streamboost._native import NATIVE
 
 REPO = GRAFANA_DIR.parent

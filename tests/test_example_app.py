@@ -7,7 +7,7 @@ import orjson
 from examples.chat.app import create_app
 from examples.chat.settings import ChatSettings, Latencies
 
-from streamboost._loopback import uvicorn_in_thread
+from streamboost._cli._loopback import uvicorn_in_thread
 
 FAST = Latencies(0.001, 0.001, 0.001, 0.001, 0.001)
 

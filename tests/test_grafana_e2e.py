@@ -32,7 +32,7 @@ from tests.needs import free_port, tool
 from dashboard_queries import GRAFANA_DIR, Query, all_queries
 from e2e_app import WORKDIR_ENV, build_app
 from metrics_apps import server_process
-from streamboost._loopback import uvicorn_in_thread
+from streamboost._cli._loopback import uvicorn_in_thread
 
 JOB = "streamboost-e2e"
 # What Grafana would put in for the variables: All for the label filters, a 15 s rate window

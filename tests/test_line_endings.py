@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from streamboost import StreamBoost
-from streamboost._loopback import uvicorn_in_thread
+from streamboost._cli._loopback import uvicorn_in_thread
 
 ENDINGS = {"lf": b"\n", "crlf": b"\r\n", "cr": b"\r"}
 TOKENS = 12

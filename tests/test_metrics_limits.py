@@ -23,9 +23,9 @@ from starlette.routing import Route
 from tests.needs import free_port
 
 from streamboost import StreamBoost, phase
-from streamboost._loopback import uvicorn_in_thread
-from streamboost._metricspec import DURATION_BUCKETS, TTFT_BUCKETS
-from streamboost._route import OVERFLOW
+from streamboost._cli._loopback import uvicorn_in_thread
+from streamboost._export._route import OVERFLOW
+from streamboost._export._spec import DURATION_BUCKETS, TTFT_BUCKETS
 
 CAP = 50
 # 300 distinct statuses out of 200..599 (uvicorn sends no other), in an order that mixes the

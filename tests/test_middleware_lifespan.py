@@ -14,7 +14,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from streamboost import DeferredWriter, Entry, StreamBoost, defer
-from streamboost._loopback import uvicorn_in_thread
+from streamboost._cli._loopback import uvicorn_in_thread
 
 
 def test_writers_start_with_the_app_and_drain_at_shutdown() -> None:

@@ -16,12 +16,12 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from streamboost._multiproc import reap_dead_slots
+from streamboost._export.prometheus._multiprocess import reap_dead_slots
 
 _WORKER = textwrap.dedent(
     """
     import os, sys
-    from streamboost._multiproc import install, worker_slot
+    from streamboost._export.prometheus._multiprocess import install, worker_slot
     install()
     from prometheus_client import CollectorRegistry, Counter, Gauge
     registry = CollectorRegistry()

@@ -25,7 +25,7 @@ from tests.coalesce_apps import run_app
 from tests.metrics_apps import SSE, asgi_scope, starlette_app, token
 
 from streamboost import StreamBoost, phase
-from streamboost._otel import HTTP_ADVICE, TPOT_ADVICE, TTFT_ADVICE
+from streamboost._export.otel._observer import HTTP_ADVICE, TPOT_ADVICE, TTFT_ADVICE
 
 ROUTE = "/stream/{n:int}"
 

@@ -217,7 +217,7 @@ def test_example_app_boosted_mode_times_its_loads_as_phases() -> None:
     from examples.chat.app import create_app
     from examples.chat.settings import ChatSettings, Latencies
 
-    from streamboost._loopback import uvicorn_in_thread
+    from streamboost._cli._loopback import uvicorn_in_thread
 
     settings = ChatSettings(
         mode="boosted",

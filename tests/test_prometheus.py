@@ -21,7 +21,7 @@ from tests.coalesce_apps import Recorded, run_app
 from tests.metrics_apps import SSE, asgi_scope, starlette_app, token, value
 
 from streamboost import StreamBoost, gather_phases
-from streamboost._prometheus import PrometheusObserver
+from streamboost._export.prometheus._observer import PrometheusObserver
 
 ROUTE = "/stream/{n:int}"
 MR = {"method": "GET", "route": ROUTE}

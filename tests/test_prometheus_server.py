@@ -17,7 +17,7 @@ from tests.metrics_apps import server_process, starlette_app, value
 from tests.needs import free_port
 
 from streamboost import StreamBoost
-from streamboost._loopback import uvicorn_in_thread
+from streamboost._cli._loopback import uvicorn_in_thread
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 ROUTE = "/stream/{n:int}"

@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from streamboost._metricspec import FAMILIES
-from streamboost._promclient import Families
-from streamboost._promstats import FastBackend, FastSeries, Hist, RouteStats
+from streamboost._export._spec import FAMILIES
+from streamboost._export.prometheus._client_backend import Families
+from streamboost._export.prometheus._fast_backend import FastBackend, FastSeries, Hist, RouteStats
 from streamboost._timing import (
     OUTCOME_CLIENT_DISCONNECTED,
     OUTCOME_COMPLETED,

@@ -28,7 +28,7 @@ README = (ROOT / "README.md").read_text()
 HARNESS = """
 import re, runpy, sys
 import httpx
-from streamboost._loopback import uvicorn_in_thread
+from streamboost._cli._loopback import uvicorn_in_thread
 
 path = sys.argv[1]
 code = open(path).read()

@@ -16,7 +16,7 @@ from tests.coalesce_apps import run_app
 from tests.metrics_apps import asgi_scope, series, value
 
 from streamboost import StreamBoost
-from streamboost._route import (
+from streamboost._export._route import (
     OTHER_METHOD,
     OTHER_STATUS,
     OVERFLOW,

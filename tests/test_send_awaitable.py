@@ -14,7 +14,7 @@ import pytest
 from tests.coalesce_apps import openai
 
 from streamboost import StreamBoost
-from streamboost._loopback import uvicorn_in_thread
+from streamboost._cli._loopback import uvicorn_in_thread
 
 TOKENS = [openai(role="assistant")] + [openai(f"tok{i}") for i in range(40)]
 TOKENS.append(openai(finish="stop"))

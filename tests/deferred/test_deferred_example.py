@@ -14,7 +14,7 @@ from examples.chat.store import ChatWrites, PostgresStore, SQLiteStore, open_sto
 from prometheus_client import CollectorRegistry
 from tests.deferred.support import PgTable
 
-from streamboost._loopback import uvicorn_in_thread
+from streamboost._cli._loopback import uvicorn_in_thread
 
 FAST = Latencies(0.001, 0.001, 0.001, 0.001, 0.001)
 SETTINGS = ChatSettings(

@@ -18,8 +18,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from streamboost import DeferredWriter, Delta, Entry, defer, delta_buffer
+from streamboost._cli._loopback import uvicorn_in_thread
 from streamboost._deferred import LifespanWriters
-from streamboost._loopback import uvicorn_in_thread
 
 
 def wait_until(predicate: Any, seconds: float = 10.0) -> bool:

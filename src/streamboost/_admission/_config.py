@@ -15,6 +15,7 @@ from .._redact import redact_url
 
 DEFAULT_SHARED_KEY: Final = "streamboost:admission"
 
+
 @dataclass(frozen=True, slots=True)
 class SharedLimit:
     """A limit shared by every process using the same Redis ``url`` and ``key``.

@@ -1,195 +1,119 @@
-"""Admission metrics: plain numbers on the admission path, families built at scrape time.
+"""Admission metrics: plain numbers on the admission path, read at scrape time.
 
-The families' names, help and buckets are the export spec's (``_metricspec.ADMISSION_*``).
-One process: a Collector reads every live ``AdmissionStats`` of its registry. Multiprocess
-mode (``PROMETHEUS_MULTIPROC_DIR``): the gauges and the counter are copied into file-backed
-values by ``_mpsync`` (queue depth and active summed over live workers), and the wait
-histogram is observed into its file-backed values as it happens.
+The families are the export spec's (``_spec.ADMISSION_*``), labelled by ``route``: the
+template of a configured route limit, or ``*`` for every other request. The gauges (queue
+depth, running requests) are not kept per request at all: a scrape counts them from the
+gate. Waits and rejections are plain ints and ``Hist`` buckets. One ``PlainCollector`` per
+registry reads every live gate; in multiprocess mode an ``IntMirror`` copies the same samples
+into file-backed values (gauges summed over live workers) and waits are observed straight
+into a file-backed histogram.
 """
 
 from __future__ import annotations
 
 import weakref
-from bisect import bisect_left
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from .._export import _spec as spec
+from .._export.prometheus._int_sync import IntMirror
+from .._export.prometheus._multiprocess import install as install_multiprocess
+from .._export.prometheus._multiprocess import multiprocess_dir
+from .._export.prometheus._plain import Hist, PlainCollector, Sample
+
+if TYPE_CHECKING:
+    from ._gate import Gate
+
+ANY_ROUTE = spec.ADMISSION_ANY_ROUTE
+FAMILIES = (
+    spec.ADMISSION_QUEUE_DEPTH,
+    spec.ADMISSION_ACTIVE,
+    spec.ADMISSION_WAIT,
+    spec.ADMISSION_REJECTED,
 )
-from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
-from .. import _mpsync, _multiproc
-from .._metricspec import (
-    ADMISSION_ACTIVE,
-    ADMISSION_QUEUE_DEPTH,
-    ADMISSION_REASONS,
-    ADMISSION_REJECTED,
-    ADMISSION_RESULTS,
-    ADMISSION_WAIT,
-)
 
-_BOUNDS = ADMISSION_WAIT.buckets
+class RouteCounts:
+    """Waits by result and rejections by reason of one ``route`` label."""
+
+    __slots__ = ("rejected", "wait")
+
+    def __init__(self) -> None:
+        self.wait = {result: Hist(spec.ADMISSION_WAIT.buckets) for result in spec.ADMISSION_RESULTS}
+        self.rejected = dict.fromkeys(spec.ADMISSION_REASONS, 0)
 
 
 class AdmissionStats:
-    """What one admission controller counts: live gauges, waits by result, rejections."""
+    """What one gate counts; ``active`` and ``waiting`` are its live totals (the gate's own)."""
 
-    __slots__ = ("__weakref__", "active", "histograms", "rejected", "sums", "wait", "waiting")
+    __slots__ = ("active", "observer", "routes", "waiting")
 
-    def __init__(self) -> None:
-        self.waiting = 0  # requests in the queue now
+    def __init__(self, routes: Iterable[str]) -> None:
         self.active = 0  # admitted requests running the app now
-        self.wait = {result: [0] * (len(_BOUNDS) + 1) for result in ADMISSION_RESULTS}
-        self.sums = dict.fromkeys(ADMISSION_RESULTS, 0.0)
-        self.rejected = dict.fromkeys(ADMISSION_REASONS, 0)
-        # Multiprocess mode: the file-backed histogram's children, observed as it happens.
-        self.histograms: dict[str, Histogram] | None = None
+        self.waiting = 0  # requests in the queue now
+        self.routes = {route: RouteCounts() for route in (*routes, ANY_ROUTE)}
+        self.observer: Any = None  # multiprocess: the file-backed wait histogram
 
-    def waited(self, result: str, seconds: float) -> None:
-        self.wait[result][bisect_left(_BOUNDS, seconds)] += 1
-        self.sums[result] += seconds
-        histograms = self.histograms
-        if histograms is not None:
-            histograms[result].observe(seconds)
+    def waited(self, route: str | None, result: str, seconds: float) -> None:
+        label = ANY_ROUTE if route is None else route
+        self.routes[label].wait[result].observe(seconds)
+        observer = self.observer
+        if observer is not None:
+            observer.labels(label, result).observe(seconds)
 
-    def reject(self, reason: str, seconds: float) -> None:
-        self.rejected[reason] += 1
-        self.waited("rejected", seconds)
+    def reject(self, route: str | None, reason: str, seconds: float) -> None:
+        self.routes[ANY_ROUTE if route is None else route].rejected[reason] += 1
+        self.waited(route, "rejected", seconds)
 
+    def rejected(self, reason: str) -> int:
+        """Rejections for ``reason`` over every route."""
+        return sum(counts.rejected[reason] for counts in self.routes.values())
 
-class AdmissionCollector(Collector):
-    """One per registry: exports every live ``AdmissionStats`` added to it."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        _multiproc.install()  # before any value is made (no-op in one process)
-        self._stats: weakref.WeakSet[AdmissionStats] = weakref.WeakSet()
-        self._multiprocess: _Multiprocess | None = None
-        if _multiproc.multiprocess_dir() is None:
-            registry.register(self)
-        else:  # a custom collector is never seen by the files' aggregation
-            self._multiprocess = _Multiprocess(registry)
-
-    def add(self, stats: AdmissionStats) -> None:
-        if self._multiprocess is not None:
-            self._multiprocess.add(stats)
-        else:
-            self._stats.add(stats)
-
-    def describe(self) -> Iterable[Metric]:
-        return self._families(())
-
-    def collect(self) -> Iterable[Metric]:
-        return self._families(list(self._stats))
-
-    def _families(self, all_stats: Iterable[AdmissionStats]) -> Iterator[Metric]:
-        depth = GaugeMetricFamily(ADMISSION_QUEUE_DEPTH.name, ADMISSION_QUEUE_DEPTH.help)
-        active = GaugeMetricFamily(ADMISSION_ACTIVE.name, ADMISSION_ACTIVE.help)
-        wait = HistogramMetricFamily(ADMISSION_WAIT.name, ADMISSION_WAIT.help, labels=["result"])
-        rejected = CounterMetricFamily(
-            ADMISSION_REJECTED.name, ADMISSION_REJECTED.help, labels=["reason"]
-        )
-        waiting = running = 0
-        counts = {result: [0] * (len(_BOUNDS) + 1) for result in ADMISSION_RESULTS}
-        sums = dict.fromkeys(ADMISSION_RESULTS, 0.0)
-        reasons = dict.fromkeys(ADMISSION_REASONS, 0)
-        listed = list(all_stats)
-        for stats in listed:
-            waiting += stats.waiting
-            running += stats.active
-            for result, buckets in stats.wait.items():
-                total = counts[result]
-                for i, n in enumerate(list(buckets)):
-                    total[i] += n
-                sums[result] += stats.sums[result]
-            for reason, n in stats.rejected.items():
-                reasons[reason] += n
-        if listed:
-            depth.add_metric([], waiting)
-            active.add_metric([], running)
-            for result in ADMISSION_RESULTS:
-                wait.add_metric([result], _cumulative(counts[result]), sums[result])
-            for reason in ADMISSION_REASONS:
-                rejected.add_metric([reason], reasons[reason])
-        yield depth
-        yield active
-        yield wait
-        yield rejected
+    def count(self, result: str) -> int:
+        """Waits that ended as ``result`` over every route."""
+        return sum(sum(counts.wait[result].counts) for counts in self.routes.values())
 
 
-def _cumulative(counts: list[int]) -> list[tuple[str, float]]:
-    out: list[tuple[str, float]] = []
-    total = 0
-    for i, n in enumerate(counts):
-        total += n
-        le = floatToGoString(_BOUNDS[i]) if i < len(_BOUNDS) else "+Inf"  # type: ignore[no-untyped-call]
-        out.append((le, total))
-    return out
+def samples(gate: Gate) -> Iterator[Sample]:
+    """One gate's series, by the spec's families."""
+    stats = gate.stats
+    waiting = dict.fromkeys(stats.routes, 0)
+    for place in list(gate.waiters):
+        waiting[ANY_ROUTE if place.route is None else place.route] += 1
+    active = dict(gate.route_active)
+    active[ANY_ROUTE] = stats.active - sum(active.values())
+    for route, counts in stats.routes.items():
+        yield spec.ADMISSION_QUEUE_DEPTH, (route,), waiting[route]
+        yield spec.ADMISSION_ACTIVE, (route,), active[route]
+        for result, hist in counts.wait.items():
+            yield spec.ADMISSION_WAIT, (route, result), hist
+        for reason, n in counts.rejected.items():
+            yield spec.ADMISSION_REJECTED, (route, reason), n
 
 
-class _Multiprocess:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.depth = Gauge(
-            ADMISSION_QUEUE_DEPTH.name,
-            ADMISSION_QUEUE_DEPTH.help,
-            multiprocess_mode="livesum",
-            registry=registry,
-        )
-        self.active = Gauge(
-            ADMISSION_ACTIVE.name,
-            ADMISSION_ACTIVE.help,
-            multiprocess_mode="livesum",
-            registry=registry,
-        )
-        self.wait = Histogram(
-            ADMISSION_WAIT.name,
-            ADMISSION_WAIT.help,
-            ["result"],
-            buckets=_BOUNDS,
-            registry=registry,
-        )
-        self.rejected = Counter(
-            ADMISSION_REJECTED.name, ADMISSION_REJECTED.help, ["reason"], registry=registry
-        )
-        for reason in ADMISSION_REASONS:
-            self.rejected.labels(reason)
-        self._copied: weakref.WeakKeyDictionary[AdmissionStats, dict[str, int]] = (
-            weakref.WeakKeyDictionary()
-        )
-        _mpsync.register(self.sync)
-
-    def add(self, stats: AdmissionStats) -> None:
-        stats.histograms = {result: self.wait.labels(result) for result in ADMISSION_RESULTS}
-        with _mpsync.LOCK:
-            self._copied[stats] = {}
-
-    def sync(self) -> None:
-        waiting = running = 0
-        for stats, copied in list(self._copied.items()):
-            waiting += stats.waiting
-            running += stats.active
-            for reason, count in stats.rejected.items():
-                old = copied.get(reason, 0)
-                if count > old:
-                    self.rejected.labels(reason).inc(count - old)
-                    copied[reason] = count
-        self.depth.set(waiting)
-        self.active.set(running)
-
-
-_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, AdmissionCollector] = (
+_collectors: weakref.WeakKeyDictionary[CollectorRegistry, PlainCollector[Gate]] = (
+    weakref.WeakKeyDictionary()
+)
+_mirrors: weakref.WeakKeyDictionary[CollectorRegistry, IntMirror[Gate]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def export(stats: AdmissionStats, registry: CollectorRegistry | None) -> None:
-    """Export ``stats`` through ``registry`` (None: the default REGISTRY)."""
+def export(gate: Gate, registry: CollectorRegistry | None) -> None:
+    """Export ``gate``'s samples through ``registry`` (None: the default REGISTRY)."""
     registry = REGISTRY if registry is None else registry
-    collector = _by_registry.get(registry)
+    if multiprocess_dir() is not None:
+        install_multiprocess()
+        mirror = _mirrors.get(registry)
+        if mirror is None:
+            mirror = _mirrors[registry] = IntMirror(FAMILIES, samples, registry)
+        gate.stats.observer = mirror.histogram(spec.ADMISSION_WAIT)
+        mirror.add(gate)
+        return
+    collector = _collectors.get(registry)
     if collector is None:
-        collector = _by_registry[registry] = AdmissionCollector(registry)
-    collector.add(stats)
+        collector = _collectors[registry] = PlainCollector(FAMILIES, samples)
+        registry.register(collector)
+    collector.add(gate)

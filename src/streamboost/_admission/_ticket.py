@@ -61,7 +61,7 @@ class Admission:
         self, config: AdmissionConfig, *, metrics: bool, registry: CollectorRegistry | None
     ) -> None:
         self.config = config
-        self.stats = _metrics.AdmissionStats()
+        self.stats = _metrics.AdmissionStats(config.route_limits)
         self.gate = Gate(config, self.stats)
         self.exempt = config.exempt
         self.responses = {
@@ -71,7 +71,7 @@ class Admission:
             for reason in _MESSAGES
         }
         if metrics:
-            _metrics.export(self.stats, registry)
+            _metrics.export(self.gate, registry)
 
     def ticket(self, scope: Scope, receive: Receive, send: Send) -> Ticket | None:
         """The request's ticket, or None when ``exempt`` says it skips admission."""
@@ -134,15 +134,15 @@ class Ticket:
                 waited = 0.0
             state = place.state
             if state == ADMITTED:
-                admission.stats.waited(ADMITTED, waited)
+                admission.stats.waited(route, ADMITTED, waited)
                 try:
                     await run()
                 finally:
                     gate.leave(place)
             elif state == GONE:
-                admission.stats.waited("abandoned", waited)
+                admission.stats.waited(route, "abandoned", waited)
             else:
-                admission.stats.reject(state, waited)
+                admission.stats.reject(route, state, waited)
                 start, body = admission.responses[state]
                 with contextlib.suppress(OSError):  # the client left meanwhile
                     await self._send(start)

@@ -20,7 +20,7 @@ _created: list[str] = []  # the directory made here (when none was given), remov
 
 
 def on_starting(server: Any) -> None:
-    from streamboost._multiproc import clear_directory
+    from streamboost._export.prometheus._multiprocess import clear_directory
 
     directory = os.environ.get(ENV_DIR)
     if not directory:
@@ -32,7 +32,7 @@ def on_starting(server: Any) -> None:
 
 
 def post_fork(server: Any, worker: Any) -> None:
-    from streamboost._multiproc import install, worker_slot
+    from streamboost._export.prometheus._multiprocess import install, worker_slot
 
     install()
     worker.log.info("streamboost: worker %s holds metrics slot %d", worker.pid, worker_slot())
@@ -48,7 +48,7 @@ def post_worker_init(worker: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    from streamboost._multiproc import reap_dead_slots
+    from streamboost._export.prometheus._multiprocess import reap_dead_slots
 
     directory = os.environ.get(ENV_DIR)
     if directory and os.path.isdir(directory):

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("dest", metavar="DIR", help="folder to write into (created if missing)")
     export.add_argument("--force", action="store_true", help="overwrite files that exist")
 
-    from ._deferred._worker import build_parser as add_worker_arguments
+    from .._deferred._worker import build_parser as add_worker_arguments
 
     add_worker_arguments(
         commands.add_parser("worker", help="run the consumer of a durable DeferredWriter")
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(path)
         return 0
     if args.command == "worker":
-        from ._deferred._worker import run
+        from .._deferred._worker import run
 
         return run(args)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse rejects others

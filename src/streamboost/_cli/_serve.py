@@ -20,15 +20,15 @@ from typing import Any, Final
 
 import orjson
 
-from . import _multiproc
-from ._middleware import StreamBoost
-from ._types import ASGIApp
+from .._export.prometheus import _multiprocess
+from .._middleware import StreamBoost
+from .._types import ASGIApp
 
 SERVERS: Final = ("uvicorn", "hypercorn", "granian", "gunicorn")
 ENV_APP_DIR: Final = "STREAMBOOST_SERVE_APP_DIR"
 ENV_TARGET: Final = "STREAMBOOST_SERVE_TARGET"
 ENV_OPTIONS: Final = "STREAMBOOST_SERVE_OPTIONS"
-FACTORY: Final = "streamboost._serve:boosted_app"
+FACTORY: Final = "streamboost._cli._serve:boosted_app"
 
 
 def load_target(target: str) -> Any:
@@ -58,7 +58,7 @@ def boosted_app() -> ASGIApp:
     target = os.environ.get(ENV_TARGET)
     if not target:
         raise RuntimeError(f"{ENV_TARGET} is not set; start the app with 'streamboost serve'")
-    _multiproc.install()  # before the target's own values (no-op without a directory)
+    _multiprocess.install()  # before the target's own values (no-op without a directory)
     app = load_target(target)
     if isinstance(app, StreamBoost):
         return app  # the app wraps itself already; a second layer would count twice
@@ -100,16 +100,16 @@ def serve(
         {"coalesce": coalesce, "metrics_path": metrics_path}
     ).decode()
     created = None
-    if workers > 1 and not os.environ.get(_multiproc.ENV_DIR):
+    if workers > 1 and not os.environ.get(_multiprocess.ENV_DIR):
         # Each worker writes its own files; a scrape of any worker adds them all up.
         created = tempfile.mkdtemp(prefix="streamboost-prometheus-")
-        os.environ[_multiproc.ENV_DIR] = created
-        print(f"streamboost serve: {_multiproc.ENV_DIR}={created}", file=sys.stderr)
+        os.environ[_multiprocess.ENV_DIR] = created
+        print(f"streamboost serve: {_multiprocess.ENV_DIR}={created}", file=sys.stderr)
     try:
         if workers > 1:
             # Before the target is imported here: any value it makes is file-backed, and
             # forked workers (granian, gunicorn) re-open theirs in their own slot.
-            _multiproc.install()
+            _multiprocess.install()
         load_target(target)  # fail here, with the reason, rather than in every worker
         return _run(server, _argv(server, host, port, workers) + list(server_args))
     finally:

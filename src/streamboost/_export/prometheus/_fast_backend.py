@@ -1,66 +1,22 @@
-"""Single-process Prometheus aggregation: plain numbers, exported by a custom Collector.
+"""Single-process Prometheus aggregation of streams: plain numbers, exported by a collector.
 
 Observing a finished stream is a dozen list and attribute updates on the event loop thread,
-with no lock and no prometheus_client call; the Collector turns the numbers into families at
-scrape time. (Multiprocess mode cannot use this: it needs prometheus_client's file-backed
-values, see ``_promclient``.)
+with no lock and no prometheus_client call; the ``PlainCollector`` turns the numbers into the
+spec's families at scrape time. (Multiprocess mode cannot use this: it needs
+prometheus_client's file-backed values, see ``_client_backend``.)
 """
 
 from __future__ import annotations
 
-import time
 from bisect import bisect_left
 from collections.abc import Iterator
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.samples import Exemplar
-from prometheus_client.utils import floatToGoString
+from prometheus_client.core import Metric
 
-from . import _metricspec as spec
-from ._metricspec import DURATION_BUCKETS, OUTCOMES, TPOT_BUCKETS, TTFT_BUCKETS, Family
-from ._timing import StreamRecord
-
-
-class Hist:
-    """Bucket counts (not cumulative; the last is +Inf), their sum, and the last exemplars."""
-
-    __slots__ = ("bounds", "counts", "exemplars", "sum")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.sum = 0.0
-        self.exemplars: list[Exemplar | None] | None = None
-
-    def observe(self, value: float, trace_id: str | None = None) -> None:
-        i = bisect_left(self.bounds, value)
-        self.counts[i] += 1
-        self.sum += value
-        if trace_id is not None:
-            self.exemplar(i, value, trace_id)
-
-    def exemplar(self, i: int, value: float, trace_id: str) -> None:
-        """The last exemplar of bucket ``i`` (after ``value`` was counted there)."""
-        if self.exemplars is None:
-            self.exemplars = [None] * len(self.counts)
-        self.exemplars[i] = Exemplar({"trace_id": trace_id}, value, time.time())
-
-    def buckets(self) -> list[tuple[str, float] | tuple[str, float, Exemplar]]:
-        counts = list(self.counts)  # one snapshot: +Inf equals the count
-        exemplars = self.exemplars
-        out: list[tuple[str, float] | tuple[str, float, Exemplar]] = []
-        total = 0
-        for i, count in enumerate(counts):
-            total += count
-            le = floatToGoString(self.bounds[i]) if i < len(self.bounds) else "+Inf"  # type: ignore[no-untyped-call]
-            exemplar = exemplars[i] if exemplars is not None else None
-            out.append((le, total) if exemplar is None else (le, total, exemplar))
-        return out
+from ..._timing import StreamRecord
+from .. import _spec as spec
+from .._spec import DURATION_BUCKETS, OUTCOMES, TPOT_BUCKETS, TTFT_BUCKETS
+from ._plain import Hist, PlainCollector, Sample
 
 
 class RouteStats:
@@ -152,13 +108,15 @@ class FastSeries:
 
 
 class FastBackend:
-    """All series of one registry, and the Collector that exports them."""
+    """All series of one registry, exported by a ``PlainCollector`` of the stream families."""
 
     def __init__(self) -> None:
         self.series: dict[tuple[str, str, str], FastSeries] = {}
         self.routes: dict[tuple[str, str], RouteStats] = {}
         self.phases: dict[tuple[str, str], Hist] = {}
         self.fallbacks: dict[tuple[str, str, str], int] = {}
+        self._export = PlainCollector(spec.FAMILIES, FastBackend.samples, describe=False)
+        self._export.add(self)
 
     def new_series(self, method: str, route: str, status: str) -> FastSeries:
         per_route = self.routes.get((method, route))
@@ -179,53 +137,25 @@ class FastBackend:
             self.fallbacks[key] = self.fallbacks.get(key, 0) + 1
 
     def describe(self) -> Iterator[Metric]:
-        return iter(())  # names are checked by the families' prefix, not per registry
+        return self._export.describe()
 
     def collect(self) -> Iterator[Metric]:
-        requests = _counter(spec.REQUESTS)
-        duration = _histogram(spec.DURATION)
+        return self._export.collect()
+
+    def samples(self) -> Iterator[Sample]:
+        """Every series' numbers (snapshots of the dicts: a scrape runs in a thread)."""
         for key, s in list(self.series.items()):
-            requests.add_metric(key, s.requests)
-            duration.add_metric(key, s.duration.buckets(), s.duration.sum)
-        yield requests
-        yield duration
-        yield from _route_families(list(self.routes.items()))
-        phase = _histogram(spec.PHASE)
+            yield spec.REQUESTS, key, s.requests
+            yield spec.DURATION, key, s.duration
+        for route_key, r in list(self.routes.items()):
+            for attr, f in spec.ROUTE_HISTOGRAMS.items():
+                yield f, route_key, getattr(r, attr)
+            for attr, f in spec.ROUTE_COUNTERS.items():
+                yield f, route_key, getattr(r, attr)
+            yield spec.ACTIVE, route_key, r.active
+            for outcome, count in list(r.outcomes.items()):
+                yield spec.STREAMS, (*route_key, outcome), count
         for phase_key, hist in list(self.phases.items()):
-            phase.add_metric(phase_key, hist.buckets(), hist.sum)
-        yield phase
-        fallbacks = _counter(spec.FALLBACKS)
+            yield spec.PHASE, phase_key, hist
         for fallback_key, count in list(self.fallbacks.items()):
-            fallbacks.add_metric(fallback_key, count)
-        yield fallbacks
-
-
-def _counter(f: Family) -> CounterMetricFamily:
-    return CounterMetricFamily(f.name, f.help, labels=f.labels)
-
-
-def _histogram(f: Family) -> HistogramMetricFamily:
-    return HistogramMetricFamily(f.name, f.help, labels=f.labels)
-
-
-def _route_families(routes: list[tuple[tuple[str, str], RouteStats]]) -> Iterator[Metric]:
-    for attr, f in spec.ROUTE_HISTOGRAMS.items():
-        family = _histogram(f)
-        for key, stats in routes:
-            hist: Hist = getattr(stats, attr)
-            family.add_metric(key, hist.buckets(), hist.sum)
-        yield family
-    for attr, f in spec.ROUTE_COUNTERS.items():
-        counter = _counter(f)
-        for key, stats in routes:
-            counter.add_metric(key, getattr(stats, attr))
-        yield counter
-    a = spec.ACTIVE
-    active = GaugeMetricFamily(a.name, a.help, labels=a.labels)
-    streams = _counter(spec.STREAMS)
-    for key, stats in routes:
-        active.add_metric(key, stats.active)
-        for outcome, count in stats.outcomes.items():
-            streams.add_metric([*key, outcome], count)
-    yield active
-    yield streams
+            yield spec.FALLBACKS, fallback_key, count

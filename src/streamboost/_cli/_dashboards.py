@@ -23,11 +23,11 @@ SHIPPED_FILES: tuple[str, ...] = (
 
 def grafana_source_dir() -> Path:
     """The folder holding the shipped files: in the installed package, else the repository's."""
-    packaged = Path(__file__).resolve().parent / "_grafana"
+    packaged = Path(__file__).resolve().parents[1] / "_grafana"
     if packaged.is_dir():
         return packaged
-    # Editable installs import from src/streamboost, two levels below the repository root.
-    repository = Path(__file__).resolve().parents[2] / "grafana"
+    # Editable installs import from src/streamboost/_cli, three levels below the repository root.
+    repository = Path(__file__).resolve().parents[3] / "grafana"
     if repository.is_dir():
         return repository
     raise FileNotFoundError(

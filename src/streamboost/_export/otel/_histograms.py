@@ -20,10 +20,10 @@ from opentelemetry import metrics
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from ._metricspec import HTTP_ADVICE as HTTP_ADVICE
-from ._metricspec import OTEL_DURATION, OTEL_TPOT, OTEL_TTFT, OTelHistogram
-from ._metricspec import TPOT_ADVICE as TPOT_ADVICE
-from ._metricspec import TTFT_ADVICE as TTFT_ADVICE
+from .._spec import HTTP_ADVICE as HTTP_ADVICE
+from .._spec import OTEL_DURATION, OTEL_TPOT, OTEL_TTFT, OTelHistogram
+from .._spec import TPOT_ADVICE as TPOT_ADVICE
+from .._spec import TTFT_ADVICE as TTFT_ADVICE
 
 # Streams waiting for a collection; past this each new stream also records a few old ones
 # itself, so memory stays bounded when nothing collects (no reader, or a slow one).

@@ -9,20 +9,13 @@ from __future__ import annotations
 
 import weakref
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry
 
-from . import _metricspec as spec
-from . import _mpsync
-from ._metricspec import OUTCOMES, Family
-from ._timing import StreamRecord
-
-
-def _counter(f: Family, registry: CollectorRegistry | None) -> Counter:
-    return Counter(f.name, f.help, f.labels, registry=registry)
-
-
-def _histogram(f: Family, registry: CollectorRegistry | None) -> Histogram:
-    return Histogram(f.name, f.help, f.labels, buckets=f.buckets, registry=registry)
+from ..._timing import StreamRecord
+from .. import _spec as spec
+from .._spec import OUTCOMES
+from . import _int_sync
+from ._families import counter, gauge, histogram
 
 
 class Families:
@@ -30,20 +23,19 @@ class Families:
 
     def __init__(self, registry: CollectorRegistry | None) -> None:
         r = registry
-        self.requests = _counter(spec.REQUESTS, r)
-        self.duration = _histogram(spec.DURATION, r)
-        self.ttfb = _histogram(spec.TTFB, r)
-        self.ttft = _histogram(spec.TTFT, r)
-        self.tpot = _histogram(spec.TPOT, r)
-        self.stream_duration = _histogram(spec.STREAM_DURATION, r)
-        self.events = _counter(spec.EVENTS, r)
-        self.writes = _counter(spec.WRITES, r)
-        self.bytes = _counter(spec.BYTES, r)
-        a = spec.ACTIVE
-        self.active = Gauge(a.name, a.help, a.labels, multiprocess_mode="livesum", registry=r)
-        self.streams = _counter(spec.STREAMS, r)
-        self.phase = _histogram(spec.PHASE, r)
-        self.fallbacks = _counter(spec.FALLBACKS, r)
+        self.requests = counter(spec.REQUESTS, r)
+        self.duration = histogram(spec.DURATION, r)
+        self.ttfb = histogram(spec.TTFB, r)
+        self.ttft = histogram(spec.TTFT, r)
+        self.tpot = histogram(spec.TPOT, r)
+        self.stream_duration = histogram(spec.STREAM_DURATION, r)
+        self.events = counter(spec.EVENTS, r)
+        self.writes = counter(spec.WRITES, r)
+        self.bytes = counter(spec.BYTES, r)
+        self.active = gauge(spec.ACTIVE, r)
+        self.streams = counter(spec.STREAMS, r)
+        self.phase = histogram(spec.PHASE, r)
+        self.fallbacks = counter(spec.FALLBACKS, r)
 
 
 # One family set per registry: two StreamBoost instances on one registry share it instead of
@@ -115,7 +107,7 @@ class ClientSeries:
                 if tpot is not None:
                     self.tpot.observe(tpot)
         # The request's cache and deferred counts are on file once its response is counted.
-        _mpsync.sync_all()
+        _int_sync.sync_all()
 
 
 class ClientBackend:

@@ -1,8 +1,9 @@
-"""The export spec: every stream metric's name, help, type, labels, buckets and unit, once.
+"""The export spec: every metric's name, help, type, labels, buckets and unit, once.
 
-The single-process Collector (``_promstats``), the multiprocess families (``_promclient``) and
-the OpenTelemetry histograms (``_otelmetrics``) all read these records, so the backends
-cannot drift apart. Counter names carry no ``_total``: prometheus_client adds it.
+The stream families, the cache's and the deferred writers'. The single-process Collector
+(``prometheus._plain``), the multiprocess families (``prometheus._families``, file-backed) and
+OpenTelemetry (``otel._histograms``, the cache's instruments) all read these records, so the
+backends cannot drift apart. Counter names carry no ``_total``: prometheus_client adds it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from ._timing import (
+from .._timing import (
     OUTCOME_CLIENT_DISCONNECTED,
     OUTCOME_COMPLETED,
     OUTCOME_ERROR,
@@ -51,12 +52,12 @@ class Family:
 
 @dataclass(frozen=True, slots=True)
 class OTelHistogram:
-    """One OpenTelemetry histogram: semantic-convention name, unit, description, advice."""
+    """One OpenTelemetry instrument: name, unit, description, bucket advice (histograms)."""
 
     name: str
     unit: str
     description: str
-    boundaries: tuple[float, ...]
+    boundaries: tuple[float, ...] = ()
 
 
 _P: Final = "streamboost_"
@@ -163,21 +164,92 @@ OTEL_DURATION: Final = OTelHistogram(
     "http.server.request.duration", "s", "Duration of HTTP server requests.", HTTP_ADVICE
 )
 
-# Admission control (``_admission``): exported when StreamBoost(admission=...) is on, by the
-# admission module's own collector, so they are not in FAMILIES (the stream backends').
+# Cache: one series per cache name (caches sharing a name add up).
+CACHE_LOAD_BUCKETS: Final = (
+    *(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+CACHE_RESULTS: Final = ("hit", "miss", "stale", "error")
+_LOAD_HELP: Final = "Time the cached function took on a miss or refresh"
+CACHE_REQUESTS: Final = Family(
+    _P + "cache_requests", "Cache requests by result", "counter", ("cache", "result")
+)
+CACHE_LOAD: Final = Family(
+    _P + "cache_load_duration_seconds",
+    _LOAD_HELP,
+    "histogram",
+    ("cache",),
+    CACHE_LOAD_BUCKETS,
+    "seconds",
+)
+CACHE_FAMILIES: Final = (CACHE_REQUESTS, CACHE_LOAD)
+# OpenTelemetry: the requests as an observable counter read at collection, the load histogram
+# with the SDK's default buckets (no advice).
+OTEL_CACHE_REQUESTS: Final = OTelHistogram(
+    "streamboost.cache.requests", "{request}", "Cache requests by result"
+)
+OTEL_CACHE_LOAD: Final = OTelHistogram("streamboost.cache.load.duration", "s", _LOAD_HELP)
+
+# Deferred writes: one series per writer name (writers sharing a name add up).
+DEFERRED_SIZE_BUCKETS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+DEFERRED_TIME_BUCKETS: Final = (
+    *(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+DEFERRED_QUEUE_DEPTH: Final = Family(
+    _P + "deferred_queue_depth",
+    "Items accepted but not yet committed (deferred jobs pending or running).",
+    "gauge",
+    ("writer",),
+)
+DEFERRED_ITEMS: Final = Family(
+    _P + "deferred_items",
+    "Deferred items by outcome: written, retried (per retry), dead_lettered, lost.",
+    "counter",
+    ("writer", "outcome"),
+)
+DEFERRED_BATCH_SIZE: Final = Family(
+    _P + "deferred_batch_size",
+    "Items per batch handed to a deferred writer's sink.",
+    "histogram",
+    ("writer",),
+    DEFERRED_SIZE_BUCKETS,
+)
+DEFERRED_WRITE_DURATION: Final = Family(
+    _P + "deferred_write_duration_seconds",
+    "Time one sink call took (successful or not).",
+    "histogram",
+    ("writer",),
+    DEFERRED_TIME_BUCKETS,
+    "seconds",
+)
+DEFERRED_LAG: Final = Family(
+    _P + "deferred_lag_seconds",
+    "Time from put() accepting the oldest item of a batch to the sink committing it.",
+    "histogram",
+    ("writer",),
+    DEFERRED_TIME_BUCKETS,
+    "seconds",
+)
+# Plain ints read at scrape time, and the histograms observed once per committed batch.
+DEFERRED_COUNTS: Final = (DEFERRED_QUEUE_DEPTH, DEFERRED_ITEMS)
+DEFERRED_BATCH: Final = (DEFERRED_BATCH_SIZE, DEFERRED_WRITE_DURATION, DEFERRED_LAG)
+
+# Admission control (``_admission``), exported when StreamBoost(admission=...) is on, through
+# the admission's own PlainCollector. ``route`` is the template of a configured route limit,
+# or ``ADMISSION_ANY_ROUTE`` for every other request (bounded by the configuration).
+ADMISSION_ANY_ROUTE: Final = "*"
 ADMISSION_RESULTS: Final = ("admitted", "rejected", "abandoned")
 ADMISSION_REASONS: Final = ("queue_full", "displaced", "timeout", "unavailable")
 ADMISSION_QUEUE_DEPTH: Final = Family(
-    _P + "admission_queue_depth", "Requests waiting for admission.", "gauge", ()
+    _P + "admission_queue_depth", "Requests waiting for admission.", "gauge", ("route",)
 )
 ADMISSION_ACTIVE: Final = Family(
-    _P + "admission_active", "Admitted requests running the app.", "gauge", ()
+    _P + "admission_active", "Admitted requests running the app.", "gauge", ("route",)
 )
 ADMISSION_WAIT: Final = Family(
     _P + "admission_wait_seconds",
     "Time from arrival to admission, rejection or the client leaving, by result.",
     "histogram",
-    ("result",),
+    ("route", "result"),
     TTFT_BUCKETS,
     "seconds",
 )
@@ -185,7 +257,7 @@ ADMISSION_REJECTED: Final = Family(
     _P + "admission_rejected",
     "Requests answered 429/503 before the app ran, by reason.",
     "counter",
-    ("reason",),
+    ("route", "reason"),
 )
 ADMISSION_FAMILIES: Final = (
     ADMISSION_QUEUE_DEPTH,

@@ -2,11 +2,11 @@
 
 Every per-response figure is observed once, when the response has ended; the only update at
 response start is the active-streams gauge. In one process the figures are plain numbers
-exported by a custom Collector (``_promstats``); in multiprocess mode
+exported by a custom Collector (``_fast_backend``); in multiprocess mode
 (``PROMETHEUS_MULTIPROC_DIR`` set before the process starts) they are prometheus_client's
-file-backed values (``_promclient``), and ``/metrics`` sums every worker's files with a
+file-backed values (``_client_backend``), and ``/metrics`` sums every worker's files with a
 ``MultiProcessCollector``, after removing the live gauges of dead workers' slots
-(``_multiproc``). Exemplars are not available in multiprocess mode.
+(``_multiprocess``). Exemplars are not available in multiprocess mode.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from . import _mpsync, _multiproc
-from ._metricsguard import MetricsGuard
-from ._multiproc import multiprocess_dir
-from ._otel import current_trace_id
-from ._promclient import ClientBackend
-from ._promstats import FastBackend
-from ._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
-from ._timing import DEFAULT_CLOCK, OUTCOME_CLIENT_DISCONNECTED, Clock, StreamRecord
+from ..._timing import DEFAULT_CLOCK, OUTCOME_CLIENT_DISCONNECTED, Clock, StreamRecord
+from .._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
+from ..otel._tracing import current_trace_id
+from . import _int_sync, _multiprocess
+from ._client_backend import ClientBackend
+from ._fast_backend import FastBackend
+from ._guard import MetricsGuard
+from ._multiprocess import multiprocess_dir
 
 # Status label of a request that ended before any response start.
 _STATUS_DISCONNECTED: Final = 499
@@ -58,10 +58,10 @@ def backend_for(registry: CollectorRegistry | None) -> Backend:
     backend = _backends.get(target)
     if backend is None:
         if multiprocess_dir() is not None:
-            _multiproc.install()  # before the first value: file-backed, named by slot
+            _multiprocess.install()  # before the first value: file-backed, named by slot
             backend = ClientBackend(target)
         else:
-            _multiproc.check_single_process()
+            _multiprocess.check_single_process()
             fast = FastBackend()
             target.register(fast)
             backend = fast
@@ -225,8 +225,8 @@ class _WorkerFiles(Collector):
         self._files = MultiProcessCollector(None, path=directory)  # type: ignore[no-untyped-call]
 
     def collect(self) -> Iterable[Any]:
-        _mpsync.sync_all()  # this worker's cache and deferred counts, up to now
-        _multiproc.reap_dead_slots(self._directory)
+        _int_sync.sync_all()  # this worker's cache and deferred counts, up to now
+        _multiprocess.reap_dead_slots(self._directory)
         result: Iterable[Any] = self._files.collect()  # type: ignore[no-untyped-call]
         return result
 

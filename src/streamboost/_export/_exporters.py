@@ -16,11 +16,11 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, start_http_server
 
-from ._metricsguard import MetricsGuard, check_host, check_token, parse_networks
-from ._otel import OTelObserver
-from ._prometheus import MetricsApp, PrometheusObserver, exposition_registry
+from .._timing import Clock, StreamObserver, StreamRecord
 from ._route import AppRoute, RouteResolver
-from ._timing import Clock, StreamObserver, StreamRecord
+from .otel._observer import OTelObserver
+from .prometheus._guard import MetricsGuard, check_host, check_token, parse_networks
+from .prometheus._observer import MetricsApp, PrometheusObserver, exposition_registry
 
 logger = logging.getLogger("streamboost")
 

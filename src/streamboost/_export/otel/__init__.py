@@ -1,0 +1,1 @@
+"""OpenTelemetry export: the observer (spans, instruments) and the deferred stream histograms."""

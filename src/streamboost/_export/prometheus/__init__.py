@@ -1,0 +1,1 @@
+"""Prometheus export: the observer and ``/metrics``, two backends, multiprocess mode, the guard."""

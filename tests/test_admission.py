@@ -283,6 +283,7 @@ def test_off_by_default() -> None:
         ({"limit": 2, "route_limits": {"chat": 1}}, "route template starting with '/'"),
         ({"limit": 2, "route_limits": {"/a": 0}}, "route_limits['/a']=0 must be an int >= 1"),
         ({"limit": 2, "priority": 3}, "priority=3 must be a function of the scope"),
+        ({"limit": 2, "route_limits": {"/a/{x:nope}": 1}}, "unknown converter 'nope'"),
     ],
 )
 def test_config_errors_name_the_value_and_the_fix(kwargs: dict[str, Any], message: str) -> None:

@@ -97,6 +97,8 @@ def test_every_python_example_runs(tmp_path: Path) -> None:
 DOCUMENTED: dict[str, Callable[..., Any]] = {
     "### `StreamBoost(": streamboost.StreamBoost,
     "### `CoalesceConfig(": streamboost.CoalesceConfig,
+    "### `AdmissionConfig(": streamboost.AdmissionConfig,
+    "### `SharedLimit(": streamboost.SharedLimit,
     "### `phase(": streamboost.phase,
     "### `gather_phases(": streamboost.gather_phases,
     "### `Cache(": streamboost.Cache,

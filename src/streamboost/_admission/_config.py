@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from .._redact import redact_url
+from ._routes import RouteMatcher
 
 DEFAULT_SHARED_KEY: Final = "streamboost:admission"
 
@@ -86,7 +87,7 @@ class AdmissionConfig:
 
     limit: int
     """Requests running the app at once in this process."""
-    route_limits: Mapping[str, int] = field(default_factory=dict)
+    route_limits: Mapping[str, int] | None = None
     """Per route template (``/v1/chat/{model}``, ``{rest:path}`` for the rest): its own limit."""
     max_queue: int = 100
     """Requests that may wait for a place; 0 rejects at once when full."""
@@ -106,6 +107,8 @@ class AdmissionConfig:
     def __post_init__(self) -> None:
         if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
             raise ValueError(f"limit={self.limit!r} must be an int >= 1, e.g. 32")
+        if self.route_limits is None:
+            object.__setattr__(self, "route_limits", MappingProxyType({}))
         if not isinstance(self.route_limits, Mapping):
             raise TypeError(
                 f"route_limits={self.route_limits!r} must be a mapping of route template to "
@@ -141,6 +144,7 @@ class AdmissionConfig:
             )
         if self.shared is not None and not isinstance(self.shared, SharedLimit):
             raise TypeError(f"shared={self.shared!r} must be a SharedLimit(...) or None")
+        RouteMatcher(self.route_limits)  # a template it cannot compile fails here, by name
         object.__setattr__(self, "route_limits", MappingProxyType(dict(self.route_limits)))
 
 

@@ -46,7 +46,7 @@ class Gate:
         self.limit = config.limit
         self.max_queue = config.max_queue
         self.max_wait = config.max_wait
-        self.route_limits: dict[str, int] = dict(config.route_limits)
+        self.route_limits: dict[str, int] = dict(config.route_limits or {})
         self.route_active = dict.fromkeys(self.route_limits, 0)
         self.matcher = RouteMatcher(self.route_limits)
         self.priority: Callable[[dict[str, Any]], float] | None = config.priority

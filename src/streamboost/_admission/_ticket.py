@@ -61,7 +61,7 @@ class Admission:
         self, config: AdmissionConfig, *, metrics: bool, registry: CollectorRegistry | None
     ) -> None:
         self.config = config
-        self.stats = _metrics.AdmissionStats(config.route_limits)
+        self.stats = _metrics.AdmissionStats(config.route_limits or {})
         self.gate = Gate(config, self.stats)
         self.exempt = config.exempt
         self.responses = {

@@ -8,11 +8,12 @@ Redis, so two uvicorn processes share one count (configured from ``ADM_*`` varia
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -87,7 +88,7 @@ def _routes(counts: Any) -> list[Route]:
             for _ in range(_HOLD_LIMIT):
                 if await counts.is_open():
                     break
-                await asyncio.sleep(_POLL)
+                await anyio.sleep(_POLL)
         except BaseException:
             await counts.leave()
             raise
@@ -96,7 +97,7 @@ def _routes(counts: Any) -> list[Route]:
             try:
                 for i in range(EVENTS):
                     yield b'data: {"i": %d}\n\n' % i
-                    await asyncio.sleep(0)
+                    await anyio.lowlevel.checkpoint()
             finally:
                 await counts.leave()
 

@@ -320,7 +320,7 @@ def test_config_is_frozen_and_route_limits_copied() -> None:
     limits = {"/a": 1}
     config = AdmissionConfig(limit=2, route_limits=limits)
     limits["/b"] = 2
-    assert dict(config.route_limits) == {"/a": 1}
+    assert dict(config.route_limits or {}) == {"/a": 1}
     with pytest.raises(AttributeError):
         config.limit = 3  # type: ignore[misc]
     with pytest.raises(TypeError, match="admission="):
@@ -346,3 +346,26 @@ def test_route_templates_match_before_routing() -> None:
     assert matcher.match({"path": "/files/a/b.txt"}) == "/files/{rest:path}"
     with pytest.raises(ValueError, match="unknown converter 'nope'"):
         RouteMatcher(["/x/{a:nope}"])
+
+
+def test_under_trio_the_local_limits_hold_without_a_queue() -> None:
+    from tests.test_trio import hypercorn_trio
+
+    counts, registry = LocalCounts(), CollectorRegistry()
+    app = hold_app(AdmissionConfig(limit=1, max_queue=10, exempt=exempt_state), counts, registry)
+
+    async def run(base: str) -> tuple[httpx.Response, httpx.Response]:
+        async with client(base) as http:
+            held = asyncio.ensure_future(http.get("/stream"))
+            try:
+                await until(lambda: _is(counts.running == 1), "the limit is reached")
+                busy = await http.get("/stream")  # no queue under trio: rejected at once
+            finally:
+                await release(counts, [held])
+            return held.result(), busy
+
+    with hypercorn_trio(app) as base:
+        held, busy = asyncio.run(run(base))
+    assert held.status_code == 200 and held.content == BODY
+    assert busy.status_code == 429 and reason(busy) == "queue_full"
+    assert busy.headers["retry-after"] == "1"

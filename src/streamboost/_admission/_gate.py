@@ -52,6 +52,7 @@ class Gate:
         self.priority: Callable[[dict[str, Any]], float] | None = config.priority
         self.waiters: list[Place] = []
         self._seq = 0
+        self._warned = False
         self.keeper = None if config.shared is None else Keeper(self, config.shared)
 
     # -- counts (no await anywhere below: each method is atomic on the loop)
@@ -79,6 +80,23 @@ class Gate:
             place.state = ADMITTED
             return place
         return None
+
+    def enter_without_asyncio(self, route: str | None) -> Place:
+        """Under trio: the local limits only, no queue and no shared limit (asyncio's)."""
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "admission: the wait queue and the shared limit need an asyncio event loop "
+                "and this server runs another (trio?); requests past the local limits are "
+                "rejected at once"
+            )
+        place = Place(route)
+        if self.can_take(route):
+            self._take(place)
+            place.state = ADMITTED
+        else:
+            place.state = QUEUE_FULL
+        return place
 
     def leave(self, place: Place) -> None:
         """An admitted request ended: its place goes to the next eligible waiter."""

@@ -122,7 +122,10 @@ class Ticket:
         route = gate.matcher.match(self._scope) if gate.route_limits else None
         place = gate.enter_now(route)
         try:
-            if place is None:
+            if place is None and asyncio._get_running_loop() is None:
+                place = gate.enter_without_asyncio(route)
+                waited = 0.0
+            elif place is None:
                 place = await gate.wait(self._scope, route, arrived, self._queued)
                 waited = time.perf_counter() - arrived
                 timing = PhaseTiming(QUEUE_PHASE, arrived, arrived + waited, None)

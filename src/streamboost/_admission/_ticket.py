@@ -118,14 +118,21 @@ class Ticket:
         """Admit the request (``run()`` the app, then free its place) or answer for it."""
         admission = self._admission
         gate = admission.gate
-        arrived = time.perf_counter()
         route = gate.matcher.match(self._scope) if gate.route_limits else None
         place = gate.enter_now(route)
+        if place is not None:  # admitted at once: the usual case, nothing awaited
+            admission.stats.admitted_at_once(route)
+            try:
+                await run()
+            finally:
+                gate.leave(place)
+            return
+        arrived = time.perf_counter()
         try:
-            if place is None and asyncio._get_running_loop() is None:
+            if asyncio._get_running_loop() is None:
                 place = gate.enter_without_asyncio(route)
                 waited = 0.0
-            elif place is None:
+            else:
                 place = await gate.wait(self._scope, route, arrived, self._queued)
                 waited = time.perf_counter() - arrived
                 timing = PhaseTiming(QUEUE_PHASE, arrived, arrived + waited, None)
@@ -133,8 +140,6 @@ class Ticket:
                     record.phases = [timing]
                 else:
                     record.phases.append(timing)
-            else:
-                waited = 0.0
             state = place.state
             if state == ADMITTED:
                 admission.stats.waited(route, ADMITTED, waited)

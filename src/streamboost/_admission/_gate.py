@@ -212,6 +212,8 @@ class Gate:
 
     def grant(self, place: Place, lease: str | None) -> None:
         """Admit a waiter (its place is taken here)."""
+        if place.state != WAITING:
+            raise RuntimeError(f"admission: granting a place that is {place.state}")
         self._take(place)
         place.lease = lease
         self.settle(place, ADMITTED)

@@ -303,3 +303,48 @@ async def test_two_workers_of_one_server_in_multiprocess_mode(
     assert all(r.headers["retry-after"] == "1" for r in rejected)
     assert len(accepted) + len(rejected) == clients
     assert all(r.content == BODY for r in accepted)
+
+
+async def test_a_stream_longer_than_its_lease_keeps_its_place(redis_url: str, prefix: str) -> None:
+    """The keeper renews: past two leases of Redis time the first stream still holds the one
+    place, and the next request still waits for it."""
+    key, lease_ms = prefix + ":sem", 600
+    shared = SharedLimit(url=redis_url, limit=1, key=key, lease=lease_ms / 1000, timeout=0.1)
+    counts, registry = LocalCounts(), CollectorRegistry()
+    app = hold_app(
+        AdmissionConfig(limit=10, max_wait=60, shared=shared, exempt=exempt_state),
+        counts,
+        registry,
+    )
+    client: Any = aioredis.Redis.from_url(redis_url)
+    with uvicorn_in_thread(app) as base:
+        limits = httpx.Limits(max_connections=10, max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+            first = second = asyncio.ensure_future(http.get("/stream"))
+            try:
+
+                async def running() -> bool:
+                    return counts.running == 1
+
+                await until(running, "the first stream holds the place")
+                second = asyncio.ensure_future(http.get("/stream"))
+
+                async def queued() -> bool:
+                    return bool((await _state(http, base))["waiting"] == 1)
+
+                await until(queued, "the second waits")
+                start = await redis_ms(client)
+
+                async def two_leases_later() -> bool:
+                    return await redis_ms(client) >= start + 2 * lease_ms
+
+                await until(two_leases_later, "Redis' clock passed two leases")
+                members = await client.zrange(key, 0, -1)
+                state = await _state(http, base)
+            finally:
+                counts.open = True
+                await asyncio.gather(first, second, return_exceptions=True)
+    await client.aclose()
+    assert len(members) == 1  # still held, by the first stream: renewed, not expired
+    assert state["waiting"] == 1 and counts.peak == 1
+    assert [first.result().status_code, second.result().status_code] == [200, 200]

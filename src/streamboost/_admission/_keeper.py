@@ -15,14 +15,11 @@ import math
 import os
 import time
 import uuid
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from ._config import SharedLimit
-from ._place import ADMITTED, FULL, UNAVAILABLE, WAITING, Place
+from ._place import ADMITTED, FULL, UNAVAILABLE, WAITING, Place, Queue
 from ._redis import RedisSemaphore
-
-if TYPE_CHECKING:
-    from ._gate import Gate
 
 logger = logging.getLogger("streamboost")
 
@@ -30,7 +27,7 @@ _WARN_EVERY: Final = 10.0  # seconds between two warnings about Redis errors
 
 
 class Keeper:
-    def __init__(self, gate: Gate, config: SharedLimit) -> None:
+    def __init__(self, gate: Queue, config: SharedLimit) -> None:
         self.gate = gate
         self.config = config
         self.semaphore = RedisSemaphore(config)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
@@ -22,9 +22,7 @@ from .._export.prometheus._int_sync import IntMirror
 from .._export.prometheus._multiprocess import install as install_multiprocess
 from .._export.prometheus._multiprocess import multiprocess_dir
 from .._export.prometheus._plain import Hist, PlainCollector, Sample
-
-if TYPE_CHECKING:
-    from ._gate import Gate
+from ._place import Queue
 
 ANY_ROUTE = spec.ADMISSION_ANY_ROUTE
 FAMILIES = (
@@ -43,6 +41,12 @@ class RouteCounts:
     def __init__(self) -> None:
         self.wait = {result: Hist(spec.ADMISSION_WAIT.buckets) for result in spec.ADMISSION_RESULTS}
         self.rejected = dict.fromkeys(spec.ADMISSION_REASONS, 0)
+
+
+class Gate(Queue, Protocol):
+    """A ``_gate.Gate`` as the metrics read it."""
+
+    stats: AdmissionStats
 
 
 class AdmissionStats:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from typing import Final, Protocol
 
 WAITING: Final = "waiting"
 ADMITTED: Final = "admitted"
@@ -32,3 +32,20 @@ class Place:
 
 def order(place: Place) -> tuple[float, int]:
     return place.order
+
+
+class Queue(Protocol):
+    """What the keeper and the metrics see of a ``Gate`` (so neither imports it)."""
+
+    waiters: list[Place]
+    route_active: dict[str, int]
+
+    def can_take(self, route: str | None) -> bool: ...
+
+    def candidates(self) -> list[Place]: ...
+
+    def first_eligible(self) -> Place | None: ...
+
+    def grant(self, place: Place, lease: str | None) -> None: ...
+
+    def settle(self, place: Place, state: str) -> None: ...

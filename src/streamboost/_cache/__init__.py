@@ -1,7 +1,7 @@
 """Cached dependencies: ``@cached`` functions backed by a memory, Redis or tiered ``Cache``."""
 
-from ._cache import Cache
-from ._cached import CachedCall, CachedFunction, cached
+from ._cache import Cache, CachedCall
+from ._cached import CachedFunction, cached
 from ._errors import CacheValueTooLarge, UnsafeCacheKey
 
 __all__ = [

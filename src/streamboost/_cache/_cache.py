@@ -1,5 +1,6 @@
 """``Cache``: where cached values live (memory, Redis, or memory in front of Redis) and the
-operations on it: multi-get, warm-up and invalidation by key, tag or namespace."""
+operations on it: multi-get, warm-up and invalidation by key, tag or namespace; ``CachedCall``,
+one bound call of a cached function, for ``get_many`` and ``warm``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
@@ -19,11 +20,10 @@ from ._core import CORRUPT, CacheCore, Fetched
 from ._memory import MemoryStore
 from ._metrics import CacheStats, register_otel, register_prometheus
 from ._refresh import Refreshes
-
-if TYPE_CHECKING:
-    from ._cached import CachedCall
+from ._spec import LoaderSpec
 
 ENV_URL = "STREAMBOOST_CACHE_URL"
+R_co = TypeVar("R_co", covariant=True)
 
 
 def _positive(name: str, value: float, default: str) -> None:
@@ -170,7 +170,7 @@ class Cache(CacheCore):
             )
             if isinstance(found, tuple):
                 results[i] = found[0]
-                self._count(found[1])
+                self.stats.count(found[1])
             else:  # resolve() decodes a corrupt entry again, drops it and counts the error
                 misses.append((i, (version, [payloads[n] if found == CORRUPT else None])))
         if misses:
@@ -253,3 +253,26 @@ class Cache(CacheCore):
             f"Cache({redact_url(self.url)!r}, backend={self.backend!r}, "
             f"namespace={self.namespace!r})"
         )
+
+
+class CachedCall(Generic[R_co]):
+    """One call of a cached function, not yet run: for ``Cache.get_many`` and ``Cache.warm``."""
+
+    __slots__ = ("args", "cache", "key", "kwargs", "spec")
+
+    def __init__(
+        self,
+        cache: Cache,
+        spec: LoaderSpec,
+        key: bytes,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.cache = cache
+        self.spec = spec
+        self.key = key
+        self.args = args
+        self.kwargs = kwargs
+
+    def __repr__(self) -> str:
+        return f"CachedCall({self.key.decode(errors='replace')!r})"

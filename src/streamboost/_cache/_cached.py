@@ -12,11 +12,11 @@ import inspect
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import orjson
 
-from ._cache import Cache
+from ._cache import Cache, CachedCall
 from ._keys import NATIVE, KeyBuilder, encode_values, refuse_unsafe_parameters
 from ._memory import Entry
 from ._metrics import CacheStats
@@ -35,29 +35,6 @@ def default_cache() -> Cache:
     if _default is None:
         _default = Cache.from_url(None, name="default")
     return _default
-
-
-class CachedCall(Generic[R_co]):
-    """One call of a cached function, not yet run: for ``Cache.get_many`` and ``Cache.warm``."""
-
-    __slots__ = ("args", "cache", "key", "kwargs", "spec")
-
-    def __init__(
-        self,
-        cache: Cache,
-        spec: LoaderSpec,
-        key: bytes,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> None:
-        self.cache = cache
-        self.spec = spec
-        self.key = key
-        self.args = args
-        self.kwargs = kwargs
-
-    def __repr__(self) -> str:
-        return f"CachedCall({self.key.decode(errors='replace')!r})"
 
 
 class CachedFunction(Protocol[P, R_co]):

@@ -90,7 +90,7 @@ class CacheCore:
                 if future.cancelled() and task is not None and not task.cancelling():
                     continue  # the leader was cancelled, not us: one of us leads now
                 raise
-            self._count(result)
+            self.stats.count(result)
             return value
         future = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
@@ -109,19 +109,8 @@ class CacheCore:
         finally:
             if self._inflight.get(key) is future:
                 del self._inflight[key]
-        self._count(result)
+        self.stats.count(result)
         return value
-
-    def _count(self, result: str) -> None:
-        stats = self.stats
-        if result == "hit":
-            stats.hits += 1
-        elif result == "miss":
-            stats.misses += 1
-        elif result == "stale":
-            stats.stale += 1
-        else:
-            stats.errors += 1
 
     async def _fetch_or_load(
         self,

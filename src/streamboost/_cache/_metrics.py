@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from .._export import _spec as spec
+from .._export.prometheus import _int_sync
 from .._export.prometheus._int_sync import IntMirror
 from .._export.prometheus._multiprocess import install as install_multiprocess
 from .._export.prometheus._multiprocess import multiprocess_dir
@@ -53,6 +54,17 @@ class CacheStats:
         if self.load_observer is not None:
             self.load_observer.observe(seconds)
 
+    def count(self, result: str) -> None:
+        """One request with ``result`` (``hit``, ``miss``, ``stale``, else an error)."""
+        if result == "hit":
+            self.hits += 1
+        elif result == "miss":
+            self.misses += 1
+        elif result == "stale":
+            self.stale += 1
+        else:
+            self.errors += 1
+
     def results(self) -> Iterator[tuple[str, int]]:
         yield from zip(RESULTS, (self.hits, self.misses, self.stale, self.errors), strict=True)
 
@@ -80,6 +92,7 @@ def register_prometheus(stats: CacheStats, registry: CollectorRegistry | None) -
         mirror = _mirrors.get(registry)
         if mirror is None:
             mirror = _mirrors[registry] = IntMirror(spec.CACHE_FAMILIES, samples, registry)
+            _int_sync.register(mirror.sync)
         stats.load_observer = mirror.histogram(spec.CACHE_LOAD).labels(stats.name)
         mirror.add(stats)
         return

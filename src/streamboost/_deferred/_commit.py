@@ -93,3 +93,15 @@ class Committer:
             "writer %r: %d items moved to the dead letters (%s) after %d attempts: %s",
             self.name, len(batch), self.dead_letters.description, self._retry.retries + 1, reason,
         )  # fmt: skip
+
+    async def dead_letter_or_lose(self, batch: Sequence[Entry[Any]], reason: str) -> None:
+        """Dead-letter ``batch``; when the store fails too, count the items lost and log them."""
+        try:
+            await self.dead_letter(batch, reason)
+        except Exception as exc:
+            # Nowhere left to put them: counted and logged, never silently gone.
+            self.lost += len(batch)
+            logger.error(
+                "writer %r: %d items LOST: the dead-letter store (%s) failed too: %r",
+                self.name, len(batch), self.dead_letters.description, exc,
+            )  # fmt: skip

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass, replace
-from typing import Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from .._redact import redact_url
 
 T = TypeVar("T")
 
@@ -109,3 +111,38 @@ class DeferConfig:
             raise ValueError(f"max_concurrency={self.max_concurrency!r} must be >= 1 (default 64)")
         if self.max_pending < 1:
             raise ValueError(f"max_pending={self.max_pending!r} must be >= 1 (default 100000)")
+
+
+def check_writer_options(
+    sink: Any,
+    *,
+    name: str,
+    max_batch: int,
+    max_delay: float,
+    max_queue: int,
+    claim_idle: float,
+    drain_timeout: float,
+    put_timeout: float,
+    durable: str | None,
+) -> None:
+    """``DeferredWriter``'s options, refused with the value and the fix."""
+    if not callable(sink):
+        raise TypeError(f"sink={sink!r} must be callable: async def sink(entries): ...")
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"name={name!r} must be a non-empty [A-Za-z0-9_-] string")
+    if max_batch < 1:
+        raise ValueError(f"max_batch={max_batch!r} must be >= 1 (default 500)")
+    if max_delay <= 0:
+        raise ValueError(f"max_delay={max_delay!r} must be > 0 seconds (default 0.2)")
+    if max_queue < max_batch:
+        raise ValueError(f"max_queue={max_queue!r} must be >= max_batch={max_batch!r}")
+    if claim_idle <= 0:
+        raise ValueError(f"claim_idle={claim_idle!r} must be > 0 seconds (default 60.0)")
+    if drain_timeout <= 0:
+        raise ValueError(f"drain_timeout={drain_timeout!r} must be > 0 seconds (default 30)")
+    if not put_timeout > 0:
+        raise ValueError(f"put_timeout={put_timeout!r} must be > 0 seconds (default 2.0)")
+    if durable is not None and not durable.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(
+            f"durable={redact_url(durable)!r} must be None or a redis://, rediss:// or unix:// URL"
+        )

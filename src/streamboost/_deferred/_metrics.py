@@ -16,6 +16,7 @@ from typing import Protocol
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from .._export import _spec as spec
+from .._export.prometheus import _int_sync
 from .._export.prometheus._families import histogram
 from .._export.prometheus._int_sync import IntMirror
 from .._export.prometheus._multiprocess import install as install_multiprocess
@@ -78,7 +79,9 @@ class DeferredMetrics:
             self._counts = PlainCollector(spec.DEFERRED_COUNTS, samples)
             registry.register(self._counts)
         else:  # a custom collector is never seen by the files' aggregation
-            self._counts = IntMirror(spec.DEFERRED_COUNTS, samples, registry)
+            mirror = IntMirror(spec.DEFERRED_COUNTS, samples, registry)
+            _int_sync.register(mirror.sync)
+            self._counts = mirror
 
     def add(self, source: MetricsSource) -> None:
         self._counts.add(source)

@@ -15,9 +15,8 @@ from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 
-from .._redact import redact_url
 from ._commit import Committer, Sink
-from ._config import Entry, QueueFull, RetryPolicy, WriterClosed
+from ._config import Entry, QueueFull, RetryPolicy, WriterClosed, check_writer_options
 from ._deadletter import DeadLetterStore, open_dead_letters
 from ._durable import StreamOutbox, consumer_name
 from ._metrics import metrics_for
@@ -59,27 +58,17 @@ class DeferredWriter(Generic[T]):
         put_timeout: float = 2.0,
         registry: CollectorRegistry | None = None,
     ) -> None:
-        if not callable(sink):
-            raise TypeError(f"sink={sink!r} must be callable: async def sink(entries): ...")
-        if not name or not name.replace("_", "").replace("-", "").isalnum():
-            raise ValueError(f"name={name!r} must be a non-empty [A-Za-z0-9_-] string")
-        if max_batch < 1:
-            raise ValueError(f"max_batch={max_batch!r} must be >= 1 (default 500)")
-        if max_delay <= 0:
-            raise ValueError(f"max_delay={max_delay!r} must be > 0 seconds (default 0.2)")
-        if max_queue < max_batch:
-            raise ValueError(f"max_queue={max_queue!r} must be >= max_batch={max_batch!r}")
-        if claim_idle <= 0:
-            raise ValueError(f"claim_idle={claim_idle!r} must be > 0 seconds (default 60.0)")
-        if drain_timeout <= 0:
-            raise ValueError(f"drain_timeout={drain_timeout!r} must be > 0 seconds (default 30)")
-        if not put_timeout > 0:
-            raise ValueError(f"put_timeout={put_timeout!r} must be > 0 seconds (default 2.0)")
-        if durable is not None and not durable.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(
-                f"durable={redact_url(durable)!r} must be None or a redis://, rediss:// or "
-                "unix:// URL"
-            )
+        check_writer_options(
+            sink,
+            name=name,
+            max_batch=max_batch,
+            max_delay=max_delay,
+            max_queue=max_queue,
+            claim_idle=claim_idle,
+            drain_timeout=drain_timeout,
+            put_timeout=put_timeout,
+            durable=durable,
+        )
         self.name = name
         self.max_batch = max_batch
         self.max_delay = max_delay
@@ -265,15 +254,7 @@ class DeferredWriter(Generic[T]):
         left = len(self._buffer)
         if left:
             logger.error("writer %r: drain deadline passed; %d items not written", self.name, left)
-            try:
-                await self._committer.dead_letter(list(self._buffer), "drain deadline passed")
-            except Exception as exc:
-                # Nowhere left to put them: counted and logged, never silently gone.
-                self._committer.lost += left
-                logger.error(
-                    "writer %r: %d items LOST: the dead-letter store (%s) failed too: %r",
-                    self.name, left, self.dead_letters.description, exc,
-                )  # fmt: skip
+            await self._committer.dead_letter_or_lose(list(self._buffer), "drain deadline passed")
             self._buffer.clear()
         return left
 

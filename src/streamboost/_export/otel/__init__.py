@@ -1,1 +1,2 @@
-"""OpenTelemetry export: the observer (spans, instruments) and the deferred stream histograms."""
+"""OpenTelemetry export: the observer, the stream histograms, span timing, and the one module
+that touches the tracer provider (``_tracing``)."""

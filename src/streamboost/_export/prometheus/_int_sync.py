@@ -80,7 +80,7 @@ class IntMirror(Generic[S]):
     live sources (a label set whose sources are gone reads 0, not its last value).
     Histogram samples are skipped: their file-backed histograms (``histogram(family)``) are
     observed directly. Every counter's label sets are exported from the moment a source is
-    added, at 0.
+    added, at 0. Its owner passes ``sync`` to ``register``.
     """
 
     def __init__(
@@ -99,7 +99,6 @@ class IntMirror(Generic[S]):
             weakref.WeakKeyDictionary()
         )
         self._gauge_keys: set[tuple[int, tuple[str, ...]]] = set()
-        register(self.sync)
 
     def histogram(self, family: Family) -> Histogram:
         return self._histograms[id(family)]

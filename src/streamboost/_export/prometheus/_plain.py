@@ -65,14 +65,26 @@ class Hist:
     def buckets(self) -> list[tuple[str, float] | tuple[str, float, Exemplar]]:
         counts = list(self.counts)  # one snapshot: +Inf equals the count
         exemplars = self.exemplars
+        les = _les(self.bounds)
         out: list[tuple[str, float] | tuple[str, float, Exemplar]] = []
         total = 0
         for i, count in enumerate(counts):
             total += count
-            le = floatToGoString(self.bounds[i]) if i < len(self.bounds) else "+Inf"  # type: ignore[no-untyped-call]
             exemplar = exemplars[i] if exemplars is not None else None
-            out.append((le, total) if exemplar is None else (le, total, exemplar))
+            out.append((les[i], total) if exemplar is None else (les[i], total, exemplar))
         return out
+
+
+# The ``le`` labels of each bucket tuple, formatted once (the spec has a handful of tuples).
+_LES: dict[tuple[float, ...], tuple[str, ...]] = {}
+
+
+def _les(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    les = _LES.get(bounds)
+    if les is None:
+        formatted = [floatToGoString(b) for b in bounds]  # type: ignore[no-untyped-call]
+        les = _LES[bounds] = (*formatted, "+Inf")
+    return les
 
 
 Value = int | float | Hist

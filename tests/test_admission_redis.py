@@ -268,16 +268,24 @@ async def test_two_workers_of_one_server_in_multiprocess_mode(
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=0)
         async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
             tasks = [asyncio.ensure_future(http.get("/stream")) for _ in range(clients)]
+            seen: list[tuple[int, float, int]] = []
 
             async def settled() -> bool:
                 running = int(await client.get(prefix + ":running") or 0)
                 text = (await http.get("/metrics")).text
                 waiting = _metric(text, "streamboost_admission_queue_depth")
                 answered = sum(t.done() for t in tasks)
+                seen.append((running, waiting, answered))
                 return running == limit and answered == clients - limit - waiting
 
             try:
-                await until(settled, "the shared limit running, the rest queued or answered")
+                try:
+                    await until(settled, "the limit running, the rest queued or answered")
+                except AssertionError as exc:
+                    last = seen[-3:]
+                    raise AssertionError(
+                        f"{exc}; last (running, queued, answered): {last}"
+                    ) from None
                 rejected = [t.result() for t in tasks if t.done()]
             finally:
                 await client.set(prefix + ":open", 1)

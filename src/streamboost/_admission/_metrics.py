@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from .._export import _spec as spec
+from .._export.prometheus import _int_sync
 from .._export.prometheus._int_sync import IntMirror
 from .._export.prometheus._multiprocess import install as install_multiprocess
 from .._export.prometheus._multiprocess import multiprocess_dir
@@ -121,6 +122,7 @@ def export(gate: Gate, registry: CollectorRegistry | None) -> None:
         mirror = _mirrors.get(registry)
         if mirror is None:
             mirror = _mirrors[registry] = IntMirror(FAMILIES, samples, registry)
+            _int_sync.register(mirror.sync)
         gate.stats.observer = mirror.histogram(spec.ADMISSION_WAIT)
         mirror.add(gate)
         return

@@ -369,3 +369,26 @@ def test_under_trio_the_local_limits_hold_without_a_queue() -> None:
     assert held.status_code == 200 and held.content == BODY
     assert busy.status_code == 429 and reason(busy) == "queue_full"
     assert busy.headers["retry-after"] == "1"
+
+
+def test_the_admission_families_are_the_spec_s() -> None:
+    from streamboost._admission._metrics import FAMILIES
+
+    registry = CollectorRegistry()
+    boost = StreamBoost(
+        lambda s, r, w: None,  # type: ignore[arg-type,return-value]
+        admission=AdmissionConfig(limit=2, route_limits={"/chat": 1}),
+        registry=registry,
+        otel=False,
+    )
+    assert boost.admission is not None
+    exported = {(m.name, m.documentation, m.type) for m in registry.collect()}
+    want = {(f.name, f.help, f.kind) for f in FAMILIES}
+    assert want <= exported
+    depth = {
+        labels["route"]: value
+        for m in registry.collect()
+        if m.name == "streamboost_admission_queue_depth"
+        for _name, labels, value, *_ in m.samples
+    }
+    assert depth == {"/chat": 0, "*": 0}  # every route label exported from the start

@@ -92,6 +92,7 @@ class Keeper:
         task = self._task
         if task is None or task.done():
             self._task = loop.create_task(self._run(), name="streamboost-admission-keeper")
+            self._task.add_done_callback(_log_failure)
 
     def _failed(self, exc: BaseException) -> None:
         self.errors += 1
@@ -191,3 +192,10 @@ class Keeper:
                 gate.settle(place, UNAVAILABLE)
             elif gate.can_take(place.route):
                 gate.grant(place, None)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    # A bug, not a Redis error (those are handled): waiters then wait for their deadline,
+    # and the next wake() starts a new keeper.
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("admission keeper failed", exc_info=task.exception())

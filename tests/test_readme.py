@@ -98,6 +98,8 @@ DOCUMENTED: dict[str, Callable[..., Any]] = {
     "### `StreamBoost(": streamboost.StreamBoost,
     "### `CoalesceConfig(": streamboost.CoalesceConfig,
     "### `MetricBuckets(": streamboost.MetricBuckets,
+    "### `AdmissionConfig(": streamboost.AdmissionConfig,
+    "### `SharedLimit(": streamboost.SharedLimit,
     "### `phase(": streamboost.phase,
     "### `gather_phases(": streamboost.gather_phases,
     "### `Cache(": streamboost.Cache,

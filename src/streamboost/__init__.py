@@ -1,5 +1,6 @@
 """streamboost: fast, observable streaming for ASGI apps."""
 
+from ._admission import AdmissionConfig, SharedLimit
 from ._cache import (
     Cache,
     CachedCall,
@@ -29,6 +30,7 @@ from ._phases import gather_phases, phase
 from ._upstream import instrument_upstream, upstream_client
 
 __all__: list[str] = [
+    "AdmissionConfig",
     "Cache",
     "CacheValueTooLarge",
     "CachedCall",
@@ -42,6 +44,7 @@ __all__: list[str] = [
     "MetricBuckets",
     "QueueFull",
     "RetryPolicy",
+    "SharedLimit",
     "StreamBoost",
     "UnsafeCacheKey",
     "WriterClosed",

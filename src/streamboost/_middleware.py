@@ -17,6 +17,7 @@ from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from . import _checks
+from ._admission import AdmissionConfig, build_admission
 from ._config import CoalesceConfig
 from ._deferred import DeferredWriter, export_defer_metrics
 from ._deferred._lifespan import LifespanWriters
@@ -78,6 +79,8 @@ class StreamBoost:
         buckets: a ``MetricBuckets``: the latency histograms' buckets per family (None: the
             defaults, fine enough for true percentiles from 20 ms to 10 s); OpenTelemetry gets
             the changed ones as bucket advice (a View or exponential aggregation still wins).
+        admission: an ``AdmissionConfig``: limit the requests running the app at once, queue
+            or reject (429/503 with ``Retry-After``) the rest before the app runs (None: off).
     """
 
     def __init__(
@@ -105,6 +108,7 @@ class StreamBoost:
         meter_provider: MeterProvider | None = None,
         tracer_provider: TracerProvider | None = None,
         buckets: MetricBuckets | None = None,
+        admission: AdmissionConfig | None = None,
     ) -> None:
         if coalesce is True:
             config: CoalesceConfig | None = CoalesceConfig()
@@ -190,6 +194,7 @@ class StreamBoost:
             clock=self.clock,
             opt_out_header=self.opt_out_header,
         )
+        self.admission = build_admission(admission, metrics=metrics, registry=registry)
         self.responses = ResponseSettings(
             app=app,
             clock=self.clock,
@@ -219,10 +224,14 @@ class StreamBoost:
             if metrics_app is not None and self.exporters.serves(scope):
                 await metrics_app(scope, receive, send)
                 return
-            stream = HTTPStream(self.responses, scope, receive, send)
+            admission = self.admission
+            ticket = None if admission is None else admission.ticket(scope, receive, send)
+            stream = HTTPStream(
+                self.responses, scope, receive if ticket is None else ticket.receive, send
+            )
             token = current_record.set(stream.record)  # for phase() inside the app
             try:
-                await stream.run()
+                await (stream.run() if ticket is None else ticket.run(stream.record, stream.run))
             finally:
                 current_record.reset(token)
         elif scope_type == "lifespan":

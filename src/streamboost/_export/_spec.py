@@ -250,3 +250,36 @@ DEFERRED_LAG: Final = Family(
 # Plain ints read at scrape time, and the histograms observed once per committed batch.
 DEFERRED_COUNTS: Final = (DEFERRED_QUEUE_DEPTH, DEFERRED_ITEMS)
 DEFERRED_BATCH: Final = (DEFERRED_BATCH_SIZE, DEFERRED_WRITE_DURATION, DEFERRED_LAG)
+
+# Admission control (``_admission``), exported when StreamBoost(admission=...) is on, through
+# the admission's own PlainCollector. ``route`` is the template of a configured route limit,
+# or ``ADMISSION_ANY_ROUTE`` for every other request (bounded by the configuration).
+ADMISSION_ANY_ROUTE: Final = "*"
+ADMISSION_RESULTS: Final = ("admitted", "rejected", "abandoned")
+ADMISSION_REASONS: Final = ("queue_full", "displaced", "timeout", "unavailable")
+ADMISSION_QUEUE_DEPTH: Final = Family(
+    _P + "admission_queue_depth", "Requests waiting for admission.", "gauge", ("route",)
+)
+ADMISSION_ACTIVE: Final = Family(
+    _P + "admission_active", "Admitted requests running the app.", "gauge", ("route",)
+)
+ADMISSION_WAIT: Final = Family(
+    _P + "admission_wait_seconds",
+    "Time from arrival to admission, rejection or the client leaving, by result.",
+    "histogram",
+    ("route", "result"),
+    TTFT_BUCKETS,
+    "seconds",
+)
+ADMISSION_REJECTED: Final = Family(
+    _P + "admission_rejected",
+    "Requests answered 429/503 before the app ran, by reason.",
+    "counter",
+    ("route", "reason"),
+)
+ADMISSION_FAMILIES: Final = (
+    ADMISSION_QUEUE_DEPTH,
+    ADMISSION_ACTIVE,
+    ADMISSION_WAIT,
+    ADMISSION_REJECTED,
+)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import multiprocessing
 import os
 import re
@@ -79,7 +80,10 @@ def make_app(boosted: bool) -> Any:
 
     from streamboost import StreamBoost
 
-    counts = {"streams": 0, "open": 0, "writes": 0}
+    counts = {"streams": 0, "open": 0}
+    # Writes per second of time.time(): a /stats request waits behind a saturated loop, so
+    # the window's writes are read from these afterwards, not from snapshots taken during it.
+    writes: dict[int, int] = {}
 
     async def sse(request: Request) -> StreamingResponse:
         shape = request.query_params.get("shape", "token")
@@ -100,7 +104,7 @@ def make_app(boosted: bool) -> Any:
         return StreamingResponse(body(), media_type="text/event-stream")
 
     async def stats(request: Request) -> JSONResponse:
-        return JSONResponse(counts)
+        return JSONResponse({**counts, "writes": writes})
 
     app: Any = Starlette(routes=[Route("/sse", sse), Route("/stats", stats)])
     if boosted:
@@ -115,7 +119,8 @@ def make_app(boosted: bool) -> Any:
 
         async def counted(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.body":
-                counts["writes"] += 1
+                second = int(time.time())
+                writes[second] = writes.get(second, 0) + 1
             await send(message)
 
         try:
@@ -291,8 +296,8 @@ async def _get(port: int, path: str) -> bytes:
     return raw.partition(b"\r\n\r\n")[2]
 
 
-async def _stats(port: int) -> dict[str, int]:
-    result: dict[str, int] = json.loads(await _get(port, "/stats"))
+async def _stats(port: int) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(await _get(port, "/stats"))
     return result
 
 
@@ -343,7 +348,8 @@ async def run_level(name: str, streams: int, args: argparse.Namespace) -> dict[s
                 raise RuntimeError("a client process did not start")
         ramp = max(1.0, streams / 1000)
         open_at = time.time() + 0.2
-        window_start = open_at + ramp + 1.5
+        # Whole seconds, so that the per-second write counts cover exactly the window.
+        window_start = float(math.ceil(open_at + ramp + 1.5))
         window_end = window_start + args.seconds
         plan = {
             "shape": args.shape,
@@ -357,13 +363,13 @@ async def run_level(name: str, streams: int, args: argparse.Namespace) -> dict[s
             pipe.send(plan)
 
         await _sleep_until(window_start)
-        before, cpu0, t0 = await _stats(server.port), server.cpu(), time.time()
-        waited0 = server.waited()
+        cpu0, waited0, t0 = server.cpu(), server.waited(), time.time()
         await _sleep_until(window_start + args.seconds / 2)
         rss_open = server.rss()
+        middle = await _stats(server.port)
         await _sleep_until(window_end)
-        after, cpu1, t1 = await _stats(server.port), server.cpu(), time.time()
-        waited1, load = server.waited(), os.getloadavg()[0]
+        cpu1, waited1, t1 = server.cpu(), server.waited(), time.time()
+        load = os.getloadavg()[0]
 
         results = []
         for pipe in pipes:
@@ -372,20 +378,23 @@ async def run_level(name: str, streams: int, args: argparse.Namespace) -> dict[s
             results.append(pipe.recv())
         for proc in procs:
             proc.join(30)
+        counted = (await _stats(server.port))["writes"]
     finally:
         server.stop()
     late, lag = array("d"), array("d")
     for result in results:
         late.frombytes(result["late"])
         lag.frombytes(result["lag"])
-    open_streams = before["open"]
+    open_streams = middle["open"]
+    seconds = range(int(window_start), int(window_end))
+    written = sum(counted.get(str(second), 0) for second in seconds)
     return {
         "open": open_streams,
         "cpu": (cpu1 - cpu0) / (t1 - t0),
         "waited": (waited1 - waited0) / (t1 - t0),
         "load": load,
         "rss_per_stream": (rss_open - rss_idle) / max(open_streams, 1),
-        "writes_per_s": (after["writes"] - before["writes"]) / (t1 - t0),
+        "writes_per_s": written / len(seconds),
         "events": len(late),
         # of the events due in the window (fewer: the app's loop fell behind its schedule)
         "delivered": len(late) / max(1.0, open_streams * RATE * args.seconds),
@@ -468,7 +477,7 @@ async def main(args: argparse.Namespace) -> None:
             if row["client_cpu"] > 0.9:
                 notes.append("client-bound?")
             if row["waited"] > 0.2:
-                notes.append(f"CPU-starved by other load, load average {row['load']:.1f}")
+                notes.append(f"server waited for a core; load average {row['load']:.1f}")
             print(
                 f"{level:>7} {label:<11}{row['cpu']:>6.2f}{row['waited']:>7.2f}"
                 f"{row['rss_per_stream'] / 1024:>9.1f} kB"
@@ -497,12 +506,14 @@ if __name__ == "__main__":
         type=lambda text: [int(part) for part in text.split(",") if part],
         help="comma-separated levels (default 500,1000,2000,4000)",
     )
-    parser.add_argument("--seconds", type=float, help="window per level (default 10, quick 5)")
+    parser.add_argument(
+        "--seconds", type=int, help="window per level, whole seconds (default 10, quick 5)"
+    )
     parser.add_argument("--shape", choices=("token", "openai"), default="token")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parsed = parser.parse_args()
     if parsed.streams is None:
         parsed.streams = list(QUICK_LEVELS if parsed.quick else LEVELS)
     if parsed.seconds is None:
-        parsed.seconds = 5.0 if parsed.quick else 10.0
+        parsed.seconds = 5 if parsed.quick else 10
     asyncio.run(main(parsed))

@@ -72,7 +72,6 @@ def _event(shape: str, index: int, due: float) -> bytes:
 
 
 def make_app(boosted: bool) -> Any:
-    from prometheus_client import CollectorRegistry
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, StreamingResponse
@@ -80,7 +79,6 @@ def make_app(boosted: bool) -> Any:
 
     from streamboost import StreamBoost
 
-    counts = {"streams": 0, "open": 0}
     # Writes per second of time.time(): a /stats request waits behind a saturated loop, so
     # the window's writes are read from these afterwards, not from snapshots taken during it.
     writes: dict[int, int] = {}
@@ -104,18 +102,16 @@ def make_app(boosted: bool) -> Any:
         return StreamingResponse(body(), media_type="text/event-stream")
 
     async def stats(request: Request) -> JSONResponse:
-        return JSONResponse({**counts, "writes": writes})
+        return JSONResponse({"writes": writes})
 
     app: Any = Starlette(routes=[Route("/sse", sse), Route("/stats", stats)])
     if boosted:
-        app = StreamBoost(app, registry=CollectorRegistry(), otel=False)
+        app = StreamBoost(app)  # every default, as in bench_coalesce
 
     async def counting(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] != "/sse":
             await app(scope, receive, send)
             return
-        counts["streams"] += 1
-        counts["open"] += 1
 
         async def counted(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.body":
@@ -123,10 +119,7 @@ def make_app(boosted: bool) -> Any:
                 writes[second] = writes.get(second, 0) + 1
             await send(message)
 
-        try:
-            await app(scope, receive, counted)
-        finally:
-            counts["open"] -= 1
+        await app(scope, receive, counted)
 
     return counting
 
@@ -225,6 +218,7 @@ async def _client(port: int, streams: int, plan: dict[str, Any]) -> dict[str, An
         "lost": sink["lost"],
         "failed": sink["failed"],
         "unfinished": len(unfinished),
+        "opened": len(opened),
         "all_open": all_open,
         "cpu": (cpu[1].result() - cpu[0].result()) / (window[1] - window[0]),
     }
@@ -366,7 +360,6 @@ async def run_level(name: str, streams: int, args: argparse.Namespace) -> dict[s
         cpu0, waited0, t0 = server.cpu(), server.waited(), time.time()
         await _sleep_until(window_start + args.seconds / 2)
         rss_open = server.rss()
-        middle = await _stats(server.port)
         await _sleep_until(window_end)
         cpu1, waited1, t1 = server.cpu(), server.waited(), time.time()
         load = os.getloadavg()[0]
@@ -385,7 +378,7 @@ async def run_level(name: str, streams: int, args: argparse.Namespace) -> dict[s
     for result in results:
         late.frombytes(result["late"])
         lag.frombytes(result["lag"])
-    open_streams = middle["open"]
+    open_streams = sum(result["opened"] for result in results)
     seconds = range(int(window_start), int(window_end))
     written = sum(counted.get(str(second), 0) for second in seconds)
     return {

@@ -10,6 +10,8 @@ loopback measures, in the same run:
   request and writes per stream, as ratios to bare;
 - 1000 events per second: writes per stream and server CPU, and each event's latency from the
   moment the app emitted it (stamped in the event) to its arrival at the client;
+- a sparse feed, one event every 50 ms (40 events per stream, one per coalescing window at
+  most): the latency coalescing adds where it cannot save a write, and the writes per stream;
 - 2-event streams: the server's fixed cost per request, which bounds the full-speed ratio;
 - time to first byte of sequential requests, alternating between the servers.
 
@@ -36,6 +38,7 @@ from typing import Any
 
 EVENTS = 200
 WINDOW = 0.05
+SPARSE_EVENTS = 40  # one every 50 ms: 2 s per stream
 _STAMP = re.compile(rb'"t":([0-9.]+),')
 
 
@@ -283,6 +286,12 @@ async def main(quick: bool) -> None:
             s.name: await load(s, "/sse?rate=1000", 16, seconds, stamps[s.name])
             for s in (bare, boosted)
         }
+        sparse_stamps: dict[str, list[float]] = {"bare": [], "boosted": []}
+        sparse_path = f"/sse?rate=20&n={SPARSE_EVENTS + 1}"
+        sparse = {
+            s.name: await load(s, sparse_path, 16, max(seconds, 3.0), sparse_stamps[s.name])
+            for s in (bare, boosted)
+        }
         short = await best_of(bare, boosted, "/sse?n=2", 1 if quick else 2, seconds / 2)
         first = await ttfb(bare, boosted, 200 if quick else 600)
     finally:
@@ -300,6 +309,8 @@ async def main(quick: bool) -> None:
         ("2-event stream: server CPU ms/req", short, "cpu_per_request", ms),
         ("1000 ev/s: writes/stream", paced, "writes_per_stream", 1.0),
         ("1000 ev/s: server CPU ms/req", paced, "cpu_per_request", ms),
+        ("sparse 20 ev/s: writes/stream", sparse, "writes_per_stream", 1.0),
+        ("sparse 20 ev/s: server CPU ms/req", sparse, "cpu_per_request", ms),
     ]
     for label, table, key, scale in rows:
         x, y = table["bare"][key] * scale, table["boosted"][key] * scale
@@ -312,6 +323,14 @@ async def main(quick: bool) -> None:
     print(f"  bare server: {fixed * ms:.2f} ms per request + {per_event * 1e6:.1f} us per event")
     fewer = paced["bare"]["writes_per_stream"] / paced["boosted"]["writes_per_stream"]
     print(f"1000 ev/s: {fewer:.1f}x fewer writes (target >= 10x)")
+    sb, sc = sparse_stamps["bare"], sparse_stamps["boosted"]
+    added = pct(sc, 0.99) - pct(sb, 0.99)
+    print(
+        f"sparse feed, one event every 50 ms ({len(sb)} / {len(sc)} events): bare p50"
+        f" {statistics.median(sb) * ms:.3f} ms p99 {pct(sb, 0.99) * ms:.3f} ms; StreamBoost p50"
+        f" {statistics.median(sc) * ms:.3f} ms p99 {pct(sc, 0.99) * ms:.3f} ms; added p99"
+        f" {added * ms:+.3f} ms (target <= 2 ms): {'PASS' if added <= 0.002 else 'FAIL'}"
+    )
     b0, b1 = first
     print(
         f"TTFB ({len(b0)} sequential requests each): bare p50 {pct(b0, 0.5) * ms:.3f} ms"

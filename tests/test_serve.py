@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -61,5 +62,18 @@ def test_serve_passes_server_options_and_removes_its_directory(tmp_path: Path) -
             assert client.get("/stream", headers={"connection": "close"}).content == EXPECTED
         made = [d for d in tmp_path.iterdir() if d.name.startswith("streamboost-prometheus-")]
         assert len(made) == 1
-        assert completed_streams(client.get("/metrics").text) == 12
+        assert completed_streams(scrape_across_recycling(client)) == 12
     assert not made[0].exists()  # serve removed the directory it made
+
+
+def scrape_across_recycling(client: httpx.Client) -> str:
+    """``/metrics``, retried when the connection lands on a worker gunicorn is recycling
+    (``--max-requests``): that worker resets it, the next one answers."""
+    for attempt in range(3):
+        try:
+            return client.get("/metrics", headers={"connection": "close"}).text
+        except httpx.TransportError:
+            if attempt == 2:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")

@@ -182,7 +182,7 @@ class HTTPStream:
             # chunks keep a coroutine that catches the server's OSError itself.
             direct = self._send_code is not None and not self._gone
             forward = self._send if direct else self._forward
-            kernel.general = Direct(self, scanner, self._send, forward, settings.clock).general
+            kernel.general = Direct(self, scanner, forward, settings.clock).general
             kernel.use(MODE_DIRECT if direct and scanner is not None else MODE_GENERAL)
         record.began(status, streaming, settings.clock())
         notify_started(record, settings.observers)

@@ -41,19 +41,17 @@ class Direct:
     """Counts each message and sends it as it is; ``forward`` is how it reaches the server
     (the server's own send, or a coroutine that recognises its ``OSError``)."""
 
-    __slots__ = ("_clock", "_forward", "_owner", "_scanner", "_send")
+    __slots__ = ("_clock", "_forward", "_owner", "_scanner")
 
     def __init__(
         self,
         owner: Owner,
         scanner: EventScanner | None,
-        send: Send,
         forward: Callable[[Message], Awaitable[None]],
         clock: Callable[[], float],
     ) -> None:
         self._owner = owner
         self._scanner = scanner
-        self._send = send
         self._forward = forward
         self._clock = clock
 

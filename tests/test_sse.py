@@ -9,8 +9,8 @@ from tests.coalesce_apps import openai
 
 from streamboost._config import DEFAULT_CRITICAL_EVENTS
 from streamboost._middleware import DEFAULT_METADATA_EVENTS
+from streamboost._stream._classify import is_critical, is_sse_content
 from streamboost._stream._format import stream_format
-from streamboost._stream._kernel import is_critical, is_sse_content
 from streamboost._stream._scanner import EventScanner
 from streamboost._stream._table import CONTENT, FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE, GENERAL
 

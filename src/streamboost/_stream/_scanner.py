@@ -20,7 +20,8 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-from ._kernel import ScanBase, is_critical, is_sse_content
+from ._classify import is_critical, is_sse_content
+from ._kernel import ScanBase
 from ._table import FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE
 
 # Two line endings in a row (CRLF, LF, or a CR not followed by LF): a blank line.

@@ -99,8 +99,8 @@ VERCEL_CRITICAL: Final = _names("finish", "error", "abort")
 # The headers the SDK requires on its streams (SSE form, and the older line form).
 VERCEL_HEADERS: Final = (b"x-vercel-ai-ui-message-stream", b"x-vercel-ai-data-stream")
 
-# LangGraph server: run lifecycle events.
-LANGGRAPH_CRITICAL: Final = _names("end", "error")
+# LangGraph server: a run's error event.
+LANGGRAPH_CRITICAL: Final = _names("error")
 
 PRESETS: Final = {
     preset.name: preset

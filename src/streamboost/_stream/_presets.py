@@ -150,7 +150,6 @@ def stream_preset(name: object) -> StreamPreset:
     if preset is None:
         choices = ", ".join(repr(choice) for choice in STREAM_FORMATS)
         raise ValueError(
-            f"stream_format={name!r} is not a stream format: use one of {choices} "
-            "(default 'auto')"
+            f"stream_format={name!r} is not a stream format: use one of {choices} (default 'auto')"
         )
     return preset

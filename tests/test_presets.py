@@ -50,7 +50,7 @@ def test_each_fixture_event_is_classified_by_its_role(name: str, which: str) -> 
     if which == "auto" and not fixture["auto"]:
         pytest.skip("auto does not recognise this protocol")
     preset = PRESETS[fixture["stream_format"]]  # auto reads the Vercel AI SDK's header
-    if which == "auto" and not fixture["stream_format"] == "vercel-ai":
+    if which == "auto" and fixture["stream_format"] != "vercel-ai":
         preset = PRESETS["auto"]
     fmt = FORMAT_SSE if fixture["content_type"].startswith("text/event-stream") else FORMAT_LINES
     for event in fixture["events"]:

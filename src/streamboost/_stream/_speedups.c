@@ -251,17 +251,27 @@ stripped_in(const char *start, const char *end, PyObject *names)
 }
 
 /* _kernel._EVENT_NAME: "event:" at the start or after a CR or LF, one optional space, the
- * name to the line's end; 1 when a (stripped) name is in `names`. `first` stops at the first. */
+ * name to the line's end; 1 when a (stripped) name is in `names`. `first` stops at the first.
+ * Only line starts can match, so without a CR the walk goes from one LF to the next (a chunk
+ * has few lines) instead of stopping at every 'e' of the JSON. */
 static int
 event_name_in(const char *d, Py_ssize_t n, PyObject *names, int first)
 {
     const char *end = d + n, *p = d;
+    int any_cr = memchr(d, '\r', (size_t)n) != NULL;
     while (p < end) {
-        const char *at = find(p, end - p, "event:", 6);
-        if (at == NULL) {
-            return 0;
+        const char *at;
+        if (any_cr) {
+            at = find(p, end - p, "event:", 6);
+            if (at == NULL) {
+                return 0;
+            }
         }
-        if (at == d || at[-1] == '\n' || at[-1] == '\r') {
+        else {
+            at = p;
+        }
+        if (end - at >= 6 && memcmp(at, "event:", 6) == 0 &&
+            (at == d || at[-1] == '\n' || at[-1] == '\r')) {
             const char *name = at + 6, *stop;
             if (name < end && *name == ' ') {
                 name++;
@@ -274,8 +284,15 @@ event_name_in(const char *d, Py_ssize_t n, PyObject *names, int first)
             }
             p = stop;
         }
-        else {
+        else if (any_cr) {
             p = at + 1;
+        }
+        else {
+            const char *lf = memchr(at, '\n', (size_t)(end - at));
+            if (lf == NULL) {
+                return 0;
+            }
+            p = lf + 1;
         }
     }
     return 0;
@@ -291,6 +308,18 @@ static const struct {
     {"\"type\"", 6},    {"\"finish_reason\"", 15}, {"\"usage\"", 7},
     {"\"content\"", 9}, {"\"tool_calls\"", 12},    {"\"chat.completion.chunk\"", 23},
 };
+
+/* For each byte, the keys whose text starts with a quote and that byte (bit k: KEYS[k]); most
+ * quotes in a chunk open a key or value no classifier asks about and cost one lookup. */
+static unsigned char KEY_FIRST[256];
+
+static void
+init_key_first(void)
+{
+    for (int k = 0; k < K_COUNT; k++) {
+        KEY_FIRST[(unsigned char)KEYS[k].text[1]] |= (unsigned char)(1u << k);
+    }
+}
 
 typedef struct {
     char found[K_COUNT]; /* K_CHAT: present; K_TYPE: a value in the names; others: _has_value */
@@ -358,10 +387,14 @@ scan_keys(const char *d, Py_ssize_t n, PyObject *type_names, Keys *out)
     Py_ssize_t next[K_COUNT] = {0};
     const char *end = d + n, *p = d;
     while (p < end && (p = memchr(p, '"', (size_t)(end - p))) != NULL) {
+        unsigned int candidates = p + 1 < end ? KEY_FIRST[(unsigned char)p[1]] : 0;
+        if (candidates == 0) {
+            p++;
+            continue;
+        }
         Py_ssize_t pos = p - d;
-        int first = p + 1 < end ? p[1] : 0;
         for (int k = 0; k < K_COUNT; k++) {
-            if (KEYS[k].text[1] != first || pos < next[k] || end - p < KEYS[k].len ||
+            if (!(candidates & (1u << k)) || pos < next[k] || end - p < KEYS[k].len ||
                 memcmp(p, KEYS[k].text, (size_t)KEYS[k].len) != 0) {
                 continue;
             }
@@ -858,6 +891,7 @@ constant(PyObject *table, const char *name, long *slot)
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+    init_key_first();
     if (intern(&s_type, "type") < 0 || intern(&s_body_type, "http.response.body") < 0 ||
         intern(&s_more_body, "more_body") < 0 || intern(&s_body, "body") < 0) {
         return NULL;

@@ -37,6 +37,7 @@ class LocalCounts:
         self.entered: list[str] = []  # request tags in the order they reached the app
         self.bodies: list[bytes] = []
         self.open = False
+        self.app: object = None  # the app under test, kept alive for its metrics
 
     async def enter(self, tag: str) -> None:
         self.running += 1

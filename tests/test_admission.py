@@ -48,7 +48,12 @@ def client(base: str) -> httpx.AsyncClient:
 
 def serve(admission: AdmissionConfig) -> tuple[Any, LocalCounts, CollectorRegistry]:
     counts, registry = LocalCounts(), CollectorRegistry()
-    return uvicorn_in_thread(hold_app(admission, counts, registry)), counts, registry
+    app = hold_app(admission, counts, registry)
+    # The registry's collector holds gates weakly, and the app is in a reference cycle
+    # (Starlette's state points back at it): once the server is gone only the counts keep it
+    # alive, or a GC between two scrapes would empty the registry mid-test.
+    counts.app = app
+    return uvicorn_in_thread(app), counts, registry
 
 
 async def release(counts: LocalCounts, futures: Sequence[Awaitable[httpx.Response]]) -> None:

@@ -254,17 +254,26 @@ stripped_in(const char *start, const char *end, PyObject *names)
 }
 
 /* _classify._EVENT_NAME from `p` on: "event:" at the start of `d` or after a CR or LF, one
- * optional space, the name to the line's end. 1 and the name in [*name, *stop), 0 when none. */
+ * optional space, the name to the line's end. 1 and the name in [*name, *stop), 0 when none.
+ * Only line starts can match, so without a CR in the body (`any_cr`) the walk goes from one
+ * LF to the next (a chunk has few lines) instead of stopping at every 'e' of the JSON. */
 static int
-next_event_name(const char *d, const char *p, const char *end, const char **name,
+next_event_name(const char *d, const char *p, const char *end, int any_cr, const char **name,
                 const char **stop)
 {
     while (p < end) {
-        const char *at = find(p, end - p, "event:", 6);
-        if (at == NULL) {
-            return 0;
+        const char *at;
+        if (any_cr) {
+            at = find(p, end - p, "event:", 6);
+            if (at == NULL) {
+                return 0;
+            }
         }
-        if (at == d || at[-1] == '\n' || at[-1] == '\r') {
+        else {
+            at = p;
+        }
+        if (end - at >= 6 && memcmp(at, "event:", 6) == 0 &&
+            (at == d || at[-1] == '\n' || at[-1] == '\r')) {
             const char *s = at + 6, *e;
             if (s < end && *s == ' ') {
                 s++;
@@ -275,7 +284,16 @@ next_event_name(const char *d, const char *p, const char *end, const char **name
             *stop = e;
             return 1;
         }
-        p = at + 1;
+        if (any_cr) {
+            p = at + 1;
+        }
+        else {
+            const char *lf = memchr(at, '\n', (size_t)(end - at));
+            if (lf == NULL) {
+                return 0;
+            }
+            p = lf + 1;
+        }
     }
     return 0;
 }
@@ -285,7 +303,8 @@ static int
 event_name_in(const char *d, Py_ssize_t n, PyObject *names)
 {
     const char *end = d + n, *p = d, *name, *stop;
-    while (next_event_name(d, p, end, &name, &stop)) {
+    int any_cr = memchr(d, '\r', (size_t)n) != NULL;
+    while (next_event_name(d, p, end, any_cr, &name, &stop)) {
         int found = stripped_in(name, stop, names);
         if (found != 0) {
             return found;
@@ -305,6 +324,18 @@ static const struct {
     {"\"type\"", 6},    {"\"finish_reason\"", 15}, {"\"usage\"", 7},
     {"\"content\"", 9}, {"\"tool_calls\"", 12},    {"\"chat.completion.chunk\"", 23},
 };
+
+/* For each byte, the keys whose text starts with a quote and that byte (bit k: KEYS[k]); most
+ * quotes in a chunk open a key or value no classifier asks about and cost one lookup. */
+static unsigned char KEY_FIRST[256];
+
+static void
+init_key_first(void)
+{
+    for (int k = 0; k < K_COUNT; k++) {
+        KEY_FIRST[(unsigned char)KEYS[k].text[1]] |= (unsigned char)(1u << k);
+    }
+}
 
 typedef struct {
     char found[K_COUNT]; /* K_CHAT: present; K_TYPE: a value in the names; others: _has_value */
@@ -380,10 +411,14 @@ scan_keys(const char *d, Py_ssize_t n, PyObject *type_names, int first_type, Key
     Py_ssize_t next[K_COUNT] = {0};
     const char *end = d + n, *p = d;
     while (p < end && (p = memchr(p, '"', (size_t)(end - p))) != NULL) {
+        unsigned int candidates = p + 1 < end ? KEY_FIRST[(unsigned char)p[1]] : 0;
+        if (candidates == 0) {
+            p++;
+            continue;
+        }
         Py_ssize_t pos = p - d;
-        int first = p + 1 < end ? p[1] : 0;
         for (int k = 0; k < K_COUNT; k++) {
-            if (KEYS[k].text[1] != first || pos < next[k] || end - p < KEYS[k].len ||
+            if (!(candidates & (1u << k)) || pos < next[k] || end - p < KEYS[k].len ||
                 memcmp(p, KEYS[k].text, (size_t)KEYS[k].len) != 0) {
                 continue;
             }
@@ -448,7 +483,8 @@ is_sse_content(const char *d, Py_ssize_t n, PyObject *metadata, PyObject *conten
         return 0;
     }
     const char *name, *stop_name;
-    int named = next_event_name(d, d, end, &name, &stop_name);
+    int any_cr = memchr(d, '\r', (size_t)n) != NULL;
+    int named = next_event_name(d, d, end, any_cr, &name, &stop_name);
     if (named) {
         int in = stripped_in(name, stop_name, metadata);
         if (in != 0) {
@@ -915,6 +951,7 @@ constant(PyObject *table, const char *name, long *slot)
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+    init_key_first();
     if (intern(&s_type, "type") < 0 || intern(&s_body_type, "http.response.body") < 0 ||
         intern(&s_more_body, "more_body") < 0 || intern(&s_body, "body") < 0) {
         return NULL;

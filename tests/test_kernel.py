@@ -287,13 +287,26 @@ def test_a_full_buffer_makes_the_apps_send_wait_on_the_c_path_too() -> None:
     asyncio.run(both())
 
 
-def _scan(kind: type[Any], fmt: int, critical: bool, fast: bool = True) -> Any:
+# A protocol preset's content events (``_presets``): by ``event:`` name or first JSON "type".
+CONTENT_NAMES = frozenset({b"content_block_delta", b"text-delta", b"x"})
+
+
+def _scan(
+    kind: type[Any],
+    fmt: int,
+    critical: bool,
+    fast: bool = True,
+    content: bool = False,
+    openai_chat: bool = True,
+) -> Any:
     scan = kind()
     scan.fmt = fmt
     scan.fast = fast
     scan.pending = 0
     scan.metadata = frozenset({b"metadata", b"ping"})
     scan.critical_names = frozenset({b"done", b"error"}) if critical else None
+    scan.content_names = CONTENT_NAMES if content else None
+    scan.openai_chat = openai_chat
     return scan
 
 
@@ -302,6 +315,7 @@ PIECES = (
     *(b"x", b" ", b'"', b"\\", b"{", b"}", b"[DONE]", b"null", b":", b'""', b"{}", b"[]"),
     *(b'"type"', b'"done"', b'"error"', b"ping", b"metadata", b"done", b"error"),
     *(b'"finish_reason"', b'"usage"', b'"content"', b'"tool_calls"', b'"chat.completion.chunk"'),
+    *(b"content_block_delta", b'"text-delta"', b'"x"', b"event: x\n", b'"type":"x"'),
 )
 
 
@@ -313,15 +327,23 @@ PIECES = (
     critical=st.booleans(),
     fast=st.booleans(),
     pending=st.booleans(),
+    content=st.booleans(),
+    openai_chat=st.booleans(),
 )
 def test_classify_answers_alike_in_c_and_python(
-    pieces: list[bytes], fmt: int, critical: bool, fast: bool, pending: bool
+    pieces: list[bytes],
+    fmt: int,
+    critical: bool,
+    fast: bool,
+    pending: bool,
+    content: bool,
+    openai_chat: bool,
 ) -> None:
     body = b"".join(pieces)
-    native = _scan(_kernel.ScanBase, fmt, critical, fast)
+    native = _scan(_kernel.ScanBase, fmt, critical, fast, content, openai_chat)
     native.pending = int(pending)
     assert native.classify(body) == PyScanBase.classify(native, body)
-    python = _scan(PyScanBase, fmt, critical, fast)
+    python = _scan(PyScanBase, fmt, critical, fast, content, openai_chat)
     python.pending = int(pending)
     assert python.classify(body) == native.classify(body)
     if pending or not fast:
@@ -330,7 +352,12 @@ def test_classify_answers_alike_in_c_and_python(
     kind = native.classify(body)
     if kind != _table.GENERAL:
         reference = EventScanner(
-            fmt, critical=native.critical_names, metadata=native.metadata, is_metadata=None
+            fmt,
+            critical=native.critical_names,
+            metadata=native.metadata,
+            is_metadata=None,
+            content=native.content_names,
+            openai_chat=openai_chat,
         )
         assert reference.feed(body) == len(body)
         assert (reference.events, reference.content) == (1, int(kind == _table.CONTENT))

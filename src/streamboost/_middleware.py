@@ -31,6 +31,7 @@ from ._stream import (
     StreamObserver,
     current_record,
 )
+from ._stream._presets import PRESETS, stream_preset
 from ._types import ASGIApp, Receive, Scope, Send
 from ._wsconn import WebSockets
 
@@ -52,6 +53,12 @@ class StreamBoost:
             route the Starlette way (the ``streamboost-django``/``-litestar``/``-quart`` plugins
             provide one); called once per response after the app routed it; ``None`` or ``""``
             falls back to the built-in resolver (``unmatched`` when nothing routed).
+        stream_format: the protocol of the app's streams, which decides what the first token
+            is, which events are metadata or critical and whether merging applies:
+            ``"auto"`` (default: OpenAI chat completions, the OpenAI Responses API and
+            Anthropic Messages recognised by their event names, and the Vercel AI SDK by its
+            header), ``"openai"``, ``"openai-responses"``, ``"anthropic"``, ``"langgraph"``,
+            ``"vercel-ai"`` or ``"plain"`` (no protocol's rules).
         metadata_events: SSE ``event:`` names that never count as output tokens.
         is_metadata: the app's own test, ``(event: bytes) -> bool``, True for an event that
             carries no output tokens (an SSE event block, an NDJSON line or a text chunk, as
@@ -91,6 +98,7 @@ class StreamBoost:
         observers: Sequence[StreamObserver] = (),
         clock: Clock | None = None,
         route: Callable[[dict[str, Any]], str | None] | None = None,
+        stream_format: str = "auto",
         metadata_events: Collection[str] = DEFAULT_METADATA_EVENTS,
         is_metadata: Callable[[bytes], bool] | None = None,
         opt_out_header: str = DEFAULT_OPT_OUT_HEADER,
@@ -118,6 +126,7 @@ class StreamBoost:
             config = coalesce
         else:
             raise TypeError(f"coalesce={coalesce!r} must be True, False or a CoalesceConfig(...)")
+        preset = stream_preset(stream_format)
         if isinstance(metadata_events, str):
             raise ValueError(
                 f"metadata_events={metadata_events!r} must be a collection of event names, "
@@ -178,6 +187,10 @@ class StreamBoost:
         self.metadata_names = frozenset(name.encode() for name in self.metadata_events)
         critical = config.critical_events if config is not None else ()
         self.critical_names = frozenset(name.encode() for name in critical)
+        self.stream_format = stream_format
+        marked = None
+        if preset.name == "auto":  # a body with the Vercel AI SDK's header is of its protocol
+            marked = PRESETS["vercel-ai"].with_names(self.metadata_names, self.critical_names)
         self.opt_out_header = opt_out_header.lower().encode("latin-1")
         # WebSocket scopes: counted and observed per connection, batched when configured.
         self.websocket = WebSockets(
@@ -202,8 +215,8 @@ class StreamBoost:
             observers=observers,
             finishing=tuple(self.finishing),
             opt_out_header=self.opt_out_header,
-            metadata_names=self.metadata_names,
-            critical_names=self.critical_names,
+            preset=preset.with_names(self.metadata_names, self.critical_names),
+            marked=marked,
             is_metadata=is_metadata,
             content_types=config.content_types if config is not None else frozenset(),
         )

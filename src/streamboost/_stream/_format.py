@@ -1,7 +1,8 @@
 """What a response start says about its body, read once per response: the stream format.
 
 The content type decides the stream format; a ``content-length`` or a non-identity
-``content-encoding`` means the body is not scanned (a sized body, or compressed bytes).
+``content-encoding`` means the body is not scanned (a sized body, or compressed bytes). The
+Vercel AI SDK's stream header marks a body of its protocol (``_presets``).
 Content types repeat across responses, so their parse is cached.
 """
 
@@ -28,6 +29,7 @@ class BodyKind(NamedTuple):
     fmt: int  # the stream format (``_table.FORMAT_*``), 0 when not a stream StreamBoost reads
     scannable: bool  # no content-length, identity encoding
     opt_out: bool  # the opt-out header is present
+    vercel: bool  # a Vercel AI SDK stream header is present
 
 
 def stream_format(content_type: str) -> int:
@@ -36,9 +38,15 @@ def stream_format(content_type: str) -> int:
     return _FORMATS.get(media, 0)
 
 
-def body_kind(headers: Iterable[tuple[bytes, bytes]], opt_out_name: bytes) -> BodyKind:
+def body_kind(
+    headers: Iterable[tuple[bytes, bytes]],
+    opt_out_name: bytes,
+    marks: tuple[bytes, ...] = (),
+) -> BodyKind:
+    """What the response start's ``headers`` say; ``marks``: header names that flag a body
+    of the Vercel AI SDK's protocol (``BodyKind.vercel``)."""
     content_type = b""
-    length = encoded = opt_out = False
+    length = encoded = opt_out = vercel = False
     for name, value in headers:
         name = name.lower()
         if name == b"content-type":
@@ -49,13 +57,15 @@ def body_kind(headers: Iterable[tuple[bytes, bytes]], opt_out_name: bytes) -> Bo
             encoded = value.strip().lower() != b"identity"
         elif name == opt_out_name:
             opt_out = True
+        elif name in marks:
+            vercel = True
     kind = _kinds.get(content_type)
     if kind is None:
         media = content_type.decode("latin-1").partition(";")[0].strip().lower()
         kind = (media, stream_format(media))
         if len(_kinds) < _MAX_CACHED:
             _kinds[content_type] = kind
-    return BodyKind(kind[0], kind[1], not length and not encoded, opt_out)
+    return BodyKind(kind[0], kind[1], not length and not encoded, opt_out, vercel)
 
 
 def without(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[tuple[bytes, bytes]]:

@@ -95,6 +95,8 @@ class PyScanBase:
     pending: int  # bytes of an event that started in an earlier chunk
     metadata: frozenset[bytes]
     critical_names: frozenset[bytes] | None  # None: nothing is coalesced, so not asked
+    content_names: frozenset[bytes] | None  # a protocol's only content events (None: any)
+    openai_chat: bool  # the OpenAI chat completions rules apply
 
     def classify(self, body: bytes) -> int:
         """``CONTENT``/``OTHER`` when ``body`` is one whole, non-critical event; else
@@ -112,9 +114,11 @@ class PyScanBase:
         elif body.find(b"\n") != size - 1 or not body.strip():
             return GENERAL  # an NDJSON chunk of one non-blank line
         critical = self.critical_names
-        if critical is not None and is_critical(body, critical):
+        if critical is not None and is_critical(body, critical, self.openai_chat):
             return GENERAL
-        if fmt != FORMAT_SSE or is_sse_content(body, self.metadata):
+        if fmt != FORMAT_SSE or is_sse_content(
+            body, self.metadata, self.content_names, self.openai_chat
+        ):
             return CONTENT
         return OTHER
 

@@ -19,12 +19,13 @@ from .._types import ASGIApp, Message, Receive, Scope, Send
 from ._coalescer import Coalescer
 from ._format import body_kind, without
 from ._kernel import Sender
+from ._presets import VERCEL_HEADERS, StreamPreset
 from ._ready import on_asyncio
 from ._record import Clock, StreamObserver, StreamRecord, notify_ended, notify_started
 from ._scanner import EventScanner, MetadataPredicate
 from ._senders import Coalesced, Direct, Gone
 from ._sendfail import code_of, raised_in
-from ._table import FORMAT_SSE, MODE_BATCH, MODE_DIRECT, MODE_GENERAL
+from ._table import FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE, MODE_BATCH, MODE_DIRECT, MODE_GENERAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +38,8 @@ class ResponseSettings:
     observers: Sequence[StreamObserver]
     finishing: Sequence[Callable[[StreamRecord], None]]
     opt_out_header: bytes
-    metadata_names: frozenset[bytes]
-    critical_names: frozenset[bytes]
+    preset: StreamPreset  # the stream format, with the app's metadata and critical names
+    marked: StreamPreset | None  # ``auto`` only: for a body with a Vercel AI SDK header
     is_metadata: MetadataPredicate | None
     content_types: Collection[str]
 
@@ -134,7 +135,12 @@ class HTTPStream:
         settings = self._settings
         record = self.record
         status: int = message["status"]
-        kind = body_kind(message.get("headers", ()), settings.opt_out_header)
+        marked = settings.marked
+        kind = body_kind(
+            message.get("headers", ()),
+            settings.opt_out_header,
+            VERCEL_HEADERS if marked is not None else (),
+        )
         if kind.opt_out:
             message = {**message, "headers": without(message["headers"], settings.opt_out_header)}
         streaming = bool(kind.fmt and kind.scannable)  # compressed bytes cannot be scanned
@@ -151,12 +157,22 @@ class HTTPStream:
             and on_asyncio()
         )
         scanner = None
+        # The stream format's rules, read here once for the whole body.
+        preset = marked if marked is not None and kind.vercel else settings.preset
+        fmt = kind.fmt
+        if fmt == FORMAT_CHUNKS and preset.plain_as_lines:
+            fmt = FORMAT_LINES
         if streaming:
+            sse = fmt == FORMAT_SSE
             scanner = EventScanner(
-                kind.fmt,
-                critical=settings.critical_names if coalesce else None,
-                metadata=settings.metadata_names,
+                fmt,
+                critical=preset.critical if coalesce else None,
+                metadata=preset.metadata,
                 is_metadata=settings.is_metadata,
+                content=preset.content,
+                openai_chat=preset.openai_chat,
+                protocol_content=preset.sse_content if sse else preset.line_content,
+                protocol_critical=None if sse else preset.line_critical,
             )
         kernel = self.kernel
         kernel.record = record
@@ -167,7 +183,7 @@ class HTTPStream:
             self._go_around()
         elif coalesce:
             assert scanner is not None and config is not None
-            merge = config.merge_openai and kind.fmt == FORMAT_SSE
+            merge = config.merge_openai and preset.merge and fmt == FORMAT_SSE
             sender = Coalesced(self, scanner, self._send, config, settings.clock, merge)
             self._coalesced = sender
             coalescer = sender.coalescer

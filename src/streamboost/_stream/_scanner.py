@@ -11,7 +11,8 @@ Three stream formats are understood:
 A chunk that is one whole event never gets here: ``ScanBase.classify`` (the kernel) answers for
 it. ``EventScanner.feed`` takes the rest: events split across chunks, several events in one
 chunk, critical events, CR line endings, and every event when the app's own ``is_metadata``
-test must see it.
+test or a stream format preset's own test (``_presets``: LangGraph, the Vercel AI SDK's
+line protocol) must see it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ _SSE_SPLIT: Final = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 MetadataPredicate = Callable[[bytes], bool]
 """The app's own test: True for an event (raw bytes) that carries no output tokens."""
 
+EventTest = Callable[[bytes], bool]
+"""A stream format's own test of an event's raw bytes (``_presets``)."""
+
 
 class EventScanner(ScanBase):
     """Finds event boundaries in a stream fed chunk by chunk, and classifies the events.
@@ -39,8 +43,17 @@ class EventScanner(ScanBase):
     that ends it).
     """
 
-    __slots__ = ("_is_metadata", "_partial", "content", "critical", "events")
-    # and ScanBase's: fmt, fast, pending, metadata, critical_names (C when built: _kernel)
+    __slots__ = (
+        "_is_metadata",
+        "_partial",
+        "_protocol_content",
+        "_protocol_critical",
+        "content",
+        "critical",
+        "events",
+    )
+    # and ScanBase's: fmt, fast, pending, metadata, critical_names, content_names,
+    # openai_chat (C when built: _kernel)
 
     def __init__(
         self,
@@ -49,17 +62,28 @@ class EventScanner(ScanBase):
         critical: frozenset[bytes] | None,
         metadata: frozenset[bytes],
         is_metadata: MetadataPredicate | None = None,
+        content: frozenset[bytes] | None = None,
+        openai_chat: bool = True,
+        protocol_content: EventTest | None = None,
+        protocol_critical: EventTest | None = None,
     ) -> None:
         """``critical=None``: nothing is coalesced, so critical events are not looked for.
 
         ``is_metadata``: the app's own test of an event (its raw bytes) that would otherwise
-        count as content; every event then takes this general path.
+        count as content; every event then takes this general path. ``content`` and
+        ``openai_chat``: the stream format's rules the kernel applies too (``_classify``);
+        ``protocol_content``/``protocol_critical``: a format's own tests of an event (or of
+        a segment, for critical), which also send every event down this path.
         """
         self.fmt = fmt
         self.critical_names = critical  # event names and JSON types, encoded
         self.metadata = metadata
-        self.fast = is_metadata is None
+        self.content_names = content
+        self.openai_chat = openai_chat
+        self.fast = is_metadata is None and protocol_content is None and protocol_critical is None
         self._is_metadata = is_metadata
+        self._protocol_content = protocol_content
+        self._protocol_critical = protocol_critical
         self._partial: list[bytes] | None = None  # an unfinished event's pieces
         self.pending = 0  # bytes of an event that has started but not yet ended
         self.events = 0
@@ -128,7 +152,10 @@ class EventScanner(ScanBase):
 
     def _count(self, segment: bytes) -> None:
         names = self.critical_names
-        self.critical = names is not None and is_critical(segment, names)
+        self.critical = names is not None and (
+            is_critical(segment, names, self.openai_chat)
+            or (self._protocol_critical is not None and self._protocol_critical(segment))
+        )
         if self.fmt == FORMAT_LINES:
             if segment.count(b"\n") == 1:
                 self.events = self.content = 1 if segment.strip() else 0  # blank: no event
@@ -148,12 +175,15 @@ class EventScanner(ScanBase):
         self.content = sum(1 for block in blocks if self._is_content(block))
 
     def _is_content(self, event: bytes) -> bool:
-        if not is_sse_content(event, self.metadata):
+        if not is_sse_content(event, self.metadata, self.content_names, self.openai_chat):
             return False
-        return self._is_metadata is None or not self._is_metadata(event)
+        return self._is_content_line(event)
 
     def _is_content_line(self, line: bytes) -> bool:
-        """A non-blank NDJSON line or text chunk: content unless the app's test says not."""
+        """A non-blank NDJSON line or text chunk (or an SSE event the built-in rules count):
+        content unless the format's test or the app's says not."""
+        if self._protocol_content is not None and not self._protocol_content(line):
+            return False
         return self._is_metadata is None or not self._is_metadata(line)
 
     def end(self) -> None:

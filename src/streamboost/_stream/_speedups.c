@@ -184,8 +184,9 @@ typedef struct {
     PyObject_HEAD
     PyObject *critical_names; /* frozenset of bytes, or None */
     PyObject *metadata;       /* frozenset of bytes */
+    PyObject *content_names;  /* frozenset of bytes, or None: a protocol's only content events */
     Py_ssize_t fmt, pending;
-    char fast;
+    char fast, openai_chat;
 } ScanBase;
 
 static int
@@ -193,6 +194,7 @@ ScanBase_traverse(ScanBase *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->critical_names);
     Py_VISIT(self->metadata);
+    Py_VISIT(self->content_names);
     return 0;
 }
 
@@ -201,6 +203,7 @@ ScanBase_clear(ScanBase *self)
 {
     Py_CLEAR(self->critical_names);
     Py_CLEAR(self->metadata);
+    Py_CLEAR(self->content_names);
     return 0;
 }
 
@@ -250,15 +253,14 @@ stripped_in(const char *start, const char *end, PyObject *names)
     return found;
 }
 
-/* _kernel._EVENT_NAME: "event:" at the start or after a CR or LF, one optional space, the
- * name to the line's end; 1 when a (stripped) name is in `names`. `first` stops at the first.
- * Only line starts can match, so without a CR the walk goes from one LF to the next (a chunk
- * has few lines) instead of stopping at every 'e' of the JSON. */
+/* _classify._EVENT_NAME from `p` on: "event:" at the start of `d` or after a CR or LF, one
+ * optional space, the name to the line's end. 1 and the name in [*name, *stop), 0 when none.
+ * Only line starts can match, so without a CR in the body (`any_cr`) the walk goes from one
+ * LF to the next (a chunk has few lines) instead of stopping at every 'e' of the JSON. */
 static int
-event_name_in(const char *d, Py_ssize_t n, PyObject *names, int first)
+next_event_name(const char *d, const char *p, const char *end, int any_cr, const char **name,
+                const char **stop)
 {
-    const char *end = d + n, *p = d;
-    int any_cr = memchr(d, '\r', (size_t)n) != NULL;
     while (p < end) {
         const char *at;
         if (any_cr) {
@@ -272,19 +274,17 @@ event_name_in(const char *d, Py_ssize_t n, PyObject *names, int first)
         }
         if (end - at >= 6 && memcmp(at, "event:", 6) == 0 &&
             (at == d || at[-1] == '\n' || at[-1] == '\r')) {
-            const char *name = at + 6, *stop;
-            if (name < end && *name == ' ') {
-                name++;
+            const char *s = at + 6, *e;
+            if (s < end && *s == ' ') {
+                s++;
             }
-            for (stop = name; stop < end && *stop != '\n' && *stop != '\r'; stop++) {
+            for (e = s; e < end && *e != '\n' && *e != '\r'; e++) {
             }
-            int found = stripped_in(name, stop, names);
-            if (found != 0 || first) {
-                return found;
-            }
-            p = stop;
+            *name = s;
+            *stop = e;
+            return 1;
         }
-        else if (any_cr) {
+        if (any_cr) {
             p = at + 1;
         }
         else {
@@ -294,6 +294,22 @@ event_name_in(const char *d, Py_ssize_t n, PyObject *names, int first)
             }
             p = lf + 1;
         }
+    }
+    return 0;
+}
+
+/* 1 when some (stripped) event name is in `names`, 0 when none is, -1 on an error. */
+static int
+event_name_in(const char *d, Py_ssize_t n, PyObject *names)
+{
+    const char *end = d + n, *p = d, *name, *stop;
+    int any_cr = memchr(d, '\r', (size_t)n) != NULL;
+    while (next_event_name(d, p, end, any_cr, &name, &stop)) {
+        int found = stripped_in(name, stop, names);
+        if (found != 0) {
+            return found;
+        }
+        p = stop;
     }
     return 0;
 }
@@ -323,6 +339,8 @@ init_key_first(void)
 
 typedef struct {
     char found[K_COUNT]; /* K_CHAT: present; K_TYPE: a value in the names; others: _has_value */
+    const char *type_at; /* the first "type" value (_JSON_TYPE.search), NULL when none */
+    Py_ssize_t type_len;
 } Keys;
 
 /* _NOT_NULL_AFTER at `q`: \s*:\s*+ and not null, "", {} or []. */
@@ -344,9 +362,11 @@ value_after(const char *q, const char *end)
 }
 
 /* _JSON_TYPE's value after a "type" key at `q`: its end (past the closing quote) in *stop and
- * 1 when it is in `names`, 0 when not (*stop NULL when the regex does not match), -1. */
+ * 1 when it is in `names` (NULL: not asked), 0 when not (*stop NULL when the regex does not
+ * match), -1. *value is where the value starts. */
 static int
-type_value_in(const char *q, const char *end, PyObject *names, const char **stop)
+type_value_in(const char *q, const char *end, PyObject *names, const char **stop,
+              const char **value)
 {
     *stop = NULL;
     while (q < end && is_space(*q)) {
@@ -360,7 +380,7 @@ type_value_in(const char *q, const char *end, PyObject *names, const char **stop
     if (q >= end || *q != '"') {
         return 0;
     }
-    const char *value = ++q;
+    const char *start = ++q;
     while (q < end && *q != '"' && *q != '\\') {
         q++;
     }
@@ -368,7 +388,11 @@ type_value_in(const char *q, const char *end, PyObject *names, const char **stop
         return 0;
     }
     *stop = q + 1;
-    PyObject *name = PyBytes_FromStringAndSize(value, q - value);
+    *value = start;
+    if (names == NULL) {
+        return 0;
+    }
+    PyObject *name = PyBytes_FromStringAndSize(start, q - start);
     if (name == NULL) {
         return -1;
     }
@@ -379,9 +403,9 @@ type_value_in(const char *q, const char *end, PyObject *names, const char **stop
 
 /* One walk: every quote is where a key may start. As in Python, a key's next occurrence is
  * looked for after the end of the last one (after the matched value for "type"); `type_names`
- * NULL: "type" values are not asked. */
+ * NULL: "type" values are not asked; `first_type`: the first "type" value is wanted. */
 static int
-scan_keys(const char *d, Py_ssize_t n, PyObject *type_names, Keys *out)
+scan_keys(const char *d, Py_ssize_t n, PyObject *type_names, int first_type, Keys *out)
 {
     memset(out, 0, sizeof(*out));
     Py_ssize_t next[K_COUNT] = {0};
@@ -404,15 +428,20 @@ scan_keys(const char *d, Py_ssize_t n, PyObject *type_names, Keys *out)
                 out->found[k] = 1;
             }
             else if (k == K_TYPE) {
-                if (type_names == NULL || out->found[k]) {
+                int names = type_names != NULL && !out->found[k];
+                if (!names && !(first_type && out->type_at == NULL)) {
                     continue;
                 }
-                const char *stop;
-                int in = type_value_in(q, end, type_names, &stop);
+                const char *stop, *value;
+                int in = type_value_in(q, end, names ? type_names : NULL, &stop, &value);
                 if (in < 0) {
                     return -1;
                 }
-                out->found[k] = (char)in;
+                out->found[k] = (char)(out->found[k] || in);
+                if (stop != NULL && out->type_at == NULL) {
+                    out->type_at = value;
+                    out->type_len = stop - 1 - value;
+                }
                 if (stop == NULL) {
                     next[k] = pos + 1; /* no match here: the regex goes on from the next byte */
                 }
@@ -429,32 +458,58 @@ scan_keys(const char *d, Py_ssize_t n, PyObject *type_names, Keys *out)
     return 0;
 }
 
-/* _kernel.is_critical, given the keys of the walk. */
+/* _classify.is_critical, given the keys of the walk. */
 static int
-is_critical(const char *d, Py_ssize_t n, PyObject *names, const Keys *keys)
+is_critical(const char *d, Py_ssize_t n, PyObject *names, int openai_chat, const Keys *keys)
 {
-    int found = event_name_in(d, n, names, 0);
+    int found = event_name_in(d, n, names);
     if (found != 0) {
         return found;
     }
     if (keys->found[K_TYPE] || find(d, n, "[DONE]", 6) != NULL) {
         return 1;
     }
-    return keys->found[K_FINISH] || keys->found[K_USAGE];
+    return openai_chat && (keys->found[K_FINISH] || keys->found[K_USAGE]);
 }
 
-/* _kernel.is_sse_content, given the keys of the walk. */
+/* _classify.is_sse_content, given the keys of the walk; `content` NULL: any name counts. */
 static int
-is_sse_content(const char *d, Py_ssize_t n, PyObject *metadata, const Keys *keys)
+is_sse_content(const char *d, Py_ssize_t n, PyObject *metadata, PyObject *content,
+               int openai_chat, const Keys *keys)
 {
     const char *end = d + n;
     const char *data = find(d, n, "data:", 5);
     if (data == NULL) {
         return 0;
     }
-    int named = event_name_in(d, n, metadata, 1);
-    if (named != 0) {
-        return named < 0 ? -1 : 0;
+    const char *name, *stop_name;
+    int any_cr = memchr(d, '\r', (size_t)n) != NULL;
+    int named = next_event_name(d, d, end, any_cr, &name, &stop_name);
+    if (named) {
+        int in = stripped_in(name, stop_name, metadata);
+        if (in != 0) {
+            return in < 0 ? -1 : 0;
+        }
+    }
+    if (content != NULL) {
+        int in;
+        if (named) {
+            in = stripped_in(name, stop_name, content);
+        }
+        else if (keys->type_at == NULL) {
+            return 0;
+        }
+        else {
+            PyObject *type = PyBytes_FromStringAndSize(keys->type_at, keys->type_len);
+            if (type == NULL) {
+                return -1;
+            }
+            in = PySet_Contains(content, type);
+            Py_DECREF(type);
+        }
+        if (in <= 0) {
+            return in;
+        }
     }
     const char *start = data + 5, *stop = end;
     while (start < stop && is_space(*start)) {
@@ -466,7 +521,7 @@ is_sse_content(const char *d, Py_ssize_t n, PyObject *metadata, const Keys *keys
     if (stop - start == 6 && memcmp(start, "[DONE]", 6) == 0) {
         return 0;
     }
-    if (keys->found[K_CHAT]) {
+    if (openai_chat && keys->found[K_CHAT]) {
         return keys->found[K_CONTENT] || keys->found[K_TOOLS];
     }
     return stop > start;
@@ -480,7 +535,8 @@ classify(ScanBase *scan, PyObject *body)
         return GENERAL;
     }
     if (scan->metadata == NULL || !PyAnySet_Check(scan->metadata) ||
-        (!is_none(scan->critical_names) && !PyAnySet_Check(scan->critical_names))) {
+        (!is_none(scan->critical_names) && !PyAnySet_Check(scan->critical_names)) ||
+        (!is_none(scan->content_names) && !PyAnySet_Check(scan->content_names))) {
         return GENERAL; /* not what EventScanner sets: the Python path decides */
     }
     if (scan->fmt == FORMAT_CHUNKS) {
@@ -504,13 +560,15 @@ classify(ScanBase *scan, PyObject *body)
         }
     }
     int critical_asked = !is_none(scan->critical_names);
+    PyObject *content = is_none(scan->content_names) ? NULL : scan->content_names;
     Keys keys;
     if ((critical_asked || scan->fmt == FORMAT_SSE) &&
-        scan_keys(d, n, critical_asked ? scan->critical_names : NULL, &keys) < 0) {
+        scan_keys(d, n, critical_asked ? scan->critical_names : NULL,
+                  content != NULL && scan->fmt == FORMAT_SSE, &keys) < 0) {
         return -1;
     }
     if (critical_asked) {
-        int critical = is_critical(d, n, scan->critical_names, &keys);
+        int critical = is_critical(d, n, scan->critical_names, scan->openai_chat, &keys);
         if (critical != 0) {
             return critical < 0 ? -1 : GENERAL;
         }
@@ -518,8 +576,8 @@ classify(ScanBase *scan, PyObject *body)
     if (scan->fmt != FORMAT_SSE) {
         return CONTENT;
     }
-    int content = is_sse_content(d, n, scan->metadata, &keys);
-    return content < 0 ? -1 : (content ? CONTENT : OTHER);
+    int tokens = is_sse_content(d, n, scan->metadata, content, scan->openai_chat, &keys);
+    return tokens < 0 ? -1 : (tokens ? CONTENT : OTHER);
 }
 
 static PyObject *
@@ -536,9 +594,11 @@ ScanBase_classify(ScanBase *self, PyObject *body)
 static PyMemberDef ScanBase_members[] = {
     {"critical_names", T_OBJECT, offsetof(ScanBase, critical_names), 0, NULL},
     {"metadata", T_OBJECT, offsetof(ScanBase, metadata), 0, NULL},
+    {"content_names", T_OBJECT, offsetof(ScanBase, content_names), 0, NULL},
     {"fmt", T_PYSSIZET, offsetof(ScanBase, fmt), 0, NULL},
     {"pending", T_PYSSIZET, offsetof(ScanBase, pending), 0, NULL},
     {"fast", T_BOOL, offsetof(ScanBase, fast), 0, NULL},
+    {"openai_chat", T_BOOL, offsetof(ScanBase, openai_chat), 0, NULL},
     {NULL},
 };
 

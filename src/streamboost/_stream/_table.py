@@ -42,7 +42,15 @@ RECORD_FIELDS: Final = (
     "last_token_at",
     "writes",
 )
-SCAN_FIELDS: Final = ("critical_names", "fast", "fmt", "metadata", "pending")
+SCAN_FIELDS: Final = (
+    "content_names",
+    "critical_names",
+    "fast",
+    "fmt",
+    "metadata",
+    "openai_chat",
+    "pending",
+)
 BATCH_FIELDS: Final = (
     "error",
     "inflight",

@@ -41,6 +41,7 @@ class ResponseSettings:
     critical_names: frozenset[bytes]
     is_metadata: MetadataPredicate | None
     content_types: Collection[str]
+    tokens: bool = False  # an exporter counts token usage: the scanner reads it
 
 
 class HTTPStream:
@@ -157,6 +158,7 @@ class HTTPStream:
                 critical=settings.critical_names if coalesce else None,
                 metadata=settings.metadata_names,
                 is_metadata=settings.is_metadata,
+                usage_of=record if settings.tokens else None,
             )
         kernel = self.kernel
         kernel.record = record

@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from ._classify import is_critical, is_sse_content
+from . import _usage
+from ._classify import _has_value, is_critical, is_sse_content
 from ._kernel import ScanBase
 from ._table import FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE
+
+if TYPE_CHECKING:
+    from ._record import StreamRecord
 
 # Two line endings in a row (CRLF, LF, or a CR not followed by LF): a blank line.
 _SSE_SPLIT: Final = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
@@ -39,7 +43,7 @@ class EventScanner(ScanBase):
     that ends it).
     """
 
-    __slots__ = ("_is_metadata", "_partial", "content", "critical", "events")
+    __slots__ = ("_is_metadata", "_partial", "content", "critical", "events", "usage_of")
     # and ScanBase's: fmt, fast, pending, metadata, critical_names (C when built: _kernel)
 
     def __init__(
@@ -49,8 +53,12 @@ class EventScanner(ScanBase):
         critical: frozenset[bytes] | None,
         metadata: frozenset[bytes],
         is_metadata: MetadataPredicate | None = None,
+        usage_of: StreamRecord | None = None,
     ) -> None:
         """``critical=None``: nothing is coalesced, so critical events are not looked for.
+
+        ``usage_of``: the record whose ``usage`` the events carrying token usage set (the
+        kernel leaves those events to this path); None: usage is not read.
 
         ``is_metadata``: the app's own test of an event (its raw bytes) that would otherwise
         count as content; every event then takes this general path.
@@ -65,6 +73,7 @@ class EventScanner(ScanBase):
         self.events = 0
         self.content = 0
         self.critical = False
+        self.usage_of = usage_of
 
     def feed(self, data: bytes) -> int:
         """Scan one chunk; return the length of its prefix that ends at an event boundary."""
@@ -129,6 +138,9 @@ class EventScanner(ScanBase):
     def _count(self, segment: bytes) -> None:
         names = self.critical_names
         self.critical = names is not None and is_critical(segment, names)
+        record = self.usage_of
+        if record is not None and _has_value(segment, b'"usage"'):
+            record.usage = _usage.read(record.usage, segment, self.fmt == FORMAT_SSE)
         if self.fmt == FORMAT_LINES:
             if segment.count(b"\n") == 1:
                 self.events = self.content = 1 if segment.strip() else 0  # blank: no event

@@ -396,6 +396,20 @@ scan_keys(const char *d, Py_ssize_t n, PyObject *type_names, Keys *out)
     return 0;
 }
 
+/* _classify._has_value(d, key) for one key, without the walk (NDJSON on the direct path). */
+static int
+has_value(const char *d, Py_ssize_t n, int k)
+{
+    const char *end = d + n, *p = d;
+    while ((p = find(p, end - p, KEYS[k].text, KEYS[k].len)) != NULL) {
+        p += KEYS[k].len;
+        if (value_after(p, end)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* _kernel.is_critical, given the keys of the walk. */
 static int
 is_critical(const char *d, Py_ssize_t n, PyObject *names, const Keys *keys)
@@ -481,6 +495,9 @@ classify(ScanBase *scan, PyObject *body)
         if (critical != 0) {
             return critical < 0 ? -1 : GENERAL;
         }
+    }
+    else if (scan->fmt == FORMAT_SSE ? keys.found[K_USAGE] : has_value(d, n, K_USAGE)) {
+        return GENERAL; /* token usage: the scanner's general path reads it */
     }
     if (scan->fmt != FORMAT_SSE) {
         return CONTENT;

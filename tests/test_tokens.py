@@ -9,6 +9,7 @@ coalescing here; the C kernel or the Python one as the environment says
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -178,6 +179,25 @@ def served(coalesce: bool, **options: Any) -> Iterator[tuple[str, CollectorRegis
         yield base_url, registry
 
 
+def ended(registry: CollectorRegistry) -> int:
+    """Streams the registry has seen end (observed after the last byte went out)."""
+    return sum(
+        int(sample.value)
+        for family in registry.collect()
+        if family.name == "streamboost_streams"
+        for sample in family.samples
+    )
+
+
+def settle(registry: CollectorRegistry, streams: int) -> None:
+    """Wait (bounded) until ``streams`` streams have been observed: the client can read the
+    last byte before the server's task counts the stream."""
+    deadline = time.monotonic() + 10
+    while ended(registry) < streams and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ended(registry) == streams
+
+
 def tokens(registry: CollectorRegistry, **labels: str) -> float | None:
     return registry.get_sample_value("streamboost_tokens_total", labels)
 
@@ -198,6 +218,7 @@ def test_chat_completions_usage_is_counted(coalesce: bool) -> None:
             "Hello world!"
         )
         assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens == 11
+        settle(registry, 1)
         route = "/v1/chat/completions"
         expected = {"prompt": 11, "completion": 7, "cached": 3, "reasoning": 2}
         for kind, value in expected.items():
@@ -205,6 +226,7 @@ def test_chat_completions_usage_is_counted(coalesce: bool) -> None:
         # Without include_usage the provider sends none, and nothing is counted.
         with OpenAI(base_url=base_url + "/v1", api_key="test", max_retries=0) as client:
             list(client.chat.completions.create(model=MODEL, messages=[], stream=True))
+        settle(registry, 2)
         assert tokens(registry, route=route, model=MODEL, kind="prompt") == 11
 
 
@@ -214,6 +236,7 @@ def test_responses_api_usage_is_counted(coalesce: bool) -> None:
         with OpenAI(base_url=base_url + "/v1", api_key="test", max_retries=0) as client:
             events = list(client.responses.create(model=MODEL, input="hi", stream=True))
         assert events[-1].type == "response.completed"
+        settle(registry, 1)
         route = "/v1/responses"
         expected = {"prompt": 20, "completion": 9, "cached": 5, "reasoning": 4}
         for kind, value in expected.items():
@@ -227,6 +250,7 @@ def test_anthropic_usage_is_counted(coalesce: bool) -> None:
             with httpx.stream("POST", base_url + "/anthropic", json={}, timeout=10) as response:
                 body = b"".join(response.iter_bytes())
             assert b"message_stop" in body
+        settle(registry, 2)
         labels = {"route": "/anthropic", "model": "claude-sim"}
         # input 25 + cache reads 10; the last (cumulative) output count, not 1 + 15.
         assert tokens(registry, **labels, kind="prompt") == 2 * 35
@@ -242,6 +266,7 @@ def test_malformed_usage_neither_counts_nor_breaks_the_stream(coalesce: bool) ->
             body = b"".join(response.iter_bytes())
         assert response.status_code == 200
         assert body.endswith(b"data: [DONE]\n\n") and b'"five"' in body
+        settle(registry, 1)
         text = httpx.get(base_url + "/metrics", timeout=10).text
         assert "streamboost_tokens_total{" not in text
         assert 'streamboost_streams_total{method="POST",outcome="completed"' in text
@@ -260,6 +285,7 @@ def test_tenant_label_and_its_cap() -> None:
             headers = {} if name is None else {"x-tenant": name}
             with httpx.stream("POST", base_url + "/anthropic", headers=headers, timeout=10) as r:
                 b"".join(r.iter_bytes())
+        settle(registry, 5)
         assert len(calls) == 5  # once per response
         labels = {"route": "/anthropic", "model": "claude-sim", "kind": "completion"}
         assert tokens(registry, **labels, tenant="acme") == 30
@@ -285,7 +311,7 @@ def test_tenant_or_not_is_one_label_set_per_registry() -> None:
 def test_opentelemetry_token_histogram() -> None:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
-    with served(False, otel=True, meter_provider=provider) as (base_url, _registry):
+    with served(False, otel=True, meter_provider=provider) as (base_url, registry):
         with OpenAI(base_url=base_url + "/v1", api_key="test", max_retries=0) as client:
             list(
                 client.chat.completions.create(
@@ -295,6 +321,7 @@ def test_opentelemetry_token_histogram() -> None:
                     stream_options={"include_usage": True},
                 )
             )
+        settle(registry, 1)
     data = reader.get_metrics_data()
     assert data is not None
     points = {

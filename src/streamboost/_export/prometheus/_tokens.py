@@ -1,7 +1,7 @@
 """``streamboost_tokens_total``: token usage counted once per stream, at its end.
 
-One process: plain ints per label set, exported by a ``PlainCollector`` registered at the
-registry's first usage (a registry that never saw usage has no such family). Multiprocess:
+One process: plain ints per label set, exported by a ``PlainCollector`` (the family is
+scraped, empty, before the first stream with usage, as the other stream families). Multiprocess:
 a prometheus_client counter (file-backed), its children bound once per label set. One
 backend per registry, with or without the ``tenant`` label.
 """
@@ -36,17 +36,13 @@ class PlainTokens:
     def __init__(self, family: Family, registry: CollectorRegistry) -> None:
         self.family = family
         self.counts: dict[tuple[str, ...], int] = {}
-        self._registry: CollectorRegistry | None = registry  # until the first count
         self._export = PlainCollector((family,), PlainTokens.samples, describe=False)
         self._export.add(self)
+        registry.register(self)
 
     def add(self, labels: tuple[str, ...], tokens: int) -> None:
         counts = self.counts
         counts[labels] = counts.get(labels, 0) + tokens
-        registry = self._registry
-        if registry is not None:
-            self._registry = None
-            registry.register(self)
 
     def describe(self) -> Iterator[Metric]:
         return self._export.describe()

@@ -267,8 +267,6 @@ def test_tokens_per_second_by_model_against_a_real_prometheus(tmp_path: Path) ->
     from tests.test_grafana_e2e import fill, instant, prometheus_binary, prometheus_server
     from tests.test_tokens import MODEL, served
 
-    from streamboost._cli._loopback import uvicorn_in_thread  # noqa: F401 (served uses it)
-
     binary = prometheus_binary()
     (panel,) = [
         p
@@ -276,25 +274,25 @@ def test_tokens_per_second_by_model_against_a_real_prometheus(tmp_path: Path) ->
         if p.get("title") == "Tokens per second by model"
     ]
     (expr,) = [t["expr"] for t in panel["targets"]]
-    with served(True) as (base_url, _registry):
-        with prometheus_server(binary, base_url.removeprefix("http://"), tmp_path) as prom:
-            with OpenAI(base_url=base_url + "/v1", api_key="test", max_retries=0) as client:
-                deadline = time.monotonic() + 30
-                found: dict[str, float] = {}
-                while time.monotonic() < deadline:  # streams until the rate has two samples
-                    stream = client.chat.completions.create(
-                        model=MODEL,
-                        messages=[],
-                        stream=True,
-                        stream_options={"include_usage": True},
-                    )
-                    list(stream)
-                    found = {
-                        s["metric"]["kind"]: float(s["value"][1]) for s in instant(prom, fill(expr))
-                    }
-                    if found.get("completion", 0) > 0:
-                        break
-                    time.sleep(0.25)
+    with (
+        served(True) as (base_url, _registry),
+        prometheus_server(binary, base_url.removeprefix("http://"), tmp_path) as prom,
+        OpenAI(base_url=base_url + "/v1", api_key="test", max_retries=0) as client,
+    ):
+        deadline = time.monotonic() + 30
+        found: dict[str, float] = {}
+        while time.monotonic() < deadline:  # streams until the rate has two samples
+            stream = client.chat.completions.create(
+                model=MODEL,
+                messages=[],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            list(stream)
+            found = {s["metric"]["kind"]: float(s["value"][1]) for s in instant(prom, fill(expr))}
+            if found.get("completion", 0) > 0:
+                break
+            time.sleep(0.25)
     assert set(found) == {"prompt", "completion", "cached", "reasoning"}, found
     assert all(v > 0 and not math.isnan(v) for v in found.values()), found
     # Every stream reported 11 prompt and 7 completion tokens: the rates keep that ratio.

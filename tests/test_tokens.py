@@ -353,3 +353,6 @@ def test_the_kernel_leaves_usage_events_to_the_general_path(twin: Any, fmt: int)
     assert scan.classify(frame(b'{"usage":null,"x":"y"}')) == CONTENT  # every chunk's null
     assert scan.classify(frame(b'{"usage":{},"x":"y"}')) == CONTENT
     assert scan.classify(frame(b'{"text":"the \\"usage\\": 3"}')) == CONTENT
+    # As _has_value: the next key is looked for after the end of the last one.
+    assert scan.classify(frame(b'{"a":"usage"usage": 1}')) == CONTENT
+    assert scan.classify(frame(b'{"g":"usage","usage" : [1]}')) == GENERAL

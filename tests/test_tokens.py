@@ -356,3 +356,61 @@ def test_the_kernel_leaves_usage_events_to_the_general_path(twin: Any, fmt: int)
     # As _has_value: the next key is looked for after the end of the last one.
     assert scan.classify(frame(b'{"a":"usage"usage": 1}')) == CONTENT
     assert scan.classify(frame(b'{"g":"usage","usage" : [1]}')) == GENERAL
+
+
+_MULTIPROCESS_CHILD = """
+import asyncio, sys
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+from streamboost import StreamBoost
+from tests.test_tokens import PROVIDER
+
+app = StreamBoost(PROVIDER, registry=CollectorRegistry(), otel=False, coalesce=False)
+sent = []
+
+received = []
+
+async def receive():
+    if received:  # the app listens for a disconnect until its body ends
+        await asyncio.Event().wait()
+    received.append(1)
+    return {"type": "http.request", "body": b"{}", "more_body": False}
+
+async def send(message):
+    sent.append(message)
+
+scope = {
+    "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+    "scheme": "http", "path": "/anthropic", "raw_path": b"/anthropic", "root_path": "",
+    "query_string": b"", "headers": [], "server": ("127.0.0.1", 80),
+}
+for _ in range(2):
+    received.clear()
+    asyncio.run(app(scope, receive, send))
+files = CollectorRegistry()
+MultiProcessCollector(files, path=sys.argv[1])
+labels = {"route": "/anthropic", "model": "claude-sim"}
+for kind in ("prompt", "completion", "cached"):
+    print(kind, files.get_sample_value("streamboost_tokens_total", {**labels, "kind": kind}))
+"""
+
+
+def test_multiprocess_counts_reach_the_worker_files(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    repo = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", _MULTIPROCESS_CHILD, str(tmp_path)],
+        env=env,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["prompt", "70.0", "completion", "30.0", "cached", "20.0"]

@@ -389,6 +389,25 @@ def overview() -> dashboard.Dashboard:
             ],
         ),
         (
+            "Tokens",
+            [
+                series(
+                    "Tokens per second by model",
+                    "Tokens the streams reported in their usage (OpenAI include_usage, the "
+                    "Responses API, Anthropic), per model and kind: prompt, completion, cached "
+                    "(prompt tokens read from a cache), reasoning. Counted at each stream's end.",
+                    "short",
+                    [
+                        (
+                            rate("streamboost_tokens_total", "model, kind", sel),
+                            "{{kind}} {{model}}",
+                        )
+                    ],
+                    width=WIDE + THIRD,
+                ),
+            ],
+        ),
+        (
             "WebSockets",
             [
                 series(

@@ -30,6 +30,7 @@ CONTRACT_FAMILIES: dict[str, str] = {
     "streamboost_streams_total": "counter",
     "streamboost_phase_duration_seconds": "histogram",
     "streamboost_phase_fallbacks_total": "counter",
+    "streamboost_tokens_total": "counter",
     "streamboost_websocket_connections_active": "gauge",
     "streamboost_websocket_connections_total": "counter",
     "streamboost_websocket_connection_duration_seconds": "histogram",

@@ -255,3 +255,45 @@ def test_overview_shows_the_websocket_metrics_of_issue_14() -> None:
     assert len(socket_panels) == 5
     for e in socket_panels:  # filtered by the WebSocket route variable, not the HTTP one
         assert 'route=~"$ws_route"' in e and '"$route"' not in e
+
+
+def test_tokens_per_second_by_model_against_a_real_prometheus(tmp_path: Path) -> None:
+    """The "Tokens per second by model" query, as Grafana fills it in, over a real scrape of
+    streams whose usage the openai SDK asked for (``include_usage``)."""
+    import math
+    import time
+
+    from openai import OpenAI
+    from tests.test_grafana_e2e import fill, instant, prometheus_binary, prometheus_server
+    from tests.test_tokens import MODEL, served
+
+    binary = prometheus_binary()
+    (panel,) = [
+        p
+        for p in load_dashboard("streamboost-overview.json")["panels"]
+        if p.get("title") == "Tokens per second by model"
+    ]
+    (expr,) = [t["expr"] for t in panel["targets"]]
+    with (
+        served(True) as (base_url, _registry),
+        prometheus_server(binary, base_url.removeprefix("http://"), tmp_path) as prom,
+        OpenAI(base_url=base_url + "/v1", api_key="test", max_retries=0) as client,
+    ):
+        deadline = time.monotonic() + 30
+        found: dict[str, float] = {}
+        while time.monotonic() < deadline:  # streams until the rate has two samples
+            stream = client.chat.completions.create(
+                model=MODEL,
+                messages=[],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            list(stream)
+            found = {s["metric"]["kind"]: float(s["value"][1]) for s in instant(prom, fill(expr))}
+            if found.get("completion", 0) > 0:
+                break
+            time.sleep(0.25)
+    assert set(found) == {"prompt", "completion", "cached", "reasoning"}, found
+    assert all(v > 0 and not math.isnan(v) for v in found.values()), found
+    # Every stream reported 11 prompt and 7 completion tokens: the rates keep that ratio.
+    assert math.isclose(found["prompt"] / found["completion"], 11 / 7, rel_tol=1e-6)

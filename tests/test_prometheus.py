@@ -273,8 +273,8 @@ async def test_families_names_types_and_labels_are_the_agreed_ones() -> None:
         labels = {k for s in family.samples for k in s.labels if k != "le"}
         found[family.name] = (family.type, labels)
     # StreamBoost also exports defer()'s families (tests/deferred checks those) and the
-    # WebSocket ones (tests/test_websocket_metrics.py).
-    others = ("streamboost_deferred_", "streamboost_websocket_")
+    # WebSocket ones (tests/test_websocket_metrics.py), and the tokens (tests/test_tokens.py).
+    others = ("streamboost_deferred_", "streamboost_websocket_", "streamboost_tokens")
     stream_families = {k: v for k, v in found.items() if not k.startswith(others)}
     assert stream_families == CONTRACT
     ttft = next(

@@ -22,6 +22,7 @@ from ._config import CoalesceConfig
 from ._deferred import DeferredWriter, export_defer_metrics
 from ._deferred._lifespan import LifespanWriters
 from ._export import MetricBuckets, build_exporters
+from ._export._tokens import check_tenant
 from ._export._websockets import build_websocket_observers
 from ._stream import (
     DEFAULT_CLOCK,
@@ -88,6 +89,9 @@ class StreamBoost:
             the changed ones as bucket advice (a View or exponential aggregation still wins).
         admission: an ``AdmissionConfig``: limit the requests running the app at once, queue
             or reject (429/503 with ``Retry-After``) the rest before the app runs (None: off).
+        tenant: ``(scope) -> str | None``, a ``tenant`` label on ``streamboost_tokens_total``
+            (and ``streamboost.tenant`` on ``gen_ai.client.token.usage``), called once per
+            response that reported token usage; bounded by ``max_series`` (None: no label).
     """
 
     def __init__(
@@ -117,6 +121,7 @@ class StreamBoost:
         tracer_provider: TracerProvider | None = None,
         buckets: MetricBuckets | None = None,
         admission: AdmissionConfig | None = None,
+        tenant: Callable[[dict[str, Any]], str | None] | None = None,
     ) -> None:
         if coalesce is True:
             config: CoalesceConfig | None = CoalesceConfig()
@@ -167,6 +172,7 @@ class StreamBoost:
             clock=self.clock,
             route=route,
             buckets=buckets,
+            tenant=check_tenant(tenant),
         )
         if metrics:
             export_defer_metrics(registry)  # defer()'s counters next to the stream families
@@ -219,6 +225,7 @@ class StreamBoost:
             marked=marked,
             is_metadata=is_metadata,
             content_types=config.content_types if config is not None else frozenset(),
+            tokens=metrics or otel,
         )
 
     @property

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from .._stream import Clock, StreamObserver, StreamRecord
 from ._buckets import DEFAULT_BUCKETS, MetricBuckets
 from ._route import AppRoute, RouteResolver
+from ._tokens import Tenant
 from .otel._observer import OTelObserver
 from .prometheus._guard import MetricsGuard, check_host, check_token, parse_networks
 from .prometheus._observer import MetricsApp, PrometheusObserver, exposition_registry
@@ -78,6 +79,7 @@ def build_exporters(
     clock: Clock,
     route: Callable[[dict[str, Any]], str | None] | None = None,
     buckets: MetricBuckets | None = None,
+    tenant: Tenant | None = None,
 ) -> Exporters:
     """Validate the export options and build what they ask for."""
     if buckets is None:
@@ -108,7 +110,12 @@ def build_exporters(
     prometheus = otel_observer = None
     if metrics:
         prometheus = PrometheusObserver(
-            registry=registry, max_series=max_series, clock=clock, route=resolver, buckets=buckets
+            registry=registry,
+            max_series=max_series,
+            clock=clock,
+            route=resolver,
+            buckets=buckets,
+            tenant=tenant,
         )
     if otel:
         otel_observer = OTelObserver(
@@ -118,6 +125,7 @@ def build_exporters(
             route=resolver,
             max_series=max_series,
             buckets=buckets,
+            tenant=tenant,
         )
     if prometheus is not None and otel_observer is not None:
         observers.append(_Both(prometheus, otel_observer))

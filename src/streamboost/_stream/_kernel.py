@@ -5,7 +5,8 @@ storage: four small base classes and the functions on them that a body
 chunk runs.
 
 - ``ScanBase.classify(body)``: is the chunk one whole event, not critical, with or without
-  output tokens; ``GENERAL`` when not sure (the scanner's general path then decides);
+  output tokens; ``GENERAL`` when not sure (the scanner's general path then decides), and for
+  an event carrying token usage, coalesced or not (the scanner reads it, ``_usage``);
 - ``BatchBase.add(...)``: join whole events to a waiting batch: the flush trigger and the
   backpressure threshold, written here once;
 - ``RecordBase.took/sent/wrote``: every per-chunk change to a ``StreamRecord``;
@@ -25,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .._types import Message
-from ._classify import is_critical, is_sse_content
+from ._classify import _has_value, is_critical, is_sse_content
 from ._table import (
     BATCH_FIELDS,
     BUFFERED,
@@ -116,6 +117,8 @@ class PyScanBase:
         critical = self.critical_names
         if critical is not None and is_critical(body, critical, self.openai_chat):
             return GENERAL
+        if _has_value(body, b'"usage"'):
+            return GENERAL  # token usage, coalesced or not: the scanner's general path reads it
         if fmt != FORMAT_SSE or is_sse_content(
             body, self.metadata, self.content_names, self.openai_chat
         ):

@@ -17,6 +17,7 @@ from contextvars import ContextVar
 from typing import Final, NamedTuple, Protocol
 
 from ._kernel import RecordBase
+from ._usage import Usage
 
 Clock = Callable[[], float]
 
@@ -56,6 +57,7 @@ class StreamRecord(RecordBase):
         "series",
         "status",
         "streaming",
+        "usage",
     )
 
     def __init__(self, scope: dict[str, object], request_at: float) -> None:
@@ -81,6 +83,7 @@ class StreamRecord(RecordBase):
         # record): (route resolver, route label) and (Prometheus observer, its series).
         self.route: tuple[object, str] | None = None
         self.series: tuple[object, object] | None = None
+        self.usage: Usage | None = None  # token usage, when the stream reported it (_usage)
 
     def began(self, status: int, streaming: bool, now: float) -> None:
         """The response start went out: ``streaming`` when its body is a stream we read."""

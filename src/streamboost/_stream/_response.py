@@ -42,6 +42,7 @@ class ResponseSettings:
     marked: StreamPreset | None  # ``auto`` only: for a body with a Vercel AI SDK header
     is_metadata: MetadataPredicate | None
     content_types: Collection[str]
+    tokens: bool = False  # an exporter counts token usage: the scanner reads it
 
 
 class HTTPStream:
@@ -173,6 +174,7 @@ class HTTPStream:
                 openai_chat=preset.openai_chat,
                 protocol_content=preset.sse_content if sse else preset.line_content,
                 protocol_critical=None if sse else preset.line_critical,
+                usage_of=record if settings.tokens else None,
             )
         kernel = self.kernel
         kernel.record = record

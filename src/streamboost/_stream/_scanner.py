@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from ._classify import is_critical, is_sse_content
+from . import _usage
+from ._classify import _has_value, is_critical, is_sse_content
 from ._kernel import ScanBase
 from ._table import FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE
+
+if TYPE_CHECKING:
+    from ._record import StreamRecord
 
 # Two line endings in a row (CRLF, LF, or a CR not followed by LF): a blank line.
 _SSE_SPLIT: Final = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
@@ -51,6 +55,7 @@ class EventScanner(ScanBase):
         "content",
         "critical",
         "events",
+        "usage_of",
     )
     # and ScanBase's: fmt, fast, pending, metadata, critical_names, content_names,
     # openai_chat (C when built: _kernel)
@@ -66,8 +71,12 @@ class EventScanner(ScanBase):
         openai_chat: bool = True,
         protocol_content: EventTest | None = None,
         protocol_critical: EventTest | None = None,
+        usage_of: StreamRecord | None = None,
     ) -> None:
         """``critical=None``: nothing is coalesced, so critical events are not looked for.
+
+        ``usage_of``: the record whose ``usage`` the events carrying token usage set (the
+        kernel leaves those events to this path); None: usage is not read.
 
         ``is_metadata``: the app's own test of an event (its raw bytes) that would otherwise
         count as content; every event then takes this general path. ``content`` and
@@ -89,6 +98,7 @@ class EventScanner(ScanBase):
         self.events = 0
         self.content = 0
         self.critical = False
+        self.usage_of = usage_of
 
     def feed(self, data: bytes) -> int:
         """Scan one chunk; return the length of its prefix that ends at an event boundary."""
@@ -156,6 +166,9 @@ class EventScanner(ScanBase):
             is_critical(segment, names, self.openai_chat)
             or (self._protocol_critical is not None and self._protocol_critical(segment))
         )
+        record = self.usage_of
+        if record is not None and _has_value(segment, b'"usage"'):
+            record.usage = _usage.read(record.usage, segment, self.fmt == FORMAT_SSE)
         if self.fmt == FORMAT_LINES:
             if segment.count(b"\n") == 1:
                 self.events = self.content = 1 if segment.strip() else 0  # blank: no event

@@ -458,6 +458,25 @@ scan_keys(const char *d, Py_ssize_t n, PyObject *type_names, int first_type, Key
     return 0;
 }
 
+/* _classify._has_value(d, b'"usage"'), without the walk (NDJSON on the direct path): memchr
+ * for its 'g', rare in JSON, instead of every quote; as in Python, an occurrence is looked
+ * for after the end of the last one. */
+static int
+has_usage(const char *d, Py_ssize_t n)
+{
+    const char *end = d + n, *p = d + 4, *after = d;
+    while (end - p >= 3 && (p = memchr(p, 'g', (size_t)(end - p - 2))) != NULL) {
+        if (p - 4 >= after && memcmp(p - 4, "\"usage\"", 7) == 0) {
+            after = p + 3;
+            if (value_after(after, end)) {
+                return 1;
+            }
+        }
+        p++;
+    }
+    return 0;
+}
+
 /* _classify.is_critical, given the keys of the walk. */
 static int
 is_critical(const char *d, Py_ssize_t n, PyObject *names, int openai_chat, const Keys *keys)
@@ -572,6 +591,11 @@ classify(ScanBase *scan, PyObject *body)
         if (critical != 0) {
             return critical < 0 ? -1 : GENERAL;
         }
+    }
+    /* Token usage, coalesced or not (a format whose usage is not critical, Anthropic's, too):
+     * the scanner's general path reads it. The walk found the key when it ran. */
+    if (critical_asked || scan->fmt == FORMAT_SSE ? keys.found[K_USAGE] : has_usage(d, n)) {
+        return GENERAL;
     }
     if (scan->fmt != FORMAT_SSE) {
         return CONTENT;

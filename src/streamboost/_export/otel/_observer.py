@@ -21,11 +21,13 @@ from opentelemetry.context import get_current
 from ..._stream import DEFAULT_CLOCK, Clock, StreamRecord
 from .._buckets import DEFAULT_BUCKETS, MetricBuckets
 from .._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
+from .._tokens import Tenant
 from ._histograms import HTTP_ADVICE as HTTP_ADVICE
 from ._histograms import TPOT_ADVICE as TPOT_ADVICE
 from ._histograms import TTFT_ADVICE as TTFT_ADVICE
 from ._histograms import Attributes, StreamHistograms
 from ._spans import ANNOTATED, annotate, request_span
+from ._tokens import OTelTokens
 from ._tracing import SCOPE_NAME, Tracers, sampled_trace_id
 
 
@@ -40,6 +42,8 @@ class OTelObserver:
         max_series: distinct (method, route, status) attribute sets before new ones are
             recorded as ``http.route="overflow"`` without a status code (like Prometheus).
         buckets: bucket advice for the three histograms (``MetricBuckets.otel_advice``).
+        tenant: ``(scope) -> str | None``, the ``streamboost.tenant`` attribute of the token
+            histogram (None: no such attribute).
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class OTelObserver:
         route: Callable[[dict[str, Any]], str] | None = None,
         max_series: int = 1000,
         buckets: MetricBuckets = DEFAULT_BUCKETS,
+        tenant: Tenant | None = None,
     ) -> None:
         lib_version = version("streamboost")
         if meter_provider is None:
@@ -58,6 +63,7 @@ class OTelObserver:
         else:
             meter = meter_provider.get_meter(SCOPE_NAME, lib_version)
         self._histograms = StreamHistograms(meter, buckets)
+        self._tokens = OTelTokens(meter, max_series, tenant)
         self._tracers = Tracers(tracer_provider, lib_version)
         self._clock = clock
         self._route = route or RouteResolver()
@@ -105,6 +111,8 @@ class OTelObserver:
             record.time_per_output_token(),
             context,
         )
+        if record.usage is not None:
+            self._tokens.observe(record, route)
 
         if context:  # else no span at all, the usual case: the span lookups are skipped
             span = trace.get_current_span(context)

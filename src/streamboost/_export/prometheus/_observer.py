@@ -26,12 +26,14 @@ from prometheus_client.registry import Collector
 from ..._stream import DEFAULT_CLOCK, OUTCOME_CLIENT_DISCONNECTED, Clock, StreamRecord
 from .._buckets import DEFAULT_BUCKETS, MetricBuckets
 from .._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
+from .._tokens import Tenant
 from ..otel._tracing import current_trace_id
 from . import _int_sync, _multiprocess
 from ._client_backend import ClientBackend
 from ._fast_backend import FastBackend
 from ._guard import MetricsGuard
 from ._multiprocess import multiprocess_dir
+from ._tokens import PrometheusTokens
 
 # Status label of a request that ended before any response start.
 _STATUS_DISCONNECTED: Final = 499
@@ -93,6 +95,8 @@ class PrometheusObserver:
         clock: the middleware's clock, for requests that ended without a body.
         route: maps a scope to its route label (default: the route template).
         buckets: the latency families' histogram buckets (one set per registry).
+        tenant: ``(scope) -> str | None``, the ``tenant`` label of ``streamboost_tokens_total``
+            (None: no such label).
     """
 
     def __init__(
@@ -104,8 +108,10 @@ class PrometheusObserver:
         clock: Clock = DEFAULT_CLOCK,
         route: Callable[[dict[str, Any]], str] | None = None,
         buckets: MetricBuckets = DEFAULT_BUCKETS,
+        tenant: Tenant | None = None,
     ) -> None:
         self._backend = backend_for(registry, buckets)
+        self._tokens = PrometheusTokens(registry, max_series, tenant)
         self._cap = SeriesCap(max_series)
         self._phase_cap = SeriesCap(max_series)
         self._route = route or RouteResolver()
@@ -167,6 +173,8 @@ class PrometheusObserver:
                     route_label = name = OVERFLOW  # one overflow series, whatever the names
                 seconds = timing.ended_at - timing.started_at
                 self._backend.phase(route_label, name, seconds, timing.fallback)
+        if record.usage is not None:
+            self._tokens.observe(record, record.route_label(self._route))
 
 
 class MetricsApp:

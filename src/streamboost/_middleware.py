@@ -23,6 +23,7 @@ from ._deferred import DeferredWriter, export_defer_metrics
 from ._deferred._lifespan import LifespanWriters
 from ._export import MetricBuckets, build_exporters
 from ._export._websockets import build_websocket_observers
+from ._resume import ResumeConfig, build_resume
 from ._stream import (
     DEFAULT_CLOCK,
     Clock,
@@ -81,6 +82,8 @@ class StreamBoost:
             the changed ones as bucket advice (a View or exponential aggregation still wins).
         admission: an ``AdmissionConfig``: limit the requests running the app at once, queue
             or reject (429/503 with ``Retry-After``) the rest before the app runs (None: off).
+        resume: a ``ResumeConfig``: SSE responses get event ids and a Redis log, a client that
+            reconnects with ``Last-Event-ID`` gets the rest from any process (None: off).
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class StreamBoost:
         tracer_provider: TracerProvider | None = None,
         buckets: MetricBuckets | None = None,
         admission: AdmissionConfig | None = None,
+        resume: ResumeConfig | None = None,
     ) -> None:
         if coalesce is True:
             config: CoalesceConfig | None = CoalesceConfig()
@@ -195,6 +199,7 @@ class StreamBoost:
             opt_out_header=self.opt_out_header,
         )
         self.admission = build_admission(admission, metrics=metrics, registry=registry)
+        self.resume = build_resume(resume)
         self.responses = ResponseSettings(
             app=app,
             clock=self.clock,
@@ -224,6 +229,13 @@ class StreamBoost:
             if metrics_app is not None and self.exporters.serves(scope):
                 await metrics_app(scope, receive, send)
                 return
+            resume = self.resume
+            tap = None
+            if resume is not None and resume.applies(scope):
+                if await resume.resumed(scope, receive, send):
+                    return
+                tap = resume.tap(scope, receive, send)
+                receive, send = tap.receive, tap.send
             admission = self.admission
             ticket = None if admission is None else admission.ticket(scope, receive, send)
             stream = HTTPStream(
@@ -234,6 +246,8 @@ class StreamBoost:
                 await (stream.run() if ticket is None else ticket.run(stream.record, stream.run))
             finally:
                 current_record.reset(token)
+                if tap is not None:
+                    await tap.finish()
         elif scope_type == "lifespan":
             await self.lifespan(scope, receive, send)
         elif scope_type == "websocket":

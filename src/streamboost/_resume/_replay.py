@@ -62,8 +62,11 @@ async def replay(
                 await _empty(send, 404)
                 return
             if b"e" in newest:
-                await _empty(send, 204)
-                return
+                # Ended: maybe between the two reads, so read again before saying so.
+                entries = await log.after(key, seq)
+                if not entries:
+                    await _empty(send, 204)
+                    return
     except log.errors:
         await _empty(send, 503)
         return

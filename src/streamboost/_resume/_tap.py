@@ -152,6 +152,7 @@ class Tap:
             body = bytes(body)
         more = message.get("more_body", False)
         out, logged = stamper.feed(body)
+        last = stamper.seq
         if not more and (rest := stamper.rest()):
             logged.append(rest)
         if not self._gone:
@@ -163,7 +164,7 @@ class Tap:
             except OSError:
                 self._client_left()  # servers that raise on a gone client
         if self._key is not None and (logged or not more):
-            await self._append(b"".join(logged), stamper.seq, end=not more)
+            await self._append(b"".join(logged), last, end=not more)
 
     async def _append(self, data: bytes, last: int, *, end: bool) -> None:
         key = self._key

@@ -45,7 +45,11 @@ async def stream(request: Request) -> StreamingResponse:
     count = int(request.query_params.get("count", "40"))
     delay = float(request.query_params.get("delay", "0.004"))
 
+    retry = request.query_params.get("retry")
+
     async def body() -> AsyncIterator[bytes]:
+        if retry:
+            yield b"retry: %d\n\n" % int(retry)  # the browser reconnects after this many ms
         yield b": a comment, never stamped\n\n"
         for i in range(count):
             yield event(n, i)
@@ -63,7 +67,7 @@ async def page(request: Request) -> PlainTextResponse:
 
 PAGE = """<!doctype html><html><body><script>
 window.got = []; window.errors = 0; window.finished = false;
-const es = new EventSource('/stream?user=alice&count=60&delay=0.01&n=7');
+const es = new EventSource('/stream?user=alice&count=60&delay=0.01&n=7&retry=100');
 es.onmessage = (e) => {
   if (e.data === '[DONE]') { window.finished = true; es.close(); return; }
   window.got.push(e.data);

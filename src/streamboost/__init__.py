@@ -27,6 +27,7 @@ from ._deferred import (
 from ._export import MetricBuckets
 from ._middleware import StreamBoost
 from ._phases import gather_phases, phase
+from ._resume import ResumeConfig
 from ._upstream import instrument_upstream, upstream_client
 
 __all__: list[str] = [
@@ -43,6 +44,7 @@ __all__: list[str] = [
     "Entry",
     "MetricBuckets",
     "QueueFull",
+    "ResumeConfig",
     "RetryPolicy",
     "SharedLimit",
     "StreamBoost",

@@ -24,6 +24,7 @@ from ._deferred._lifespan import LifespanWriters
 from ._export import MetricBuckets, build_exporters
 from ._export._tokens import check_tenant
 from ._export._websockets import build_websocket_observers
+from ._resume import ResumeConfig, build_resume
 from ._stream import (
     DEFAULT_CLOCK,
     Clock,
@@ -92,6 +93,8 @@ class StreamBoost:
         tenant: ``(scope) -> str | None``, a ``tenant`` label on ``streamboost_tokens_total``
             (and ``streamboost.tenant`` on ``gen_ai.client.token.usage``), called once per
             response that reported token usage; bounded by ``max_series`` (None: no label).
+        resume: a ``ResumeConfig``: SSE responses get event ids and a Redis log, a client that
+            reconnects with ``Last-Event-ID`` gets the rest from any process (None: off).
     """
 
     def __init__(
@@ -122,6 +125,7 @@ class StreamBoost:
         buckets: MetricBuckets | None = None,
         admission: AdmissionConfig | None = None,
         tenant: Callable[[dict[str, Any]], str | None] | None = None,
+        resume: ResumeConfig | None = None,
     ) -> None:
         if coalesce is True:
             config: CoalesceConfig | None = CoalesceConfig()
@@ -214,6 +218,7 @@ class StreamBoost:
             opt_out_header=self.opt_out_header,
         )
         self.admission = build_admission(admission, metrics=metrics, registry=registry)
+        self.resume = build_resume(resume)
         self.responses = ResponseSettings(
             app=app,
             clock=self.clock,
@@ -244,6 +249,13 @@ class StreamBoost:
             if metrics_app is not None and self.exporters.serves(scope):
                 await metrics_app(scope, receive, send)
                 return
+            resume = self.resume
+            tap = None
+            if resume is not None and resume.applies(scope):
+                if await resume.resumed(scope, receive, send):
+                    return
+                tap = resume.tap(scope, receive, send)
+                receive, send = tap.receive, tap.send
             admission = self.admission
             ticket = None if admission is None else admission.ticket(scope, receive, send)
             stream = HTTPStream(
@@ -254,6 +266,8 @@ class StreamBoost:
                 await (stream.run() if ticket is None else ticket.run(stream.record, stream.run))
             finally:
                 current_record.reset(token)
+                if tap is not None:
+                    await tap.finish()
         elif scope_type == "lifespan":
             await self.lifespan(scope, receive, send)
         elif scope_type == "websocket":

@@ -1,0 +1,102 @@
+"""The Redis log of resumable streams: one Redis stream per (owner, stream id).
+
+An entry is one flushed batch: its stamped events (field ``d``), id ``0-<last seq>`` so an
+``XRANGE``/``XREAD`` after ``0-<n>`` returns exactly the batches holding events after ``n``.
+The end is field ``e`` on the last batch, or an entry ``1-0`` of its own (greater than every
+``0-x``). The key expires ``ttl`` after the last write (refreshed every ``ttl / 2`` of
+writes). ``redis`` is imported when a stream is first logged; one client per event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+from ._config import ResumeConfig
+
+END_ID = "1-0"
+
+
+class RedisLog:
+    """XADD / XRANGE / XREAD of the stream logs, with one client per event loop."""
+
+    def __init__(self, config: ResumeConfig) -> None:
+        self.config = config
+        self._clients: tuple[Any, Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.errors: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+
+    def key(self, owner: str, sid: str) -> str:
+        digest = hashlib.sha256(owner.encode()).hexdigest()[:32]
+        return f"{self.config.key_prefix}{digest}:{sid}"
+
+    def _connect(self) -> tuple[Any, Any]:
+        loop = asyncio.get_running_loop()
+        if self._clients is not None and self._loop is loop:
+            return self._clients
+        try:
+            import redis.asyncio as aioredis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+            from redis.exceptions import RedisError
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise RuntimeError(
+                "resumable streams need the redis client: pip install 'streamboost[redis]'"
+            ) from exc
+        timeout = self.config.timeout
+
+        def client(read_timeout: float) -> Any:
+            return aioredis.Redis.from_url(
+                self.config.redis_url,
+                retry=Retry(NoBackoff(), 0),
+                socket_timeout=read_timeout,
+                socket_connect_timeout=timeout,
+            )
+
+        # The tail's blocking reads get their own client, whose read timeout covers the block.
+        clients = (client(timeout), client(self.config.tail_timeout + timeout))
+        self.errors = (RedisError, OSError, TimeoutError)
+        self._clients, self._loop = clients, loop
+        return clients
+
+    async def append(self, key: str, entry: str, data: bytes, *, end: bool, expire: bool) -> None:
+        """One batch (``data``) as ``entry``; ``end``: the stream's last write."""
+        client = self._connect()[0]
+        fields = {"d": data, "e": b"1"} if end else {"d": data}
+        maxlen = self.config.maxlen
+        if not (expire or end):
+            await client.xadd(key, fields, id=entry, maxlen=maxlen, approximate=True)
+            return
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.xadd(key, fields, id=entry, maxlen=maxlen, approximate=True)
+            pipe.expire(key, max(1, round(self.config.ttl)))
+            await pipe.execute()
+
+    async def after(self, key: str, seq: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """The entries holding events after ``seq`` (and the end entry)."""
+        client = self._connect()[0]
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = await client.xrange(key, f"(0-{seq}", "+")
+        return entries
+
+    async def last(self, key: str) -> dict[bytes, bytes] | None:
+        """The newest entry's fields, None when there is no such stream."""
+        client = self._connect()[0]
+        entries = await client.xrevrange(key, "+", "-", count=1)
+        return entries[0][1] if entries else None
+
+    async def tail(self, key: str, entry: bytes | str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """Entries after ``entry``, waiting up to ``tail_timeout`` for the first."""
+        client = self._connect()[1]
+        block = max(1, round(self.config.tail_timeout * 1000))
+        answer = await client.xread({key: entry}, block=block)
+        if not answer:
+            return []
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = answer[0][1]
+        return entries
+
+    async def aclose(self) -> None:
+        clients, self._clients = self._clients, None
+        if clients is not None:
+            for client in clients:
+                await client.aclose()

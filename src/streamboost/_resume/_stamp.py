@@ -1,0 +1,113 @@
+"""Stamping ``id: <stream>-<seq>`` on each SSE event of a response, across its messages.
+
+The id line goes just before the blank line that ends an event (the last ``id`` field of an
+event wins, so an app's own ids are overridden, and a browser sets its last event id only
+when the event is dispatched). Only blocks with a ``data`` field are stamped and logged;
+comment-only blocks and events named in ``unstamped_events`` (pings) pass to the live client
+unstamped and are never logged, so a control frame never moves a client's last event id.
+"""
+
+from __future__ import annotations
+
+import re
+
+_EOL = re.compile(rb"\r\n|\r|\n")
+_DATA = re.compile(rb"(?:^|[\r\n])data(?:[:\r\n]|$)")
+_EVENT = re.compile(rb"(?:^|[\r\n])event: ?([^\r\n]*)")
+
+
+class Stamper:
+    """One response's id stamping: ``feed(chunk)`` -> (bytes for the client, logged blocks)."""
+
+    __slots__ = ("_block", "_cr", "_line_empty", "_stamped", "_unstamped", "prefix", "seq")
+
+    def __init__(self, sid: bytes, unstamped: frozenset[bytes]) -> None:
+        self.prefix = b"id: " + sid + b"-"
+        self.seq = 0  # the last id given
+        self._unstamped = unstamped
+        self._block: list[bytes] = []  # the unfinished block's bytes from earlier chunks
+        self._cr = False  # the last chunk ended in CR: a leading LF completes that line end
+        self._line_empty = True  # nothing of the current line seen yet
+        self._stamped = False  # the last block ended was stamped (and logged)
+
+    def _stampable(self, block: bytes) -> bool:
+        if not (block.startswith(b"data:") or _DATA.search(block)):
+            return False  # comments, retry-only blocks, empty blocks
+        if self._unstamped and b"event" in block:
+            names = _EVENT.findall(block)
+            if names and names[-1].strip() in self._unstamped:
+                return False
+        return True
+
+    def feed(self, chunk: bytes) -> tuple[bytes, list[bytes]]:
+        """The chunk with ids inserted, and the stamped blocks it completed (for the log)."""
+        if not chunk:
+            return chunk, []
+        out: list[bytes] = []
+        logged: list[bytes] = []
+        pos = 0
+        if self._cr:
+            self._cr = False
+            if chunk[0] == 0x0A:  # the LF of a CRLF split between chunks
+                pos = 1
+                if self._block:
+                    self._block.append(b"\n")
+                elif self._stamped:
+                    logged.append(b"\n")  # the logged block's blank line was CR LF
+        block_from = pos
+        out_from = 0
+        line_start = pos if self._line_empty else -1
+        lf_only = b"\r" not in chunk
+        n = len(chunk)
+        while True:
+            if lf_only:
+                if line_start == pos and pos < n and chunk[pos] == 0x0A:
+                    blank, end = pos, pos + 1
+                else:
+                    i = chunk.find(b"\n\n", pos)
+                    if i < 0:
+                        line_start = n if chunk[-1] == 0x0A else -1
+                        break
+                    blank, end = i + 1, i + 2
+            else:
+                m = _EOL.search(chunk, pos)
+                if m is None:
+                    line_start = -1 if pos < n else line_start
+                    break
+                if m.start() != line_start:  # a line with content ended
+                    pos = line_start = m.end()
+                    if pos == n:
+                        break
+                    continue
+                blank, end = m.start(), m.end()
+            pos = line_start = end
+            parts = self._block
+            head = chunk[block_from:blank]
+            block = b"".join((*parts, head)) if parts else head
+            self._block = []
+            self._stamped = stamped = self._stampable(block)
+            if stamped:
+                self.seq += 1
+                eol = b"\r\n" if chunk[blank] == 0x0D else b"\n"
+                stamp = b"%s%d%s" % (self.prefix, self.seq, eol)
+                out.append(chunk[out_from:blank])
+                out.append(stamp)
+                out_from = blank
+                logged.append(b"".join((block, stamp, chunk[blank:end])))
+            block_from = end
+            if pos >= n:
+                break
+        if block_from < n:
+            self._block.append(chunk[block_from:])
+        self._line_empty = line_start == n
+        self._cr = chunk[-1] == 0x0D
+        if not out:
+            return chunk, logged
+        out.append(chunk[out_from:])
+        return b"".join(out), logged
+
+    def rest(self) -> bytes:
+        """The unfinished block at the body's end (logged raw, as the client got it)."""
+        rest = b"".join(self._block)
+        self._block = []
+        return rest

@@ -1,0 +1,207 @@
+"""``Tap``: a resumable response's server side, below ``HTTPStream``.
+
+It sees every message the send path writes (a coalesced stream's flushed batches, one
+message each), stamps the events' ids and appends each batch to the Redis log once, then
+hands the stamped bytes to the client. When the client leaves, the app is not told: its
+sends still go to the log (the client's side is a no-op) and its ``receive`` waits, for up
+to ``detach_timeout``; then the app gets ``http.disconnect`` and its next send an
+``OSError``, as without resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable
+from typing import Any
+
+from .._ratelog import RateLimitedLog
+from .._types import Message, Receive, Scope, Send
+from ._config import ResumeConfig
+from ._log import END_ID, RedisLog
+from ._stamp import Stamper
+
+_log = RateLimitedLog(logging.getLogger("streamboost.resume"))
+
+
+class Tap:
+    """One request on a resumable path: pass-through until an SSE response starts."""
+
+    __slots__ = (
+        "_app_queue",
+        "_config",
+        "_cut",
+        "_ended",
+        "_expire_at",
+        "_gone",
+        "_key",
+        "_log",
+        "_logged",
+        "_receive",
+        "_send",
+        "_stamper",
+        "_timer",
+        "_unstamped",
+        "_watcher",
+        "owner",
+    )
+
+    def __init__(
+        self,
+        config: ResumeConfig,
+        log: RedisLog,
+        unstamped: frozenset[bytes],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        self._config = config
+        self._log = log
+        self._unstamped = unstamped
+        self._receive = receive
+        self._send = send
+        self.owner = config.owner(scope)
+        self._stamper: Stamper | None = None
+        self._key: str | None = None  # None: nothing (more) to log
+        self._gone = False  # the client left
+        self._cut = False  # ...and detach_timeout passed, or the app is over
+        self._ended = False  # the log has its end
+        self._expire_at = 0.0
+        self._logged = 0  # the last seq in the log
+        self._watcher: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._app_queue: asyncio.Queue[Message] | None = None
+
+    async def receive(self) -> Message:
+        queue = self._app_queue
+        if queue is None:
+            message = await self._receive()
+            if message["type"] != "http.disconnect" or self._app_queue is None:
+                return message
+            queue = self._app_queue  # the response became resumable while this call waited
+        if self._cut:
+            return {"type": "http.disconnect"}
+        return await queue.get()
+
+    def send(self, message: Message) -> Awaitable[None]:
+        if self._stamper is None:
+            if message["type"] == "http.response.start":
+                self._start(message)
+            if self._stamper is None:
+                return self._send(message)
+        return self._stamped(message)
+
+    def _start(self, message: Message) -> None:
+        if self.owner is None or message.get("status") != 200:
+            return
+        media = b""
+        for name, value in message.get("headers", ()):
+            if name.lower() == b"content-type":
+                media = value.split(b";", 1)[0].strip().lower()
+        if media != b"text/event-stream":
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - trio: resume needs asyncio
+            return
+        sid = secrets.token_hex(16)
+        self._stamper = Stamper(sid.encode(), self._unstamped)
+        self._key = self._log.key(self.owner, sid)
+        self._app_queue = asyncio.Queue()
+        self._watcher = loop.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        """Reads the client's side: request messages to the app, a disconnect detaches."""
+        queue = self._app_queue
+        assert queue is not None
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self._client_left()
+                return
+            queue.put_nowait(message)
+
+    def _client_left(self) -> None:
+        if self._gone:
+            return
+        self._gone = True
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._config.detach_timeout, self._detach_over)
+
+    def _detach_over(self) -> None:
+        self._cut = True
+        if self._app_queue is not None:
+            self._app_queue.put_nowait({"type": "http.disconnect"})
+
+    async def _stamped(self, message: Message) -> None:
+        if message["type"] != "http.response.body":
+            if not self._gone:
+                await self._send(message)
+            return
+        if self._cut:
+            timeout = self._config.detach_timeout
+            raise OSError(
+                f"streamboost resume: the client left detach_timeout={timeout!r} s ago "
+                "and did not come back to this stream"
+            )
+        stamper = self._stamper
+        assert stamper is not None
+        body = message.get("body", b"")
+        if type(body) is not bytes:
+            body = bytes(body)
+        more = message.get("more_body", False)
+        out, logged = stamper.feed(body)
+        last = stamper.seq
+        if not more and (rest := stamper.rest()):
+            logged.append(rest)
+        if not self._gone:
+            try:
+                if out is body:
+                    await self._send(message)
+                else:
+                    await self._send({"type": "http.response.body", "body": out, "more_body": more})
+            except OSError:
+                self._client_left()  # servers that raise on a gone client
+        if self._key is not None and (logged or not more):
+            await self._append(b"".join(logged), last, end=not more)
+
+    async def _append(self, data: bytes, last: int, *, end: bool) -> None:
+        key = self._key
+        assert key is not None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        expire = now >= self._expire_at
+        if expire:
+            self._expire_at = now + self._config.ttl / 2
+        entry = f"0-{last}" if last > self._logged else END_ID
+        self._logged = last
+        try:
+            await self._log.append(key, entry, data, end=end, expire=expire)
+        except self._log.errors as exc:
+            self._key = None  # no more appends: a resume then finds a gap (404), never a hole
+            _log.warning(
+                "redis",
+                "streamboost resume: appending to the stream log failed (%s: %s); "
+                "this stream is no longer resumable",
+                type(exc).__name__,
+                exc,
+            )
+            return
+        if end:
+            self._ended = True
+
+    async def finish(self) -> None:
+        """After the app's run: stop watching, and end the log if the body did not."""
+        self._cut = True
+        if self._timer is not None:
+            self._timer.cancel()
+        watcher = self._watcher
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
+        if self._key is not None and not self._ended and self._stamper is not None:
+            await self._append(self._stamper.rest(), self._stamper.seq, end=True)
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        state: dict[str, Any] = {"key": self._key, "gone": self._gone, "cut": self._cut}
+        return f"Tap({state})"

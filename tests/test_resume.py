@@ -1,0 +1,241 @@
+"""Resumable SSE streams on real Redis, two real uvicorn processes and real httpx clients.
+
+What "exactly the bytes of an uninterrupted stream" means here: a client keeps the event
+blocks it received whole (a browser drops an unfinished event too), removes the ``id:`` lines
+StreamBoost stamped, and leaves out comment-only blocks and ``ping`` events (control frames:
+never stamped, never logged, so a resume does not replay them); what remains must equal the
+app's body with the same blocks left out, byte for byte. The uninterrupted stream itself,
+id lines removed, is the app's body exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from tests.needs import free_port
+
+from metrics_apps import server_process
+from resume_apps import expected
+from streamboost import ResumeConfig
+from streamboost._resume._stamp import Stamper
+
+ID_LINE = re.compile(rb"^id: ([0-9a-f]{32})-([0-9]+)$")
+
+
+@pytest.fixture
+async def prefix(redis_url: str) -> AsyncIterator[str]:
+    name = f"sbtest:resume:{uuid.uuid4().hex[:12]}:"
+    yield name
+    client: Any = aioredis.Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{name}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+def _command(port: int) -> list[str]:
+    return [
+        "uvicorn", "--factory", "tests.resume_apps:make_app",
+        "--port", str(port), "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def controls_out(body: bytes) -> bytes:
+    blocks = body.split(b"\n\n")
+    kept = [b for b in blocks[:-1] if not b.startswith((b":", b"event: ping"))]
+    return b"".join(b + b"\n\n" for b in kept)
+
+
+class Reader:
+    """One client: reads, drops the connection at random points, resumes elsewhere."""
+
+    def __init__(self, http: httpx.AsyncClient, bases: list[str], user: str) -> None:
+        self.http, self.bases, self.user = http, bases, user
+        self.got = b""
+        self.last: str | None = None
+        self.ids: list[tuple[bytes, int]] = []
+        self.resumes = 0
+        self.log: list[Any] = []
+
+    def _take(self, buffer: bytes) -> None:
+        for block in buffer.split(b"\n\n")[:-1]:  # whole blocks only
+            lines = block.split(b"\n")
+            for line in lines:
+                if (match := ID_LINE.match(line)) is not None:
+                    self.ids.append((match.group(1), int(match.group(2))))
+                    self.last = line[4:].decode()
+            kept = b"\n".join(line for line in lines if not line.startswith(b"id: "))
+            if not kept.startswith((b":", b"event: ping")):
+                self.got += kept + b"\n\n"
+
+    async def read(self, query: str, rng: random.Random, cuts: int) -> None:
+        for attempt in range(cuts + 20):
+            headers = {"x-user": self.user}
+            if self.last is not None:
+                headers["last-event-id"] = self.last
+                self.resumes += 1
+            cut = rng.randint(1, 4000) if attempt < cuts else None
+            buffer = b""
+            base = self.bases[attempt % len(self.bases)]
+            async with self.http.stream("GET", f"{base}/stream?{query}", headers=headers) as r:
+                self.log.append((headers.get("last-event-id"), r.status_code, cut))
+                if r.status_code == 204:
+                    return
+                assert r.status_code == 200, r.status_code
+                async for chunk in r.aiter_raw():
+                    buffer += chunk
+                    if cut is not None and len(buffer) >= cut:
+                        break
+            self._take(buffer)
+            if self.got.endswith(b"data: [DONE]\n\n"):
+                return
+        raise AssertionError(f"never finished: {self.got[-200:]!r}")
+
+
+def test_stamping_across_any_split() -> None:
+    body = (
+        b": hi\n\ndata: 0\n\nevent: ping\ndata: {}\n\ndata: a\r\ndata: b\r\n\r\n"
+        b"data: z\r\rdata: q\nid: app\n\n\nretry: 5\n\n"
+    )
+    whole, logged = Stamper(b"S", frozenset({b"ping"})).feed(body)
+    assert whole == (
+        b": hi\n\ndata: 0\nid: S-1\n\nevent: ping\ndata: {}\n\ndata: a\r\ndata: b\r\nid: S-2\r\n"
+        b"\r\ndata: z\rid: S-3\r\n\rdata: q\nid: app\nid: S-4\n\n\nretry: 5\n\n"
+    )
+    assert b"".join(logged) == (
+        b"data: 0\nid: S-1\n\ndata: a\r\ndata: b\r\nid: S-2\r\n\r\ndata: z\rid: S-3\r\n\r"
+        b"data: q\nid: app\nid: S-4\n\n"
+    )
+    rng = random.Random(5)
+    for _ in range(3000):
+        stamper = Stamper(b"S", frozenset({b"ping"}))
+        cuts = sorted(rng.sample(range(1, len(body)), rng.randint(0, 10)))
+        outs: list[bytes] = []
+        logs: list[bytes] = []
+        for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True):
+            out, log = stamper.feed(body[a:b])
+            outs.append(out)
+            logs.extend(log)
+        assert b"".join(outs) == whole
+        assert b"".join(logs) == b"".join(logged)
+
+
+def test_config_checks() -> None:
+    with pytest.raises(ValueError, match="redis_url"):
+        ResumeConfig(redis_url="http://x", owner=lambda scope: "a")
+    with pytest.raises(TypeError, match="owner"):
+        ResumeConfig(redis_url="redis://127.0.0.1", owner="user")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="detach_timeout"):
+        ResumeConfig(redis_url="redis://127.0.0.1", owner=lambda s: "a", detach_timeout=0)
+    with pytest.raises(ValueError, match="paths"):
+        ResumeConfig(redis_url="redis://127.0.0.1", owner=lambda s: "a", paths="/chat")  # type: ignore[arg-type]
+
+
+async def test_200_streams_cut_and_resumed_across_two_processes(
+    redis_url: str, prefix: str
+) -> None:
+    env = {"RESUME_REDIS_URL": redis_url, "RESUME_PREFIX": prefix}
+    ports = [free_port(), free_port()]
+    count = 40
+    with (
+        server_process(_command(ports[0]), ports[0], env) as one,
+        server_process(_command(ports[1]), ports[1], env) as two,
+    ):
+        async with httpx.AsyncClient(timeout=30.0) as http:
+            # Uninterrupted: the body with its id lines removed is the app's body, exactly.
+            whole = await http.get(f"{one}/stream?n=0&count={count}", headers={"x-user": "a"})
+            ids = [ID_LINE.match(line) for line in whole.content.split(b"\n")]
+            seqs = [int(m.group(2)) for m in ids if m is not None]
+            assert seqs == list(range(1, count + 2))  # every data event, pings and comments not
+            unstamped = re.sub(rb"(?m)^id: [^\n]*\n", b"", whole.content)
+            app_body = b": a comment, never stamped\n\n" + expected(0, count)
+            app_body = app_body.replace(
+                b'"tok3 "}\n\n', b'"tok3 "}\n\nevent: ping\ndata: {}\n\n', 1
+            )
+            assert unstamped == app_body
+
+            rng = random.Random(17)
+            limit = asyncio.Semaphore(16)
+            readers: list[Reader] = []
+
+            async def one_stream(n: int) -> None:
+                reader = Reader(http, [one, two], user=f"user{n % 7}")
+                readers.append(reader)
+                async with limit:
+                    await reader.read(f"n={n}&count={count}", random.Random(rng.random()), 3)
+                assert reader.got == controls_out(expected(n, count)), (n, reader.log)
+                # ids of the final generation: one stream id, each seq once, in order
+                final = reader.ids[-1][0]
+                seqs = [seq for sid, seq in reader.ids if sid == final]
+                assert seqs == sorted(set(seqs)), n
+
+            await asyncio.gather(*(one_stream(n) for n in range(200)))
+            assert sum(r.resumes for r in readers) >= 200  # most streams were resumed
+
+            # A finished stream resumed after its last id: 204 (EventSource stops there).
+            done = readers[0]
+            assert done.last is not None
+            r = await http.get(
+                f"{two}/stream", headers={"x-user": done.user, "last-event-id": done.last}
+            )
+            assert r.status_code == 204
+            # Another owner's resume is refused, on either process, and so is an unknown id.
+            for base in (one, two):
+                r = await http.get(
+                    f"{base}/stream", headers={"x-user": "mallory", "last-event-id": done.last}
+                )
+                assert r.status_code == 404
+            r = await http.get(
+                f"{one}/stream", headers={"x-user": done.user, "last-event-id": "0" * 32 + "-1"}
+            )
+            assert r.status_code == 404
+
+
+async def test_the_generation_goes_on_without_its_client(redis_url: str, prefix: str) -> None:
+    """Cut after the first event, wait until the app is done, resume on the other process:
+    the rest is all there (the app was not cancelled when its client left)."""
+    env = {"RESUME_REDIS_URL": redis_url, "RESUME_PREFIX": prefix}
+    ports = [free_port(), free_port()]
+    with (
+        server_process(_command(ports[0]), ports[0], env) as one,
+        server_process(_command(ports[1]), ports[1], env) as two,
+    ):
+        async with httpx.AsyncClient(timeout=30.0) as http:
+            reader = Reader(http, [one], user="carol")
+            query = "n=3&count=30&delay=0.01"
+            async with http.stream(
+                "GET", f"{one}/stream?{query}", headers={"x-user": "carol"}
+            ) as r:
+                buffer = b""
+                async for chunk in r.aiter_raw():
+                    buffer += chunk
+                    if b"id: " in buffer and buffer.count(b"\n\n") >= 3:
+                        break
+            reader._take(buffer)
+            assert reader.last is not None
+            client: Any = aioredis.Redis.from_url(redis_url)
+            try:
+                for _ in range(500):  # bounded: the detached app logs its end
+                    keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+                    last = await client.xrevrange(keys[0], "+", "-", count=1) if keys else []
+                    if last and b"e" in last[0][1]:
+                        break
+                    await asyncio.sleep(0.02)
+                else:
+                    raise AssertionError("the detached stream never ended its log")
+                assert await client.ttl(keys[0]) > 0
+            finally:
+                await client.aclose()
+            reader.bases = [two]
+            await reader.read(query, random.Random(1), 0)
+            assert reader.got == controls_out(expected(3, 30))

@@ -363,8 +363,8 @@ def overview() -> dashboard.Dashboard:
                 ),
                 series(
                     "Stream outcomes per second",
-                    "completed, client_disconnected, error and no_token (streams that "
-                    "ended without a content event), stacked.",
+                    "completed, client_disconnected, error, stalled (ended by stall_timeout) "
+                    "and no_token (streams that ended without a content event), stacked.",
                     "ops",
                     [(rate("streamboost_streams_total", "outcome", sel), "{{outcome}}")],
                     width=THIRD,
@@ -385,6 +385,28 @@ def overview() -> dashboard.Dashboard:
                     "Events per write over the selected range: 1 means no coalescing.",
                     "none",
                     (ratio, "events per write"),
+                ),
+            ],
+        ),
+        (
+            "Stream health",
+            [
+                series(
+                    "Inter-token gaps",
+                    "Gaps between consecutive content events as the app produced them (not "
+                    "between writes, so coalescing hides no stall): p50, p95, p99 over all "
+                    "gaps, counted per stream and observed at its end.",
+                    "s",
+                    percentiles("streamboost_inter_token_gap_seconds", "route", sel),
+                ),
+                series(
+                    "Largest gap per stream",
+                    "Each stream's longest silence between content events: p50, p95, p99. "
+                    "Stalled streams (stall_timeout) show as outcome=stalled in Stream "
+                    "outcomes.",
+                    "s",
+                    percentiles("streamboost_stream_max_gap_seconds", "route", sel),
+                    width=THIRD,
                 ),
             ],
         ),

@@ -31,6 +31,8 @@ CONTRACT_FAMILIES: dict[str, str] = {
     "streamboost_phase_duration_seconds": "histogram",
     "streamboost_phase_fallbacks_total": "counter",
     "streamboost_tokens_total": "counter",
+    "streamboost_inter_token_gap_seconds": "histogram",
+    "streamboost_stream_max_gap_seconds": "histogram",
     "streamboost_websocket_connections_active": "gauge",
     "streamboost_websocket_connections_total": "counter",
     "streamboost_websocket_connection_duration_seconds": "histogram",

@@ -61,8 +61,11 @@ def test_the_c_types_declare_the_tables_fields(name: str, fields: tuple[str, ...
         key for key, value in vars(native).items() if type(value).__name__ == "member_descriptor"
     }
     assert declared == set(fields)
+    arrays = _table.RECORD_ARRAYS if name == "RecordBase" else ()
     python = getattr(_kernel, "Py" + name)
-    assert set(python.__slots__) - {"_chunk"} == set(fields)
+    assert set(python.__slots__) - {"_chunk"} == set(fields) | set(arrays)
+    for array in arrays:  # C: a read-only property over a fixed array
+        assert type(vars(native)[array]).__name__ == "getset_descriptor"
 
 
 async def _app(scope: Any, receive: Any, send: Any) -> None:
@@ -408,7 +411,9 @@ def test_the_records_changes_are_alike_in_c_and_python() -> None:
     records = [_kernel.RecordBase(), PyRecordBase()]
     for record in records:
         for field in _table.RECORD_FIELDS:
-            setattr(record, field, None if field.endswith("_at") else 0)
+            if field not in ("app_at", "gap_at"):  # plain floats (C doubles), set below
+                setattr(record, field, None if field.endswith("_at") else 0)
+        record.app_at, record.gap_at = 0.0, float("-inf")
         record.took(2)
         record.sent(0, 1, 0, 1.0)
         record.sent(5, 1, 0, 2.0)
@@ -418,3 +423,36 @@ def test_the_records_changes_are_alike_in_c_and_python() -> None:
     for field in _table.RECORD_FIELDS:
         assert getattr(native, field) == getattr(python, field), field
     assert (python.first_byte_at, python.first_token_at, python.last_token_at) == (2.0, 3.0, 4.0)
+
+
+@needs_native
+def test_the_gap_counters_are_alike_in_c_and_python() -> None:
+    """Gaps between the app's content events: per bucket (bisect semantics: a gap equal to a
+    bound is in that bound's bucket), several events in one message are 0 s apart, non-content
+    messages only move ``app_at``; C and Python count alike."""
+    bounds = _table.GAP_BOUNDS
+    times = [2.0, 2.25, 2.375, 50.0, 50.0, 200.0]  # exact in binary: 0.25 is a bound
+    records = [_kernel.RecordBase(), PyRecordBase()]
+    for record in records:
+        for field in _table.RECORD_FIELDS:
+            if field not in ("app_at", "gap_at"):
+                setattr(record, field, None if field.endswith("_at") else 0)
+        record.app_at, record.gap_at = 0.0, float("-inf")
+        record.gap_max = record.gap_sum = 0.0
+        record.produced(0, 0.5)  # metadata first: no gap starts
+        for i, at in enumerate(times):
+            record.produced(3 if i == 3 else 1, at)
+        record.sent(4, 1, 0, 210.0)
+    native, python = records
+    assert tuple(native.gap_counts) == tuple(python.gap_counts)
+    for field in ("app_at", "gap_at", "gap_max", "gap_sum"):
+        assert getattr(native, field) == getattr(python, field), field
+    want = [0] * (len(bounds) + 1)
+    quarter = bounds.index(0.25)
+    want[quarter] = 2  # 0.25 s (the bound itself) and 0.125 s
+    want[0] = 2 + 1  # two more events in one message, then 50.0 again
+    want[bounds.index(60.0)] += 1  # 47.625 s: over 30 s, under 60
+    want[-1] += 1  # 150 s: +Inf
+    assert list(python.gap_counts) == want
+    assert python.gap_max == 150.0 and python.app_at == 210.0
+    assert python.gap_sum == 198.0

@@ -249,6 +249,8 @@ CONTRACT = {
     "streamboost_streams": ("counter", {"method", "route", "outcome"}),
     "streamboost_phase_duration_seconds": ("histogram", {"route", "phase"}),
     "streamboost_phase_fallbacks": ("counter", {"route", "phase", "reason"}),
+    "streamboost_inter_token_gap_seconds": ("histogram", {"method", "route"}),
+    "streamboost_stream_max_gap_seconds": ("histogram", {"method", "route"}),
 }
 
 

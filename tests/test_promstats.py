@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from streamboost._export._spec import FAMILIES
+from streamboost._export._spec_health import HEALTH_FAMILIES
 from streamboost._export.prometheus._client_backend import Families
 from streamboost._export.prometheus._fast_backend import FastBackend, FastSeries, Hist, RouteStats
 from streamboost._stream import (
@@ -107,8 +108,8 @@ def test_inline_end_equals_one_observe_per_histogram(
 
 
 def test_both_backends_export_exactly_the_spec_families() -> None:
-    want = {(f.name, f.help, f.kind) for f in FAMILIES}
-    assert len(want) == 13
+    want = {(f.name, f.help, f.kind) for f in (*FAMILIES, *HEALTH_FAMILIES)}
+    assert len(want) == 15
     fast = {(m.name, m.documentation, m.type) for m in FastBackend().collect()}
     families = vars(Families(CollectorRegistry())).values()
     client = {(m.name, m.documentation, m.type) for c in families for m in c.collect()}

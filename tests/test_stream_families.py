@@ -37,6 +37,8 @@ STREAM_FAMILIES = {
     "streamboost_stream_writes",
     "streamboost_streams_active",
     "streamboost_streams",
+    "streamboost_inter_token_gap_seconds",
+    "streamboost_stream_max_gap_seconds",
 }
 
 

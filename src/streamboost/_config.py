@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from . import _checks
+from ._config_health import DEFAULT_STALL_EVENT, DEFAULT_STALL_EVENT_NDJSON, check_health
 
 DEFAULT_CRITICAL_EVENTS: Final = frozenset({"start", "complete", "done", "error"})
 DEFAULT_CONTENT_TYPES: Final = frozenset(
@@ -44,6 +45,18 @@ class CoalesceConfig:
     """Route templates (e.g. ``"/ws/raw/{room}"``) whose WebSocket connections stay unbatched."""
     content_types: Collection[str] = field(default=DEFAULT_CONTENT_TYPES)
     """Media types that are coalesced; every other response passes through untouched."""
+    keepalive: float | None = None
+    """Seconds of silence to the client (before the first token too) after which an SSE
+    comment ``: ping`` is written (None: never). Coalesced responses only."""
+    keepalive_ndjson: bytes | None = None
+    """What ``keepalive`` writes to an NDJSON/JSONL stream, e.g. ``b"\\n"`` (None: nothing)."""
+    stall_timeout: float | None = None
+    """Seconds without a body message from the app after which the stream is ended with
+    ``stall_event`` and the app cancelled (outcome ``stalled``; None: never)."""
+    stall_event: bytes = DEFAULT_STALL_EVENT
+    """The SSE event(s) written last when ``stall_timeout`` ends a stream (b"": none)."""
+    stall_event_ndjson: bytes = DEFAULT_STALL_EVENT_NDJSON
+    """The NDJSON/JSONL line(s) written last when ``stall_timeout`` ends a stream."""
 
     def __post_init__(self) -> None:
         _checks.seconds("window", self.window, default=0.05)
@@ -53,6 +66,7 @@ class CoalesceConfig:
         _checks.seconds("send_timeout", self.send_timeout, default=30.0, none=True)
         _checks.flag("merge_openai", self.merge_openai, default=False)
         _checks.flag("websocket", self.websocket, default=False)
+        check_health(self)
         if not self.window > 0:
             raise ValueError(f"window={self.window!r} must be > 0 seconds (default 0.05)")
         _checks.unit_mistake(

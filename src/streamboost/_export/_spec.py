@@ -18,6 +18,7 @@ from .._stream import (
     OUTCOME_COMPLETED,
     OUTCOME_ERROR,
     OUTCOME_NO_TOKEN,
+    OUTCOME_STALLED,
 )
 
 # Semantic-convention bucket advice (GenAI and HTTP server metrics), as published.
@@ -52,7 +53,10 @@ STREAM_DURATION_BUCKETS: Final = (0.005, *FINE, 15.0, 20.0, 30.0, 60.0, 120.0, 3
 REQUEST_DURATION_BUCKETS: Final = (*HTTP_ADVICE, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 PHASE_BUCKETS: Final = (*TTFT_ADVICE, 20.0, 30.0, 60.0)
 
-OUTCOMES: Final = (OUTCOME_COMPLETED, OUTCOME_CLIENT_DISCONNECTED, OUTCOME_ERROR, OUTCOME_NO_TOKEN)
+OUTCOMES: Final = (
+    *(OUTCOME_COMPLETED, OUTCOME_CLIENT_DISCONNECTED, OUTCOME_ERROR, OUTCOME_NO_TOKEN),
+    OUTCOME_STALLED,
+)
 
 Kind = Literal["counter", "gauge", "histogram"]
 

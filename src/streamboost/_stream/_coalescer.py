@@ -34,6 +34,9 @@ from ._table import FULL, WAKE, WRITE_NOW
 
 Write = Callable[[list[bytes], int, bool], Awaitable[None]]
 """``write(parts, content_events, more_body)``: put the joined parts on the wire."""
+Raw = Callable[[bytes, bool], Awaitable[None]]
+"""``raw(data, more_body)``: put bytes on the wire that are no part of the app's stream (a
+keepalive, the stall event): never counted in the record."""
 
 
 class Coalescer(BatchBase):
@@ -48,6 +51,7 @@ class Coalescer(BatchBase):
         "_now_content",
         "_partial",
         "_quiet",
+        "_raw",
         "_timeout",
         "_window",
         "_write",
@@ -58,7 +62,9 @@ class Coalescer(BatchBase):
         "loop",
     )
 
-    def __init__(self, write: Write, config: CoalesceConfig, *, eager: bool = True) -> None:
+    def __init__(
+        self, write: Write, config: CoalesceConfig, *, eager: bool = True, raw: Raw | None = None
+    ) -> None:
         self.max_events = config.max_events
         self.max_bytes = config.max_bytes
         self.max_buffer = config.max_buffer_bytes
@@ -81,6 +87,7 @@ class Coalescer(BatchBase):
         self._now: list[bytes] | None = None  # what the caller writes itself after WRITE_NOW
         self._now_content = 0
         self._write = write
+        self._raw = raw
         self._timeout = config.send_timeout
         self.last_write = float("-inf")  # loop time of the last write
         self.flusher = Flusher(self)
@@ -197,6 +204,34 @@ class Coalescer(BatchBase):
                 f"send_timeout={timeout!r} s passed while writing to the client: "
                 "the client stopped reading and the stream was ended"
             )
+            self.close(error)
+            raise error from exc
+        except Exception as exc:
+            self.close(exc)
+            raise
+        finally:
+            self.inflight = 0
+
+    def quiet(self) -> bool:
+        """Nothing buffered, no unfinished event, no write in flight: a keepalive may go."""
+        return not self.ready and self._partial is None and not self.inflight
+
+    def ping(self, data: bytes) -> Awaitable[None]:
+        """A keepalive write (``raw``), bounded like ``write``; never counted in the record."""
+        return self.extra(data, True)
+
+    async def extra(self, data: bytes, more: bool) -> None:
+        """A ``raw`` write when ``quiet()`` (else nothing), bounded like ``write``."""
+        raw = self._raw
+        if raw is None or self.error is not None or not self.quiet():
+            return
+        self.inflight = len(data)  # a final flush waits for it, as for any write
+        timeout = self._timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await raw(data, more)
+        except TimeoutError as exc:
+            error = OSError(f"send_timeout={timeout!r} s passed while writing to the client")
             self.close(error)
             raise error from exc
         except Exception as exc:

@@ -36,6 +36,12 @@ class Batch(Protocol):
 
     def write(self, parts: list[bytes], content: int, more: bool) -> Awaitable[None]: ...
 
+    def ping(self, data: bytes) -> Awaitable[None]: ...
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
 
 class Flusher:
     """One stream's flusher task, window timer and waiting sends."""
@@ -46,9 +52,11 @@ class Flusher:
         "_flushed",
         "_force",
         "_kick",
+        "_ping",
         "_room",
         "_task",
         "_timer",
+        "health",
         "loop",
     )
 
@@ -62,6 +70,8 @@ class Flusher:
         self._final = False  # the next flush is the body's last write
         self._flushed: asyncio.Future[None] | None = None
         self._room: asyncio.Future[None] | None = None
+        self._ping: bytes | None = None  # a keepalive the next run writes if nothing else
+        self.health: Closable | None = None  # the stream's keepalive/stall timer (_health)
 
     async def wait_for_room(self) -> None:
         batch = self._batch
@@ -141,9 +151,18 @@ class Flusher:
             self._timer.cancel()
             self._timer = None
 
+    def ping(self, data: bytes) -> None:
+        """Write ``data`` from the flusher task unless a write is due anyway (``_health``)."""
+        self._ping = data
+        self.wake(defer_start=False)
+
     def close(self) -> None:
-        """Cancel the timer and the task; let waiting sends go on (they see ``error``)."""
+        """Cancel the timers and the task; let waiting sends go on (they see ``error``)."""
         self._cancel_timer()
+        health = self.health
+        if health is not None:
+            self.health = None
+            health.close()
         if self._kick is not None:
             self._kick.cancel()
             self._kick = None
@@ -166,9 +185,14 @@ class Flusher:
             parts = batch.take(everything=self._force or flushed is not None)
             self._force = False
             content = batch.take_content()
-            if parts or final:
+            ping = self._ping
+            self._ping = None
+            if parts or final or ping is not None:
                 try:
-                    await batch.write(parts, content, not final)
+                    if parts or final:
+                        await batch.write(parts, content, not final)
+                    elif ping is not None:
+                        await batch.ping(ping)  # nothing else to write: the keepalive
                 except Exception:
                     # ``write`` recorded the error; the waiting send raises it.
                     if flushed is not None and not flushed.done():

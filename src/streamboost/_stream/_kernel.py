@@ -9,7 +9,8 @@ chunk runs.
   an event carrying token usage, coalesced or not (the scanner reads it, ``_usage``);
 - ``BatchBase.add(...)``: join whole events to a waiting batch: the flush trigger and the
   backpressure threshold, written here once;
-- ``RecordBase.took/sent/wrote``: every per-chunk change to a ``StreamRecord``;
+- ``RecordBase.took/produced/sent/wrote``: every per-chunk change to a ``StreamRecord``
+  (``produced``: when the app sent a body message, and the gaps between its content events);
 - ``Sender.send``: the app's send; after ``use(mode)`` at the response start it takes a chunk
   the kernel is sure of itself and hands every other message to ``general``, the Python
   sender's own method.
@@ -22,6 +23,7 @@ The C versions are used when built (``NATIVE``), unless ``STREAMBOOST_NO_EXTENSI
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -34,21 +36,25 @@ from ._table import (
     FORMAT_CHUNKS,
     FORMAT_SSE,
     FULL,
+    GAP_BOUNDS,
     GENERAL,
     MODE_BATCH,
     MODE_DIRECT,
     OTHER,
+    RECORD_ARRAYS,
     RECORD_FIELDS,
     SCAN_FIELDS,
     SENDER_FIELDS,
     WAKE,
 )
 
+_NEVER = float("-inf")
+
 
 class PyRecordBase:
     """``StreamRecord``'s per-chunk counters and times, and the changes a chunk makes."""
 
-    __slots__ = RECORD_FIELDS
+    __slots__ = (*RECORD_FIELDS, *RECORD_ARRAYS)
 
     chunks_in: int
     events: int
@@ -59,6 +65,14 @@ class PyRecordBase:
     first_token_at: float | None
     last_body_at: float | None
     last_token_at: float | None
+    app_at: float  # the app's last body message (clock reading)
+    gap_at: float  # the app's last content event; -inf before the first
+    gap_max: float  # the largest gap between two content events the app sent
+    gap_sum: float  # the gaps added up (last content event - first)
+    gap_counts: list[int]  # gaps per GAP_BOUNDS bucket, not cumulative; the last is +Inf
+
+    def __init__(self) -> None:
+        self.gap_counts = [0] * (len(GAP_BOUNDS) + 1)
 
     def took(self, events: int) -> None:
         """A body chunk completing ``events`` events was buffered."""
@@ -79,10 +93,27 @@ class PyRecordBase:
         self.writes += 1
         self.last_body_at = now
 
+    def produced(self, content: int, now: float) -> None:
+        """The app sent a body message at ``now`` completing ``content`` content events: the
+        gaps between content events as the app made them (several in one message: 0 s)."""
+        self.app_at = now
+        if content:
+            last = self.gap_at
+            self.gap_at = now
+            if last != _NEVER:
+                gap = now - last
+                self.gap_counts[bisect_left(GAP_BOUNDS, gap)] += 1
+                self.gap_sum += gap
+                if gap > self.gap_max:
+                    self.gap_max = gap
+            if content > 1:
+                self.gap_counts[0] += content - 1
+
     def sent(self, size: int, events: int, content: int, now: float) -> None:
         """A body chunk went out as the app sent it (nothing coalesced)."""
         self.chunks_in += 1
         self.events += events
+        self.produced(content, now)
         self.wrote(size, content, now)
 
 
@@ -215,7 +246,9 @@ class PySender:
             ):
                 kind = self.scan.classify(body)  # type: ignore[union-attr]
                 if kind:
-                    self.record.took(1)
+                    record = self.record
+                    record.took(1)
+                    record.produced(kind == CONTENT, self.clock())
                     code = batch.add(body, len(body), 1, kind == CONTENT, False)
                     if code & WAKE:
                         self.wake()  # type: ignore[misc]

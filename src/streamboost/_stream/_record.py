@@ -27,6 +27,7 @@ OUTCOME_COMPLETED: Final = "completed"
 OUTCOME_CLIENT_DISCONNECTED: Final = "client_disconnected"
 OUTCOME_ERROR: Final = "error"
 OUTCOME_NO_TOKEN: Final = "no_token"
+OUTCOME_STALLED: Final = "stalled"  # ended by CoalesceConfig(stall_timeout=...)
 
 
 class PhaseTiming(NamedTuple):
@@ -61,6 +62,7 @@ class StreamRecord(RecordBase):
     )
 
     def __init__(self, scope: dict[str, object], request_at: float) -> None:
+        super().__init__()  # the Python twin's gap_counts list (C: a fixed array)
         self.scope = scope
         self.method: str = str(scope.get("method", ""))
         self.request_at = request_at
@@ -77,6 +79,9 @@ class StreamRecord(RecordBase):
         self.content_events: int = 0  # events that carry output tokens
         self.writes: int = 0  # body messages sent to the server
         self.bytes_out: int = 0  # body bytes sent to the server
+        self.app_at = request_at  # the app's last body message (stall_timeout counts from it)
+        self.gap_at = float("-inf")  # the app's last content event (none yet)
+        self.gap_max = self.gap_sum = 0.0  # gaps between content events (see ``produced``)
         self.outcome: str = OUTCOME_COMPLETED
         self.phases: list[PhaseTiming] | None = None  # filled by phase() and gather_phases()
         # Exporters' per-response caches, each with its owner (several observers may read one
@@ -104,7 +109,7 @@ class StreamRecord(RecordBase):
 
     def app_failed(self) -> None:
         """The app raised (after the client left, that stays the outcome)."""
-        if self.outcome != OUTCOME_CLIENT_DISCONNECTED:
+        if self.outcome not in (OUTCOME_CLIENT_DISCONNECTED, OUTCOME_STALLED):
             self.outcome = OUTCOME_ERROR
             if self.headers_at is None:
                 self.status = 500  # what the server answers for an app that failed
@@ -114,6 +119,16 @@ class StreamRecord(RecordBase):
         if self.outcome == OUTCOME_COMPLETED:
             disconnected = isinstance(error, OSError)
             self.outcome = OUTCOME_CLIENT_DISCONNECTED if disconnected else OUTCOME_ERROR
+
+    def stalled(self) -> None:
+        """``stall_timeout`` passed without a body message from the app: the stream is ended."""
+        if self.outcome == OUTCOME_COMPLETED:
+            self.outcome = OUTCOME_STALLED
+
+    def inter_token_gaps(self) -> tuple[int, ...]:
+        """Gaps between the app's content events per ``_table.GAP_BOUNDS`` bucket (the last
+        is +Inf), not cumulative; ``gap_sum`` is their sum, ``gap_max`` the largest."""
+        return tuple(self.gap_counts)
 
     def no_response(self) -> None:
         """The app returned without a response start: the server sends a 500."""

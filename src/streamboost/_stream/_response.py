@@ -18,6 +18,7 @@ from .._config import CoalesceConfig
 from .._types import ASGIApp, Message, Receive, Scope, Send
 from ._coalescer import Coalescer
 from ._format import body_kind, without
+from ._health import SSE_PING, Health
 from ._kernel import Sender
 from ._presets import VERCEL_HEADERS, StreamPreset
 from ._ready import on_asyncio
@@ -56,6 +57,8 @@ class HTTPStream:
         "_send",
         "_send_code",
         "_settings",
+        "_stall_end",
+        "_task",
         "kernel",
         "record",
     )
@@ -79,15 +82,23 @@ class HTTPStream:
         self._coalesced: Coalesced | None = None
         self._complete = False  # the body's last message went to the server
         self._gone = False  # the client went away before the body ended
+        self._task: asyncio.Task[object] | None = None  # cancelled when the app stalls
+        self._stall_end: bytes | None = None  # set when stalled: the body's last bytes
 
     async def run(self) -> None:
         record = self.record
+        config = self._settings.coalesce
+        if config is not None and config.stall_timeout is not None and on_asyncio():
+            self._task = asyncio.current_task()
         try:
             await self._settings.app(record.scope, self.receive, self.kernel.send)
         except asyncio.CancelledError:
-            if not self._complete:
-                record.client_left()
-            raise
+            task = self._task
+            if self._stall_end is None or task is None or task.uncancel():
+                if not self._complete:
+                    record.client_left()
+                raise
+            # Our own cancel of a stalled app: the stream ends normally, below.
         except Exception as exc:
             coalescer = self._coalescer()
             if coalescer is not None and isinstance(coalescer.error, OSError):
@@ -105,6 +116,8 @@ class HTTPStream:
                 # because its client left is not an error (exported as status 499).
                 record.no_response()
         finally:
+            if self._stall_end is not None:
+                await self._end_stalled()
             coalescer = self._coalescer()
             if coalescer is not None:  # None again after a disconnect closed it
                 coalescer.close()
@@ -122,6 +135,30 @@ class HTTPStream:
         if coalescer is not None and coalescer.error is None and not self._complete:
             with contextlib.suppress(Exception):  # best effort: the app's own error wins
                 await coalescer.drain()
+
+    def _stalled(self) -> None:
+        """``stall_timeout`` passed without a body message: end the stream, cancel the app."""
+        coalesced = self._coalesced
+        task = self._task
+        if coalesced is None or task is None or self._complete or self._stall_end is not None:
+            return
+        config = self._settings.coalesce
+        assert config is not None
+        fmt = self.kernel.scan.fmt if self.kernel.scan is not None else 0
+        ending = {FORMAT_SSE: config.stall_event, FORMAT_LINES: config.stall_event_ndjson}
+        self._stall_end = ending.get(fmt, b"")
+        self.record.stalled()
+        task.cancel()
+
+    async def _end_stalled(self) -> None:
+        """Write what was buffered, then the stall event as the body's last message."""
+        coalescer = self._coalescer()
+        if coalescer is None or coalescer.error is not None or self._complete:
+            return
+        with contextlib.suppress(Exception):  # best effort: the client may be gone too
+            await coalescer.drain()
+            self.finishing()
+            await coalescer.extra(self._stall_end or b"", False)
 
     async def receive(self) -> Message:
         message = await self._receive()
@@ -195,6 +232,17 @@ class HTTPStream:
             kernel.done = coalescer.done
             kernel.general = sender.general
             kernel.use(MODE_BATCH)
+            if config.keepalive is not None or config.stall_timeout is not None:
+                pings = {FORMAT_SSE: SSE_PING, FORMAT_LINES: config.keepalive_ndjson}
+                Health(
+                    coalescer,
+                    record,
+                    settings.clock,
+                    keepalive=config.keepalive,
+                    ping=pings.get(kind.fmt),
+                    stall=config.stall_timeout if self._task is not None else None,
+                    on_stall=self._stalled,
+                )
         else:
             # Without a Python send to find in a traceback (a server written in Rust), the
             # chunks keep a coroutine that catches the server's OSError itself.

@@ -98,7 +98,7 @@ class Coalesced:
         self._send = send
         self._clock = clock
         self._merge = merge
-        self.coalescer = Coalescer(self.write, config)
+        self.coalescer = Coalescer(self.write, config, raw=self.raw)
 
     def general(self, message: Message) -> Awaitable[None]:
         if message["type"] != "http.response.body":
@@ -122,17 +122,21 @@ class Coalesced:
                 events += scanner.events
                 content += scanner.content
             record.took(events)
+            record.produced(content, self._clock())
             return coalescer.finish(body, content)
         if not body:
             record.took(0)
+            record.produced(0, self._clock())
             return coalescer.done
         kind = scanner.classify(body)
         if kind:  # one whole event: the kernel's answer, as on its own path
             record.took(1)
+            record.produced(kind == CONTENT, self._clock())
             code = coalescer.offer(body, len(body), 1, kind == CONTENT, False)
         else:
             complete = scanner.feed(body)
             record.took(scanner.events)
+            record.produced(scanner.content, self._clock())
             code = coalescer.offer(
                 body, complete, scanner.events, scanner.content, scanner.critical
             )
@@ -159,6 +163,14 @@ class Coalesced:
             await self._send({"type": "http.response.body", "body": body, "more_body": more})
         except OSError:
             owner.client_failed()
+            raise
+
+    async def raw(self, data: bytes, more: bool) -> None:
+        """The coalescer's uncounted write (a keepalive ping, the stall event)."""
+        try:
+            await self._send({"type": "http.response.body", "body": data, "more_body": more})
+        except OSError:
+            self._owner.client_failed()
             raise
 
 

@@ -8,7 +8,8 @@
  *   output tokens (CONTENT / OTHER), or GENERAL (not sure: the scanner's general path decides);
  * - BatchBase.add(body, size, events, content, critical): join whole events to a batch, and
  *   say whether a flush is due (WAKE) or the app must wait (FULL);
- * - RecordBase.took / wrote / sent: the per-chunk changes to a stream's record;
+ * - RecordBase.took / produced / wrote / sent: the per-chunk changes to a stream's record
+ *   (produced: when the app sent a body message, the gaps between its content events);
  * - Sender.send(message): after use(mode), takes a chunk it is sure of and hands every other
  *   message to its ``general`` callable (set by the Python sender, not looked up by name).
  *
@@ -23,6 +24,11 @@
 static PyObject *s_type, *s_body_type, *s_more_body, *s_body;
 static long GENERAL, CONTENT, OTHER, FORMAT_SSE, FORMAT_LINES, FORMAT_CHUNKS;
 static long WAKE, FULL, MODE_GENERAL, MODE_DIRECT, MODE_BATCH;
+
+/* The gap buckets' upper bounds (_table.GAP_BOUNDS), read at import; GAP_N of them. */
+#define GAP_SLOTS 16
+static double GAP_BOUNDS[GAP_SLOTS];
+static Py_ssize_t GAP_N;
 
 #define GC_TYPE(NAME, STRUCT, DOC)                                                              \
     static PyTypeObject NAME = {                                                                \
@@ -52,6 +58,8 @@ typedef struct {
     PyObject_HEAD
     Py_ssize_t bytes_out, chunks_in, content_events, events, writes;
     PyObject *first_byte_at, *first_token_at, *last_body_at, *last_token_at; /* float or None */
+    double app_at, gap_at, gap_max, gap_sum;
+    Py_ssize_t gap_counts[GAP_SLOTS]; /* GAP_N + 1 used: per bucket, the last is +Inf */
 } RecordBase;
 
 static int
@@ -102,6 +110,32 @@ record_wrote(RecordBase *rec, Py_ssize_t size, Py_ssize_t content, PyObject *now
     Py_XSETREF(rec->last_body_at, Py_NewRef(now));
 }
 
+/* The app sent a body message at `now` completing `content` content events. */
+static inline void
+record_produced(RecordBase *rec, Py_ssize_t content, double now)
+{
+    rec->app_at = now;
+    if (content) {
+        double last = rec->gap_at;
+        rec->gap_at = now;
+        if (last != -Py_HUGE_VAL) {
+            double gap = now - last;
+            Py_ssize_t i = 0;
+            while (i < GAP_N && GAP_BOUNDS[i] < gap) {
+                i++;
+            }
+            rec->gap_counts[i] += 1;
+            rec->gap_sum += gap;
+            if (gap > rec->gap_max) {
+                rec->gap_max = gap;
+            }
+        }
+        if (content > 1) {
+            rec->gap_counts[0] += content - 1;
+        }
+    }
+}
+
 static int
 ssize_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, Py_ssize_t *out)
 {
@@ -142,17 +176,61 @@ RecordBase_wrote(RecordBase *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyObject *
+RecordBase_produced(RecordBase *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t content;
+    if (ssize_args(args, nargs - 1, 1, &content) < 0) {
+        return NULL;
+    }
+    double now = PyFloat_AsDouble(args[1]);
+    if (now == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    record_produced(self, content, now);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 RecordBase_sent(RecordBase *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_ssize_t v[3];
     if (ssize_args(args, nargs - 1, 3, v) < 0) {
         return NULL;
     }
+    double now = PyFloat_AsDouble(args[3]);
+    if (now == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
     self->chunks_in += 1;
     self->events += v[1];
+    record_produced(self, v[2], now);
     record_wrote(self, v[0], v[2], args[3]);
     Py_RETURN_NONE;
 }
+
+static PyObject *
+RecordBase_gap_counts(RecordBase *self, void *closure)
+{
+    PyObject *counts = PyTuple_New(GAP_N + 1);
+    if (counts == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i <= GAP_N; i++) {
+        PyObject *n = PyLong_FromSsize_t(self->gap_counts[i]);
+        if (n == NULL) {
+            Py_DECREF(counts);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(counts, i, n);
+    }
+    return counts;
+}
+
+static PyGetSetDef RecordBase_getset[] = {
+    {"gap_counts", (getter)RecordBase_gap_counts, NULL,
+     "Gaps per GAP_BOUNDS bucket (not cumulative; the last is +Inf).", NULL},
+    {NULL},
+};
 
 static PyMemberDef RecordBase_members[] = {
     {"bytes_out", T_PYSSIZET, offsetof(RecordBase, bytes_out), 0, NULL},
@@ -164,6 +242,10 @@ static PyMemberDef RecordBase_members[] = {
     {"first_token_at", T_OBJECT, offsetof(RecordBase, first_token_at), 0, NULL},
     {"last_body_at", T_OBJECT, offsetof(RecordBase, last_body_at), 0, NULL},
     {"last_token_at", T_OBJECT, offsetof(RecordBase, last_token_at), 0, NULL},
+    {"app_at", T_DOUBLE, offsetof(RecordBase, app_at), 0, NULL},
+    {"gap_at", T_DOUBLE, offsetof(RecordBase, gap_at), 0, NULL},
+    {"gap_max", T_DOUBLE, offsetof(RecordBase, gap_max), 0, NULL},
+    {"gap_sum", T_DOUBLE, offsetof(RecordBase, gap_sum), 0, NULL},
     {NULL},
 };
 
@@ -173,6 +255,8 @@ static PyMethodDef RecordBase_methods[] = {
      "wrote(size, content, now): one body message went out."},
     {"sent", (PyCFunction)(void (*)(void))RecordBase_sent, METH_FASTCALL,
      "sent(size, events, content, now): a chunk went out as the app sent it."},
+    {"produced", (PyCFunction)(void (*)(void))RecordBase_produced, METH_FASTCALL,
+     "produced(content, now): the app sent a body message completing `content` content events."},
     {NULL},
 };
 
@@ -828,14 +912,16 @@ chunk_direct(Sender *self, PyObject *message)
     PyObject *result = NULL;
     if (kind > 0) {
         PyObject *now = PyObject_CallNoArgs(self->clock);
-        if (now != NULL) {
+        double at = now != NULL ? PyFloat_AsDouble(now) : -1.0;
+        if (now != NULL && !(at == -1.0 && PyErr_Occurred())) {
             RecordBase *rec = (RecordBase *)self->record;
             rec->chunks_in += 1;
             rec->events += 1;
+            record_produced(rec, kind == CONTENT, at);
             record_wrote(rec, PyBytes_GET_SIZE(body), kind == CONTENT, now);
-            Py_DECREF(now);
             result = PyObject_CallOneArg(self->server_send, message);
         }
+        Py_XDECREF(now);
     }
     else if (kind == 0) {
         result = to_general(self, message);
@@ -849,7 +935,8 @@ chunk_batch(Sender *self, PyObject *message)
 {
     PyObject *body = more_body_chunk(message);
     if (body == NULL || !fields_ready(self) || self->batch == NULL ||
-        !PyObject_TypeCheck(self->batch, &BatchBase_Type) || self->done == NULL) {
+        !PyObject_TypeCheck(self->batch, &BatchBase_Type) || self->done == NULL ||
+        self->clock == NULL) {
         return to_general(self, message);
     }
     BatchBase *b = (BatchBase *)self->batch;
@@ -864,9 +951,17 @@ chunk_batch(Sender *self, PyObject *message)
         result = to_general(self, message);
     }
     else if (kind > 0) {
+        PyObject *now = PyObject_CallNoArgs(self->clock); /* the app's time: gaps, stalls */
+        double at = now != NULL ? PyFloat_AsDouble(now) : -1.0;
+        Py_XDECREF(now);
+        if (now == NULL || (at == -1.0 && PyErr_Occurred())) {
+            Py_DECREF(message);
+            return NULL;
+        }
         RecordBase *rec = (RecordBase *)self->record;
         rec->chunks_in += 1;
         rec->events += 1;
+        record_produced(rec, kind == CONTENT, at);
         PyObject *owner = Py_NewRef(self->batch); /* wake and room run Python code */
         long code = batch_add(b, body, PyBytes_GET_SIZE(body), 1, kind == CONTENT, 0);
         if (code >= 0 && (code & WAKE)) {
@@ -1001,7 +1096,31 @@ PyInit__speedups(void)
             return NULL;
         }
     }
+    PyObject *bounds = PyObject_GetAttrString(table, "GAP_BOUNDS");
     Py_DECREF(table);
+    if (bounds == NULL) {
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(bounds, "GAP_BOUNDS must be a tuple");
+    Py_DECREF(bounds);
+    if (seq == NULL) {
+        return NULL;
+    }
+    GAP_N = PySequence_Fast_GET_SIZE(seq);
+    if (GAP_N + 1 > GAP_SLOTS) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "_table.GAP_BOUNDS has more bounds than GAP_SLOTS - 1");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < GAP_N; i++) {
+        GAP_BOUNDS[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
+        if (GAP_BOUNDS[i] == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+    }
+    Py_DECREF(seq);
+    RecordBase_Type.tp_getset = RecordBase_getset;
     Sender_Type.tp_init = (initproc)Sender_init;
     PyTypeObject *types[] = {&RecordBase_Type, &ScanBase_Type, &BatchBase_Type, &Sender_Type};
     const char *names[] = {"RecordBase", "ScanBase", "BatchBase", "Sender"};

@@ -31,17 +31,28 @@ MODE_GENERAL: Final = 0  # every message to the Python sender
 MODE_DIRECT: Final = 1  # one-event chunks counted and handed to the server as they are
 MODE_BATCH: Final = 2  # one-event chunks joining a waiting batch are buffered
 
+# The inter-token gap buckets the record counts into (seconds, upper bounds; one count per
+# bound plus +Inf): the bounds of ``streamboost_inter_token_gap_seconds``, fixed because C
+# reads them here at import: at most 15 bounds (the C record's ``GAP_SLOTS`` is 16 counts).
+GAP_BOUNDS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
 RECORD_FIELDS: Final = (
+    "app_at",
     "bytes_out",
     "chunks_in",
     "content_events",
     "events",
     "first_byte_at",
     "first_token_at",
+    "gap_at",
+    "gap_max",
+    "gap_sum",
     "last_body_at",
     "last_token_at",
     "writes",
 )
+# Per-record arrays (C: a fixed array behind a read-only tuple property; Python: a list).
+RECORD_ARRAYS: Final = ("gap_counts",)
 SCAN_FIELDS: Final = (
     "content_names",
     "critical_names",

@@ -8,13 +8,15 @@ its metric classes. Label children are bound once per label key and cached.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 
 from ..._stream import StreamRecord
 from .. import _spec as spec
 from .._buckets import DEFAULT_BUCKETS, MetricBuckets
 from .._spec import OUTCOMES
+from .._spec_health import GAPS, MAX_GAP
 from . import _int_sync
 from ._families import counter, gauge, histogram
 
@@ -39,6 +41,8 @@ class Families:
         self.streams = counter(spec.STREAMS, r)
         self.phase = histogram(spec.PHASE, r)
         self.fallbacks = counter(spec.FALLBACKS, r)
+        self.gaps = histogram(GAPS, r, GAPS.buckets)
+        self.max_gap = histogram(MAX_GAP, r, MAX_GAP.buckets)
 
 
 # One family set per registry: two StreamBoost instances on one registry share it instead of
@@ -60,9 +64,14 @@ def families_for(
 class StreamChildren:
     """The stream families' children of one (method, route), bound at its first stream."""
 
-    __slots__ = ("active", "events", "outcomes", "stream_duration", "tpot", "ttft", "writes")
+    __slots__ = (
+        *("active", "events", "gaps", "max_gap", "outcomes", "stream_duration", "tpot"),
+        *("ttft", "writes"),
+    )
 
     def __init__(self, f: Families, method: str, route: str) -> None:
+        self.gaps = f.gaps.labels(method, route)
+        self.max_gap = f.max_gap.labels(method, route)
         self.ttft = f.ttft.labels(method, route)
         self.tpot = f.tpot.labels(method, route)
         self.stream_duration = f.stream_duration.labels(method, route)
@@ -114,6 +123,9 @@ class ClientSeries:
             if record.events:
                 s.events.inc(record.events)
             s.writes.inc(record.writes)
+            if record.content_events > 1:
+                add_counts(s.gaps, record.gap_counts, record.gap_sum)
+                s.max_gap.observe(record.gap_max)
             if record.first_token_at is not None:
                 s.ttft.observe(record.first_token_at - start)
                 tpot = record.time_per_output_token()
@@ -121,6 +133,18 @@ class ClientSeries:
                     s.tpot.observe(tpot)
         # The request's cache and deferred counts are on file once its response is counted.
         _int_sync.sync_all()
+
+
+def add_counts(child: Histogram, counts: Sequence[int], total: float) -> None:
+    """Add one stream's per-bucket gap counts (not cumulative, the bounds of the child) and
+    their sum to a histogram child: prometheus_client keeps a child's buckets per bucket, so
+    this is ``observe`` for many values at once (its ``_buckets``/``_sum``, file-backed in
+    multiprocess mode)."""
+    buckets = child._buckets
+    for i, n in enumerate(counts):
+        if n:
+            buckets[i].inc(n)
+    child._sum.inc(total)
 
 
 class ClientBackend:

@@ -17,15 +17,21 @@ from ..._stream import StreamRecord
 from .. import _spec as spec
 from .._buckets import DEFAULT_BUCKETS, MetricBuckets
 from .._spec import OUTCOMES, PHASE_BUCKETS
+from .._spec_health import GAPS, HEALTH_FAMILIES, HEALTH_HISTOGRAMS, MAX_GAP
 from ._plain import Hist, PlainCollector, Sample
 
 
 class StreamStats:
     """The stream families of one (method, route), made at its first stream."""
 
-    __slots__ = ("active", "events", "outcomes", "stream_duration", "tpot", "ttft", "writes")
+    __slots__ = (
+        *("active", "events", "gaps", "max_gap", "outcomes", "stream_duration", "tpot"),
+        *("ttft", "writes"),
+    )
 
     def __init__(self, buckets: MetricBuckets) -> None:
+        self.gaps = Hist(GAPS.buckets)
+        self.max_gap = Hist(MAX_GAP.buckets)
         self.ttft = Hist(tuple(buckets.ttft))
         self.tpot = Hist(tuple(buckets.tpot))
         self.stream_duration = Hist(tuple(buckets.stream_duration))
@@ -102,6 +108,15 @@ class FastSeries:
         s.outcomes[record.outcome] += 1
         s.events += record.events
         s.writes += record.writes
+        if record.content_events > 1:
+            gaps = record.gap_counts
+            h = s.gaps
+            counts = h.counts
+            for i, n in enumerate(gaps):
+                if n:
+                    counts[i] += n
+            h.sum += record.gap_sum
+            s.max_gap.observe(record.gap_max)
         at = record.first_token_at
         if at is None:
             return
@@ -128,7 +143,9 @@ class FastBackend:
         self.routes: dict[tuple[str, str], RouteStats] = {}
         self.phases: dict[tuple[str, str], Hist] = {}
         self.fallbacks: dict[tuple[str, str, str], int] = {}
-        self._export = PlainCollector(spec.FAMILIES, FastBackend.samples, describe=False)
+        self._export = PlainCollector(
+            (*spec.FAMILIES, *HEALTH_FAMILIES), FastBackend.samples, describe=False
+        )
         self._export.add(self)
 
     def new_series(self, method: str, route: str, status: str) -> FastSeries:
@@ -169,6 +186,8 @@ class FastBackend:
             if stream is None:  # the route never streamed: no stream series at all
                 continue
             for attr, f in spec.STREAM_HISTOGRAMS.items():
+                yield f, route_key, getattr(stream, attr)
+            for attr, f in HEALTH_HISTOGRAMS.items():
                 yield f, route_key, getattr(stream, attr)
             for attr, f in spec.STREAM_COUNTERS.items():
                 yield f, route_key, getattr(stream, attr)

@@ -23,7 +23,9 @@ def test_naive_stream_is_openai_shaped_and_ends_with_done() -> None:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = [e for e in response.text.split("\n\n") if e]
     assert events[-1] == "data: [DONE]"
-    chunks = [orjson.loads(e.removeprefix("data: ")) for e in events[:-1]]
+    *chunks, usage = [orjson.loads(e.removeprefix("data: ")) for e in events[:-1]]
+    # The last chunk before [DONE] is usage only, as OpenAI sends it with include_usage.
+    assert usage["choices"] == [] and usage["usage"]["completion_tokens"] == 5
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     assert [c["choices"][0]["finish_reason"] for c in chunks][-1] == "stop"
     assert len([c for c in chunks if c["choices"][0]["delta"].get("content")]) == 5

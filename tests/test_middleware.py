@@ -58,11 +58,13 @@ async def test_record_is_filled_for_a_stream() -> None:
     assert record.content_events == 3
     assert record.writes == len(recorded.bodies)
     assert record.bytes_out == len(recorded.body) == sum(len(c) for _, c in steps)
-    # Clock readings: request 1, headers 2, then one per write (metadata, role, Hello, batch).
-    assert (record.request_at, record.headers_at, record.first_byte_at) == (1.0, 2.0, 3.0)
-    assert record.first_token_at == 5.0
-    assert record.last_token_at == record.last_body_at == 6.0
-    assert record.time_to_first_token() == 4.0
+    # Clock readings: request 1, headers 2, then one per body message the app sends (the
+    # inter-token gap counter, issue 16) and one per write (metadata, role, Hello, batch):
+    # metadata sent 3, written 4; role 5, 6; Hello 7, written 8.
+    assert (record.request_at, record.headers_at, record.first_byte_at) == (1.0, 2.0, 4.0)
+    assert record.first_token_at == 8.0
+    assert record.last_token_at == record.last_body_at == 14.0
+    assert record.time_to_first_token() == 7.0
 
 
 async def test_record_for_a_plain_response() -> None:
@@ -605,7 +607,9 @@ async def test_an_is_metadata_predicate_marks_events_the_names_cannot(coalesce: 
     (record,) = records.ended
     assert record.content_events == 3
     assert record.events == 5
-    assert record.first_token_at == 4.0  # request 1, headers 2, status event 3, "Hello" 4
+    # request 1, headers 2, status event 3, "Hello" 4; coalesced, each app send is read too
+    # (the gap counter): status sent 3, written 4, "Hello" sent 5, written 6.
+    assert record.first_token_at == (6.0 if coalesce else 4.0)
     assert sent.body == b"".join(chunk for _, chunk in steps)  # classification never edits
 
 

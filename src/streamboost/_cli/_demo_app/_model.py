@@ -28,7 +28,8 @@ def _chunk(completion_id: str, created: int, delta: dict[str, object], finish: s
 async def generate(
     prompt: str, *, ttft: float, tokens_per_second: float, max_tokens: int
 ) -> AsyncIterator[bytes]:
-    """Yield one SSE event per token: role chunk, content chunks, finish chunk, ``[DONE]``.
+    """Yield one SSE event per token: role chunk, content chunks, finish chunk, the usage
+    chunk (as OpenAI sends it with ``stream_options={"include_usage": true}``), ``[DONE]``.
 
     The first content token comes ``ttft`` seconds after the call; later ones are paced at
     ``tokens_per_second`` against a fixed schedule, so pacing does not drift.
@@ -46,4 +47,18 @@ async def generate(
         word = WORDS[index % len(WORDS)]
         yield _chunk(completion_id, created, {"content": word + " "}, None)
     yield _chunk(completion_id, created, {}, "stop")
+    usage = {
+        "prompt_tokens": len(prompt.split()),
+        "completion_tokens": max_tokens,
+        "total_tokens": len(prompt.split()) + max_tokens,
+    }
+    final = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": "sim-1",
+        "choices": [],
+        "usage": usage,
+    }
+    yield b"data: " + orjson.dumps(final) + b"\n\n"
     yield b"data: [DONE]\n\n"

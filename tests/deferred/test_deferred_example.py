@@ -26,8 +26,8 @@ def answer_text(body: str) -> str:
     text = ""
     for event in body.split("\n\n"):
         if event.startswith("data: {"):
-            delta = orjson.loads(event[6:])["choices"][0]["delta"]
-            text += delta.get("content") or ""
+            for choice in orjson.loads(event[6:])["choices"]:  # none in the usage chunk
+                text += choice["delta"].get("content") or ""
     return text
 
 

@@ -6,9 +6,13 @@ fails the test; on a laptop it skips with the reason and the fix.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -39,3 +43,20 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@contextlib.asynccontextmanager
+async def scratch_prefix(redis_url: str, template: str) -> AsyncIterator[str]:
+    """A Redis key prefix of this test's own (``template`` with ``{}`` for a random part);
+    every key under it is deleted afterwards."""
+    import redis.asyncio as aioredis
+
+    name = template.format(uuid.uuid4().hex[:12])
+    yield name
+    client: Any = aioredis.Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{name}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()

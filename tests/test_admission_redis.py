@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +19,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
-from tests.needs import free_port
+from tests.needs import free_port, scratch_prefix
 
 from admission_apps import EVENTS, LocalCounts, exempt_state, hold_app
 from metrics_apps import server_process
@@ -34,15 +33,8 @@ APP = "tests.admission_apps:redis_app"
 
 @pytest.fixture
 async def prefix(redis_url: str) -> AsyncIterator[str]:
-    name = f"sbtest:adm:{uuid.uuid4().hex[:12]}"
-    yield name
-    client: Any = aioredis.Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{name}*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    async with scratch_prefix(redis_url, "sbtest:adm:{}") as name:
+        yield name
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str, tries: int = 1500) -> None:

@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from tests.needs import free_port
+from tests.needs import free_port, scratch_prefix
 
 from metrics_apps import server_process
 from resume_apps import expected
@@ -32,15 +31,8 @@ ID_LINE = re.compile(rb"^id: ([0-9a-f]{32})-([0-9]+)$")
 
 @pytest.fixture
 async def prefix(redis_url: str) -> AsyncIterator[str]:
-    name = f"sbtest:resume:{uuid.uuid4().hex[:12]}:"
-    yield name
-    client: Any = aioredis.Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{name}*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    async with scratch_prefix(redis_url, "sbtest:resume:{}:") as name:
+        yield name
 
 
 def _command(port: int) -> list[str]:

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import orjson
 import pytest
-import redis.asyncio as aioredis
-from tests.needs import missing
+from tests.needs import missing, scratch_prefix
 
 from resume_apps import build
 from streamboost._cli._loopback import uvicorn_in_thread
@@ -29,15 +26,8 @@ CHROMIUM_FOUND = os.path.exists(CHROMIUM)  # at import: no blocking call inside 
 
 @pytest.fixture
 async def prefix(redis_url: str) -> AsyncIterator[str]:
-    name = f"sbtest:resume:{uuid.uuid4().hex[:12]}:"
-    yield name
-    client: Any = aioredis.Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{name}*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    async with scratch_prefix(redis_url, "sbtest:resume:{}:") as name:
+        yield name
 
 
 class CuttingProxy:

@@ -33,11 +33,10 @@ from ._stream import (
     StreamObserver,
     current_record,
 )
-from ._stream._presets import PRESETS, stream_preset
+from ._stream._presets import DEFAULT_METADATA_EVENTS, PRESETS, stream_preset
 from ._types import ASGIApp, Receive, Scope, Send
 from ._wsconn import WebSockets
 
-DEFAULT_METADATA_EVENTS: Final = ("metadata", "ping", "heartbeat", "keepalive")
 DEFAULT_OPT_OUT_HEADER: Final = "x-streamboost-opt-out"
 
 

@@ -30,25 +30,18 @@ from typing import Any, Final
 
 from ._phases import _add, _clock
 from ._stream import EventScanner, current_record, stream_format
+from ._stream._presets import DEFAULT_METADATA_EVENTS, PRESETS
 
 # Where the request hook leaves its note for the response hook: (started, swapped timeout).
 _NOTE: Final = "streamboost.upstream"
 
-# SSE event names of model providers that carry no output tokens (beside StreamBoost's own
-# metadata names): Anthropic Messages and the OpenAI Responses API.
-PROVIDER_METADATA_EVENTS: Final = frozenset(
-    {
-        *("metadata", "ping", "heartbeat", "keepalive", "error"),
-        *("message_start", "content_block_start", "content_block_stop"),
-        *("message_delta", "message_stop"),
-        *("response.created", "response.in_progress", "response.queued"),
-        *("response.output_item.added", "response.output_item.done"),
-        *("response.content_part.added", "response.content_part.done"),
-        *("response.output_text.done", "response.completed", "response.failed"),
-        *("response.incomplete",),
-    }
+# SSE event names of model providers that carry no output tokens: StreamBoost's own default
+# metadata names and those of the `auto` preset (Anthropic Messages, the OpenAI Responses API),
+# so an upstream stream's first token is found by the same rules as StreamBoost's own.
+_METADATA: Final = (
+    frozenset(name.encode() for name in DEFAULT_METADATA_EVENTS) | PRESETS["auto"].metadata
 )
-_METADATA: Final = frozenset(name.encode() for name in PROVIDER_METADATA_EVENTS)
+PROVIDER_METADATA_EVENTS: Final = frozenset(name.decode() for name in _METADATA)
 
 # How a watcher finds the first token: at the end of the body, at the first non-empty chunk,
 # or at the first content event the scanner sees.

@@ -22,6 +22,10 @@ from typing import Final
 
 from ._protocols import langgraph_content, vercel_line_content, vercel_line_critical
 
+# Event names that never count as tokens in any format (``StreamBoost(metadata_events=...)``'s
+# default).
+DEFAULT_METADATA_EVENTS: Final = ("metadata", "ping", "heartbeat", "keepalive")
+
 
 def _names(*names: str) -> frozenset[bytes]:
     return frozenset(name.encode() for name in names)

@@ -8,9 +8,8 @@ span is to be written, so a provider installed after StreamBoost was built is st
 from __future__ import annotations
 
 import os
-from typing import Final
-
 from collections.abc import Callable
+from typing import Final
 
 from opentelemetry import context as _context
 from opentelemetry import trace

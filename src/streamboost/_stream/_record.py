@@ -152,8 +152,9 @@ class StreamRecord(RecordBase):
         return outcome
 
     def settle(self) -> None:
-        """The request is over: fix the outcome (``verdict``)."""
-        self.outcome = self.verdict()
+        """The request is over: fix the outcome (``verdict``, inlined: once per response)."""
+        if self.outcome == OUTCOME_COMPLETED and self.streaming and self.content_events == 0:
+            self.outcome = OUTCOME_NO_TOKEN
 
     def route_label(self, resolver: Callable[[dict[str, object]], str]) -> str:
         """``resolver(scope)``, resolved once per response (the route is known by its start)."""

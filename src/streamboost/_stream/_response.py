@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
+from types import CodeType
 
 from .._config import CoalesceConfig
 from .._types import ASGIApp, Message, Receive, Scope, Send
@@ -78,7 +79,9 @@ class HTTPStream:
         self._receive = receive
         self._send = send
         self.record = StreamRecord(scope, settings.clock())
-        self._send_code = code_of(send)
+        # A function's or bound method's code (a method forwards ``__code__``), else code_of.
+        code = getattr(send, "__code__", None)
+        self._send_code = code if type(code) is CodeType else code_of(send)
         # The app's send: the kernel's, which hands everything to ``_start`` until then.
         self.kernel = kernel(self._start)
         self._coalesced: Coalesced | None = None
@@ -176,15 +179,11 @@ class HTTPStream:
         """The app's first message: read the response start, pick the body's sender."""
         if message["type"] != "http.response.start":
             return self._send(message)  # nothing to time before a response
-        settings = self._settings
-        record = self.record
+        settings, record = self._settings, self.record
         status: int = message["status"]
         marked = settings.marked
-        kind = body_kind(
-            message.get("headers", ()),
-            settings.opt_out_header,
-            VERCEL_HEADERS if marked is not None else (),
-        )
+        marks = VERCEL_HEADERS if marked is not None else ()
+        kind = body_kind(message.get("headers", ()), settings.opt_out_header, marks)
         if kind.opt_out:
             message = {**message, "headers": without(message["headers"], settings.opt_out_header)}
         streaming = bool(kind.fmt and kind.scannable)  # compressed bytes cannot be scanned

@@ -43,6 +43,8 @@ def _sdk_types() -> tuple[type, type] | None:
         return None
     if tuple(field.name for field in dataclasses.fields(Measurement)) != _FIELDS:
         return None
+    if "__slots__" in vars(Measurement):  # its fields are filled through the instance dict
+        return None
     return _Histogram, Measurement
 
 
@@ -58,19 +60,22 @@ def recorder(histogram: metrics.Histogram) -> Record:
     consume = getattr(consumer, "consume_measurement", None)
     if consume is None or not callable(is_enabled):
         return public
-    new, assign = object.__new__, object.__setattr__
+    new = object.__new__
 
     def record(value: float, attributes: dict[str, Any], context: Context) -> None:
         if not 0 <= value < _INF or not is_enabled():  # NaN fails the test too
             public(value, attributes, context)  # the SDK's warning, or its disabled path
             return
         measurement: Any = new(measurement_type)
-        assign(measurement, "value", value)
-        assign(measurement, "time_unix_nano", time_ns())
-        assign(measurement, "instrument", histogram)
-        # As record() does: an empty context means the current one.
-        assign(measurement, "context", context if context else get_current())
-        assign(measurement, "attributes", attributes)
+        # The frozen dataclass's fields, set in its instance dict at once (its __init__ does
+        # five object.__setattr__ calls). As record() does: an empty context means the current.
+        measurement.__dict__.update(
+            value=value,
+            time_unix_nano=time_ns(),
+            instrument=histogram,
+            context=context if context else get_current(),
+            attributes=attributes,
+        )
         consume(measurement)
 
     return record

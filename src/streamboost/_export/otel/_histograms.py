@@ -5,7 +5,8 @@ filter) and a stream makes up to three. A finished stream only appends its numbe
 context, for exemplars) to a deque; a reader's collection records them first thing, from an
 observable instrument's callback (the SDK runs those before it reads the aggregations). That
 instrument never reports an observation, so no metric of its name is exported. The same
-instruments, names, units, bucket advice and attributes as recording inline.
+instruments, names, units, bucket advice and attributes as recording inline; the records go
+through ``_sdk_record`` (the SDK's own histograms skip the copy of the attribute dicts).
 """
 
 from __future__ import annotations

@@ -185,6 +185,7 @@ class StreamBoost:
         # instrumentation ends it.
         self.finishing = self.exporters.finishing
         self.metrics_app = self.exporters.metrics_app
+        self._metrics_path = self.exporters.metrics_path
         if is_metadata is not None and not callable(is_metadata):
             raise TypeError(
                 f"is_metadata={is_metadata!r} must be a function (event: bytes) -> bool, "
@@ -245,7 +246,12 @@ class StreamBoost:
         scope_type = scope["type"]
         if scope_type == "http":
             metrics_app = self.metrics_app
-            if metrics_app is not None and self.exporters.serves(scope):
+            # The path's ending first: a str method, not a Python call, for every other request.
+            if (
+                metrics_app is not None
+                and scope["path"].endswith(self._metrics_path)
+                and self.exporters.serves(scope)
+            ):
                 await metrics_app(scope, receive, send)
                 return
             resume = self.resume

@@ -21,7 +21,6 @@ _FORMATS: Final = {
 }
 
 _MAX_CACHED: Final = 256  # distinct content-type values remembered (a client cannot add any)
-_kinds: dict[bytes, tuple[str, int]] = {}
 
 
 class BodyKind(NamedTuple):
@@ -30,6 +29,10 @@ class BodyKind(NamedTuple):
     scannable: bool  # no content-length, identity encoding
     opt_out: bool  # the opt-out header is present
     vercel: bool  # a Vercel AI SDK stream header is present
+
+
+# Per content-type value, its kind when no other header changes it (the usual response start).
+_kinds: dict[bytes, BodyKind] = {}
 
 
 def stream_format(content_type: str) -> int:
@@ -62,10 +65,12 @@ def body_kind(
     kind = _kinds.get(content_type)
     if kind is None:
         media = content_type.decode("latin-1").partition(";")[0].strip().lower()
-        kind = (media, stream_format(media))
+        kind = BodyKind(media, stream_format(media), True, False, False)
         if len(_kinds) < _MAX_CACHED:
             _kinds[content_type] = kind
-    return BodyKind(kind[0], kind[1], not length and not encoded, opt_out, vercel)
+    if length or encoded or opt_out or vercel:  # else the cached kind, as it is (no tuple made)
+        return BodyKind(kind.media, kind.fmt, not length and not encoded, opt_out, vercel)
+    return kind
 
 
 def without(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[tuple[bytes, bytes]]:

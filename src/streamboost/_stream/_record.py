@@ -16,12 +16,15 @@ from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Final, NamedTuple, Protocol
 
-from ._kernel import RecordBase
+from ._kernel import PyRecordBase, RecordBase
 from ._usage import Usage
 
 Clock = Callable[[], float]
 
 DEFAULT_CLOCK: Final[Clock] = time.perf_counter
+
+_PYTHON_BASE: Final = RecordBase is PyRecordBase  # else the C base (zeroed at allocation)
+_NEVER: Final = float("-inf")
 
 OUTCOME_COMPLETED: Final = "completed"
 OUTCOME_CLIENT_DISCONNECTED: Final = "client_disconnected"
@@ -62,33 +65,38 @@ class StreamRecord(RecordBase):
     )
 
     def __init__(self, scope: dict[str, object], request_at: float) -> None:
-        super().__init__()  # the Python twin's gap_counts list (C: a fixed array)
+        if _PYTHON_BASE:
+            # The C base starts zeroed (None, 0, 0.0): only the Python twin needs these stores
+            # (one response's fixed cost), and its gap_counts list.
+            super().__init__()
+            self.first_byte_at = self.first_token_at = self.last_token_at = None
+            self.last_body_at = None  # the last body message, sent or written
+            self.chunks_in = 0  # body messages the app sent
+            self.events = 0  # whole events seen (SSE events, NDJSON lines)
+            self.content_events = 0  # events that carry output tokens
+            self.writes = 0  # body messages sent to the server
+            self.bytes_out = 0  # body bytes sent to the server
+            self.gap_max = self.gap_sum = 0.0  # gaps between content events (``produced``)
         self.scope = scope
-        self.method: str = str(scope.get("method", ""))
+        method = scope.get("method", "")
+        self.method: str = method if type(method) is str else str(method)
         self.request_at = request_at
-        self.headers_at: float | None = None
-        self.first_byte_at: float | None = None
-        self.first_token_at: float | None = None
-        self.last_token_at: float | None = None
-        self.last_body_at: float | None = None  # the last body message, sent or written
+        self.app_at = request_at  # the app's last body message (stall_timeout counts from it)
+        self.gap_at = _NEVER  # the app's last content event (none yet)
         self.status: int = 0
         # True when the response is a stream StreamBoost recognises (SSE, NDJSON, text).
         self.streaming: bool = False
-        self.chunks_in: int = 0  # body messages the app sent
-        self.events: int = 0  # whole events seen (SSE events, NDJSON lines)
-        self.content_events: int = 0  # events that carry output tokens
-        self.writes: int = 0  # body messages sent to the server
-        self.bytes_out: int = 0  # body bytes sent to the server
-        self.app_at = request_at  # the app's last body message (stall_timeout counts from it)
-        self.gap_at = float("-inf")  # the app's last content event (none yet)
-        self.gap_max = self.gap_sum = 0.0  # gaps between content events (see ``produced``)
         self.outcome: str = OUTCOME_COMPLETED
-        self.phases: list[PhaseTiming] | None = None  # filled by phase() and gather_phases()
-        # Exporters' per-response caches, each with its owner (several observers may read one
-        # record): (route resolver, route label) and (Prometheus observer, its series).
-        self.route: tuple[object, str] | None = None
-        self.series: tuple[object, object] | None = None
-        self.usage: Usage | None = None  # token usage, when the stream reported it (_usage)
+        # None until set: the response start's time; phases (phase(), gather_phases());
+        # exporters' per-response caches, each with its owner (several observers may read one
+        # record): (route resolver, route label) and (Prometheus observer, its series); token
+        # usage, when the stream reported it (_usage).
+        self.headers_at: float | None
+        self.phases: list[PhaseTiming] | None
+        self.route: tuple[object, str] | None
+        self.series: tuple[object, object] | None
+        self.usage: Usage | None
+        self.headers_at = self.phases = self.route = self.series = self.usage = None
 
     def began(self, status: int, streaming: bool, now: float) -> None:
         """The response start went out: ``streaming`` when its body is a stream we read."""
@@ -144,8 +152,9 @@ class StreamRecord(RecordBase):
         return outcome
 
     def settle(self) -> None:
-        """The request is over: fix the outcome (``verdict``)."""
-        self.outcome = self.verdict()
+        """The request is over: fix the outcome (``verdict``, inlined: once per response)."""
+        if self.outcome == OUTCOME_COMPLETED and self.streaming and self.content_events == 0:
+            self.outcome = OUTCOME_NO_TOKEN
 
     def route_label(self, resolver: Callable[[dict[str, object]], str]) -> str:
         """``resolver(scope)``, resolved once per response (the route is known by its start)."""

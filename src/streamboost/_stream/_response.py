@@ -2,17 +2,18 @@
 
 ``HTTPStream`` runs the app with the kernel's ``Sender.send`` as the app's send. At the
 response start it reads what the body is and picks, once, how the body goes out (a sender of
-``_senders``) and which kernel mode takes the usual chunks; no mode is re-decided per chunk.
-It follows the client (``http.disconnect``, a failed send) and settles the record once at the
-end, when the observers are notified.
+``_senders``) and which kernel mode takes the usual chunks (never re-decided per chunk). It
+follows the client (``http.disconnect``, a failed send) and settles the record once at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
+from types import CodeType
 
 from .._config import CoalesceConfig
 from .._types import ASGIApp, Message, Receive, Scope, Send
@@ -22,11 +23,13 @@ from ._health import SSE_PING, Health
 from ._kernel import Sender
 from ._presets import VERCEL_HEADERS, StreamPreset
 from ._ready import on_asyncio
-from ._record import Clock, StreamObserver, StreamRecord, notify_ended, notify_started
+from ._record import Clock, StreamObserver, StreamRecord
 from ._scanner import EventScanner, MetadataPredicate
 from ._senders import Coalesced, Direct, Gone
 from ._sendfail import code_of, raised_in
 from ._table import FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE, MODE_BATCH, MODE_DIRECT, MODE_GENERAL
+
+_logger = logging.getLogger("streamboost")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,9 @@ class HTTPStream:
         self._receive = receive
         self._send = send
         self.record = StreamRecord(scope, settings.clock())
-        self._send_code = code_of(send)
+        # A function's or bound method's code (a method forwards ``__code__``), else code_of.
+        code = getattr(send, "__code__", None)
+        self._send_code = code if type(code) is CodeType else code_of(send)
         # The app's send: the kernel's, which hands everything to ``_start`` until then.
         self.kernel = kernel(self._start)
         self._coalesced: Coalesced | None = None
@@ -110,7 +115,8 @@ class HTTPStream:
             await self._deliver_buffered()
             raise
         else:
-            await self._deliver_buffered()  # an app that returned without ending its body
+            if self._coalesced is not None:  # no coroutine made for an uncoalesced response
+                await self._deliver_buffered()  # an app that returned without ending its body
             if record.headers_at is None and not self._gone:
                 # ...or without a response: the server sends a 500. An app that returns
                 # because its client left is not an error (exported as status 499).
@@ -118,13 +124,17 @@ class HTTPStream:
         finally:
             if self._stall_end is not None:
                 await self._end_stalled()
-            coalescer = self._coalescer()
-            if coalescer is not None:  # None again after a disconnect closed it
-                coalescer.close()
-                if coalescer.error is not None:
-                    record.write_failed(coalescer.error)
+            coalesced = self._coalesced
+            if coalesced is not None:  # None again after a disconnect closed it
+                coalesced.coalescer.close()
+                if coalesced.coalescer.error is not None:
+                    record.write_failed(coalesced.coalescer.error)
             record.settle()
-            notify_ended(record, self._settings.observers)
+            for observer in self._settings.observers:  # notify_ended, inlined
+                try:
+                    observer.stream_ended(record)
+                except Exception:
+                    _logger.exception("observer %r failed in stream_ended", observer)
 
     def _coalescer(self) -> Coalescer | None:
         return self._coalesced.coalescer if self._coalesced is not None else None
@@ -138,8 +148,7 @@ class HTTPStream:
 
     def _stalled(self) -> None:
         """``stall_timeout`` passed without a body message: end the stream, cancel the app."""
-        coalesced = self._coalesced
-        task = self._task
+        coalesced, task = self._coalesced, self._task
         if coalesced is None or task is None or self._complete or self._stall_end is not None:
             return
         config = self._settings.coalesce
@@ -170,15 +179,11 @@ class HTTPStream:
         """The app's first message: read the response start, pick the body's sender."""
         if message["type"] != "http.response.start":
             return self._send(message)  # nothing to time before a response
-        settings = self._settings
-        record = self.record
+        settings, record = self._settings, self.record
         status: int = message["status"]
         marked = settings.marked
-        kind = body_kind(
-            message.get("headers", ()),
-            settings.opt_out_header,
-            VERCEL_HEADERS if marked is not None else (),
-        )
+        marks = VERCEL_HEADERS if marked is not None else ()
+        kind = body_kind(message.get("headers", ()), settings.opt_out_header, marks)
         if kind.opt_out:
             message = {**message, "headers": without(message["headers"], settings.opt_out_header)}
         streaming = bool(kind.fmt and kind.scannable)  # compressed bytes cannot be scanned
@@ -251,7 +256,11 @@ class HTTPStream:
             kernel.general = Direct(self, scanner, forward, settings.clock).general
             kernel.use(MODE_DIRECT if direct and scanner is not None else MODE_GENERAL)
         record.began(status, streaming, settings.clock())
-        notify_started(record, settings.observers)
+        for observer in settings.observers:  # notify_started, inlined: once per response
+            try:
+                observer.stream_started(record)
+            except Exception:
+                _logger.exception("observer %r failed in stream_started", observer)
         if coalesce or self._send_code is None or self._gone:
             return self._forward(message)
         return self._send(message)  # an OSError from it is recognised in run()

@@ -5,7 +5,8 @@ filter) and a stream makes up to three. A finished stream only appends its numbe
 context, for exemplars) to a deque; a reader's collection records them first thing, from an
 observable instrument's callback (the SDK runs those before it reads the aggregations). That
 instrument never reports an observation, so no metric of its name is exported. The same
-instruments, names, units, bucket advice and attributes as recording inline.
+instruments, names, units, bucket advice and attributes as recording inline; the records go
+through ``_sdk_record`` (the SDK's own histograms skip the copy of the attribute dicts).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .._spec import HTTP_ADVICE as HTTP_ADVICE
 from .._spec import OTEL_DURATION, OTEL_TPOT, OTEL_TTFT, OTelHistogram
 from .._spec import TPOT_ADVICE as TPOT_ADVICE
 from .._spec import TTFT_ADVICE as TTFT_ADVICE
+from ._sdk_record import recorder
 
 # Streams waiting for a collection; past this each new stream also records a few old ones
 # itself, so memory stays bounded when nothing collects (no reader, or a slow one).
@@ -46,6 +48,8 @@ class StreamHistograms:
         self._ttft = _histogram(meter, OTEL_TTFT, ttft)
         self._tpot = _histogram(meter, OTEL_TPOT, tpot)
         self._duration = _histogram(meter, OTEL_DURATION, duration)
+        # Their record(), without the attribute copy for the SDK's own histograms (_sdk_record)
+        self._records = (recorder(self._duration), recorder(self._ttft), recorder(self._tpot))
         self._pending: deque[_Pending] = deque()
         with _LIVE_LOCK:
             _LIVE.add(self)
@@ -81,7 +85,7 @@ class StreamHistograms:
         Safe from any thread: each entry is taken once (``deque.popleft`` is atomic).
         """
         pending = self._pending
-        duration, ttft_hist, tpot_hist = self._duration, self._ttft, self._tpot
+        duration, ttft_hist, tpot_hist = self._records
         left = len(pending) if limit is None else limit
         while left > 0:
             left -= 1
@@ -89,11 +93,11 @@ class StreamHistograms:
                 http_attrs, token_attrs, seconds, ttft, tpot, ctx = pending.popleft()
             except IndexError:
                 return
-            duration.record(seconds, http_attrs, ctx)
+            duration(seconds, http_attrs, ctx)
             if ttft is not None:
-                ttft_hist.record(ttft, token_attrs, ctx)
+                ttft_hist(ttft, token_attrs, ctx)
                 if tpot is not None:
-                    tpot_hist.record(tpot, token_attrs, ctx)
+                    tpot_hist(tpot, token_attrs, ctx)
 
 
 _LIVE: weakref.WeakSet[StreamHistograms] = weakref.WeakSet()

@@ -16,7 +16,6 @@ from importlib.metadata import version
 from typing import Any
 
 from opentelemetry import metrics, trace
-from opentelemetry.context import get_current
 
 from ..._stream import DEFAULT_CLOCK, Clock, StreamRecord
 from .._buckets import DEFAULT_BUCKETS, MetricBuckets
@@ -28,7 +27,7 @@ from ._histograms import TTFT_ADVICE as TTFT_ADVICE
 from ._histograms import Attributes, StreamHistograms
 from ._spans import ANNOTATED, annotate, request_span
 from ._tokens import OTelTokens
-from ._tracing import SCOPE_NAME, Tracers, sampled_trace_id
+from ._tracing import SCOPE_NAME, Tracers, get_current, sampled_trace_id
 
 
 class OTelObserver:
@@ -91,7 +90,11 @@ class OTelObserver:
     def observe(self, record: StreamRecord) -> str | None:
         """Record ``record``; return the trace id (hex) its timing went to, if sampled."""
         method = METHOD_LABELS.get(record.method, OTHER_METHOD)
-        route = record.route_label(self._route)
+        resolver, cached = self._route, record.route  # route_label's cache test, inlined:
+        # the Prometheus observer resolved it at the response start, with the same resolver
+        route = cached[1] if cached is not None and cached[0] is resolver else None
+        if route is None:
+            route = record.route_label(resolver)
         key = (method, route, record.status)
         attrs = self._attrs.get(key)
         if attrs is None:
@@ -102,15 +105,14 @@ class OTelObserver:
         if end is None:
             end = self._clock()
         first = record.first_token_at
+        ttft = tpot = None
+        if first is not None:
+            ttft = first - start
+            last, content = record.last_token_at, record.content_events
+            if content > 1 and last is not None:  # record.time_per_output_token(), inlined
+                tpot = (last - first) / (content - 1)
         context = get_current()
-        self._histograms.add(
-            http_attrs,
-            token_attrs,
-            end - start,
-            None if first is None else first - start,
-            record.time_per_output_token(),
-            context,
-        )
+        self._histograms.add(http_attrs, token_attrs, end - start, ttft, tpot, context)
         if record.usage is not None:
             self._tokens.observe(record, route)
 

@@ -8,14 +8,32 @@ span is to be written, so a provider installed after StreamBoost was built is st
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Final
 
+from opentelemetry import context as _context
 from opentelemetry import trace
-from opentelemetry.context import get_current
+from opentelemetry.context import Context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
 from opentelemetry.trace import INVALID_SPAN, Span
 
 SCOPE_NAME: Final = "streamboost"
+
+
+def _context_getter() -> Callable[[], Context]:
+    """``opentelemetry.context.get_current``, or, with the API's default runtime context (a
+    ContextVar, chosen once at its import), that ContextVar's own ``get``: the same Context,
+    two Python calls fewer per read (each response reads it up to three times)."""
+    runtime = getattr(_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    if type(runtime) is ContextVarsRuntimeContext and var is not None:
+        getter: Callable[[], Context] = var.get
+        return getter
+    return _context.get_current
+
+
+get_current: Final = _context_getter()
 _NO_TRACING: Final = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 # ``get_tracer_provider()`` looks in os.environ on every call while no provider is set (~0.8
 # us). The API's module global is what it returns once one is; read directly when it exists.

@@ -164,7 +164,9 @@ class PrometheusObserver:
         end = record.last_body_at
         if end is None:
             end = self._clock()
-        self._lookup(record).end(record, end - record.request_at, trace_id)
+        cached = record.series  # _lookup's first test, inlined: set at the response start
+        series = cached[1] if cached is not None and cached[0] is self else self._lookup(record)
+        series.end(record, end - record.request_at, trace_id)  # type: ignore[attr-defined]
         if record.phases:
             route = record.route_label(self._route)
             for timing in record.phases:

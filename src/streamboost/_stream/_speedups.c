@@ -553,7 +553,7 @@ static const struct {
 /* For each byte, the keys whose text starts with a quote and that byte (bit k: KEYS[k]); most
  * quotes in a chunk open a key or value no classifier asks about and cost one lookup. */
 static unsigned char KEY_FIRST[256];
-static uint32_t key_word[K_COUNT]; /* each key's first four bytes (every key has six or more) */
+static uint32_t key_word[K_COUNT]; /* each key's first four bytes (every key has 6 or more) */
 
 /* The distinct second bytes of KEYS (the vector walk compares 16 bytes with each at once);
  * more than KEY_LETTERS of them: the vector walk is off (key_letters 0). */
@@ -587,6 +587,11 @@ typedef struct {
     char found[K_COUNT]; /* K_CHAT: present; K_TYPE: a value in the names; others: _has_value */
     const char *type_at; /* the first "type" value (_JSON_TYPE.search), NULL when none */
     Py_ssize_t type_len;
+    /* What the format checks and the classifiers ask of the bytes, seen in the same walk: */
+    Py_ssize_t first_lf;   /* the first LF, -1: none */
+    Py_ssize_t first_pair; /* the first "\n\n" (a blank line, without CRs), -1: none */
+    char any_cr;           /* some CR */
+    char done;             /* "[DONE]" somewhere */
 } Keys;
 
 /* _NOT_NULL_AFTER at `q`: \s*:\s*+ and not null, "", {} or []. */
@@ -674,12 +679,15 @@ keys_at(Walk *w, const char *p, unsigned int candidates)
     Keys *out = w->out;
     const char *end = w->end;
     Py_ssize_t pos = p - w->d;
+    if (end - p < 6) {
+        return 0; /* no key is shorter */
+    }
+    uint32_t word;
+    memcpy(&word, p, 4); /* one load: most candidates differ from every key in these bytes */
     while (candidates) {
         int k = lowest_bit(candidates);
         candidates &= candidates - 1;
-        uint32_t word;
-        memcpy(&word, p, 4); /* one load: most candidates differ in their first four bytes */
-        if (pos < w->next[k] || end - p < KEYS[k].len || word != key_word[k] ||
+        if (word != key_word[k] || end - p < KEYS[k].len || pos < w->next[k] ||
             memcmp(p + 4, KEYS[k].text + 4, (size_t)KEYS[k].len - 4) != 0) {
             continue;
         }
@@ -722,22 +730,63 @@ keys_at(Walk *w, const char *p, unsigned int candidates)
 #define VECTOR_WALK 1
 #endif
 
-/* Every quote is where a key may start; only a quote followed by a key's second byte is
- * looked at (in order). With SSE2, 16 bytes at a time: the quotes and the key letters after
- * them in a few vector compares, instead of a memchr call per quote (~25 instructions each,
- * and a 200-byte OpenAI chunk has some 35 quotes). The last block overlaps the one before (bodies of 17 bytes or more). */
+/* A byte the walk stops at (an LF, a CR, a '[' before a 'D', or a quote) at `p`. */
+static inline int
+byte_at(Walk *w, const char *p)
+{
+    Keys *out = w->out;
+    const char *d = w->d, *end = w->end;
+    switch (*p) {
+    case '\n':
+        if (out->first_lf < 0) {
+            out->first_lf = p - d;
+        }
+        if (out->first_pair < 0 && p + 1 < end && p[1] == '\n') {
+            out->first_pair = p - d;
+        }
+        return 0;
+    case '\r':
+        out->any_cr = 1;
+        return 0;
+    case '[':
+        if (end - p >= 6 && memcmp(p, "[DONE]", 6) == 0) {
+            out->done = 1;
+        }
+        return 0;
+    case '"':
+        if (p + 1 < end) {
+            unsigned int candidates = KEY_FIRST[(unsigned char)p[1]];
+            if (candidates) {
+                return keys_at(w, p, candidates);
+            }
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* One walk over the body: the keys (every quote is where a key may start; only a quote
+ * followed by a key's second byte is looked at, in order), the LFs, CRs and "[DONE]". With
+ * SSE2, 16 bytes at a time, a few vector compares each: a 200-byte OpenAI chunk has some 35
+ * quotes, and a memchr call per quote cost ~25 instructions; its LFs, CRs and '[' were one
+ * memchr pass each. Only the rare hits (a key's quote, an LF, a "[D") are looked at one by
+ * one. The last block overlaps the one before it. */
 static int
 scan_keys(const char *d, Py_ssize_t n, PyObject *type_names, int first_type, Keys *out)
 {
     memset(out, 0, sizeof(*out));
+    out->first_lf = out->first_pair = -1;
     Walk w = {d, d + n, type_names, first_type, {0}, out};
     Py_ssize_t i = 0;
 #ifdef VECTOR_WALK
     if (key_letters && n >= 17) {
-        const __m128i quote = _mm_set1_epi8('"');
+        const __m128i quote = _mm_set1_epi8('"'), lf = _mm_set1_epi8('\n');
+        const __m128i cr = _mm_set1_epi8('\r'), bracket = _mm_set1_epi8('[');
+        const __m128i big_d = _mm_set1_epi8('D');
         const __m128i l0 = _mm_set1_epi8(key_letter[0]), l1 = _mm_set1_epi8(key_letter[1]);
         const __m128i l2 = _mm_set1_epi8(key_letter[2]), l3 = _mm_set1_epi8(key_letter[3]);
-        /* The last block overlaps the one before it: `skip` drops the positions seen. */
+        __m128i crs = _mm_setzero_si128();
         for (Py_ssize_t done = 0; done < n - 1;) {
             Py_ssize_t at = done + 17 <= n ? done : n - 17;
             __m128i here = _mm_loadu_si128((const __m128i *)(d + at));
@@ -745,27 +794,32 @@ scan_keys(const char *d, Py_ssize_t n, PyObject *type_names, int first_type, Key
             __m128i letter = _mm_or_si128(
                 _mm_or_si128(_mm_cmpeq_epi8(after, l0), _mm_cmpeq_epi8(after, l1)),
                 _mm_or_si128(_mm_cmpeq_epi8(after, l2), _mm_cmpeq_epi8(after, l3)));
-            unsigned int bits = (unsigned int)_mm_movemask_epi8(
-                _mm_and_si128(_mm_cmpeq_epi8(here, quote), letter));
-            bits &= ~((1u << (done - at)) - 1u);
-            while (bits) {
-                const char *p = d + at + lowest_bit(bits);
-                bits &= bits - 1;
-                if (keys_at(&w, p, KEY_FIRST[(unsigned char)p[1]]) < 0) {
-                    return -1;
+            __m128i hits = _mm_or_si128(
+                _mm_and_si128(_mm_cmpeq_epi8(here, quote), letter),
+                _mm_or_si128(_mm_cmpeq_epi8(here, lf),
+                             _mm_and_si128(_mm_cmpeq_epi8(here, bracket),
+                                           _mm_cmpeq_epi8(after, big_d))));
+            crs = _mm_or_si128(crs, _mm_cmpeq_epi8(here, cr));
+            unsigned int bits = (unsigned int)_mm_movemask_epi8(hits);
+            if (bits) {
+                bits &= ~((1u << (done - at)) - 1u); /* the overlap was seen */
+                while (bits) {
+                    const char *p = d + at + lowest_bit(bits);
+                    bits &= bits - 1;
+                    if (byte_at(&w, p) < 0) {
+                        return -1;
+                    }
                 }
             }
             done = at + 16;
         }
-        return 0;
+        out->any_cr = _mm_movemask_epi8(crs) != 0;
+        i = n - 1; /* the last byte: an LF or a CR (nothing else starts there) */
     }
 #endif
-    for (; i + 1 < n; i++) {
-        if (d[i] == '"') {
-            unsigned int candidates = KEY_FIRST[(unsigned char)d[i + 1]];
-            if (candidates && keys_at(&w, d + i, candidates) < 0) {
-                return -1;
-            }
+    for (; i < n; i++) {
+        if (byte_at(&w, d + i) < 0) {
+            return -1;
         }
     }
     return 0;
@@ -801,7 +855,7 @@ is_critical(const char *d, Py_ssize_t n, PyObject *names, int openai_chat, const
     if (found != 0) {
         return found;
     }
-    if (keys->found[K_TYPE] || find(d, n, "[DONE]", 6) != NULL) {
+    if (keys->found[K_TYPE] || keys->done) {
         return 1;
     }
     return openai_chat && (keys->found[K_FINISH] || keys->found[K_USAGE]);
@@ -872,9 +926,18 @@ classify(ScanBase *scan, PyObject *body)
     const char *d = PyBytes_AS_STRING(body);
     Py_ssize_t n = PyBytes_GET_SIZE(body);
     int sse = scan->fmt == FORMAT_SSE;
+    int critical_asked = !is_none(scan->critical_names);
+    PyObject *content = is_none(scan->content_names) ? NULL : scan->content_names;
+    Keys keys;
+    FirstName first = {NULL, NULL, 0};
+    int walked = critical_asked || sse;
+    if (walked && scan_keys(d, n, critical_asked ? scan->critical_names : NULL,
+                            content != NULL && sse, &keys) < 0) {
+        return -1;
+    }
     if (sse) {
-        if (n < 3 || find(d, n, "\n\n", 2) != d + n - 2 ||
-            memchr(d, '\r', n) != NULL) {
+        /* One event: its only blank line ends the chunk; a CR may end lines early. */
+        if (n < 3 || keys.first_pair != n - 2 || keys.any_cr) {
             return GENERAL;
         }
     }
@@ -883,21 +946,23 @@ classify(ScanBase *scan, PyObject *body)
         while (i < n && is_space(d[i])) {
             i++;
         }
-        if (memchr(d, '\n', n) != (const void *)(d + n - 1) || i == n) {
+        if (d[n - 1] != '\n' || i == n) {
+            return GENERAL; /* an NDJSON chunk of one non-blank line */
+        }
+        /* memchr finds the last byte at least */
+        Py_ssize_t lf = walked ? keys.first_lf : (const char *)memchr(d, '\n', (size_t)n) - d;
+        if (lf != n - 1) {
             return GENERAL;
         }
     }
-    int critical_asked = !is_none(scan->critical_names);
-    PyObject *content = is_none(scan->content_names) ? NULL : scan->content_names;
-    Keys keys;
-    FirstName first = {NULL, NULL, 0};
-    if (critical_asked || sse) {
-        if (scan_keys(d, n, critical_asked ? scan->critical_names : NULL, content != NULL && sse,
-                      &keys) < 0) {
-            return -1;
+    if (walked) {
+        first.any_cr = keys.any_cr;
+        if (keys.first_lf >= n - 2 && !keys.any_cr) { /* one line: only it can name an event */
+            if (n >= 6 && memcmp(d, "event:", 6) == 0) {
+                next_event_name(d, d, d + n, 0, &first.name, &first.stop);
+            }
         }
-        first.any_cr = !sse && memchr(d, '\r', (size_t)n) != NULL; /* SSE: none, seen above */
-        if (!next_event_name(d, d, d + n, first.any_cr, &first.name, &first.stop)) {
+        else if (!next_event_name(d, d, d + n, first.any_cr, &first.name, &first.stop)) {
             first.name = NULL;
         }
     }

@@ -825,6 +825,81 @@ scan_keys(const char *d, Py_ssize_t n, PyObject *type_names, int first_type, Key
     return 0;
 }
 
+/* -- the keys looked for one at a time (no coalescing: no critical events asked) ---------- */
+
+
+/* The first KEYS[k] in [p, end), NULL when none. Every key is a quote, letters, a quote: a
+ * memchr for its quote would stop at every quote of the JSON (a 200-byte OpenAI chunk has
+ * some 35, ~25 instructions each). With SSE2, 16 places at a time are tested for the key's
+ * first and last letter, two compares; only the rare places with both are compared whole. */
+static const char *
+find_key(const char *p, const char *end, int k)
+{
+    const char *key = KEYS[k].text;
+    Py_ssize_t len = KEYS[k].len;
+#ifdef VECTOR_WALK
+    const __m128i first = _mm_set1_epi8(key[1]), last = _mm_set1_epi8(key[len - 2]);
+    /* places p .. p + 15, each compared whole up to p + 15 + len: end - p >= len + 15 */
+    for (; end - p >= len + 15; p += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(p + 1));
+        __m128i b = _mm_loadu_si128((const __m128i *)(p + len - 2));
+        unsigned int bits = (unsigned int)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last)));
+        while (bits) {
+            const char *at = p + lowest_bit(bits);
+            if (memcmp(at, key, (size_t)len) == 0) {
+                return at;
+            }
+            bits &= bits - 1;
+        }
+    }
+#endif
+    return p < end ? find(p, end - p, key, len) : NULL;
+}
+
+/* _classify._has_value(d, KEYS[k]): some occurrence of the key has a non-null value after it;
+ * as in Python, the next occurrence is looked for after the end of the last. */
+static int
+has_value(const char *d, Py_ssize_t n, int k)
+{
+    const char *end = d + n, *p = d;
+    while ((p = find_key(p, end, k)) != NULL) {
+        p += KEYS[k].len;
+        if (value_after(p, end)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* _JSON_TYPE.finditer over the body: 1 when some "type" value is in `names`, 0 when none, -1
+ * on an error; `names` NULL: the first value's place in *value and *size (NULL: none) and 0.
+ * As the regex does, a "type" key without a matching value is passed by one byte. */
+static int
+type_value(const char *d, Py_ssize_t n, PyObject *names, const char **value, Py_ssize_t *size)
+{
+    const char *end = d + n, *p = d;
+    *value = NULL;
+    while ((p = find_key(p, end, K_TYPE)) != NULL) {
+        const char *stop, *start;
+        int in = type_value_in(p + KEYS[K_TYPE].len, end, names, &stop, &start);
+        if (in != 0) {
+            return in;
+        }
+        if (stop == NULL) {
+            p += 1;
+            continue;
+        }
+        if (names == NULL) {
+            *value = start;
+            *size = stop - 1 - start;
+            return 0;
+        }
+        p = stop;
+    }
+    return 0;
+}
+
 /* _classify._has_value(d, b'"usage"'), without the walk (NDJSON on the direct path): memchr
  * for its 'g', rare in JSON, instead of every quote; as in Python, an occurrence is looked
  * for after the end of the last one. */
@@ -861,7 +936,8 @@ is_critical(const char *d, Py_ssize_t n, PyObject *names, int openai_chat, const
     return openai_chat && (keys->found[K_FINISH] || keys->found[K_USAGE]);
 }
 
-/* _classify.is_sse_content, given the keys of the walk; `content` NULL: any name counts. */
+/* _classify.is_sse_content; `content` NULL: any name counts. `keys`: the walk's, NULL: each
+ * key is looked for when asked. */
 static int
 is_sse_content(const char *d, Py_ssize_t n, PyObject *metadata, PyObject *content,
                int openai_chat, const Keys *keys, const FirstName *first)
@@ -882,11 +958,16 @@ is_sse_content(const char *d, Py_ssize_t n, PyObject *metadata, PyObject *conten
         if (first->name != NULL) {
             in = stripped_in(first->name, first->stop, content);
         }
-        else if (keys->type_at == NULL) {
-            return 0;
-        }
         else {
-            in = name_in(content, keys->type_at, keys->type_len);
+            const char *value = keys != NULL ? keys->type_at : NULL;
+            Py_ssize_t size = keys != NULL ? keys->type_len : 0;
+            if (keys == NULL && type_value(d, n, NULL, &value, &size) < 0) {
+                return -1;
+            }
+            if (value == NULL) {
+                return 0;
+            }
+            in = name_in(content, value, size);
         }
         if (in <= 0) {
             return in;
@@ -902,13 +983,20 @@ is_sse_content(const char *d, Py_ssize_t n, PyObject *metadata, PyObject *conten
     if (stop - start == 6 && memcmp(start, "[DONE]", 6) == 0) {
         return 0;
     }
-    if (openai_chat && keys->found[K_CHAT]) {
-        return keys->found[K_CONTENT] || keys->found[K_TOOLS];
+    if (keys != NULL) {
+        if (openai_chat && keys->found[K_CHAT]) {
+            return keys->found[K_CONTENT] || keys->found[K_TOOLS];
+        }
+    }
+    else if (openai_chat && find_key(d, end, K_CHAT) != NULL) {
+        return has_value(d, n, K_CONTENT) || has_value(d, n, K_TOOLS);
     }
     return stop > start;
 }
 
-/* ScanBase.classify: GENERAL, CONTENT or OTHER, -1 on an error. `body` is non-empty bytes. */
+/* ScanBase.classify: GENERAL, CONTENT or OTHER, -1 on an error. `body` is non-empty bytes.
+ * With critical events asked (coalescing), most keys are asked of every chunk: one walk finds
+ * them all (scan_keys); without, an SSE chunk needs two or three, looked for one at a time. */
 static long
 classify(ScanBase *scan, PyObject *body)
 {
@@ -929,15 +1017,24 @@ classify(ScanBase *scan, PyObject *body)
     int critical_asked = !is_none(scan->critical_names);
     PyObject *content = is_none(scan->content_names) ? NULL : scan->content_names;
     Keys keys;
-    FirstName first = {NULL, NULL, 0};
-    int walked = critical_asked || sse;
-    if (walked && scan_keys(d, n, critical_asked ? scan->critical_names : NULL,
-                            content != NULL && sse, &keys) < 0) {
-        return -1;
+    const char *lf, *cr;
+    if (critical_asked) {
+        if (scan_keys(d, n, scan->critical_names, content != NULL && sse, &keys) < 0) {
+            return -1;
+        }
+        lf = keys.first_lf < 0 ? NULL : d + keys.first_lf;
+        cr = keys.any_cr ? d : NULL; /* only whether there is one is asked */
+    }
+    else {
+        lf = memchr(d, '\n', (size_t)n);
+        cr = sse ? memchr(d, '\r', (size_t)n) : NULL; /* NDJSON: asked below when needed */
     }
     if (sse) {
         /* One event: its only blank line ends the chunk; a CR may end lines early. */
-        if (n < 3 || keys.first_pair != n - 2 || keys.any_cr) {
+        if (n < 3 || lf == NULL || d[n - 1] != '\n' || d[n - 2] != '\n' || cr != NULL ||
+            (lf != d + n - 2 &&
+             (critical_asked ? keys.first_pair != n - 2
+                             : find(lf, d + n - lf, "\n\n", 2) != d + n - 2))) {
             return GENERAL;
         }
     }
@@ -946,18 +1043,14 @@ classify(ScanBase *scan, PyObject *body)
         while (i < n && is_space(d[i])) {
             i++;
         }
-        if (d[n - 1] != '\n' || i == n) {
+        if (lf != d + n - 1 || i == n) {
             return GENERAL; /* an NDJSON chunk of one non-blank line */
         }
-        /* memchr finds the last byte at least */
-        Py_ssize_t lf = walked ? keys.first_lf : (const char *)memchr(d, '\n', (size_t)n) - d;
-        if (lf != n - 1) {
-            return GENERAL;
-        }
     }
-    if (walked) {
-        first.any_cr = keys.any_cr;
-        if (keys.first_lf >= n - 2 && !keys.any_cr) { /* one line: only it can name an event */
+    FirstName first = {NULL, NULL, 0};
+    if (critical_asked || sse) {
+        first.any_cr = sse ? 0 : critical_asked ? keys.any_cr : memchr(d, '\r', (size_t)n) != NULL;
+        if (lf >= d + n - 2 && !first.any_cr) { /* one line: only it can name an event */
             if (n >= 6 && memcmp(d, "event:", 6) == 0) {
                 next_event_name(d, d, d + n, 0, &first.name, &first.stop);
             }
@@ -974,14 +1067,15 @@ classify(ScanBase *scan, PyObject *body)
         }
     }
     /* Token usage, coalesced or not (a format whose usage is not critical, Anthropic's, too):
-     * the scanner's general path reads it. The walk found the key when it ran. */
-    if (critical_asked || sse ? keys.found[K_USAGE] : has_usage(d, n)) {
+     * the scanner's general path reads it. */
+    if (critical_asked ? keys.found[K_USAGE] : sse ? has_value(d, n, K_USAGE) : has_usage(d, n)) {
         return GENERAL;
     }
     if (!sse) {
         return CONTENT;
     }
-    int tokens = is_sse_content(d, n, scan->metadata, content, scan->openai_chat, &keys, &first);
+    int tokens = is_sse_content(d, n, scan->metadata, content, scan->openai_chat,
+                                critical_asked ? &keys : NULL, &first);
     return tokens < 0 ? -1 : (tokens ? CONTENT : OTHER);
 }
 

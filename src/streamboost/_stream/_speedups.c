@@ -828,33 +828,65 @@ scan_keys(const char *d, Py_ssize_t n, PyObject *type_names, int first_type, Key
 /* -- the keys looked for one at a time (no coalescing: no critical events asked) ---------- */
 
 
-/* The first KEYS[k] in [p, end), NULL when none. Every key is a quote, letters, a quote: a
- * memchr for its quote would stop at every quote of the JSON (a 200-byte OpenAI chunk has
- * some 35, ~25 instructions each). With SSE2, 16 places at a time are tested for the key's
- * first and last letter, two compares; only the rare places with both are compared whole. */
+#ifdef VECTOR_WALK
+/* The places in [at, at + 16) where KEYS[k] may start (its first and last letter there). */
+static inline unsigned int
+key_places(const char *at, Py_ssize_t len, __m128i first, __m128i last)
+{
+    __m128i a = _mm_loadu_si128((const __m128i *)(at + 1));
+    __m128i b = _mm_loadu_si128((const __m128i *)(at + len - 2));
+    return (unsigned int)_mm_movemask_epi8(
+        _mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last)));
+}
+
+/* The first of the places (`bits`, from `at`) where the whole key is, NULL when none. */
+static inline const char *
+key_in(const char *at, unsigned int bits, const char *key, Py_ssize_t len)
+{
+    for (; bits; bits &= bits - 1) {
+        const char *place = at + lowest_bit(bits);
+        if (memcmp(place, key, (size_t)len) == 0) {
+            return place;
+        }
+    }
+    return NULL;
+}
+#endif
+
+/* The first KEYS[k] in [p, end) (`d` the body's start), NULL when none. Every key is a quote,
+ * letters, a quote: a memchr for its quote would stop at every quote of the JSON (a 200-byte
+ * OpenAI chunk has some 35, ~25 instructions each). With SSE2, 16 places at a time are tested
+ * for the key's first and last letter, two compares; only the rare places with both are
+ * compared whole. The last block overlaps the one before it (or starts before `p`). */
 static const char *
-find_key(const char *p, const char *end, int k)
+find_key(const char *d, const char *p, const char *end, int k)
 {
     const char *key = KEYS[k].text;
     Py_ssize_t len = KEYS[k].len;
 #ifdef VECTOR_WALK
+    if (end - d < len + 15) {
+        return p < end ? find(p, end - p, key, len) : NULL; /* shorter than one block */
+    }
     const __m128i first = _mm_set1_epi8(key[1]), last = _mm_set1_epi8(key[len - 2]);
     /* places p .. p + 15, each compared whole up to p + 15 + len: end - p >= len + 15 */
     for (; end - p >= len + 15; p += 16) {
-        __m128i a = _mm_loadu_si128((const __m128i *)(p + 1));
-        __m128i b = _mm_loadu_si128((const __m128i *)(p + len - 2));
-        unsigned int bits = (unsigned int)_mm_movemask_epi8(
-            _mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last)));
-        while (bits) {
-            const char *at = p + lowest_bit(bits);
-            if (memcmp(at, key, (size_t)len) == 0) {
-                return at;
+        unsigned int bits = key_places(p, len, first, last);
+        if (bits) {
+            const char *found = key_in(p, bits, key, len);
+            if (found != NULL) {
+                return found;
             }
-            bits &= bits - 1;
         }
     }
-#endif
+    if (end - p < len) {
+        return NULL;
+    }
+    const char *at = end - len - 15; /* before p: those places were seen */
+    return key_in(at, key_places(at, len, first, last) & ~((1u << (p - at)) - 1u), key, len);
+#else
+    (void)d;
     return p < end ? find(p, end - p, key, len) : NULL;
+#endif
 }
 
 /* _classify._has_value(d, KEYS[k]): some occurrence of the key has a non-null value after it;
@@ -863,7 +895,7 @@ static int
 has_value(const char *d, Py_ssize_t n, int k)
 {
     const char *end = d + n, *p = d;
-    while ((p = find_key(p, end, k)) != NULL) {
+    while ((p = find_key(d, p, end, k)) != NULL) {
         p += KEYS[k].len;
         if (value_after(p, end)) {
             return 1;
@@ -880,7 +912,7 @@ type_value(const char *d, Py_ssize_t n, PyObject *names, const char **value, Py_
 {
     const char *end = d + n, *p = d;
     *value = NULL;
-    while ((p = find_key(p, end, K_TYPE)) != NULL) {
+    while ((p = find_key(d, p, end, K_TYPE)) != NULL) {
         const char *stop, *start;
         int in = type_value_in(p + KEYS[K_TYPE].len, end, names, &stop, &start);
         if (in != 0) {
@@ -988,7 +1020,7 @@ is_sse_content(const char *d, Py_ssize_t n, PyObject *metadata, PyObject *conten
             return keys->found[K_CONTENT] || keys->found[K_TOOLS];
         }
     }
-    else if (openai_chat && find_key(d, end, K_CHAT) != NULL) {
+    else if (openai_chat && find_key(d, d, end, K_CHAT) != NULL) {
         return has_value(d, n, K_CONTENT) || has_value(d, n, K_TOOLS);
     }
     return stop > start;

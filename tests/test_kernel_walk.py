@@ -186,3 +186,22 @@ def test_more_sets_than_the_c_table_holds_still_answer_alike() -> None:
                 typed = b'data: {"type":"' + name + b'"}\n\n'
                 for chunk in (body, typed):
                     assert native.classify(chunk) == python.classify(chunk), (i, chunk)
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "value",
+    [b"error", b"err\x00or", b"\x00", b"error\\", b"error\\x", b"", b"message_stop\x00"],
+)
+@pytest.mark.parametrize("closed", [True, False])
+def test_type_values_with_nul_and_backslash_bytes_are_read_alike(value: bytes, closed: bool) -> None:
+    """The C reader of a "type" value stops at a quote, a backslash or the bytes' end (the NUL
+    CPython keeps there), and passes a NUL inside the value, as the regex does."""
+    tail = b'"}\n\n' if closed else b""
+    for template in (b'data: {"type":"%s%s', b'data: {"x":1,"type" : "%s%s'):
+        body = template % (value, tail)
+        for fmt in FORMATS:
+            for preset in ("auto", "vercel-ai", "anthropic"):
+                for critical in (False, True):
+                    _alike(body or b"x", fmt, preset, critical)
+                    _alike(body + b'{"type":"error"}\n\n', fmt, preset, critical)

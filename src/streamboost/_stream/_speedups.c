@@ -358,6 +358,11 @@ name_set_free(NameSet *ns)
 static NameSet *
 name_set(PyObject *set)
 {
+    /* a set's own slot first (where it is put when that slot is free), then any */
+    int own = (int)(((uintptr_t)set >> 4) % NAME_SETS);
+    if (NAME_SET[own].set == set) {
+        return &NAME_SET[own];
+    }
     for (int i = 0; i < NAME_SETS; i++) {
         if (NAME_SET[i].set == set) {
             return &NAME_SET[i];
@@ -383,8 +388,11 @@ name_set(PyObject *set)
         PyErr_Clear();
         return NULL;
     }
-    NameSet *ns = &NAME_SET[name_set_next];
-    name_set_next = (name_set_next + 1) % NAME_SETS;
+    NameSet *ns = &NAME_SET[own];
+    if (ns->set != NULL) {
+        ns = &NAME_SET[name_set_next];
+        name_set_next = (name_set_next + 1) % NAME_SETS;
+    }
     name_set_free(ns);
     memset(ns->group, 0, sizeof(ns->group));
     ns->exact = 1;
@@ -553,6 +561,7 @@ static const struct {
 /* For each byte, the keys whose text starts with a quote and that byte (bit k: KEYS[k]); most
  * quotes in a chunk open a key or value no classifier asks about and cost one lookup. */
 static unsigned char KEY_FIRST[256];
+static unsigned char VALUE_STOP[256]; /* the bytes a "type" value ends at: '"', '\\', NUL */
 static uint32_t key_word[K_COUNT]; /* each key's first four bytes (every key has 6 or more) */
 
 /* The distinct second bytes of KEYS (the vector walk compares 16 bytes with each at once);
@@ -564,6 +573,7 @@ static int key_letters;
 static void
 init_key_first(void)
 {
+    VALUE_STOP['"'] = VALUE_STOP['\\'] = VALUE_STOP[0] = 1;
     for (int k = 0; k < K_COUNT; k++) {
         KEY_FIRST[(unsigned char)KEYS[k].text[1]] |= (unsigned char)(1u << k);
         memcpy(&key_word[k], KEYS[k].text, 4);
@@ -632,7 +642,16 @@ type_value_in(const char *q, const char *end, PyObject *names, const char **stop
         return 0;
     }
     const char *start = ++q;
-    while (q < end && *q != '"' && *q != '\\') {
+    /* To the value's end, a quote or a backslash. `end` is a bytes object's end, where CPython
+     * keeps a NUL: the table stops there too, so no bound test per byte (a NUL before it is
+     * passed, as the regex does). */
+    for (;;) {
+        while (!VALUE_STOP[(unsigned char)*q]) {
+            q++;
+        }
+        if (*q != '\0' || q >= end) {
+            break;
+        }
         q++;
     }
     if (q >= end || *q != '"') {

@@ -181,7 +181,13 @@ def test_more_sets_than_the_c_table_holds_still_answer_alike() -> None:
         scans.append(pair)
     for _ in range(2):
         for i, (native, python) in enumerate(scans):
-            for name in (b"meta%d" % i, b"stop%d" % i, b"delta%d" % i, b"delta", b"meta%d" % (i + 1)):
+            for name in (
+                b"meta%d" % i,
+                b"stop%d" % i,
+                b"delta%d" % i,
+                b"delta",
+                b"meta%d" % (i + 1),
+            ):
                 body = b"event: " + name + b"\ndata: {}\n\n"
                 typed = b'data: {"type":"' + name + b'"}\n\n'
                 for chunk in (body, typed):
@@ -194,7 +200,9 @@ def test_more_sets_than_the_c_table_holds_still_answer_alike() -> None:
     [b"error", b"err\x00or", b"\x00", b"error\\", b"error\\x", b"", b"message_stop\x00"],
 )
 @pytest.mark.parametrize("closed", [True, False])
-def test_type_values_with_nul_and_backslash_bytes_are_read_alike(value: bytes, closed: bool) -> None:
+def test_type_values_with_nul_and_backslash_bytes_are_read_alike(
+    value: bytes, closed: bool
+) -> None:
     """The C reader of a "type" value stops at a quote, a backslash or the bytes' end (the NUL
     CPython keeps there), and passes a NUL inside the value, as the regex does."""
     tail = b'"}\n\n' if closed else b""

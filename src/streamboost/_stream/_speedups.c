@@ -547,8 +547,9 @@ event_name_in(const char *d, Py_ssize_t n, PyObject *names, const FirstName *fir
 
 /* -- the JSON keys ---------------------------------------------------------------------------- */
 
-/* The JSON keys the classifiers look at (_kernel._has_value, _JSON_TYPE), found in one walk
- * over the body's quotes instead of one search per key. */
+/* The JSON keys the classifiers look at (_classify._has_value, _JSON_TYPE): with critical
+ * events asked, found together in one walk (scan_keys); without, each looked for on its own
+ * when a classifier asks (find_key). */
 enum { K_TYPE, K_FINISH, K_USAGE, K_CONTENT, K_TOOLS, K_CHAT, K_COUNT };
 static const struct {
     const char *text;
@@ -557,6 +558,10 @@ static const struct {
     {"\"type\"", 6},    {"\"finish_reason\"", 15}, {"\"usage\"", 7},
     {"\"content\"", 9}, {"\"tool_calls\"", 12},    {"\"chat.completion.chunk\"", 23},
 };
+
+/* Where each key has a byte that is rare in JSON: without SSE2, find_key's memchr looks for
+ * it ('y', '_', 'g', the 'c' of "content", '_', '.'). */
+static const Py_ssize_t KEY_RARE[K_COUNT] = {2, 7, 4, 1, 5, 5};
 
 /* For each byte, the keys whose text starts with a quote and that byte (bit k: KEYS[k]); most
  * quotes in a chunk open a key or value no classifier asks about and cost one lookup. */
@@ -903,8 +908,20 @@ find_key(const char *d, const char *p, const char *end, int k)
     const char *at = end - len - 15; /* before p: those places were seen */
     return key_in(at, key_places(at, len, first, last) & ~((1u << (p - at)) - 1u), key, len);
 #else
+    /* memchr for a byte of the key that is rare in JSON (KEY_RARE), not for its quote */
+    Py_ssize_t off = KEY_RARE[k];
     (void)d;
-    return p < end ? find(p, end - p, key, len) : NULL;
+    for (const char *at = p; end - at >= len;) {
+        const char *hit = memchr(at + off, key[off], (size_t)(end - at - len + 1));
+        if (hit == NULL) {
+            return NULL;
+        }
+        if (memcmp(hit - off, key, (size_t)len) == 0) {
+            return hit - off;
+        }
+        at = hit - off + 1;
+    }
+    return NULL;
 #endif
 }
 

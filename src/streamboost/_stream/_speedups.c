@@ -559,8 +559,8 @@ static const struct {
     {"\"content\"", 9}, {"\"tool_calls\"", 12},    {"\"chat.completion.chunk\"", 23},
 };
 
-/* Where each key has a byte that is rare in JSON: without SSE2, find_key's memchr looks for
- * it ('y', '_', 'g', the 'c' of "content", '_', '.'). */
+/* Where each key has a byte that is rare in JSON, for find_rare's memchr: 'y', '_', 'g', the
+ * 'c' of "content" (none is rare), '_', '.'. */
 static const Py_ssize_t KEY_RARE[K_COUNT] = {2, 7, 4, 1, 5, 5};
 
 /* For each byte, the keys whose text starts with a quote and that byte (bit k: KEYS[k]); most
@@ -877,52 +877,59 @@ key_in(const char *at, unsigned int bits, const char *key, Py_ssize_t len)
 }
 #endif
 
-/* The first KEYS[k] in [p, end) (`d` the body's start), NULL when none. Every key is a quote,
- * letters, a quote: a memchr for its quote would stop at every quote of the JSON (a 200-byte
- * OpenAI chunk has some 35, ~25 instructions each). With SSE2, 16 places at a time are tested
- * for the key's first and last letter, two compares; only the rare places with both are
- * compared whole. The last block overlaps the one before it (or starts before `p`). */
+/* The first KEYS[k] in [p, end), NULL when none, by memchr for a byte of the key that is rare
+ * in JSON (KEY_RARE), not for its quote: a 200-byte OpenAI chunk has some 35 quotes, and a
+ * memchr call costs ~25 instructions. */
 static const char *
-find_key(const char *d, const char *p, const char *end, int k)
+find_rare(const char *p, const char *end, int k)
 {
     const char *key = KEYS[k].text;
-    Py_ssize_t len = KEYS[k].len;
-#ifdef VECTOR_WALK
-    if (end - d < len + 15) {
-        return p < end ? find(p, end - p, key, len) : NULL; /* shorter than one block */
-    }
-    const __m128i first = _mm_set1_epi8(key[1]), last = _mm_set1_epi8(key[len - 2]);
-    /* places p .. p + 15, each compared whole up to p + 15 + len: end - p >= len + 15 */
-    for (; end - p >= len + 15; p += 16) {
-        unsigned int bits = key_places(p, len, first, last);
-        if (bits) {
-            const char *found = key_in(p, bits, key, len);
-            if (found != NULL) {
-                return found;
-            }
-        }
-    }
-    if (end - p < len) {
-        return NULL;
-    }
-    const char *at = end - len - 15; /* before p: those places were seen */
-    return key_in(at, key_places(at, len, first, last) & ~((1u << (p - at)) - 1u), key, len);
-#else
-    /* memchr for a byte of the key that is rare in JSON (KEY_RARE), not for its quote */
-    Py_ssize_t off = KEY_RARE[k];
-    (void)d;
-    for (const char *at = p; end - at >= len;) {
-        const char *hit = memchr(at + off, key[off], (size_t)(end - at - len + 1));
+    Py_ssize_t len = KEYS[k].len, off = KEY_RARE[k];
+    while (end - p >= len) {
+        const char *hit = memchr(p + off, key[off], (size_t)(end - p - len + 1));
         if (hit == NULL) {
             return NULL;
         }
         if (memcmp(hit - off, key, (size_t)len) == 0) {
             return hit - off;
         }
-        at = hit - off + 1;
+        p = hit - off + 1;
     }
     return NULL;
+}
+
+/* The first KEYS[k] in [p, end) (`d` the body's start), NULL when none. "content" has no
+ * byte that is rare in JSON: with SSE2, 16 places at a time are tested for its first and last
+ * letter, two compares, and only the rare places with both are compared whole; the last
+ * block overlaps the one before it (or starts before `p`). The other keys: find_rare. */
+static const char *
+find_key(const char *d, const char *p, const char *end, int k)
+{
+#ifdef VECTOR_WALK
+    const char *key = KEYS[k].text;
+    Py_ssize_t len = KEYS[k].len;
+    if (k == K_CONTENT && end - d >= len + 15) {
+        const __m128i first = _mm_set1_epi8(key[1]), last = _mm_set1_epi8(key[len - 2]);
+        /* places p .. p + 15, each compared whole up to p + 15 + len: end - p >= len + 15 */
+        for (; end - p >= len + 15; p += 16) {
+            unsigned int bits = key_places(p, len, first, last);
+            if (bits) {
+                const char *found = key_in(p, bits, key, len);
+                if (found != NULL) {
+                    return found;
+                }
+            }
+        }
+        if (end - p < len) {
+            return NULL;
+        }
+        const char *at = end - len - 15; /* before p: those places were seen */
+        return key_in(at, key_places(at, len, first, last) & ~((1u << (p - at)) - 1u), key,
+                      len);
+    }
 #endif
+    (void)d;
+    return find_rare(p, end, k);
 }
 
 /* _classify._has_value(d, KEYS[k]): some occurrence of the key has a non-null value after it;

@@ -19,6 +19,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <stdint.h>
 #include <string.h>
 
 static PyObject *s_type, *s_body_type, *s_more_body, *s_body;
@@ -318,6 +319,141 @@ is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
+/* -- name sets: is a byte range in a frozenset of bytes, without making a bytes object ------ */
+
+/* The classifiers ask whether an event name or a "type" value is in one of the scanner's sets
+ * (the preset's names: the same few frozensets for every response). A bytes object, its hash
+ * and PySet_Contains cost some 400 instructions a lookup; a compiled index of the set's names
+ * by length answers with a memcmp or two. The compiled sets live in one small table shared by
+ * every stream (no memory per stream), each holding a reference to its frozenset: immutable,
+ * so the index stays true, and its elements keep the bytes the index points into alive. */
+#define NAME_SETS 8
+#define NAME_LONG 64 /* names of this length or longer share the last length group */
+
+typedef struct {
+    PyObject *set;       /* the frozenset (a strong reference); NULL: a free slot */
+    PyObject *items;     /* a list of its elements, in the order of `text` */
+    const char **text;   /* each name's bytes, grouped by length */
+    Py_ssize_t *len;
+    Py_ssize_t group[NAME_LONG + 2]; /* the names of length group g: [group[g], group[g + 1]) */
+    char exact;          /* 0: an element is not exact bytes: ask PySet_Contains */
+} NameSet;
+
+static NameSet NAME_SET[NAME_SETS];
+static int name_set_next; /* the slot the next compiled set replaces (round robin) */
+
+static void
+name_set_free(NameSet *ns)
+{
+    PyMem_Free((void *)ns->text);
+    PyMem_Free(ns->len);
+    ns->text = NULL;
+    ns->len = NULL;
+    Py_CLEAR(ns->items);
+    Py_CLEAR(ns->set);
+}
+
+/* The compiled form of `set`, NULL when it has none (not a frozenset, or out of memory:
+ * the caller then asks PySet_Contains, which raises what there is to raise). */
+static NameSet *
+name_set(PyObject *set)
+{
+    /* a set's own slot first (where it is put when that slot is free), then any */
+    int own = (int)(((uintptr_t)set >> 4) % NAME_SETS);
+    if (NAME_SET[own].set == set) {
+        return &NAME_SET[own];
+    }
+    for (int i = 0; i < NAME_SETS; i++) {
+        if (NAME_SET[i].set == set) {
+            return &NAME_SET[i];
+        }
+    }
+    if (!PyFrozenSet_CheckExact(set)) {
+        return NULL;
+    }
+    PyObject *items = PySequence_List(set);
+    if (items == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    const char **text = PyMem_Malloc(sizeof(*text) * (size_t)(n + 1));
+    Py_ssize_t *len = PyMem_Malloc(sizeof(*len) * (size_t)(n + 1));
+    PyObject *sorted = PyList_New(n);
+    if (text == NULL || len == NULL || sorted == NULL) {
+        PyMem_Free((void *)text);
+        PyMem_Free(len);
+        Py_XDECREF(sorted);
+        Py_DECREF(items);
+        PyErr_Clear();
+        return NULL;
+    }
+    NameSet *ns = &NAME_SET[own];
+    if (ns->set != NULL) {
+        ns = &NAME_SET[name_set_next];
+        name_set_next = (name_set_next + 1) % NAME_SETS;
+    }
+    name_set_free(ns);
+    memset(ns->group, 0, sizeof(ns->group));
+    ns->exact = 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        if (!PyBytes_CheckExact(item)) {
+            ns->exact = 0; /* a str or a bytes subclass: equality is theirs to say */
+            break;
+        }
+        Py_ssize_t size = PyBytes_GET_SIZE(item);
+        ns->group[(size < NAME_LONG ? size : NAME_LONG) + 1] += 1;
+    }
+    for (int g = 1; g < NAME_LONG + 2; g++) {
+        ns->group[g] += ns->group[g - 1];
+    }
+    Py_ssize_t fill[NAME_LONG + 1];
+    memcpy(fill, ns->group, sizeof(fill));
+    for (Py_ssize_t i = 0; ns->exact && i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        Py_ssize_t size = PyBytes_GET_SIZE(item);
+        Py_ssize_t at = fill[size < NAME_LONG ? size : NAME_LONG]++;
+        text[at] = PyBytes_AS_STRING(item);
+        len[at] = size;
+        PyList_SET_ITEM(sorted, at, Py_NewRef(item));
+    }
+    Py_DECREF(items);
+    if (!ns->exact) {
+        /* unfilled slots of `sorted` are NULL, which list_dealloc skips */
+        Py_DECREF(sorted);
+        sorted = NULL;
+    }
+    ns->set = Py_NewRef(set);
+    ns->items = sorted;
+    ns->text = text;
+    ns->len = len;
+    return ns;
+}
+
+/* 1 when bytes(start[:size]) is in `names` (a set of bytes), 0 when not, -1 on an error. */
+static int
+name_in(PyObject *names, const char *start, Py_ssize_t size)
+{
+    NameSet *ns = name_set(names);
+    if (ns != NULL && ns->exact) {
+        int g = size < NAME_LONG ? (int)size : NAME_LONG;
+        for (Py_ssize_t i = ns->group[g]; i < ns->group[g + 1]; i++) {
+            if (ns->len[i] == size && memcmp(ns->text[i], start, (size_t)size) == 0) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    PyObject *value = PyBytes_FromStringAndSize(start, size);
+    if (value == NULL) {
+        return -1;
+    }
+    int found = PySet_Contains(names, value);
+    Py_DECREF(value);
+    return found;
+}
+
 /* 1 when bytes(data[start:end]).strip() is in `names`, 0 when not, -1 on an error. */
 static int
 stripped_in(const char *start, const char *end, PyObject *names)
@@ -328,14 +464,10 @@ stripped_in(const char *start, const char *end, PyObject *names)
     while (end > start && is_space(end[-1])) {
         end--;
     }
-    PyObject *value = PyBytes_FromStringAndSize(start, end - start);
-    if (value == NULL) {
-        return -1;
-    }
-    int found = PySet_Contains(names, value);
-    Py_DECREF(value);
-    return found;
+    return name_in(names, start, end - start);
 }
+
+/* -- event names ------------------------------------------------------------------------------ */
 
 /* _classify._EVENT_NAME from `p` on: "event:" at the start of `d` or after a CR or LF, one
  * optional space, the name to the line's end. 1 and the name in [*name, *stop), 0 when none.
@@ -362,7 +494,15 @@ next_event_name(const char *d, const char *p, const char *end, int any_cr, const
             if (s < end && *s == ' ') {
                 s++;
             }
-            for (e = s; e < end && *e != '\n' && *e != '\r'; e++) {
+            e = memchr(s, '\n', (size_t)(end - s));
+            if (e == NULL) {
+                e = end;
+            }
+            if (any_cr) {
+                const char *cr = memchr(s, '\r', (size_t)(e - s));
+                if (cr != NULL) {
+                    e = cr;
+                }
             }
             *name = s;
             *stop = e;
@@ -382,24 +522,34 @@ next_event_name(const char *d, const char *p, const char *end, int any_cr, const
     return 0;
 }
 
+/* The first event name of a body (_EVENT_NAME.search), found once for both classifiers. */
+typedef struct {
+    const char *name, *stop; /* the name's bytes, unstripped; name NULL: the body has none */
+    int any_cr;
+} FirstName;
+
 /* 1 when some (stripped) event name is in `names`, 0 when none is, -1 on an error. */
 static int
-event_name_in(const char *d, Py_ssize_t n, PyObject *names)
+event_name_in(const char *d, Py_ssize_t n, PyObject *names, const FirstName *first)
 {
-    const char *end = d + n, *p = d, *name, *stop;
-    int any_cr = memchr(d, '\r', (size_t)n) != NULL;
-    while (next_event_name(d, p, end, any_cr, &name, &stop)) {
+    const char *end = d + n, *name = first->name, *stop = first->stop;
+    if (name == NULL) {
+        return 0;
+    }
+    do {
         int found = stripped_in(name, stop, names);
         if (found != 0) {
             return found;
         }
-        p = stop;
-    }
+    } while (next_event_name(d, stop, end, first->any_cr, &name, &stop));
     return 0;
 }
 
-/* The JSON keys the classifiers look at (_kernel._has_value, _JSON_TYPE), found in one walk
- * over the body's quotes instead of one search per key. */
+/* -- the JSON keys ---------------------------------------------------------------------------- */
+
+/* The JSON keys the classifiers look at (_classify._has_value, _JSON_TYPE): with critical
+ * events asked, found together in one walk (scan_keys); without, each looked for on its own
+ * when a classifier asks (find_key). */
 enum { K_TYPE, K_FINISH, K_USAGE, K_CONTENT, K_TOOLS, K_CHAT, K_COUNT };
 static const struct {
     const char *text;
@@ -409,15 +559,42 @@ static const struct {
     {"\"content\"", 9}, {"\"tool_calls\"", 12},    {"\"chat.completion.chunk\"", 23},
 };
 
+/* Where each key has a byte that is rare in JSON, for find_rare's memchr: 'y', '_', 'g', the
+ * 'c' of "content" (none is rare), '_', '.'. */
+static const Py_ssize_t KEY_RARE[K_COUNT] = {2, 7, 4, 1, 5, 5};
+
 /* For each byte, the keys whose text starts with a quote and that byte (bit k: KEYS[k]); most
  * quotes in a chunk open a key or value no classifier asks about and cost one lookup. */
 static unsigned char KEY_FIRST[256];
+static unsigned char VALUE_STOP[256]; /* the bytes a "type" value ends at: '"', '\\', NUL */
+static uint32_t key_word[K_COUNT]; /* each key's first four bytes (every key has 6 or more) */
+
+/* The distinct second bytes of KEYS (the vector walk compares 16 bytes with each at once);
+ * more than KEY_LETTERS of them: the vector walk is off (key_letters 0). */
+#define KEY_LETTERS 4
+static char key_letter[KEY_LETTERS];
+static int key_letters;
 
 static void
 init_key_first(void)
 {
+    VALUE_STOP['"'] = VALUE_STOP['\\'] = VALUE_STOP[0] = 1;
     for (int k = 0; k < K_COUNT; k++) {
         KEY_FIRST[(unsigned char)KEYS[k].text[1]] |= (unsigned char)(1u << k);
+        memcpy(&key_word[k], KEYS[k].text, 4);
+    }
+    for (int c = 0; c < 256; c++) {
+        if (KEY_FIRST[c] == 0) {
+            continue;
+        }
+        if (key_letters == KEY_LETTERS) {
+            key_letters = 0;
+            return;
+        }
+        key_letter[key_letters++] = (char)c;
+    }
+    for (int i = key_letters; i < KEY_LETTERS; i++) {
+        key_letter[i] = key_letter[0]; /* repeats compare the same byte again */
     }
 }
 
@@ -425,6 +602,11 @@ typedef struct {
     char found[K_COUNT]; /* K_CHAT: present; K_TYPE: a value in the names; others: _has_value */
     const char *type_at; /* the first "type" value (_JSON_TYPE.search), NULL when none */
     Py_ssize_t type_len;
+    /* What the format checks and the classifiers ask of the bytes, seen in the same walk: */
+    Py_ssize_t first_lf;   /* the first LF, -1: none */
+    Py_ssize_t first_pair; /* the first "\n\n" (a blank line, without CRs), -1: none */
+    char any_cr;           /* some CR */
+    char done;             /* "[DONE]" somewhere */
 } Keys;
 
 /* _NOT_NULL_AFTER at `q`: \s*:\s*+ and not null, "", {} or []. */
@@ -465,7 +647,16 @@ type_value_in(const char *q, const char *end, PyObject *names, const char **stop
         return 0;
     }
     const char *start = ++q;
-    while (q < end && *q != '"' && *q != '\\') {
+    /* To the value's end, a quote or a backslash. `end` is a bytes object's end, where CPython
+     * keeps a NUL: the table stops there too, so no bound test per byte (a NUL before it is
+     * passed, as the regex does). */
+    for (;;) {
+        while (!VALUE_STOP[(unsigned char)*q]) {
+            q++;
+        }
+        if (*q != '\0' || q >= end) {
+            break;
+        }
         q++;
     }
     if (q >= end || *q != '"') {
@@ -476,68 +667,310 @@ type_value_in(const char *q, const char *end, PyObject *names, const char **stop
     if (names == NULL) {
         return 0;
     }
-    PyObject *name = PyBytes_FromStringAndSize(start, q - start);
-    if (name == NULL) {
-        return -1;
-    }
-    int found = PySet_Contains(names, name);
-    Py_DECREF(name);
-    return found;
+    return name_in(names, start, q - start);
 }
 
-/* One walk: every quote is where a key may start. As in Python, a key's next occurrence is
- * looked for after the end of the last one (after the matched value for "type"); `type_names`
- * NULL: "type" values are not asked; `first_type`: the first "type" value is wanted. */
+/* One walk's state: as in Python, a key's next occurrence is looked for after the end of the
+ * last one (after the matched value for "type"). */
+typedef struct {
+    const char *d, *end;
+    PyObject *type_names; /* NULL: "type" values are not asked */
+    int first_type;       /* the first "type" value is wanted */
+    Py_ssize_t next[K_COUNT];
+    Keys *out;
+} Walk;
+
+/* The index of the lowest set bit of `bits` (not 0). */
+static inline int
+lowest_bit(unsigned int bits)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctz(bits);
+#else
+    int i = 0;
+    while (!(bits & 1u)) {
+        bits >>= 1;
+        i++;
+    }
+    return i;
+#endif
+}
+
+/* The keys that may start at the quote `p` (`candidates`: KEY_FIRST of the byte after it). */
+static inline int
+keys_at(Walk *w, const char *p, unsigned int candidates)
+{
+    Keys *out = w->out;
+    const char *end = w->end;
+    Py_ssize_t pos = p - w->d;
+    if (end - p < 6) {
+        return 0; /* no key is shorter */
+    }
+    uint32_t word;
+    memcpy(&word, p, 4); /* one load: most candidates differ from every key in these bytes */
+    while (candidates) {
+        int k = lowest_bit(candidates);
+        candidates &= candidates - 1;
+        if (word != key_word[k] || end - p < KEYS[k].len || pos < w->next[k] ||
+            memcmp(p + 4, KEYS[k].text + 4, (size_t)KEYS[k].len - 4) != 0) {
+            continue;
+        }
+        const char *q = p + KEYS[k].len;
+        w->next[k] = pos + KEYS[k].len;
+        if (k == K_CHAT) {
+            out->found[k] = 1;
+        }
+        else if (k == K_TYPE) {
+            int names = w->type_names != NULL && !out->found[k];
+            if (!names && !(w->first_type && out->type_at == NULL)) {
+                continue;
+            }
+            const char *stop, *value;
+            int in = type_value_in(q, end, names ? w->type_names : NULL, &stop, &value);
+            if (in < 0) {
+                return -1;
+            }
+            out->found[k] = (char)(out->found[k] || in);
+            if (stop != NULL && out->type_at == NULL) {
+                out->type_at = value;
+                out->type_len = stop - 1 - value;
+            }
+            if (stop == NULL) {
+                w->next[k] = pos + 1; /* no match here: the regex goes on from the next byte */
+            }
+            else {
+                w->next[k] = stop - w->d;
+            }
+        }
+        else if (!out->found[k]) {
+            out->found[k] = (char)value_after(q, end);
+        }
+    }
+    return 0;
+}
+
+#if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
+#include <emmintrin.h>
+#define VECTOR_WALK 1
+#endif
+
+/* A byte the walk stops at (an LF, a CR, a '[' before a 'D', or a quote) at `p`. */
+static inline int
+byte_at(Walk *w, const char *p)
+{
+    Keys *out = w->out;
+    const char *d = w->d, *end = w->end;
+    switch (*p) {
+    case '\n':
+        if (out->first_lf < 0) {
+            out->first_lf = p - d;
+        }
+        if (out->first_pair < 0 && p + 1 < end && p[1] == '\n') {
+            out->first_pair = p - d;
+        }
+        return 0;
+    case '\r':
+        out->any_cr = 1;
+        return 0;
+    case '[':
+        if (end - p >= 6 && memcmp(p, "[DONE]", 6) == 0) {
+            out->done = 1;
+        }
+        return 0;
+    case '"':
+        if (p + 1 < end) {
+            unsigned int candidates = KEY_FIRST[(unsigned char)p[1]];
+            if (candidates) {
+                return keys_at(w, p, candidates);
+            }
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* One walk over the body: the keys (every quote is where a key may start; only a quote
+ * followed by a key's second byte is looked at, in order), the LFs, CRs and "[DONE]". With
+ * SSE2, 16 bytes at a time, a few vector compares each: a 200-byte OpenAI chunk has some 35
+ * quotes, and a memchr call per quote cost ~25 instructions; its LFs, CRs and '[' were one
+ * memchr pass each. Only the rare hits (a key's quote, an LF, a "[D") are looked at one by
+ * one. The last block overlaps the one before it. */
 static int
 scan_keys(const char *d, Py_ssize_t n, PyObject *type_names, int first_type, Keys *out)
 {
     memset(out, 0, sizeof(*out));
-    Py_ssize_t next[K_COUNT] = {0};
+    out->first_lf = out->first_pair = -1;
+    Walk w = {d, d + n, type_names, first_type, {0}, out};
+    Py_ssize_t i = 0;
+#ifdef VECTOR_WALK
+    if (key_letters && n >= 17) {
+        const __m128i quote = _mm_set1_epi8('"'), lf = _mm_set1_epi8('\n');
+        const __m128i cr = _mm_set1_epi8('\r'), bracket = _mm_set1_epi8('[');
+        const __m128i big_d = _mm_set1_epi8('D');
+        const __m128i l0 = _mm_set1_epi8(key_letter[0]), l1 = _mm_set1_epi8(key_letter[1]);
+        const __m128i l2 = _mm_set1_epi8(key_letter[2]), l3 = _mm_set1_epi8(key_letter[3]);
+        __m128i crs = _mm_setzero_si128();
+        for (Py_ssize_t done = 0; done < n - 1;) {
+            Py_ssize_t at = done + 17 <= n ? done : n - 17;
+            __m128i here = _mm_loadu_si128((const __m128i *)(d + at));
+            __m128i after = _mm_loadu_si128((const __m128i *)(d + at + 1));
+            __m128i letter = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(after, l0), _mm_cmpeq_epi8(after, l1)),
+                _mm_or_si128(_mm_cmpeq_epi8(after, l2), _mm_cmpeq_epi8(after, l3)));
+            __m128i hits = _mm_or_si128(
+                _mm_and_si128(_mm_cmpeq_epi8(here, quote), letter),
+                _mm_or_si128(_mm_cmpeq_epi8(here, lf),
+                             _mm_and_si128(_mm_cmpeq_epi8(here, bracket),
+                                           _mm_cmpeq_epi8(after, big_d))));
+            crs = _mm_or_si128(crs, _mm_cmpeq_epi8(here, cr));
+            unsigned int bits = (unsigned int)_mm_movemask_epi8(hits);
+            if (bits) {
+                bits &= ~((1u << (done - at)) - 1u); /* the overlap was seen */
+                while (bits) {
+                    const char *p = d + at + lowest_bit(bits);
+                    bits &= bits - 1;
+                    if (byte_at(&w, p) < 0) {
+                        return -1;
+                    }
+                }
+            }
+            done = at + 16;
+        }
+        out->any_cr = _mm_movemask_epi8(crs) != 0;
+        i = n - 1; /* the last byte: an LF or a CR (nothing else starts there) */
+    }
+#endif
+    for (; i < n; i++) {
+        if (byte_at(&w, d + i) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* -- the keys looked for one at a time (no coalescing: no critical events asked) ---------- */
+
+
+#ifdef VECTOR_WALK
+/* The places in [at, at + 16) where KEYS[k] may start (its first and last letter there). */
+static inline unsigned int
+key_places(const char *at, Py_ssize_t len, __m128i first, __m128i last)
+{
+    __m128i a = _mm_loadu_si128((const __m128i *)(at + 1));
+    __m128i b = _mm_loadu_si128((const __m128i *)(at + len - 2));
+    return (unsigned int)_mm_movemask_epi8(
+        _mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last)));
+}
+
+/* The first of the places (`bits`, from `at`) where the whole key is, NULL when none. */
+static inline const char *
+key_in(const char *at, unsigned int bits, const char *key, Py_ssize_t len)
+{
+    for (; bits; bits &= bits - 1) {
+        const char *place = at + lowest_bit(bits);
+        if (memcmp(place, key, (size_t)len) == 0) {
+            return place;
+        }
+    }
+    return NULL;
+}
+#endif
+
+/* The first KEYS[k] in [p, end), NULL when none, by memchr for a byte of the key that is rare
+ * in JSON (KEY_RARE), not for its quote: a 200-byte OpenAI chunk has some 35 quotes, and a
+ * memchr call costs ~25 instructions. */
+static const char *
+find_rare(const char *p, const char *end, int k)
+{
+    const char *key = KEYS[k].text;
+    Py_ssize_t len = KEYS[k].len, off = KEY_RARE[k];
+    while (end - p >= len) {
+        const char *hit = memchr(p + off, key[off], (size_t)(end - p - len + 1));
+        if (hit == NULL) {
+            return NULL;
+        }
+        if (memcmp(hit - off, key, (size_t)len) == 0) {
+            return hit - off;
+        }
+        p = hit - off + 1;
+    }
+    return NULL;
+}
+
+/* The first KEYS[k] in [p, end) (`d` the body's start), NULL when none. "content" has no
+ * byte that is rare in JSON: with SSE2, 16 places at a time are tested for its first and last
+ * letter, two compares, and only the rare places with both are compared whole; the last
+ * block overlaps the one before it (or starts before `p`). The other keys: find_rare. */
+static const char *
+find_key(const char *d, const char *p, const char *end, int k)
+{
+#ifdef VECTOR_WALK
+    const char *key = KEYS[k].text;
+    Py_ssize_t len = KEYS[k].len;
+    if (k == K_CONTENT && end - d >= len + 15) {
+        const __m128i first = _mm_set1_epi8(key[1]), last = _mm_set1_epi8(key[len - 2]);
+        /* places p .. p + 15, each compared whole up to p + 15 + len: end - p >= len + 15 */
+        for (; end - p >= len + 15; p += 16) {
+            unsigned int bits = key_places(p, len, first, last);
+            if (bits) {
+                const char *found = key_in(p, bits, key, len);
+                if (found != NULL) {
+                    return found;
+                }
+            }
+        }
+        if (end - p < len) {
+            return NULL;
+        }
+        const char *at = end - len - 15; /* before p: those places were seen */
+        return key_in(at, key_places(at, len, first, last) & ~((1u << (p - at)) - 1u), key,
+                      len);
+    }
+#endif
+    (void)d;
+    return find_rare(p, end, k);
+}
+
+/* _classify._has_value(d, KEYS[k]): some occurrence of the key has a non-null value after it;
+ * as in Python, the next occurrence is looked for after the end of the last. */
+static int
+has_value(const char *d, Py_ssize_t n, int k)
+{
     const char *end = d + n, *p = d;
-    while (p < end && (p = memchr(p, '"', (size_t)(end - p))) != NULL) {
-        unsigned int candidates = p + 1 < end ? KEY_FIRST[(unsigned char)p[1]] : 0;
-        if (candidates == 0) {
-            p++;
+    while ((p = find_key(d, p, end, k)) != NULL) {
+        p += KEYS[k].len;
+        if (value_after(p, end)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* _JSON_TYPE.finditer over the body: 1 when some "type" value is in `names`, 0 when none, -1
+ * on an error; `names` NULL: the first value's place in *value and *size (NULL: none) and 0.
+ * As the regex does, a "type" key without a matching value is passed by one byte. */
+static int
+type_value(const char *d, Py_ssize_t n, PyObject *names, const char **value, Py_ssize_t *size)
+{
+    const char *end = d + n, *p = d;
+    *value = NULL;
+    while ((p = find_key(d, p, end, K_TYPE)) != NULL) {
+        const char *stop, *start;
+        int in = type_value_in(p + KEYS[K_TYPE].len, end, names, &stop, &start);
+        if (in != 0) {
+            return in;
+        }
+        if (stop == NULL) {
+            p += 1;
             continue;
         }
-        Py_ssize_t pos = p - d;
-        for (int k = 0; k < K_COUNT; k++) {
-            if (!(candidates & (1u << k)) || pos < next[k] || end - p < KEYS[k].len ||
-                memcmp(p, KEYS[k].text, (size_t)KEYS[k].len) != 0) {
-                continue;
-            }
-            const char *q = p + KEYS[k].len;
-            next[k] = pos + KEYS[k].len;
-            if (k == K_CHAT) {
-                out->found[k] = 1;
-            }
-            else if (k == K_TYPE) {
-                int names = type_names != NULL && !out->found[k];
-                if (!names && !(first_type && out->type_at == NULL)) {
-                    continue;
-                }
-                const char *stop, *value;
-                int in = type_value_in(q, end, names ? type_names : NULL, &stop, &value);
-                if (in < 0) {
-                    return -1;
-                }
-                out->found[k] = (char)(out->found[k] || in);
-                if (stop != NULL && out->type_at == NULL) {
-                    out->type_at = value;
-                    out->type_len = stop - 1 - value;
-                }
-                if (stop == NULL) {
-                    next[k] = pos + 1; /* no match here: the regex goes on from the next byte */
-                }
-                else {
-                    next[k] = stop - d;
-                }
-            }
-            else if (!out->found[k]) {
-                out->found[k] = (char)value_after(q, end);
-            }
+        if (names == NULL) {
+            *value = start;
+            *size = stop - 1 - start;
+            return 0;
         }
-        p++;
+        p = stop;
     }
     return 0;
 }
@@ -561,54 +994,55 @@ has_usage(const char *d, Py_ssize_t n)
     return 0;
 }
 
+/* -- the classifiers -------------------------------------------------------------------------- */
+
 /* _classify.is_critical, given the keys of the walk. */
 static int
-is_critical(const char *d, Py_ssize_t n, PyObject *names, int openai_chat, const Keys *keys)
+is_critical(const char *d, Py_ssize_t n, PyObject *names, int openai_chat, const Keys *keys,
+            const FirstName *first)
 {
-    int found = event_name_in(d, n, names);
+    int found = event_name_in(d, n, names, first);
     if (found != 0) {
         return found;
     }
-    if (keys->found[K_TYPE] || find(d, n, "[DONE]", 6) != NULL) {
+    if (keys->found[K_TYPE] || keys->done) {
         return 1;
     }
     return openai_chat && (keys->found[K_FINISH] || keys->found[K_USAGE]);
 }
 
-/* _classify.is_sse_content, given the keys of the walk; `content` NULL: any name counts. */
+/* _classify.is_sse_content; `content` NULL: any name counts. `keys`: the walk's, NULL: each
+ * key is looked for when asked. */
 static int
 is_sse_content(const char *d, Py_ssize_t n, PyObject *metadata, PyObject *content,
-               int openai_chat, const Keys *keys)
+               int openai_chat, const Keys *keys, const FirstName *first)
 {
     const char *end = d + n;
     const char *data = find(d, n, "data:", 5);
     if (data == NULL) {
         return 0;
     }
-    const char *name, *stop_name;
-    int any_cr = memchr(d, '\r', (size_t)n) != NULL;
-    int named = next_event_name(d, d, end, any_cr, &name, &stop_name);
-    if (named) {
-        int in = stripped_in(name, stop_name, metadata);
+    if (first->name != NULL) {
+        int in = stripped_in(first->name, first->stop, metadata);
         if (in != 0) {
             return in < 0 ? -1 : 0;
         }
     }
     if (content != NULL) {
         int in;
-        if (named) {
-            in = stripped_in(name, stop_name, content);
-        }
-        else if (keys->type_at == NULL) {
-            return 0;
+        if (first->name != NULL) {
+            in = stripped_in(first->name, first->stop, content);
         }
         else {
-            PyObject *type = PyBytes_FromStringAndSize(keys->type_at, keys->type_len);
-            if (type == NULL) {
+            const char *value = keys != NULL ? keys->type_at : NULL;
+            Py_ssize_t size = keys != NULL ? keys->type_len : 0;
+            if (keys == NULL && type_value(d, n, NULL, &value, &size) < 0) {
                 return -1;
             }
-            in = PySet_Contains(content, type);
-            Py_DECREF(type);
+            if (value == NULL) {
+                return 0;
+            }
+            in = name_in(content, value, size);
         }
         if (in <= 0) {
             return in;
@@ -624,13 +1058,20 @@ is_sse_content(const char *d, Py_ssize_t n, PyObject *metadata, PyObject *conten
     if (stop - start == 6 && memcmp(start, "[DONE]", 6) == 0) {
         return 0;
     }
-    if (openai_chat && keys->found[K_CHAT]) {
-        return keys->found[K_CONTENT] || keys->found[K_TOOLS];
+    if (keys != NULL) {
+        if (openai_chat && keys->found[K_CHAT]) {
+            return keys->found[K_CONTENT] || keys->found[K_TOOLS];
+        }
+    }
+    else if (openai_chat && find_key(d, d, end, K_CHAT) != NULL) {
+        return has_value(d, n, K_CONTENT) || has_value(d, n, K_TOOLS);
     }
     return stop > start;
 }
 
-/* ScanBase.classify: GENERAL, CONTENT or OTHER, -1 on an error. `body` is non-empty bytes. */
+/* ScanBase.classify: GENERAL, CONTENT or OTHER, -1 on an error. `body` is non-empty bytes.
+ * With critical events asked (coalescing), most keys are asked of every chunk: one walk finds
+ * them all (scan_keys); without, an SSE chunk needs two or three, looked for one at a time. */
 static long
 classify(ScanBase *scan, PyObject *body)
 {
@@ -647,9 +1088,28 @@ classify(ScanBase *scan, PyObject *body)
     }
     const char *d = PyBytes_AS_STRING(body);
     Py_ssize_t n = PyBytes_GET_SIZE(body);
-    if (scan->fmt == FORMAT_SSE) {
-        if (n < 3 || find(d, n, "\n\n", 2) != d + n - 2 ||
-            memchr(d, '\r', n) != NULL) {
+    int sse = scan->fmt == FORMAT_SSE;
+    int critical_asked = !is_none(scan->critical_names);
+    PyObject *content = is_none(scan->content_names) ? NULL : scan->content_names;
+    Keys keys;
+    const char *lf, *cr;
+    if (critical_asked) {
+        if (scan_keys(d, n, scan->critical_names, content != NULL && sse, &keys) < 0) {
+            return -1;
+        }
+        lf = keys.first_lf < 0 ? NULL : d + keys.first_lf;
+        cr = keys.any_cr ? d : NULL; /* only whether there is one is asked */
+    }
+    else {
+        lf = memchr(d, '\n', (size_t)n);
+        cr = sse ? memchr(d, '\r', (size_t)n) : NULL; /* NDJSON: asked below when needed */
+    }
+    if (sse) {
+        /* One event: its only blank line ends the chunk; a CR may end lines early. */
+        if (n < 3 || lf == NULL || d[n - 1] != '\n' || d[n - 2] != '\n' || cr != NULL ||
+            (lf != d + n - 2 &&
+             (critical_asked ? keys.first_pair != n - 2
+                             : find(lf, d + n - lf, "\n\n", 2) != d + n - 2))) {
             return GENERAL;
         }
     }
@@ -658,33 +1118,39 @@ classify(ScanBase *scan, PyObject *body)
         while (i < n && is_space(d[i])) {
             i++;
         }
-        if (memchr(d, '\n', n) != (const void *)(d + n - 1) || i == n) {
-            return GENERAL;
+        if (lf != d + n - 1 || i == n) {
+            return GENERAL; /* an NDJSON chunk of one non-blank line */
         }
     }
-    int critical_asked = !is_none(scan->critical_names);
-    PyObject *content = is_none(scan->content_names) ? NULL : scan->content_names;
-    Keys keys;
-    if ((critical_asked || scan->fmt == FORMAT_SSE) &&
-        scan_keys(d, n, critical_asked ? scan->critical_names : NULL,
-                  content != NULL && scan->fmt == FORMAT_SSE, &keys) < 0) {
-        return -1;
+    FirstName first = {NULL, NULL, 0};
+    if (critical_asked || sse) {
+        first.any_cr = sse ? 0 : critical_asked ? keys.any_cr : memchr(d, '\r', (size_t)n) != NULL;
+        if (lf >= d + n - 2 && !first.any_cr) { /* one line: only it can name an event */
+            if (n >= 6 && memcmp(d, "event:", 6) == 0) {
+                next_event_name(d, d, d + n, 0, &first.name, &first.stop);
+            }
+        }
+        else if (!next_event_name(d, d, d + n, first.any_cr, &first.name, &first.stop)) {
+            first.name = NULL;
+        }
     }
     if (critical_asked) {
-        int critical = is_critical(d, n, scan->critical_names, scan->openai_chat, &keys);
+        int critical =
+            is_critical(d, n, scan->critical_names, scan->openai_chat, &keys, &first);
         if (critical != 0) {
             return critical < 0 ? -1 : GENERAL;
         }
     }
     /* Token usage, coalesced or not (a format whose usage is not critical, Anthropic's, too):
-     * the scanner's general path reads it. The walk found the key when it ran. */
-    if (critical_asked || scan->fmt == FORMAT_SSE ? keys.found[K_USAGE] : has_usage(d, n)) {
+     * the scanner's general path reads it. */
+    if (critical_asked ? keys.found[K_USAGE] : sse ? has_value(d, n, K_USAGE) : has_usage(d, n)) {
         return GENERAL;
     }
-    if (scan->fmt != FORMAT_SSE) {
+    if (!sse) {
         return CONTENT;
     }
-    int tokens = is_sse_content(d, n, scan->metadata, content, scan->openai_chat, &keys);
+    int tokens = is_sse_content(d, n, scan->metadata, content, scan->openai_chat,
+                                critical_asked ? &keys : NULL, &first);
     return tokens < 0 ? -1 : (tokens ? CONTENT : OTHER);
 }
 

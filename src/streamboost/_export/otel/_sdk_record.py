@@ -30,6 +30,9 @@ Record = Callable[[float, dict[str, Any], Context], None]
 
 _FIELDS: Final = ("value", "time_unix_nano", "instrument", "context", "attributes")
 _INF: Final = float("inf")
+# The SDK versions (from, before) whose Histogram.record this was checked against; 1.45 is
+# the locked one.
+_TESTED_SDK: Final = ((1, 40), (1, 50))
 
 
 def _sdk_types() -> tuple[type, type] | None:
@@ -37,7 +40,13 @@ def _sdk_types() -> tuple[type, type] | None:
     try:
         from opentelemetry.sdk.metrics._internal.instrument import _Histogram
         from opentelemetry.sdk.metrics._internal.measurement import Measurement
+        from opentelemetry.sdk.version import __version__
     except ImportError:
+        return None
+    # Only the SDK line whose record() this mirrors: a later one may add a step to record()
+    # that a copy here would skip, so it gets the public call until it is checked.
+    major, minor = (int(part) if part.isdigit() else -1 for part in __version__.split(".")[:2])
+    if not _TESTED_SDK[0] <= (major, minor) < _TESTED_SDK[1]:
         return None
     if not dataclasses.is_dataclass(Measurement):
         return None

@@ -9,10 +9,10 @@ writes). ``redis`` is imported when a stream is first logged; one client per eve
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from typing import Any
 
+from .._redis_client import BASE_ERRORS, PerLoop, new_client, redis_errors
 from ._config import ResumeConfig
 
 END_ID = "1-0"
@@ -23,42 +23,31 @@ class RedisLog:
 
     def __init__(self, config: ResumeConfig) -> None:
         self.config = config
-        self._clients: tuple[Any, Any] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.errors: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+        self._clients = PerLoop()
+        self.errors: tuple[type[BaseException], ...] = BASE_ERRORS
 
     def key(self, owner: str, sid: str) -> str:
         digest = hashlib.sha256(owner.encode()).hexdigest()[:32]
         return f"{self.config.key_prefix}{digest}:{sid}"
 
     def _connect(self) -> tuple[Any, Any]:
-        loop = asyncio.get_running_loop()
-        if self._clients is not None and self._loop is loop:
-            return self._clients
-        try:
-            import redis.asyncio as aioredis
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-            from redis.exceptions import RedisError
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise RuntimeError(
-                "resumable streams need the redis client: pip install 'streamboost[redis]'"
-            ) from exc
-        timeout = self.config.timeout
-
-        def client(read_timeout: float) -> Any:
-            return aioredis.Redis.from_url(
-                self.config.redis_url,
-                retry=Retry(NoBackoff(), 0),
-                socket_timeout=read_timeout,
-                socket_connect_timeout=timeout,
-            )
-
+        clients = self._clients.current()
+        if clients is not None:
+            return clients  # type: ignore[no-any-return]
+        config = self.config
+        what = "resumable streams need"
         # The tail's blocking reads get their own client, whose read timeout covers the block.
-        clients = (client(timeout), client(self.config.tail_timeout + timeout))
-        self.errors = (RedisError, OSError, TimeoutError)
-        self._clients, self._loop = clients, loop
-        return clients
+        clients = (
+            new_client(config.redis_url, timeout=config.timeout, what=what),
+            new_client(
+                config.redis_url,
+                timeout=config.timeout,
+                read_timeout=config.tail_timeout + config.timeout,
+                what=what,
+            ),
+        )
+        self.errors = redis_errors()
+        return self._clients.set(clients)  # type: ignore[no-any-return]
 
     async def append(self, key: str, entry: str, data: bytes, *, end: bool, expire: bool) -> None:
         """One batch (``data``) as ``entry``; ``end``: the stream's last write."""
@@ -96,7 +85,7 @@ class RedisLog:
         return entries
 
     async def aclose(self) -> None:
-        clients, self._clients = self._clients, None
+        clients = self._clients.take()
         if clients is not None:
             for client in clients:
                 await client.aclose()

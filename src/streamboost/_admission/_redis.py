@@ -81,9 +81,7 @@ class RedisSemaphore:
             return client
         timeout = self.config.timeout
         # The client's socket timeouts bound every call; no retries: the admission decides.
-        client = new_client(
-            self.config.url, timeout=timeout, what="a shared admission limit needs"
-        )
+        client = new_client(self.config.url, timeout=timeout, what="a shared admission limit needs")
         self.errors = redis_errors()
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)

@@ -1,10 +1,12 @@
 """The Redis log of resumable streams: one Redis stream per (owner, stream id).
 
-An entry is one flushed batch: its stamped events (field ``d``), id ``0-<last seq>`` so an
+An entry is one flushed batch (or the few handed over while the stream's previous write was
+in flight, see ``_writer``): its stamped events (field ``d``), id ``0-<last seq>`` so an
 ``XRANGE``/``XREAD`` after ``0-<n>`` returns exactly the batches holding events after ``n``.
 The end is field ``e`` on the last batch, or an entry ``1-0`` of its own (greater than every
 ``0-x``). The key expires ``ttl`` after the last write (refreshed every ``ttl / 2`` of
-writes). ``redis`` is imported when a stream is first logged; one client per event loop.
+writes). ``redis`` is imported when a stream is first logged; one client (and one writer)
+per event loop.
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ from typing import Any
 
 from .._redis_client import BASE_ERRORS, PerLoop, new_client, redis_errors
 from ._config import ResumeConfig
-
-END_ID = "1-0"
+from ._writer import LogWriter
 
 
 class RedisLog:
@@ -24,6 +25,7 @@ class RedisLog:
     def __init__(self, config: ResumeConfig) -> None:
         self.config = config
         self._clients = PerLoop()
+        self._writer = PerLoop()
         self.errors: tuple[type[BaseException], ...] = BASE_ERRORS
 
     def key(self, owner: str, sid: str) -> str:
@@ -49,18 +51,16 @@ class RedisLog:
         self.errors = redis_errors()
         return self._clients.set(clients)  # type: ignore[no-any-return]
 
-    async def append(self, key: str, entry: str, data: bytes, *, end: bool, expire: bool) -> None:
-        """One batch (``data``) as ``entry``; ``end``: the stream's last write."""
-        client = self._connect()[0]
-        fields = {"d": data, "e": b"1"} if end else {"d": data}
-        maxlen = self.config.maxlen
-        if not (expire or end):
-            await client.xadd(key, fields, id=entry, maxlen=maxlen, approximate=True)
-            return
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.xadd(key, fields, id=entry, maxlen=maxlen, approximate=True)
-            pipe.expire(key, max(1, round(self.config.ttl)))
-            await pipe.execute()
+    def writer(self) -> LogWriter:
+        """This event loop's writer of batches (see ``_writer``)."""
+        writer: LogWriter | None = self._writer.current()
+        if writer is None:
+            config = self.config
+            writer = LogWriter(
+                self._connect()[0], config.maxlen, max(1, round(config.ttl)), self.errors
+            )
+            self._writer.set(writer)
+        return writer
 
     async def after(self, key: str, seq: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
         """The entries holding events after ``seq`` (and the end entry)."""
@@ -85,6 +85,9 @@ class RedisLog:
         return entries
 
     async def aclose(self) -> None:
+        writer = self._writer.take()
+        if writer is not None:
+            await writer.aclose()
         clients = self._clients.take()
         if clients is not None:
             for client in clients:

@@ -43,6 +43,16 @@ class Stamper:
         """The chunk with ids inserted, and the stamped blocks it completed (for the log)."""
         if not chunk:
             return chunk, []
+        if (
+            not self._block
+            and self._line_empty
+            and not self._cr
+            and chunk.endswith(b"\n\n")
+            and chunk[0] != 0x0A
+            and b"\r" not in chunk
+            and b"\n\n\n" not in chunk
+        ):
+            return self._whole(chunk)
         out: list[bytes] = []
         logged: list[bytes] = []
         pos = 0
@@ -105,6 +115,37 @@ class Stamper:
             return chunk, logged
         out.append(chunk[out_from:])
         return b"".join(out), logged
+
+    def _whole(self, chunk: bytes) -> tuple[bytes, list[bytes]]:
+        """``feed`` of the usual batch: whole LF events, from a block's start, one blank line
+        between them. The same bytes as the general path, split once instead of scanned."""
+        blocks = chunk.split(b"\n\n")
+        blocks.pop()  # the empty rest after the last blank line
+        prefix, seq = self.prefix, self.seq
+        parts: list[bytes] = []
+        unlogged: list[int] | None = None
+        stamped = False
+        for block in blocks:
+            stamped = (block.startswith(b"data:") and b"event" not in block) or self._stampable(
+                block
+            )
+            if stamped:
+                seq += 1
+                parts.append(b"%s\n%s%d\n\n" % (block, prefix, seq))
+            else:
+                if unlogged is None:
+                    unlogged = []
+                unlogged.append(len(parts))
+                parts.append(block + b"\n\n")
+        self.seq = seq
+        self._stamped = stamped
+        if unlogged is None:
+            out = b"".join(parts)
+            return out, [out]
+        if len(unlogged) == len(parts):
+            return chunk, []
+        skip = set(unlogged)
+        return b"".join(parts), [p for i, p in enumerate(parts) if i not in skip]
 
     def rest(self) -> bytes:
         """The unfinished block at the body's end (logged raw, as the client got it)."""

@@ -1,0 +1,163 @@
+"""Appending batches to the stream logs off the response's path: one writer per event loop.
+
+A ``Tap`` hands each flushed batch to ``LogWriter.add`` and goes on (the client's write never
+waits for Redis, so neither does the first token). One task per loop writes what is pending:
+every stream with something new gets one ``XADD`` (its batches since its last write, joined,
+as one entry whose id is the last seq, so a stream never gets more than one per batch), all
+streams' commands go in one pipelined write on a connection of its own, and the replies are
+read in order. What the profile showed this saves, per batch: redis-py's pool checkout and
+release, its command and pipeline objects, and one round trip per stream. While a write is
+in flight new batches wait and join, which is where a slow Redis turns into fewer writes
+rather than a queue of them. A failed write makes its stream unresumable from then on (the
+log keeps no hole: later batches are dropped, and a resume past the gap gets 404).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from .._ratelog import RateLimitedLog
+
+END_ID = b"1-0"
+_warn = RateLimitedLog(logging.getLogger("streamboost.resume"))
+
+
+def _pack(*args: bytes) -> bytes:
+    """One command in RESP (``*<n>`` then each argument as a bulk string)."""
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        out.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(out)
+
+
+class Pending:
+    """One stream's log state, held by its ``Tap`` and, while it has news, by the writer."""
+
+    __slots__ = ("done", "end", "expire", "failed", "key", "parts", "seq", "written")
+
+    def __init__(self, key: str) -> None:
+        self.key = key.encode()
+        self.parts: list[bytes] = []  # batches not yet written
+        self.seq = 0  # the last seq handed over
+        self.written = 0  # the last seq in the log
+        self.end = False  # the stream's end was handed over
+        self.expire = False  # the next write refreshes the key's TTL
+        self.failed = False  # a write failed: nothing more is logged
+        self.done: asyncio.Future[None] | None = None  # set when the end is written (or failed)
+
+
+class LogWriter:
+    """The writer task of one event loop, over one connection of its own."""
+
+    def __init__(self, client: Any, maxlen: int, ttl: int, errors: tuple[type[BaseException], ...]):
+        self._client = client
+        self._maxlen = b"%d" % maxlen
+        self._ttl = b"%d" % ttl
+        self._errors = errors
+        self._pending: dict[int, Pending] = {}  # insertion order: the order of the first news
+        self._wake = asyncio.Event()
+        self._conn: Any = None
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def add(self, pending: Pending) -> None:
+        self._pending[id(pending)] = pending
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch = list(self._pending.values())
+            self._pending.clear()
+            try:
+                ended = await self._write(batch)
+            except asyncio.CancelledError:
+                self._fail(batch, None)
+                raise
+            except Exception as exc:  # any failure: those streams are not resumable
+                self._fail(batch, exc)
+            else:
+                for state in ended:
+                    if state.done is not None and not state.done.done():
+                        state.done.set_result(None)
+
+    async def _write(self, batch: list[Pending]) -> list[Pending]:
+        """One pipelined write of ``batch``; returns the streams whose end it wrote."""
+        commands: list[bytes] = []
+        owners: list[Pending] = []
+        ended: list[Pending] = []
+        for state in batch:
+            if state.failed:
+                state.parts.clear()
+                continue
+            entry = b"0-%d" % state.seq if state.seq > state.written else END_ID
+            state.written = state.seq
+            data = state.parts[0] if len(state.parts) == 1 else b"".join(state.parts)
+            state.parts.clear()
+            fields = (b"d", data, b"e", b"1") if state.end else (b"d", data)
+            commands.append(
+                _pack(b"XADD", state.key, b"MAXLEN", b"~", self._maxlen, entry, *fields)
+            )
+            owners.append(state)
+            if state.expire or state.end:
+                state.expire = False
+                commands.append(_pack(b"EXPIRE", state.key, self._ttl))
+                owners.append(state)
+            if state.end:
+                ended.append(state)
+        if not commands:
+            return ended
+        conn = self._conn
+        if conn is None:
+            conn = self._client.connection_pool.make_connection()
+            self._conn = conn
+        refused: list[tuple[Pending, BaseException]] = []
+        try:
+            await conn.send_packed_command(commands, check_health=False)
+            for owner in owners:
+                try:
+                    await conn.read_response()
+                except self._errors as exc:
+                    if not _is_reply_error(exc):
+                        raise
+                    refused.append((owner, exc))  # one command refused: read the others' replies
+        except BaseException:
+            self._conn = None  # redis-py disconnected it; a new one next time
+            await conn.disconnect(nowait=True)
+            raise
+        for owner, error in refused:
+            self._fail([owner], error)
+        return ended
+
+    def _fail(self, batch: list[Pending], exc: BaseException | None) -> None:
+        if exc is not None:
+            _warn.warning(
+                "redis",
+                "streamboost resume: appending to the stream log failed (%s: %s); "
+                "%d stream(s) are no longer resumable",
+                type(exc).__name__,
+                exc,
+                len(batch),
+            )
+        for state in batch:
+            state.failed = True
+            state.parts.clear()
+            if state.done is not None and not state.done.done():
+                state.done.set_result(None)
+
+    async def aclose(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        if self._conn is not None:
+            await self._conn.disconnect()
+            self._conn = None
+
+
+def _is_reply_error(exc: BaseException) -> bool:
+    from redis.exceptions import ResponseError
+
+    return isinstance(exc, ResponseError)

@@ -122,6 +122,50 @@ def test_stamping_across_any_split() -> None:
         assert b"".join(logs) == b"".join(logged)
 
 
+def _fed(pieces: list[bytes]) -> tuple[bytes, bytes]:
+    stamper = Stamper(b"S", frozenset({b"ping"}))
+    outs: list[bytes] = []
+    logs: list[bytes] = []
+    for piece in pieces:
+        out, log = stamper.feed(piece)
+        outs.append(out)
+        logs.extend(log)
+    return b"".join(outs), b"".join(logs)
+
+
+def test_whole_lf_batches_stamp_as_any_split() -> None:
+    """Batches of whole LF events (the one-split path) give the bytes that one byte at a time
+    (the general scan) gives, with comments, pings, an app's id, blank-line runs among them."""
+    events = [
+        b'data: {"t": 1}\n\n',
+        b": keepalive\n\n",
+        b"event: ping\ndata: {}\n\n",
+        b"data: a\ndata: b\n\n",
+        b"id: app-7\ndata: x\n\n",
+        b"event: delta\ndata: y\n\n",
+        b"retry: 100\n\n",
+        b"\n",
+        b"data: after a blank line\n\n",
+        b"data: [DONE]\n\n",
+    ]
+    rng = random.Random(11)
+    for _ in range(300):
+        chosen = [rng.choice(events) for _ in range(rng.randint(1, 12))]
+        body = b"".join(chosen)
+        reference = _fed([body[i : i + 1] for i in range(len(body))])
+        assert _fed([body]) == reference
+        groups: list[bytes] = []  # event-aligned batches, as a coalescer flushes them
+        at = 0
+        while at < len(chosen):
+            size = rng.randint(1, 4)
+            groups.append(b"".join(chosen[at : at + size]))
+            at += size
+        assert _fed(groups) == reference
+        cuts = sorted(rng.sample(range(1, len(body)), min(len(body) - 1, rng.randint(0, 5))))
+        pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+        assert _fed(pieces) == reference
+
+
 def test_config_checks() -> None:
     with pytest.raises(ValueError, match="redis_url"):
         ResumeConfig(redis_url="http://x", owner=lambda scope: "a")

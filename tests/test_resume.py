@@ -275,3 +275,63 @@ async def test_the_generation_goes_on_without_its_client(redis_url: str, prefix:
             reader.bases = [two]
             await reader.read(query, random.Random(1), 0)
             assert reader.got == controls_out(expected(3, 30))
+
+
+async def test_a_resume_ahead_of_the_log(redis_url: str, prefix: str) -> None:
+    """The log trails the client by one write: a resume from an id not logged yet waits for
+    the stream's first write (not a 404) and cuts the first live batch after the id."""
+    from streamboost._resume._log import RedisLog
+    from streamboost._resume._writer import Pending
+
+    sid = "ab" * 16
+    config = ResumeConfig(redis_url=redis_url, owner=lambda s: "dora", key_prefix=prefix)
+    log = RedisLog(config)
+
+    def batch(first: int, last: int) -> bytes:
+        return b"".join(
+            b"data: %d\nid: %s-%d\n\n" % (i, sid.encode(), i) for i in range(first, last + 1)
+        )
+
+    async def write(state: Pending, first: int, last: int, *, end: bool) -> None:
+        state.parts.append(batch(first, last))
+        state.seq, state.end = last, end
+        before = await client.xlen(state.key)
+        log.writer().add(state)
+        for _ in range(200):  # bounded: until the writer's XADD is in
+            if await client.xlen(state.key) > before:
+                return
+            await asyncio.sleep(0.005)
+        raise AssertionError("the writer never wrote")
+
+    port = free_port()
+    env = {"RESUME_REDIS_URL": redis_url, "RESUME_PREFIX": prefix}
+    client: Any = aioredis.Redis.from_url(redis_url)
+    try:
+        with server_process(_command(port), port, env) as base:
+            async with httpx.AsyncClient(timeout=30.0) as http:
+                headers = {"x-user": "dora"}
+
+                async def resume(seq: int) -> httpx.Response:
+                    last = {"last-event-id": f"{sid}-{seq}"}
+                    return await http.get(f"{base}/stream", headers={**headers, **last})
+
+                assert (await resume(1)).status_code == 404  # warm: redis imported, connected
+                # Not in the log yet: the resume waits for the first write.
+                state = Pending(log.key("dora", sid))
+                asked = asyncio.ensure_future(resume(2))
+                await asyncio.sleep(0.1)
+                await write(state, 1, 3, end=True)
+                r = await asked
+                assert (r.status_code, r.content) == (200, batch(3, 3))
+                # Logged up to 3, the client got 5: the live tail starts after 5.
+                sid = "cd" * 16
+                state = Pending(log.key("dora", sid))
+                await write(state, 1, 3, end=False)
+                asked = asyncio.ensure_future(resume(5))
+                await asyncio.sleep(0.1)
+                await write(state, 4, 7, end=True)
+                r = await asked
+                assert (r.status_code, r.content) == (200, batch(6, 7))
+    finally:
+        await log.aclose()
+        await client.aclose()

@@ -56,9 +56,9 @@ class RedisLog:
         writer: LogWriter | None = self._writer.current()
         if writer is None:
             config = self.config
-            writer = LogWriter(
-                self._connect()[0], config.maxlen, max(1, round(config.ttl)), self.errors
-            )
+            client = self._connect()[0]
+            ttl = max(1, round(config.ttl))
+            writer = LogWriter(client, config.maxlen, ttl, config.timeout, self.errors)
             self._writer.set(writer)
         return writer
 
@@ -74,10 +74,13 @@ class RedisLog:
         entries = await client.xrevrange(key, "+", "-", count=1)
         return entries[0][1] if entries else None
 
-    async def tail(self, key: str, entry: bytes | str) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        """Entries after ``entry``, waiting up to ``tail_timeout`` for the first."""
+    async def tail(
+        self, key: str, entry: bytes | str, wait: float | None = None
+    ) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """Entries after ``entry``, waiting up to ``wait`` (``tail_timeout``) for the first."""
         client = self._connect()[1]
-        block = max(1, round(self.config.tail_timeout * 1000))
+        wait = self.config.tail_timeout if wait is None else wait
+        block = max(1, round(wait * 1000))
         answer = await client.xread({key: entry}, block=block)
         if not answer:
             return []

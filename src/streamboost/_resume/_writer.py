@@ -52,8 +52,16 @@ class Pending:
 class LogWriter:
     """The writer task of one event loop, over one connection of its own."""
 
-    def __init__(self, client: Any, maxlen: int, ttl: int, errors: tuple[type[BaseException], ...]):
+    def __init__(
+        self,
+        client: Any,
+        maxlen: int,
+        ttl: int,
+        timeout: float,
+        errors: tuple[type[BaseException], ...],
+    ) -> None:
         self._client = client
+        self._timeout = timeout
         self._maxlen = b"%d" % maxlen
         self._ttl = b"%d" % ttl
         self._errors = errors
@@ -112,18 +120,22 @@ class LogWriter:
             return ended
         conn = self._conn
         if conn is None:
-            conn = self._client.connection_pool.make_connection()
+            # Without a socket timeout of its own: redis-py would then run each send in a task
+            # of its own and each reply under a timer; one deadline for the write does it.
+            pool = self._client.connection_pool
+            conn = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
             self._conn = conn
         refused: list[tuple[Pending, BaseException]] = []
         try:
-            await conn.send_packed_command(commands, check_health=False)
-            for owner in owners:
-                try:
-                    await conn.read_response()
-                except self._errors as exc:
-                    if not _is_reply_error(exc):
-                        raise
-                    refused.append((owner, exc))  # one command refused: read the others' replies
+            async with asyncio.timeout(self._timeout):
+                await conn.send_packed_command(commands, check_health=False)
+                for owner in owners:
+                    try:
+                        await conn.read_response()
+                    except self._errors as exc:
+                        if not _is_reply_error(exc):
+                            raise
+                        refused.append((owner, exc))  # one refused: read the others' replies
         except BaseException:
             self._conn = None  # redis-py disconnected it; a new one next time
             await conn.disconnect(nowait=True)

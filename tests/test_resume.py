@@ -335,3 +335,72 @@ async def test_a_resume_ahead_of_the_log(redis_url: str, prefix: str) -> None:
     finally:
         await log.aclose()
         await client.aclose()
+
+
+def _samples(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        head, value = line.rsplit(" ", 1)
+        if all(f'{k}="{v}"' in head for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+async def test_resumes_have_metrics_under_route_resume(redis_url: str, prefix: str) -> None:
+    """A resume is measured like any stream (its own record: status, events, outcome), with
+    the route label ``resume``; the stream it resumes keeps its own route's."""
+    env = {"RESUME_REDIS_URL": redis_url, "RESUME_PREFIX": prefix}
+    port = free_port()
+    with server_process(_command(port), port, env) as base:
+        async with httpx.AsyncClient(timeout=30.0) as http:
+            user = {"x-user": "erin"}
+            whole = await http.get(f"{base}/stream?n=1&count=10", headers=user)
+            ids = [line[4:].decode() for line in whole.content.split(b"\n") if line[:4] == b"id: "]
+            assert len(ids) == 11
+            replayed = await http.get(f"{base}/stream", headers={**user, "last-event-id": ids[3]})
+            assert replayed.status_code == 200
+            events = replayed.content.count(b"\nid: ")
+            assert events == 7
+            ended = await http.get(f"{base}/stream", headers={**user, "last-event-id": ids[-1]})
+            assert ended.status_code == 204
+            other = {"x-user": "mallory", "last-event-id": ids[3]}
+            assert (await http.get(f"{base}/stream", headers=other)).status_code == 404
+            # A resume of a live stream whose client leaves during the tail.
+            async with http.stream(
+                "GET", f"{base}/stream?n=2&count=60&delay=0.02", headers=user
+            ) as r:
+                first = b""
+                async for chunk in r.aiter_raw():
+                    first += chunk
+                    if b"\nid: " in first and first.endswith(b"\n\n"):
+                        break
+            live_id = re.findall(rb"\nid: ([0-9a-f]{32}-[0-9]+)", first)[-1].decode()
+            async with http.stream(
+                "GET", f"{base}/stream", headers={**user, "last-event-id": live_id}
+            ) as r:
+                async for chunk in r.aiter_raw():
+                    if b"\nid: " in chunk:
+                        break
+            text = ""
+            for _ in range(200):  # bounded: the server settles the left resume's record
+                text = (await http.get(f"{base}/metrics")).text
+                left = _samples(
+                    text, "streamboost_streams_total", route="resume", outcome="client_disconnected"
+                )
+                if left >= 1:
+                    break
+                await asyncio.sleep(0.02)
+    requests = "streamboost_http_requests_total"
+    assert _samples(text, requests, route="resume", status="200") == 2
+    assert _samples(text, requests, route="resume", status="204") == 1
+    assert _samples(text, requests, route="resume", status="404") == 1
+    streams = "streamboost_streams_total"
+    assert _samples(text, streams, route="resume", outcome="completed") == 1
+    assert _samples(text, streams, route="resume", outcome="client_disconnected") == 1
+    assert _samples(text, "streamboost_stream_events_total", route="resume") >= events + 1
+    assert _samples(text, "streamboost_time_to_first_token_seconds_count", route="resume") == 2
+    # The first stream, under its own route (the second may still run, detached).
+    assert _samples(text, requests, route="/stream", status="200") >= 1

@@ -6,9 +6,9 @@ every stream with something new gets one ``XADD`` (its batches since its last wr
 as one entry whose id is the last seq, so a stream never gets more than one per batch), all
 streams' commands go in one pipelined write on a connection of its own, and the replies are
 read in order. What the profile showed this saves, per batch: redis-py's pool checkout and
-release, its command and pipeline objects, and one round trip per stream. While a write is
-in flight new batches wait and join, which is where a slow Redis turns into fewer writes
-rather than a queue of them. A failed write makes its stream unresumable from then on (the
+release, its command and pipeline objects, its timers, and round trips: the writer gathers
+for ``GATHER`` seconds before each write, and while a write is in flight new batches wait
+and join, which is where a slow Redis turns into fewer writes rather than a queue of them. A failed write makes its stream unresumable from then on (the
 log keeps no hole: later batches are dropped, and a resume past the gap gets 404).
 """
 
@@ -22,6 +22,11 @@ from typing import Any
 from .._ratelog import RateLimitedLog
 
 END_ID = b"1-0"
+# Seconds the writer waits after its first news before it writes: the batches other streams
+# flush meanwhile share the round trip, and a stream's next batch (or a short stream's end)
+# joins its XADD. The log trails the client by this and one round trip; a resume that comes
+# sooner is served anyway (``_replay``).
+GATHER = 0.01
 _warn = RateLimitedLog(logging.getLogger("streamboost.resume"))
 
 
@@ -77,6 +82,7 @@ class LogWriter:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            await asyncio.sleep(GATHER)
             self._wake.clear()
             batch = list(self._pending.values())
             self._pending.clear()

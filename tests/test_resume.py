@@ -404,3 +404,53 @@ async def test_resumes_have_metrics_under_route_resume(redis_url: str, prefix: s
     assert _samples(text, "streamboost_time_to_first_token_seconds_count", route="resume") == 2
     # The first stream, under its own route (the second may still run, detached).
     assert _samples(text, requests, route="/stream", status="200") >= 1
+
+
+async def test_a_refused_write_ends_that_stream_log_only(redis_url: str, prefix: str) -> None:
+    """Two streams in one write, one key of another type: that stream is no longer logged
+    (nothing after the refused batch either), the other one is."""
+    from streamboost._resume._log import RedisLog
+    from streamboost._resume._writer import Pending
+
+    log = RedisLog(ResumeConfig(redis_url=redis_url, owner=lambda s: "u", key_prefix=prefix))
+    client: Any = aioredis.Redis.from_url(redis_url)
+    try:
+        bad, good = Pending(log.key("u", "1" * 32)), Pending(log.key("u", "2" * 32))
+        await client.set(bad.key, b"not a stream")
+        for state in (bad, good):
+            state.done = asyncio.get_running_loop().create_future()
+            state.parts.append(b"data: a\nid: x-1\n\n")
+            state.seq = 1
+            log.writer().add(state)
+        for _ in range(200):  # bounded: until the first write is in
+            if await client.exists(good.key):
+                break
+            await asyncio.sleep(0.005)
+        assert bad.failed and not good.failed
+        for state in (bad, good):
+            state.parts.append(b"data: b\nid: x-2\n\n")
+            state.seq, state.end = 2, True
+            log.writer().add(state)
+        await asyncio.wait_for(asyncio.gather(bad.done, good.done), 5)  # type: ignore[arg-type]
+        assert await client.get(bad.key) == b"not a stream"
+        entries = await client.xrange(good.key)
+        assert [e[0] for e in entries] == [b"0-1", b"0-2"]
+        assert b"e" in entries[-1][1] and await client.ttl(good.key) > 0
+    finally:
+        await log.aclose()
+        await client.aclose()
+
+
+async def test_redis_down_the_stream_still_reaches_its_client(prefix: str) -> None:
+    port = free_port()
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    env = {"RESUME_REDIS_URL": dead, "RESUME_PREFIX": prefix}
+    with server_process(_command(port), port, env) as base:
+        async with httpx.AsyncClient(timeout=30.0) as http:
+            r = await http.get(f"{base}/stream?n=4&count=20", headers={"x-user": "fay"})
+            assert r.status_code == 200
+            unstamped = re.sub(rb"(?m)^id: [^\n]*\n", b"", r.content)
+            assert controls_out(unstamped) == controls_out(expected(4, 20))
+            last = re.findall(rb"\nid: ([0-9a-f]{32}-[0-9]+)", r.content)[-1].decode()
+            r = await http.get(f"{base}/stream", headers={"x-user": "fay", "last-event-id": last})
+            assert r.status_code == 503  # the log is unreachable: try again later

@@ -3,19 +3,22 @@
 A ``Tap`` hands each flushed batch to ``LogWriter.add`` and goes on (the client's write never
 waits for Redis, so neither does the first token). One task per loop writes what is pending:
 every stream with something new gets one ``XADD`` (its batches since its last write, joined,
-as one entry whose id is the last seq, so a stream never gets more than one per batch), all
-streams' commands go in one pipelined write on a connection of its own, and the replies are
-read in order. What the profile showed this saves, per batch: redis-py's pool checkout and
-release, its command and pipeline objects, its timers, and round trips: the writer gathers
-for ``GATHER`` seconds before each write, and while a write is in flight new batches wait
-and join, which is where a slow Redis turns into fewer writes rather than a queue of them. A failed write makes its stream unresumable from then on (the
-log keeps no hole: later batches are dropped, and a resume past the gap gets 404).
+as one entry whose id is the last seq, so a stream never gets more than one per batch), and
+all of them go in one command (the ``_APPEND`` script) on a connection of its own, with one
+reply. What the profile showed this saves, per batch: redis-py's pool checkout and release,
+its command objects and timers, a reply to parse per command, and round trips: the writer
+gathers for ``GATHER`` seconds before each write, and while a write is in flight new batches
+wait and join, which is where a slow Redis turns into fewer writes rather than a queue of
+them. A failed write makes its stream unresumable from then on (the log keeps no hole: later
+batches are dropped, and a resume past the gap gets 404). The keys of one write are several
+streams', so the Redis is one server (not a cluster), as for every ``redis_url`` here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from typing import Any
 
@@ -28,6 +31,39 @@ END_ID = b"1-0"
 # sooner is served anyway (``_replay``).
 GATHER = 0.01
 _warn = RateLimitedLog(logging.getLogger("streamboost.resume"))
+
+
+# One command per write, whatever the number of streams in it, and one reply (the refused
+# XADDs), so this process parses one reply per write. KEYS: the streams; ARGV: maxlen, ttl,
+# then per stream its entry id, flags (1: refresh the TTL, 2: the end) and data. A refused
+# XADD (e.g. a key of another type) is reported, and the other streams' go on.
+_APPEND = b"""
+local refused = {}
+for i = 1, #KEYS do
+  local at = (i - 1) * 3 + 3
+  local flags = tonumber(ARGV[at + 1])
+  local done
+  if flags >= 2 then
+    done = redis.pcall('XADD', KEYS[i], 'MAXLEN', '~', ARGV[1], ARGV[at],
+                       'd', ARGV[at + 2], 'e', '1')
+  else
+    done = redis.pcall('XADD', KEYS[i], 'MAXLEN', '~', ARGV[1], ARGV[at], 'd', ARGV[at + 2])
+  end
+  if type(done) == 'table' and done.err then
+    refused[#refused + 1] = i
+    refused[#refused + 1] = done.err
+  elseif flags > 0 then
+    redis.call('EXPIRE', KEYS[i], ARGV[2])
+  end
+end
+return refused
+"""
+_APPEND_SHA = hashlib.sha1(_APPEND).hexdigest().encode()
+_FLAGS = (b"0", b"1", b"2", b"3")
+
+
+def _text(message: object) -> str:
+    return message.decode(errors="replace") if isinstance(message, bytes) else str(message)
 
 
 def _pack(*args: bytes) -> bytes:
@@ -99,8 +135,9 @@ class LogWriter:
                         state.done.set_result(None)
 
     async def _write(self, batch: list[Pending]) -> list[Pending]:
-        """One pipelined write of ``batch``; returns the streams whose end it wrote."""
-        commands: list[bytes] = []
+        """One ``EVALSHA`` of ``_APPEND`` for ``batch``; returns the streams whose end it wrote."""
+        keys: list[bytes] = []
+        args: list[bytes] = [self._maxlen, self._ttl]
         owners: list[Pending] = []
         ended: list[Pending] = []
         for state in batch:
@@ -111,18 +148,14 @@ class LogWriter:
             state.written = state.seq
             data = state.parts[0] if len(state.parts) == 1 else b"".join(state.parts)
             state.parts.clear()
-            fields = (b"d", data, b"e", b"1") if state.end else (b"d", data)
-            commands.append(
-                _pack(b"XADD", state.key, b"MAXLEN", b"~", self._maxlen, entry, *fields)
-            )
+            flags = (2 if state.end else 0) | (1 if state.expire else 0)
+            state.expire = False
+            keys.append(state.key)
+            args += (entry, _FLAGS[flags], data)
             owners.append(state)
-            if state.expire or state.end:
-                state.expire = False
-                commands.append(_pack(b"EXPIRE", state.key, self._ttl))
-                owners.append(state)
             if state.end:
                 ended.append(state)
-        if not commands:
+        if not keys:
             return ended
         conn = self._conn
         if conn is None:
@@ -131,23 +164,28 @@ class LogWriter:
             pool = self._client.connection_pool
             conn = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
             self._conn = conn
-        refused: list[tuple[Pending, BaseException]] = []
+        count = b"%d" % len(keys)
         try:
             async with asyncio.timeout(self._timeout):
-                await conn.send_packed_command(commands, check_health=False)
-                for owner in owners:
-                    try:
-                        await conn.read_response()
-                    except self._errors as exc:
-                        if not _is_reply_error(exc):
-                            raise
-                        refused.append((owner, exc))  # one refused: read the others' replies
+                await conn.send_packed_command(
+                    _pack(b"EVALSHA", _APPEND_SHA, count, *keys, *args), check_health=False
+                )
+                try:
+                    refused = await conn.read_response()
+                except self._errors as exc:
+                    if not _no_script(exc):
+                        raise
+                    # Not in this Redis's script cache yet (or flushed): send it once.
+                    await conn.send_packed_command(
+                        _pack(b"EVAL", _APPEND, count, *keys, *args), check_health=False
+                    )
+                    refused = await conn.read_response()
         except BaseException:
             self._conn = None  # redis-py disconnected it; a new one next time
             await conn.disconnect(nowait=True)
             raise
-        for owner, error in refused:
-            self._fail([owner], error)
+        for index, message in zip(refused[0::2], refused[1::2], strict=True):
+            self._fail([owners[int(index) - 1]], RuntimeError(_text(message)))
         return ended
 
     def _fail(self, batch: list[Pending], exc: BaseException | None) -> None:
@@ -175,7 +213,7 @@ class LogWriter:
             self._conn = None
 
 
-def _is_reply_error(exc: BaseException) -> bool:
-    from redis.exceptions import ResponseError
+def _no_script(exc: BaseException) -> bool:
+    from redis.exceptions import NoScriptError
 
-    return isinstance(exc, ResponseError)
+    return isinstance(exc, NoScriptError)

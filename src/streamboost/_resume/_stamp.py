@@ -121,31 +121,30 @@ class Stamper:
         between them. The same bytes as the general path, split once instead of scanned."""
         blocks = chunk.split(b"\n\n")
         blocks.pop()  # the empty rest after the last blank line
-        prefix, seq = self.prefix, self.seq
-        parts: list[bytes] = []
-        unlogged: list[int] | None = None
-        stamped = False
+        plain = b"event" not in chunk  # then a block with a data line first is stamped
+        mid = b"\n" + self.prefix
+        seq = self.seq
+        tails: list[bytes] = []  # each block's end: its id line and blank line, or the blank
+        logged = 0
         for block in blocks:
-            stamped = (block.startswith(b"data:") and b"event" not in block) or self._stampable(
-                block
-            )
-            if stamped:
+            if (plain and block.startswith(b"data:")) or self._stampable(block):
                 seq += 1
-                parts.append(b"%s\n%s%d\n\n" % (block, prefix, seq))
+                logged += 1
+                tails.append(mid + str(seq).encode() + b"\n\n")
             else:
-                if unlogged is None:
-                    unlogged = []
-                unlogged.append(len(parts))
-                parts.append(block + b"\n\n")
+                tails.append(b"")
         self.seq = seq
-        self._stamped = stamped
-        if unlogged is None:
+        self._stamped = bool(tails[-1])
+        if not logged:
+            return chunk, []
+        if logged == len(blocks):
+            parts: list[bytes] = [b""] * (2 * logged)
+            parts[0::2] = blocks
+            parts[1::2] = tails
             out = b"".join(parts)
             return out, [out]
-        if len(unlogged) == len(parts):
-            return chunk, []
-        skip = set(unlogged)
-        return b"".join(parts), [p for i, p in enumerate(parts) if i not in skip]
+        pieces = [block + (tail or b"\n\n") for block, tail in zip(blocks, tails, strict=True)]
+        return b"".join(pieces), [p for p, tail in zip(pieces, tails, strict=True) if tail]
 
     def rest(self) -> bytes:
         """The unfinished block at the body's end (logged raw, as the client got it)."""

@@ -27,6 +27,7 @@ class Tap:
 
     __slots__ = (
         "_app_queue",
+        "_complete",
         "_config",
         "_cut",
         "_ended",
@@ -63,6 +64,7 @@ class Tap:
         self._pending: Pending | None = None  # the stream's log; None: nothing (more) to log
         self._writer: LogWriter | None = None
         self._gone = False  # the client left
+        self._complete = False  # the body's last message was sent
         self._cut = False  # ...and detach_timeout passed, or the app is over
         self._ended = False  # the end was handed to the writer
         self._expire_at = 0.0
@@ -117,7 +119,12 @@ class Tap:
         while True:
             message = await self._receive()
             if message["type"] == "http.disconnect":
-                self._client_left()
+                if self._complete:
+                    # After the body's end: the disconnect of a finished exchange (servers say
+                    # so then), nothing to detach from and no timer to arm; the app sees it.
+                    queue.put_nowait(message)
+                else:
+                    self._client_left()
                 return
             queue.put_nowait(message)
 
@@ -150,6 +157,7 @@ class Tap:
         if type(body) is not bytes:
             body = bytes(body)
         more = message.get("more_body", False)
+        self._complete = not more
         out, logged = stamper.feed(body)
         last = stamper.seq
         if not more and (rest := stamper.rest()):

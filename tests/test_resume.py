@@ -454,3 +454,43 @@ async def test_redis_down_the_stream_still_reaches_its_client(prefix: str) -> No
             last = re.findall(rb"\nid: ([0-9a-f]{32}-[0-9]+)", r.content)[-1].decode()
             r = await http.get(f"{base}/stream", headers={"x-user": "fay", "last-event-id": last})
             assert r.status_code == 503  # the log is unreachable: try again later
+
+
+async def test_a_write_without_answer_fails_after_timeout(prefix: str) -> None:
+    """A Redis that accepts and never answers: the write fails after ``timeout`` (the
+    writer's deadline), its streams are no longer logged, and the writer goes on."""
+    from streamboost._resume._log import RedisLog
+    from streamboost._resume._writer import Pending
+
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # read nothing, answer nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = ResumeConfig(
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        owner=lambda s: "u",
+        key_prefix=prefix,
+        timeout=0.2,
+    )
+    log = RedisLog(config)
+    try:
+        loop = asyncio.get_running_loop()
+        for round_ in range(2):  # the second: the writer survived the first timeout
+            state = Pending(log.key("u", f"{round_}" * 32))
+            state.done = loop.create_future()
+            state.parts.append(b"data: a\nid: x-1\n\n")
+            state.seq, state.end = 1, True
+            started = loop.time()
+            log.writer().add(state)
+            await asyncio.wait_for(state.done, 5)
+            assert state.failed
+            assert loop.time() - started >= 0.2
+    finally:
+        await log.aclose()
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()

@@ -109,6 +109,9 @@ class LogWriter:
         self._pending: dict[int, Pending] = {}  # insertion order: the order of the first news
         self._wake = asyncio.Event()
         self._conn: Any = None
+        self._started: float | None = None  # when the write in flight began
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._timed_out = False  # the watchdog cancelled the write in flight
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def add(self, pending: Pending) -> None:
@@ -116,23 +119,46 @@ class LogWriter:
         self._wake.set()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             await asyncio.sleep(GATHER)
             self._wake.clear()
             batch = list(self._pending.values())
             self._pending.clear()
+            self._started = loop.time()
+            if self._watchdog is None:
+                self._watchdog = loop.call_at(self._started + self._timeout, self._check)
             try:
                 ended = await self._write(batch)
             except asyncio.CancelledError:
-                self._fail(batch, None)
-                raise
+                if not self._timed_out:
+                    self._fail(batch, None)
+                    raise
+                self._timed_out = False
+                self._fail(batch, TimeoutError(f"no answer within timeout={self._timeout!r} s"))
             except Exception as exc:  # any failure: those streams are not resumable
                 self._fail(batch, exc)
             else:
                 for state in ended:
                     if state.done is not None and not state.done.done():
                         state.done.set_result(None)
+            finally:
+                self._started = None
+
+    def _check(self) -> None:
+        """The write deadline: one timer while writes go on, not one per write (a cancelled
+        timer stays in the loop's heap until its time, and every timer op pays for it)."""
+        self._watchdog = None
+        started = self._started
+        if started is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() - started >= self._timeout:
+            self._timed_out = True
+            self._task.cancel()
+        else:
+            self._watchdog = loop.call_at(started + self._timeout, self._check)
 
     async def _write(self, batch: list[Pending]) -> list[Pending]:
         """One ``EVALSHA`` of ``_APPEND`` for ``batch``; returns the streams whose end it wrote."""
@@ -160,26 +186,25 @@ class LogWriter:
         conn = self._conn
         if conn is None:
             # Without a socket timeout of its own: redis-py would then run each send in a task
-            # of its own and each reply under a timer; one deadline for the write does it.
+            # of its own and each reply under a timer; the writer's watchdog is the deadline.
             pool = self._client.connection_pool
             conn = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
             self._conn = conn
         count = b"%d" % len(keys)
         try:
-            async with asyncio.timeout(self._timeout):
+            await conn.send_packed_command(
+                _pack(b"EVALSHA", _APPEND_SHA, count, *keys, *args), check_health=False
+            )
+            try:
+                refused = await conn.read_response()
+            except self._errors as exc:
+                if not _no_script(exc):
+                    raise
+                # Not in this Redis's script cache yet (or flushed): send it once.
                 await conn.send_packed_command(
-                    _pack(b"EVALSHA", _APPEND_SHA, count, *keys, *args), check_health=False
+                    _pack(b"EVAL", _APPEND, count, *keys, *args), check_health=False
                 )
-                try:
-                    refused = await conn.read_response()
-                except self._errors as exc:
-                    if not _no_script(exc):
-                        raise
-                    # Not in this Redis's script cache yet (or flushed): send it once.
-                    await conn.send_packed_command(
-                        _pack(b"EVAL", _APPEND, count, *keys, *args), check_health=False
-                    )
-                    refused = await conn.read_response()
+                refused = await conn.read_response()
         except BaseException:
             self._conn = None  # redis-py disconnected it; a new one next time
             await conn.disconnect(nowait=True)
@@ -205,6 +230,8 @@ class LogWriter:
                 state.done.set_result(None)
 
     async def aclose(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task

@@ -10,10 +10,10 @@ leaves nothing behind. ``redis`` is imported when a shared limit is first used.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from .._redis_client import BASE_ERRORS, PerLoop, new_client, redis_errors
 from ._config import SharedLimit
 
 # KEYS[1] the set; ARGV: limit, lease ms, then lease ids in the order they should get places.
@@ -70,38 +70,22 @@ class RedisSemaphore:
     def __init__(self, config: SharedLimit) -> None:
         self.config = config
         self._lease_ms = max(1, round(config.lease * 1000))
-        self._client: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client = PerLoop()
         self._acquire: Any = None
         self._renew: Any = None
-        self.errors: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+        self.errors: tuple[type[BaseException], ...] = BASE_ERRORS
 
     def _connect(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._client is not None and self._loop is loop:
-            return self._client
-        try:
-            import redis.asyncio as aioredis
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-            from redis.exceptions import RedisError
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise RuntimeError(
-                "a shared admission limit needs the redis client: pip install 'streamboost[redis]'"
-            ) from exc
+        client = self._client.current()
+        if client is not None:
+            return client
         timeout = self.config.timeout
         # The client's socket timeouts bound every call; no retries: the admission decides.
-        client = aioredis.Redis.from_url(
-            self.config.url,
-            retry=Retry(NoBackoff(), 0),
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-        )
-        self.errors = (RedisError, OSError, TimeoutError)
+        client = new_client(self.config.url, timeout=timeout, what="a shared admission limit needs")
+        self.errors = redis_errors()
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
-        self._client, self._loop = client, loop
-        return client
+        return self._client.set(client)
 
     def _args(self, ids: Sequence[str]) -> list[Any]:
         return [self.config.limit, self._lease_ms, *ids]
@@ -123,6 +107,6 @@ class RedisSemaphore:
         await client.zrem(self.config.key, *ids)
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
+        client = self._client.take()
         if client is not None:
             await client.aclose()

@@ -1,21 +1,22 @@
 """The Redis log of resumable streams: one Redis stream per (owner, stream id).
 
-An entry is one flushed batch: its stamped events (field ``d``), id ``0-<last seq>`` so an
+An entry is one flushed batch (or the few handed over while the stream's previous write was
+in flight, see ``_writer``): its stamped events (field ``d``), id ``0-<last seq>`` so an
 ``XRANGE``/``XREAD`` after ``0-<n>`` returns exactly the batches holding events after ``n``.
 The end is field ``e`` on the last batch, or an entry ``1-0`` of its own (greater than every
 ``0-x``). The key expires ``ttl`` after the last write (refreshed every ``ttl / 2`` of
-writes). ``redis`` is imported when a stream is first logged; one client per event loop.
+writes). ``redis`` is imported when a stream is first logged; one client (and one writer)
+per event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from typing import Any
 
+from .._redis_client import BASE_ERRORS, PerLoop, new_client, redis_errors
 from ._config import ResumeConfig
-
-END_ID = "1-0"
+from ._writer import LogWriter
 
 
 class RedisLog:
@@ -23,55 +24,43 @@ class RedisLog:
 
     def __init__(self, config: ResumeConfig) -> None:
         self.config = config
-        self._clients: tuple[Any, Any] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.errors: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+        self._clients = PerLoop()
+        self._writer = PerLoop()
+        self.errors: tuple[type[BaseException], ...] = BASE_ERRORS
 
     def key(self, owner: str, sid: str) -> str:
         digest = hashlib.sha256(owner.encode()).hexdigest()[:32]
         return f"{self.config.key_prefix}{digest}:{sid}"
 
     def _connect(self) -> tuple[Any, Any]:
-        loop = asyncio.get_running_loop()
-        if self._clients is not None and self._loop is loop:
-            return self._clients
-        try:
-            import redis.asyncio as aioredis
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-            from redis.exceptions import RedisError
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise RuntimeError(
-                "resumable streams need the redis client: pip install 'streamboost[redis]'"
-            ) from exc
-        timeout = self.config.timeout
-
-        def client(read_timeout: float) -> Any:
-            return aioredis.Redis.from_url(
-                self.config.redis_url,
-                retry=Retry(NoBackoff(), 0),
-                socket_timeout=read_timeout,
-                socket_connect_timeout=timeout,
-            )
-
+        clients = self._clients.current()
+        if clients is not None:
+            return clients  # type: ignore[no-any-return]
+        config = self.config
+        what = "resumable streams need"
         # The tail's blocking reads get their own client, whose read timeout covers the block.
-        clients = (client(timeout), client(self.config.tail_timeout + timeout))
-        self.errors = (RedisError, OSError, TimeoutError)
-        self._clients, self._loop = clients, loop
-        return clients
+        clients = (
+            new_client(config.redis_url, timeout=config.timeout, what=what),
+            new_client(
+                config.redis_url,
+                timeout=config.timeout,
+                read_timeout=config.tail_timeout + config.timeout,
+                what=what,
+            ),
+        )
+        self.errors = redis_errors()
+        return self._clients.set(clients)  # type: ignore[no-any-return]
 
-    async def append(self, key: str, entry: str, data: bytes, *, end: bool, expire: bool) -> None:
-        """One batch (``data``) as ``entry``; ``end``: the stream's last write."""
-        client = self._connect()[0]
-        fields = {"d": data, "e": b"1"} if end else {"d": data}
-        maxlen = self.config.maxlen
-        if not (expire or end):
-            await client.xadd(key, fields, id=entry, maxlen=maxlen, approximate=True)
-            return
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.xadd(key, fields, id=entry, maxlen=maxlen, approximate=True)
-            pipe.expire(key, max(1, round(self.config.ttl)))
-            await pipe.execute()
+    def writer(self) -> LogWriter:
+        """This event loop's writer of batches (see ``_writer``)."""
+        writer: LogWriter | None = self._writer.current()
+        if writer is None:
+            config = self.config
+            client = self._connect()[0]
+            ttl = max(1, round(config.ttl))
+            writer = LogWriter(client, config.maxlen, ttl, config.timeout, self.errors)
+            self._writer.set(writer)
+        return writer
 
     async def after(self, key: str, seq: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
         """The entries holding events after ``seq`` (and the end entry)."""
@@ -85,10 +74,13 @@ class RedisLog:
         entries = await client.xrevrange(key, "+", "-", count=1)
         return entries[0][1] if entries else None
 
-    async def tail(self, key: str, entry: bytes | str) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        """Entries after ``entry``, waiting up to ``tail_timeout`` for the first."""
+    async def tail(
+        self, key: str, entry: bytes | str, wait: float | None = None
+    ) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """Entries after ``entry``, waiting up to ``wait`` (``tail_timeout``) for the first."""
         client = self._connect()[1]
-        block = max(1, round(self.config.tail_timeout * 1000))
+        wait = self.config.tail_timeout if wait is None else wait
+        block = max(1, round(wait * 1000))
         answer = await client.xread({key: entry}, block=block)
         if not answer:
             return []
@@ -96,7 +88,10 @@ class RedisLog:
         return entries
 
     async def aclose(self) -> None:
-        clients, self._clients = self._clients, None
+        writer = self._writer.take()
+        if writer is not None:
+            await writer.aclose()
+        clients = self._clients.take()
         if clients is not None:
             for client in clients:
                 await client.aclose()

@@ -4,6 +4,11 @@ Any process sharing the Redis answers it: the id ``<stream id>-<seq>`` names the
 the key is bound to the request's owner, so another owner's resume finds nothing (404), like
 an unknown, expired or trimmed stream. A stream that ended with nothing after the id answers
 204, which tells an ``EventSource`` to stop reconnecting.
+
+The log trails what a client got by one write (the batch goes to the client first, then to
+Redis), so a resume can arrive before the batch holding its id is logged: a stream not in
+the log yet is waited for (``timeout``) before the 404, and the first batch the live tail
+gets is cut after the id like the first replayed one, so nothing is sent twice.
 """
 
 from __future__ import annotations
@@ -58,10 +63,13 @@ async def replay(
         entries = await log.after(key, seq)
         if not entries:
             newest = await log.last(key)
+            if newest is None and await log.tail(key, "0-0", log.config.timeout):
+                newest = await log.last(key)  # its first write was still on its way
+                entries = await log.after(key, seq)
             if newest is None:
                 await _empty(send, 404)
                 return
-            if b"e" in newest:
+            if not entries and b"e" in newest:
                 # Ended: maybe between the two reads, so read again before saying so.
                 entries = await log.after(key, seq)
                 if not entries:
@@ -76,11 +84,11 @@ async def replay(
     for number, (entry, fields) in enumerate(entries):
         data = fields.get(b"d", b"")
         if number == 0 and data:
-            rest = _after(data, prefix, seq)
-            if rest is None and data.find(b"%s%d" % (prefix, seq + 1)) < 0:
+            cut = _cut(data, prefix, seq)
+            if cut is None:
                 await _empty(send, 404)  # the events after seq were trimmed (maxlen)
                 return
-            data = data if rest is None else rest
+            data = cut
         chunks.append(data)
         cursor = entry
         end = b"e" in fields
@@ -88,11 +96,28 @@ async def replay(
     await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": not end})
     if end:
         return
-    await _live(log, key, cursor, receive, send)
+    # Nothing replayed: the first live batch may still hold events up to seq.
+    await _live(log, key, cursor, None if entries else (prefix, seq), receive, send)
 
 
-async def _live(log: RedisLog, key: str, cursor: bytes | str, receive: Receive, send: Send) -> None:
-    """The live tail: each new batch as it is logged, until the end, a silence or the client."""
+def _cut(data: bytes, prefix: bytes, seq: int) -> bytes | None:
+    """The first batch read after ``seq``: from the event after it; None for a gap."""
+    rest = _after(data, prefix, seq)
+    if rest is not None:
+        return rest
+    return data if data.find(b"%s%d" % (prefix, seq + 1)) >= 0 else None
+
+
+async def _live(
+    log: RedisLog,
+    key: str,
+    cursor: bytes | str,
+    after: tuple[bytes, int] | None,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """The live tail: each new batch as it is logged, until the end, a silence or the client.
+    ``after``: (id prefix, seq) when the first batch with data is to be cut after seq."""
 
     async def client_left() -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -118,9 +143,11 @@ async def _live(log: RedisLog, key: str, cursor: bytes | str, receive: Receive, 
             for entry, fields in entries:
                 cursor = entry
                 end = end or b"e" in fields
-                await send(
-                    {"type": "http.response.body", "body": fields.get(b"d", b""), "more_body": True}
-                )
+                data = fields.get(b"d", b"")
+                if after is not None and data:
+                    cut = _cut(data, *after)  # None cannot be a gap here: the log is live
+                    data, after = (data if cut is None else cut), None
+                await send({"type": "http.response.body", "body": data, "more_body": True})
             if end:
                 break
         await send({"type": "http.response.body", "body": b"", "more_body": False})

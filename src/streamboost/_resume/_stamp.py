@@ -43,6 +43,16 @@ class Stamper:
         """The chunk with ids inserted, and the stamped blocks it completed (for the log)."""
         if not chunk:
             return chunk, []
+        if (
+            not self._block
+            and self._line_empty
+            and not self._cr
+            and chunk.endswith(b"\n\n")
+            and chunk[0] != 0x0A
+            and b"\r" not in chunk
+            and b"\n\n\n" not in chunk
+        ):
+            return self._whole(chunk)
         out: list[bytes] = []
         logged: list[bytes] = []
         pos = 0
@@ -105,6 +115,36 @@ class Stamper:
             return chunk, logged
         out.append(chunk[out_from:])
         return b"".join(out), logged
+
+    def _whole(self, chunk: bytes) -> tuple[bytes, list[bytes]]:
+        """``feed`` of the usual batch: whole LF events, from a block's start, one blank line
+        between them. The same bytes as the general path, split once instead of scanned."""
+        blocks = chunk.split(b"\n\n")
+        blocks.pop()  # the empty rest after the last blank line
+        plain = b"event" not in chunk  # then a block with a data line first is stamped
+        mid = b"\n" + self.prefix
+        seq = self.seq
+        tails: list[bytes] = []  # each block's end: its id line and blank line, or the blank
+        logged = 0
+        for block in blocks:
+            if (plain and block.startswith(b"data:")) or self._stampable(block):
+                seq += 1
+                logged += 1
+                tails.append(mid + str(seq).encode() + b"\n\n")
+            else:
+                tails.append(b"")
+        self.seq = seq
+        self._stamped = bool(tails[-1])
+        if not logged:
+            return chunk, []
+        if logged == len(blocks):
+            parts: list[bytes] = [b""] * (2 * logged)
+            parts[0::2] = blocks
+            parts[1::2] = tails
+            out = b"".join(parts)
+            return out, [out]
+        pieces = [block + (tail or b"\n\n") for block, tail in zip(blocks, tails, strict=True)]
+        return b"".join(pieces), [p for p, tail in zip(pieces, tails, strict=True) if tail]
 
     def rest(self) -> bytes:
         """The unfinished block at the body's end (logged raw, as the client got it)."""

@@ -1,28 +1,25 @@
 """``Tap``: a resumable response's server side, below ``HTTPStream``.
 
 It sees every message the send path writes (a coalesced stream's flushed batches, one
-message each), stamps the events' ids and appends each batch to the Redis log once, then
-hands the stamped bytes to the client. When the client leaves, the app is not told: its
-sends still go to the log (the client's side is a no-op) and its ``receive`` waits, for up
-to ``detach_timeout``; then the app gets ``http.disconnect`` and its next send an
-``OSError``, as without resume.
+message each), stamps the events' ids, hands the stamped bytes to the client, then the batch
+to the loop's ``LogWriter`` (at most one ``XADD`` per batch; the send does not wait for it).
+When the client leaves, the app is not told: its sends still go to the log (the client's
+side is a no-op) and its ``receive`` waits, for up to ``detach_timeout``; then the app gets
+``http.disconnect`` and its next send an ``OSError``, as without resume.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
 from collections.abc import Awaitable
 from typing import Any
 
-from .._ratelog import RateLimitedLog
 from .._types import Message, Receive, Scope, Send
 from ._config import ResumeConfig
-from ._log import END_ID, RedisLog
+from ._log import RedisLog
 from ._stamp import Stamper
-
-_log = RateLimitedLog(logging.getLogger("streamboost.resume"))
+from ._writer import LogWriter, Pending
 
 
 class Tap:
@@ -30,20 +27,21 @@ class Tap:
 
     __slots__ = (
         "_app_queue",
+        "_complete",
         "_config",
         "_cut",
         "_ended",
         "_expire_at",
         "_gone",
-        "_key",
         "_log",
-        "_logged",
+        "_pending",
         "_receive",
         "_send",
         "_stamper",
         "_timer",
         "_unstamped",
         "_watcher",
+        "_writer",
         "owner",
     )
 
@@ -63,12 +61,13 @@ class Tap:
         self._send = send
         self.owner = config.owner(scope)
         self._stamper: Stamper | None = None
-        self._key: str | None = None  # None: nothing (more) to log
+        self._pending: Pending | None = None  # the stream's log; None: nothing (more) to log
+        self._writer: LogWriter | None = None
         self._gone = False  # the client left
+        self._complete = False  # the body's last message was sent
         self._cut = False  # ...and detach_timeout passed, or the app is over
-        self._ended = False  # the log has its end
+        self._ended = False  # the end was handed to the writer
         self._expire_at = 0.0
-        self._logged = 0  # the last seq in the log
         self._watcher: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._app_queue: asyncio.Queue[Message] | None = None
@@ -107,7 +106,9 @@ class Tap:
             return
         sid = secrets.token_hex(16)
         self._stamper = Stamper(sid.encode(), self._unstamped)
-        self._key = self._log.key(self.owner, sid)
+        self._pending = pending = Pending(self._log.key(self.owner, sid))
+        pending.done = loop.create_future()
+        self._writer = self._log.writer()
         self._app_queue = asyncio.Queue()
         self._watcher = loop.create_task(self._watch())
 
@@ -118,7 +119,12 @@ class Tap:
         while True:
             message = await self._receive()
             if message["type"] == "http.disconnect":
-                self._client_left()
+                if self._complete:
+                    # After the body's end: the disconnect of a finished exchange (servers say
+                    # so then), nothing to detach from and no timer to arm; the app sees it.
+                    queue.put_nowait(message)
+                else:
+                    self._client_left()
                 return
             queue.put_nowait(message)
 
@@ -151,6 +157,7 @@ class Tap:
         if type(body) is not bytes:
             body = bytes(body)
         more = message.get("more_body", False)
+        self._complete = not more
         out, logged = stamper.feed(body)
         last = stamper.seq
         if not more and (rest := stamper.rest()):
@@ -163,45 +170,50 @@ class Tap:
                     await self._send({"type": "http.response.body", "body": out, "more_body": more})
             except OSError:
                 self._client_left()  # servers that raise on a gone client
-        if self._key is not None and (logged or not more):
-            await self._append(b"".join(logged), last, end=not more)
+        if self._pending is not None and (logged or not more):
+            self._append(b"".join(logged), last, end=not more)
 
-    async def _append(self, data: bytes, last: int, *, end: bool) -> None:
-        key = self._key
-        assert key is not None
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        expire = now >= self._expire_at
-        if expire:
-            self._expire_at = now + self._config.ttl / 2
-        entry = f"0-{last}" if last > self._logged else END_ID
-        self._logged = last
-        try:
-            await self._log.append(key, entry, data, end=end, expire=expire)
-        except self._log.errors as exc:
-            self._key = None  # no more appends: a resume then finds a gap (404), never a hole
-            _log.warning(
-                "redis",
-                "streamboost resume: appending to the stream log failed (%s: %s); "
-                "this stream is no longer resumable",
-                type(exc).__name__,
-                exc,
-            )
+    def _append(self, data: bytes, last: int, *, end: bool) -> None:
+        """Hand a batch to the loop's writer (it goes out without this send waiting)."""
+        pending, writer = self._pending, self._writer
+        assert pending is not None and writer is not None
+        if pending.failed:
+            self._pending = None  # no more appends: a resume then finds a gap (404), never a hole
             return
+        now = asyncio.get_running_loop().time()
+        if now >= self._expire_at:
+            self._expire_at = now + self._config.ttl / 2
+            pending.expire = True
+        if data:
+            pending.parts.append(data)
+        pending.seq = last
         if end:
+            pending.end = True
             self._ended = True
+        writer.add(pending)
 
     async def finish(self) -> None:
-        """After the app's run: stop watching, and end the log if the body did not."""
+        """After the app's run: stop watching, end the log if the body did not, and wait
+        until the end is written (so a server's graceful shutdown does not lose it)."""
         self._cut = True
         if self._timer is not None:
             self._timer.cancel()
         watcher = self._watcher
         if watcher is not None and not watcher.done():
             watcher.cancel()
-        if self._key is not None and not self._ended and self._stamper is not None:
-            await self._append(self._stamper.rest(), self._stamper.seq, end=True)
+        pending = self._pending
+        if pending is None or self._stamper is None:
+            return
+        if not self._ended:
+            self._append(self._stamper.rest(), self._stamper.seq, end=True)
+        done = pending.done
+        if done is not None and not pending.failed:
+            await done
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
-        state: dict[str, Any] = {"key": self._key, "gone": self._gone, "cut": self._cut}
+        state: dict[str, Any] = {
+            "log": self._pending is not None,
+            "gone": self._gone,
+            "cut": self._cut,
+        }
         return f"Tap({state})"

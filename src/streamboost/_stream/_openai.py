@@ -3,7 +3,12 @@
 Consecutive events that only add ``delta.content`` to the same choice of the same completion
 become one event with the concatenated content. Never merged: role changes, tool calls, chunks
 with a ``finish_reason``, ``usage`` or ``logprobs``, ``[DONE]``, events with fields other than
-one ``data:`` line, and anything that does not parse.
+one ``data:`` line and ``id:`` lines, and anything that does not parse.
+
+The merged event keeps the last ``id`` of the events it replaces, so a client's last event id
+after it is what it would have been after them (a resume from it asks for what follows the
+whole run). An id with a NUL is skipped, as a browser ignores it. A resumable stream's ids
+are stamped below this, on the merged events (``_resume``).
 """
 
 from __future__ import annotations
@@ -15,9 +20,34 @@ import orjson
 _CONTENT_ONLY = frozenset({"content"})
 
 
-def _content_delta(block: bytes) -> tuple[tuple[Any, ...], dict[str, Any], str] | None:
-    """``(merge key, parsed chunk, content)`` for a mergeable event block, else None."""
-    if not block.startswith(b"data:") or b"\n" in block or b"chat.completion.chunk" not in block:
+def _id_and_data(block: bytes) -> tuple[bytes | None, bytes] | None:
+    """A block of one ``data:`` line and ``id`` lines: (its last usable id line, the data line)."""
+    ident: bytes | None = None
+    data: bytes | None = None
+    for line in block.split(b"\n"):
+        if line.startswith(b"data:"):
+            if data is not None:
+                return None  # a multi-line data field: not a chunk we merge
+            data = line
+        elif line.startswith(b"id:") or line == b"id":
+            if b"\0" not in line:
+                ident = line
+        else:
+            return None
+    return None if data is None else (ident, data)
+
+
+def _content_delta(
+    block: bytes,
+) -> tuple[tuple[Any, ...], dict[str, Any], str, bytes | None] | None:
+    """``(merge key, parsed chunk, content, id line)`` for a mergeable event block, else None."""
+    ident = None
+    if b"\n" in block:
+        parts = _id_and_data(block)
+        if parts is None:
+            return None
+        ident, block = parts
+    if not block.startswith(b"data:") or b"chat.completion.chunk" not in block:
         return None
     try:
         chunk = orjson.loads(block[5:])
@@ -47,7 +77,7 @@ def _content_delta(block: bytes) -> tuple[tuple[Any, ...], dict[str, Any], str] 
         choice.get("index"),
         frozenset(chunk) | frozenset(choice),
     )
-    return key, chunk, delta["content"]
+    return key, chunk, delta["content"], ident
 
 
 def merge_chunks(body: bytes) -> bytes:
@@ -56,7 +86,7 @@ def merge_chunks(body: bytes) -> bytes:
         return body  # CRLF streams are passed as they are
     blocks = body.split(b"\n\n")
     out: list[bytes] = []
-    run: list[tuple[bytes, dict[str, Any], str]] = []
+    run: list[tuple[bytes, dict[str, Any], str, bytes | None]] = []
     run_key: tuple[Any, ...] | None = None
 
     def close_run() -> None:
@@ -64,8 +94,12 @@ def merge_chunks(body: bytes) -> bytes:
             out.append(run[0][0])
         elif run:
             first = run[0][1]
-            first["choices"][0]["delta"]["content"] = "".join(text for _, _, text in run)
-            out.append(b"data: " + orjson.dumps(first))
+            first["choices"][0]["delta"]["content"] = "".join(text for _, _, text, _ in run)
+            merged = b"data: " + orjson.dumps(first)
+            ident = None
+            for *_, line in run:
+                ident = line if line is not None else ident
+            out.append(merged if ident is None else merged + b"\n" + ident)
         run.clear()
 
     last = len(blocks) - 1
@@ -76,10 +110,10 @@ def merge_chunks(body: bytes) -> bytes:
             run_key = None
             out.append(block)
             continue
-        key, chunk, text = parsed
+        key, chunk, text, ident = parsed
         if key != run_key:
             close_run()
             run_key = key
-        run.append((block, chunk, text))
+        run.append((block, chunk, text, ident))
     close_run()
     return b"\n\n".join(out)

@@ -272,6 +272,12 @@ typedef struct {
     PyObject *content_names;  /* frozenset of bytes, or None: a protocol's only content events */
     Py_ssize_t fmt, pending;
     char fast, openai_chat;
+    /* The memo of the last content event's shape (see memo_probe): bytes [0, memo_off) and
+     * the last memo_tail bytes around its "content" string; memo_tail 0: none. In the
+     * padding after the flags, plus the 16-byte digest: 16 bytes per stream. */
+    uint16_t memo_off, memo_tail;
+    unsigned char memo_learns; /* memos replaced by another shape; MEMO_LEARNS: stop */
+    uint64_t memo_digest[2];
 } ScanBase;
 
 static int
@@ -1012,10 +1018,11 @@ is_critical(const char *d, Py_ssize_t n, PyObject *names, int openai_chat, const
 }
 
 /* _classify.is_sse_content; `content` NULL: any name counts. `keys`: the walk's, NULL: each
- * key is looked for when asked. */
+ * key is looked for when asked. *chat is set to 1 when the answer is an OpenAI chat chunk's
+ * "content" value (the shape the memo learns). */
 static int
 is_sse_content(const char *d, Py_ssize_t n, PyObject *metadata, PyObject *content,
-               int openai_chat, const Keys *keys, const FirstName *first)
+               int openai_chat, const Keys *keys, const FirstName *first, int *chat)
 {
     const char *end = d + n;
     const char *data = find(d, n, "data:", 5);
@@ -1060,14 +1067,220 @@ is_sse_content(const char *d, Py_ssize_t n, PyObject *metadata, PyObject *conten
     }
     if (keys != NULL) {
         if (openai_chat && keys->found[K_CHAT]) {
+            *chat = keys->found[K_CONTENT];
             return keys->found[K_CONTENT] || keys->found[K_TOOLS];
         }
     }
     else if (openai_chat && find_key(d, d, end, K_CHAT) != NULL) {
-        return has_value(d, n, K_CONTENT) || has_value(d, n, K_TOOLS);
+        *chat = has_value(d, n, K_CONTENT);
+        return *chat || has_value(d, n, K_TOOLS);
     }
     return stop > start;
 }
+
+/* -- the memo of the last content event's shape ----------------------------------------------- */
+
+/* An OpenAI stream's content chunks differ only in their "content" string: the id, object,
+ * created, model and the tail after the string ("finish_reason":null, ...) repeat. For the
+ * last chunk classified CONTENT the memo keeps where that string starts (memo_off) and how
+ * many bytes follow it (memo_tail), and a digest of those bytes; a chunk whose bytes there
+ * have the same digest and whose string is a plain one (memo_value_plain) is CONTENT too,
+ * without the walk. Why that is exact but for a digest collision: docs/architecture.md
+ * (Decisions, "The classify memo"). The digest is NH (UMAC's hash) over 16-byte blocks with a
+ * per-process random key: for two different byte strings of one length, the chance over the
+ * key that their 128-bit digests agree is at most 2^-64. The Python twin has no memo; its
+ * answers are the same. Where the compiler has no 128-bit product the memo is off. */
+#if defined(__SIZEOF_INT128__)
+#define MEMO 1
+#define MEMO_BLOCKS 48 /* the most 16-byte blocks a memo digests (768 bytes) */
+#define MEMO_LEARNS 8  /* a stream whose shape changed this often stops learning */
+static uint64_t MEMO_KEY[2 * MEMO_BLOCKS];
+
+static inline uint64_t
+load64(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* Adds the blocks of d[0, len) to the NH sum, from key block *k on. A length of 16 or more
+ * is read in 16-byte blocks, the last one overlapping the one before it; a shorter one is one
+ * zero-padded block. For one length the blocks are a one-to-one encoding of the bytes, which
+ * is all NH's bound needs. */
+static inline void
+nh_add(const char *d, Py_ssize_t len, int *k, unsigned __int128 *sum)
+{
+    if (len < 16) {
+        char pad[16] = {0};
+        memcpy(pad, d, (size_t)len);
+        *sum += (unsigned __int128)(load64(pad) + MEMO_KEY[2 * *k]) *
+                (load64(pad + 8) + MEMO_KEY[2 * *k + 1]);
+        *k += 1;
+        return;
+    }
+    for (Py_ssize_t i = 0;; i += 16) {
+        const char *p = d + (i + 16 <= len ? i : len - 16);
+        *sum += (unsigned __int128)(load64(p) + MEMO_KEY[2 * *k]) *
+                (load64(p + 8) + MEMO_KEY[2 * *k + 1]);
+        *k += 1;
+        if (i + 16 >= len) {
+            return;
+        }
+    }
+}
+
+/* The blocks a (head, tail) pair takes; over MEMO_BLOCKS: no memo for that shape. */
+static inline Py_ssize_t
+memo_blocks(Py_ssize_t head, Py_ssize_t tail)
+{
+    return (head + 15) / 16 + (tail + 15) / 16;
+}
+
+/* The digest of d[0, head) and d[n - tail, n). */
+static void
+memo_digest(const char *d, Py_ssize_t n, Py_ssize_t head, Py_ssize_t tail, uint64_t out[2])
+{
+    unsigned __int128 sum = 0;
+    int k = 0;
+    nh_add(d, head, &k, &sum);
+    nh_add(d + n - tail, tail, &k, &sum);
+    out[0] = (uint64_t)sum;
+    out[1] = (uint64_t)(sum >> 64);
+}
+
+/* The bytes a content string must not hold for the memo's answer to stand: a quote (it ends
+ * the string, or as \" it could open a key), LF and CR (the event's lines), '[' ("[DONE]"). */
+static unsigned char MEMO_STOP[256];
+
+/* 1 when v[0, len) cannot change what classify answers: not empty, none of MEMO_STOP but a
+ * '[' that starts no "[DONE]", and not one of the keys' names (as the whole string it would,
+ * with the quotes around it, be that key). Backslashes are kept: without a quote no escape
+ * reaches a key, and the classifiers never read the string's bytes otherwise. */
+static int
+memo_value_plain(const char *v, Py_ssize_t len)
+{
+    if (len <= 0) {
+        return 0; /* "content":"" is no content */
+    }
+    const char *end = v + len;
+    for (const char *p = v; p < end; p++) {
+        if (MEMO_STOP[(unsigned char)*p]) {
+            if (*p != '[' || (end - p >= 6 && memcmp(p, "[DONE]", 6) == 0)) {
+                return 0;
+            }
+        }
+    }
+    for (int k = 0; k < K_COUNT; k++) {
+        if (KEYS[k].len - 2 == len && memcmp(KEYS[k].text + 1, v, (size_t)len) == 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* classify's answer from the memo: CONTENT when the chunk has the memo's shape, else 0. */
+static inline long
+memo_probe(ScanBase *scan, const char *d, Py_ssize_t n)
+{
+    Py_ssize_t head = scan->memo_off, tail = scan->memo_tail;
+    if (tail == 0 || n <= head + tail || d[n - tail] != '"' || d[head - 1] != '"' ||
+        !memo_value_plain(d + head, n - tail - head)) {
+        return 0;
+    }
+    uint64_t digest[2];
+    memo_digest(d, n, head, tail, digest);
+    return digest[0] == scan->memo_digest[0] && digest[1] == scan->memo_digest[1] ? CONTENT : 0;
+}
+
+/* After classify answered CONTENT for an SSE chunk: remember its shape when it has a plain
+ * "content" string (the first "content" key with a string value) in a data line, "data:"
+ * before it, and the scanner's sets are frozensets (a set could change under the memo). */
+static void
+memo_learn(ScanBase *scan, const char *d, Py_ssize_t n)
+{
+    if (scan->memo_learns >= MEMO_LEARNS || !PyFrozenSet_CheckExact(scan->metadata) ||
+        !(is_none(scan->critical_names) || PyFrozenSet_CheckExact(scan->critical_names)) ||
+        !(is_none(scan->content_names) || PyFrozenSet_CheckExact(scan->content_names))) {
+        return;
+    }
+    const char *end = d + n, *key = find_key(d, d, end, K_CONTENT), *q;
+    for (;; key = find_key(d, key + 1, end, K_CONTENT)) {
+        if (key == NULL) {
+            return;
+        }
+        for (q = key + KEYS[K_CONTENT].len; q < end && is_space(*q); q++) {
+        }
+        if (q < end && *q == ':') {
+            for (q++; q < end && is_space(*q); q++) {
+            }
+            if (q < end && *q == '"') {
+                break;
+            }
+        }
+    }
+    const char *value = q + 1, *close = memchr(value, '"', (size_t)(end - value));
+    if (close == NULL || !memo_value_plain(value, close - value)) {
+        return;
+    }
+    Py_ssize_t head = value - d, tail = end - close;
+    if (memo_blocks(head, tail) > MEMO_BLOCKS || find(d, head, "data:", 5) == NULL) {
+        return;
+    }
+    const char *line = value; /* the string's line must not be an event line: its name */
+    while (line > d && line[-1] != '\n') {
+        line--;
+    }
+    if (memcmp(line, "event:", 6) == 0) {
+        return;
+    }
+    uint64_t digest[2];
+    memo_digest(d, n, head, tail, digest);
+    if (scan->memo_tail != 0 && (scan->memo_off != head || scan->memo_tail != tail ||
+                                 scan->memo_digest[0] != digest[0] ||
+                                 scan->memo_digest[1] != digest[1])) {
+        scan->memo_learns += 1;
+        if (scan->memo_learns >= MEMO_LEARNS) {
+            scan->memo_tail = 0; /* the shape keeps changing: no more probes either */
+            return;
+        }
+    }
+    scan->memo_off = (uint16_t)head;
+    scan->memo_tail = (uint16_t)tail;
+    scan->memo_digest[0] = digest[0];
+    scan->memo_digest[1] = digest[1];
+}
+
+/* The memo's key, random per process (os.urandom). */
+static int
+memo_init(void)
+{
+    MEMO_STOP['"'] = MEMO_STOP['\n'] = MEMO_STOP['\r'] = MEMO_STOP['['] = 1;
+    PyObject *os = PyImport_ImportModule("os");
+    if (os == NULL) {
+        return -1;
+    }
+    PyObject *key = PyObject_CallMethod(os, "urandom", "n", (Py_ssize_t)sizeof(MEMO_KEY));
+    Py_DECREF(os);
+    if (key == NULL) {
+        return -1;
+    }
+    if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) != (Py_ssize_t)sizeof(MEMO_KEY)) {
+        Py_DECREF(key);
+        PyErr_SetString(PyExc_RuntimeError, "os.urandom gave no key for the classify memo");
+        return -1;
+    }
+    memcpy(MEMO_KEY, PyBytes_AS_STRING(key), sizeof(MEMO_KEY));
+    Py_DECREF(key);
+    return 0;
+}
+#else
+static int
+memo_init(void)
+{
+    return 0;
+}
+#endif
 
 /* ScanBase.classify: GENERAL, CONTENT or OTHER, -1 on an error. `body` is non-empty bytes.
  * With critical events asked (coalescing), most keys are asked of every chunk: one walk finds
@@ -1089,6 +1302,11 @@ classify(ScanBase *scan, PyObject *body)
     const char *d = PyBytes_AS_STRING(body);
     Py_ssize_t n = PyBytes_GET_SIZE(body);
     int sse = scan->fmt == FORMAT_SSE;
+#ifdef MEMO
+    if (sse && scan->memo_tail != 0 && memo_probe(scan, d, n)) {
+        return CONTENT;
+    }
+#endif
     int critical_asked = !is_none(scan->critical_names);
     PyObject *content = is_none(scan->content_names) ? NULL : scan->content_names;
     Keys keys;
@@ -1149,9 +1367,18 @@ classify(ScanBase *scan, PyObject *body)
     if (!sse) {
         return CONTENT;
     }
+    int chat = 0;
     int tokens = is_sse_content(d, n, scan->metadata, content, scan->openai_chat,
-                                critical_asked ? &keys : NULL, &first);
-    return tokens < 0 ? -1 : (tokens ? CONTENT : OTHER);
+                                critical_asked ? &keys : NULL, &first, &chat);
+    if (tokens < 0) {
+        return -1;
+    }
+#ifdef MEMO
+    if (chat) {
+        memo_learn(scan, d, n);
+    }
+#endif
+    return tokens ? CONTENT : OTHER;
 }
 
 static PyObject *
@@ -1163,6 +1390,32 @@ ScanBase_classify(ScanBase *self, PyObject *body)
     }
     long kind = classify(self, body);
     return kind < 0 ? NULL : PyLong_FromLong(kind);
+}
+
+/* The fields the memo's answer depends on (fmt, the three sets, openai_chat): setting one
+ * forgets the memo. `pending` and `fast` are read before the memo is, and are set per chunk. */
+static PyObject *s_memo_fields[5];
+
+static int
+ScanBase_setattro(PyObject *self, PyObject *name, PyObject *value)
+{
+    int result = PyObject_GenericSetAttr(self, name, value);
+#ifdef MEMO
+    ScanBase *scan = (ScanBase *)self;
+    if (scan->memo_tail != 0) {
+        /* an interned name (every attribute name in code) is one of them only as that object */
+        int interned = PyUnicode_CheckExact(name) && PyUnicode_CHECK_INTERNED(name);
+        for (int i = 0; i < 5; i++) {
+            if (name == s_memo_fields[i] ||
+                (!interned && PyUnicode_Check(name) &&
+                 PyUnicode_Compare(name, s_memo_fields[i]) == 0)) {
+                scan->memo_tail = 0;
+                break;
+            }
+        }
+    }
+#endif
+    return result;
 }
 
 static PyMemberDef ScanBase_members[] = {
@@ -1538,7 +1791,11 @@ PyInit__speedups(void)
 {
     init_key_first();
     if (intern(&s_type, "type") < 0 || intern(&s_body_type, "http.response.body") < 0 ||
-        intern(&s_more_body, "more_body") < 0 || intern(&s_body, "body") < 0) {
+        intern(&s_more_body, "more_body") < 0 || intern(&s_body, "body") < 0 ||
+        intern(&s_memo_fields[0], "fmt") < 0 || intern(&s_memo_fields[1], "metadata") < 0 ||
+        intern(&s_memo_fields[2], "critical_names") < 0 ||
+        intern(&s_memo_fields[3], "content_names") < 0 ||
+        intern(&s_memo_fields[4], "openai_chat") < 0 || memo_init() < 0) {
         return NULL;
     }
     PyObject *table = PyImport_ImportModule("streamboost._stream._table");
@@ -1588,6 +1845,7 @@ PyInit__speedups(void)
     Py_DECREF(seq);
     RecordBase_Type.tp_getset = RecordBase_getset;
     Sender_Type.tp_init = (initproc)Sender_init;
+    ScanBase_Type.tp_setattro = ScanBase_setattro;
     PyTypeObject *types[] = {&RecordBase_Type, &ScanBase_Type, &BatchBase_Type, &Sender_Type};
     const char *names[] = {"RecordBase", "ScanBase", "BatchBase", "Sender"};
     for (int i = 0; i < 4; i++) {

@@ -213,3 +213,265 @@ def test_type_values_with_nul_and_backslash_bytes_are_read_alike(
                 for critical in (False, True):
                     _alike(body or b"x", fmt, preset, critical)
                     _alike(body + b'{"type":"error"}\n\n', fmt, preset, critical)
+
+
+# -- the C memo of the last OpenAI content chunk's shape ---------------------------------------
+# The C classify remembers where the last OpenAI content chunk's "content" string starts, the
+# length of what follows it and a digest of the bytes around it; a chunk with the same bytes
+# there and a plain string is CONTENT without the walk. The Python twin has no memo, so every
+# answer below compares a C scanner that saw the whole stream with a Python one.
+
+_PREFIXES = (
+    b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,'
+    b'"model":"m","choices":[{"index":0,"delta":{"content":"',
+    b'data: {"id":"chatcmpl-2","object":"chat.completion.chunk","created":1700000000,'
+    b'"model":"m","choices":[{"index":0,"delta":{"content":"',
+    b'id: 7\ndata: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,'
+    b'"choices":[{"index":0,"delta":{"content": "',
+    b'event: error\ndata: {"id":"c","object":"chat.completion.chunk","choices":[{"delta":'
+    b'{"content":"',
+    b'event: ping\ndata: {"object":"chat.completion.chunk","delta":{"content":"',
+    b'data: {"object":"chat.completion.chunk","type":"error","delta":{"content":"',
+    b'data: {"object":"chat.completion.chunk","delta":{"role":"assistant","content":"',
+    b'data: {"object":"chat.completion.chunk","delta":{"type":"text-delta","content":"',
+)
+_TAILS = (
+    b'"},"finish_reason":null}]}\n\n',
+    b'"},"finish_reason":"stop"}]}\n\n',
+    b'"},"finish_reason":null}],"usage":null}\n\n',
+    b'"},"finish_reason":null}],"usage":{"prompt_tokens":1}}\n\n',
+    b'","tool_calls":[{"index":0}]}}]}\n\n',
+    b'"},"finish_reason":null}]}\r\n\r\n',
+    b'"},"finish_reason":null}]}\n\ndata: [DONE]\n\n',
+    b'"}}]}\n\n',
+    b'"},"x":"[DONE]"}]}\n\n',
+    b'"}}]}\n',
+)
+_CONTENTS = st.one_of(
+    st.sampled_from(
+        [
+            b" tok",
+            b"",
+            b"usage",
+            b"type",
+            b"content",
+            b"finish_reason",
+            b"tool_calls",
+            b"chat.completion.chunk",
+            b"[DONE]",
+            b" [DONE] ",
+            b"[x]",
+            b'\\"content\\":\\"',
+            b'","finish_reason":"stop',
+            b'"}}]}\n\ndata: {"x":"',
+            b"a\\",
+            b"\\\\",
+            b"\\n",
+        ]
+    ),
+    st.text(alphabet=st.sampled_from(list(' abc"\\\n\r[]{}:,DONE')), max_size=12).map(
+        lambda text: text.encode()
+    ),
+)
+
+
+def _memo_stream_alike(
+    chunks: list[bytes], preset: str, critical: bool, fmt: int = _table.FORMAT_SSE
+) -> Any:
+    native = _scan(_kernel.ScanBase, fmt, preset, critical)
+    python = _scan(PyScanBase, fmt, preset, critical)
+    for chunk in chunks:
+        assert native.classify(chunk) == python.classify(chunk), (chunk, preset, critical)
+    return native
+
+
+@needs_native
+@settings(max_examples=400, deadline=None)
+@given(
+    shape=st.tuples(st.sampled_from(_PREFIXES), st.sampled_from(_TAILS)),
+    steps=st.lists(
+        st.tuples(
+            _CONTENTS,
+            st.one_of(st.none(), st.sampled_from(_PREFIXES)),
+            st.one_of(st.none(), st.sampled_from(_TAILS)),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    preset=st.sampled_from(["auto", "openai", "anthropic", "openai-responses", "vercel-ai"]),
+    critical=st.booleans(),
+)
+def test_chunks_that_share_a_prefix_and_a_tail_are_classified_alike(
+    shape: tuple[bytes, bytes],
+    steps: list[tuple[bytes, bytes | None, bytes | None]],
+    preset: str,
+    critical: bool,
+) -> None:
+    """Consecutive chunks mostly keep the prefix and the tail of the one before (None) and
+    change the content: quotes, backslashes, line ends, "[DONE]", key names and
+    '"content":"' text in it; sometimes the prefix (another id, app id:/event: lines, a
+    critical "type") or the tail (finish_reason, usage, tool_calls, CRLF, a second event)."""
+    prefix, tail = shape
+    chunks = []
+    for content, new_prefix, new_tail in steps:
+        prefix, tail = new_prefix or prefix, new_tail or tail
+        chunks.append(prefix + content + tail)
+    _memo_stream_alike(chunks, preset, critical)
+
+
+_PLAIN = (
+    b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,'
+    b'"model":"sim","choices":[{"index":0,"delta":{"content":"%s"},'
+    b'"finish_reason":%s}]}\n\n'
+)
+
+
+@needs_native
+@pytest.mark.parametrize("critical", [False, True])
+def test_the_memo_answers_for_its_shape_and_nothing_else(critical: bool) -> None:
+    """After one plain chunk the memo holds its shape; what it must not take, each after a
+    chunk of the memo's shape: a finish reason, usage, [DONE] or a quote in the content, the
+    content being a key's name, CRLF, another id, an event line, an empty content."""
+    plain = [_PLAIN % (b" tok%d" % i, b"null") for i in range(4)]
+    native = _memo_stream_alike(plain, "auto", critical)
+    assert native._memo is not None
+    others = [
+        _PLAIN % (b" tok", b'"stop"'),
+        _PLAIN % (b" tok", b'"st"'),  # a tail of the memo's length, critical
+        (_PLAIN % (b" tok", b"null")).replace(b'"finish_reason":null', b'"usage":{"a":123456}'),
+        _PLAIN % (b'say \\"hi\\"', b"null"),
+        _PLAIN % (b"usage", b"null"),
+        _PLAIN % (b"type", b"null"),
+        _PLAIN % (b"[DONE]", b"null"),
+        _PLAIN % (b"", b"null"),
+        _PLAIN % (b"x\ny", b"null"),
+        _PLAIN % (b"x\\", b"null"),
+        (_PLAIN % (b" tok", b"null"))[:-2] + b"\r\n\r\n",
+        (_PLAIN % (b" tok", b"null")).replace(b"chatcmpl-1", b"chatcmpl-2"),
+        (_PLAIN % (b" tok", b"null")).replace(b"null}]}", b'null}],"usage":{"total_tokens":3}}'),
+        b"event: error\n" + _PLAIN % (b" tok", b"null"),
+        b"id: 1\n" + _PLAIN % (b" tok", b"null"),
+        _PLAIN % (b"data: [DONE]", b"null"),
+    ]
+    for other in others:
+        _memo_stream_alike([plain[0], other, plain[1]], "auto", critical)
+        _memo_stream_alike([plain[0], other, plain[1]], "openai", critical)
+
+
+@needs_native
+def test_setting_a_rule_field_forgets_the_memo() -> None:
+    """The memo's answer holds for the fields it was learned under: setting fmt, a set or
+    openai_chat forgets it (pending and fast are read before it and keep it)."""
+    chunk = _PLAIN % (b" tok", b"null")
+    changes: list[tuple[str, Any]] = [
+        ("critical_names", frozenset({b"x"})),
+        ("metadata", frozenset()),
+        ("content_names", frozenset({b"delta"})),
+        ("openai_chat", False),
+        ("fmt", _table.FORMAT_LINES),
+    ]
+    for field, value in changes:
+        native = _scan(_kernel.ScanBase, _table.FORMAT_SSE, "auto", False)
+        python = _scan(PyScanBase, _table.FORMAT_SSE, "auto", False)
+        assert native.classify(chunk) == _table.CONTENT
+        assert native._memo is not None
+        for scan in (native, python):
+            setattr(scan, field, value)
+        assert native._memo is None, field
+        assert native.classify(chunk) == python.classify(chunk), field
+    native = _scan(_kernel.ScanBase, _table.FORMAT_SSE, "auto", False)
+    native.classify(chunk)
+    native.pending, native.fast = 3, True
+    assert native.classify(chunk) == _table.GENERAL
+    native.pending = 0
+    assert native._memo is not None and native.classify(chunk) == _table.CONTENT
+
+
+@needs_native
+def test_a_stream_whose_shape_keeps_changing_stops_learning() -> None:
+    """A field outside the content string that changes in every chunk (an id per chunk)
+    makes the memo miss each time: after a few shapes the stream stops learning (and
+    probing), and every answer is still the Python one's."""
+    chunks = [(_PLAIN % (b" tok", b"null")).replace(b"chatcmpl-1", b"c%d" % i) for i in range(20)]
+    assert _memo_stream_alike(chunks[:1], "auto", True)._memo is not None
+    native = _memo_stream_alike(chunks, "auto", True)
+    assert native._memo is None
+
+
+# Tails that turn a content string into a key: `"usage` + `":{...}` is a usage value,
+# `"type` + `":"error"` a critical type, `"finish_reason` + `":"stop"` a finish.
+_KEY_TAILS = (
+    b'":"error","x":1}]}\n\n',
+    b'":{"total_tokens":1}}]}\n\n',
+    b'":"stop"}]}\n\n',
+    b'":[{"index":0}]}]}\n\n',
+    b'":"x"}]}\n\n',
+)
+_DANGEROUS = (
+    b"type",
+    b"usage",
+    b"finish_reason",
+    b"tool_calls",
+    b"content",
+    b"chat.completion.chunk",
+    b'x","finish_reason":"stop',
+    b'x","usage":{"total_tokens":1},"y":"',
+    b'x","type":"error',
+    b"[DONE]",
+    b"a [DONE] b",
+    b"",
+    b"x\n\ndata: y",
+    b"x\ry",
+    b"ping",
+    b"tok",
+)
+
+
+@needs_native
+@pytest.mark.parametrize("critical", [False, True])
+@pytest.mark.parametrize("preset", ["auto", "openai"])
+def test_no_content_string_fakes_the_structure_after_the_memo_learned(
+    critical: bool, preset: str
+) -> None:
+    """Every dangerous string after a plain chunk of the same head and tail, for tails that
+    make a key of a string that is a key's name, and for the plain tails."""
+    head = b'data: {"object":"chat.completion.chunk","choices":[{"delta":{"content":"'
+    for tail in (*_KEY_TAILS, *_TAILS):
+        for content in _DANGEROUS:
+            native = _memo_stream_alike(
+                [head + b"tok" + tail, head + content + tail, head + b"tik" + tail],
+                preset,
+                critical,
+            )
+            if tail in _KEY_TAILS[:1] or tail == _TAILS[0]:
+                assert native._memo is not None, tail
+
+
+@needs_native
+def test_the_memo_is_not_learned_where_the_string_is_a_name_or_the_only_data() -> None:
+    """A "content" string on an event line is part of that event's name, and one without a
+    "data:" before it may be the event's only data: such chunks are not learned, and the
+    next chunk of that shape is answered by the walk."""
+    python = _scan(PyScanBase, _table.FORMAT_SSE, "auto", True)
+    for metadata, chunks in (
+        (
+            frozenset({b'{"content":"ping"}'}),
+            [
+                b'data: {"object":"chat.completion.chunk","delta":{"tool_calls":[1]}}\n'
+                b'event: {"content":"' + text + b'"}\n\n'
+                for text in (b"tok", b"ping", b"tok")
+            ],
+        ),
+        (
+            frozenset(),
+            [
+                b'{"object":"chat.completion.chunk","delta":{"content":"' + text + b'"}}\n\n'
+                for text in (b"data: x", b"x", b"data: y")
+            ],
+        ),
+    ):
+        native = _scan(_kernel.ScanBase, _table.FORMAT_SSE, "auto", True)
+        native.metadata = python.metadata = metadata
+        for chunk in chunks:
+            assert native.classify(chunk) == python.classify(chunk), chunk
+            assert native._memo is None, chunk

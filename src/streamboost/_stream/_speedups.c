@@ -1429,6 +1429,24 @@ static PyMemberDef ScanBase_members[] = {
     {NULL},
 };
 
+/* ScanBase._memo: (where the memo's content string starts, the bytes after it), None when
+ * there is none; for the tests, which check that their streams reach the memo. */
+static PyObject *
+ScanBase_memo(ScanBase *self, void *closure)
+{
+#ifdef MEMO
+    if (self->memo_tail != 0) {
+        return Py_BuildValue("(nn)", (Py_ssize_t)self->memo_off, (Py_ssize_t)self->memo_tail);
+    }
+#endif
+    Py_RETURN_NONE;
+}
+
+static PyGetSetDef ScanBase_getset[] = {
+    {"_memo", (getter)ScanBase_memo, NULL, "The memo's (offset, tail), None: none.", NULL},
+    {NULL},
+};
+
 static PyMethodDef ScanBase_methods[] = {
     {"classify", (PyCFunction)ScanBase_classify, METH_O, "One whole event: CONTENT or OTHER."},
     {NULL},
@@ -1846,6 +1864,7 @@ PyInit__speedups(void)
     RecordBase_Type.tp_getset = RecordBase_getset;
     Sender_Type.tp_init = (initproc)Sender_init;
     ScanBase_Type.tp_setattro = ScanBase_setattro;
+    ScanBase_Type.tp_getset = ScanBase_getset;
     PyTypeObject *types[] = {&RecordBase_Type, &ScanBase_Type, &BatchBase_Type, &Sender_Type};
     const char *names[] = {"RecordBase", "ScanBase", "BatchBase", "Sender"};
     for (int i = 0; i < 4; i++) {

@@ -1104,30 +1104,23 @@ load64(const char *p)
     return v;
 }
 
-/* Adds the blocks of d[0, len) to the NH sum, from key block *k on. A length of 16 or more
- * is read in 16-byte blocks, the last one overlapping the one before it; a shorter one is one
- * zero-padded block. For one length the blocks are a one-to-one encoding of the bytes, which
- * is all NH's bound needs. */
-static inline void
-nh_add(const char *d, Py_ssize_t len, int *k, unsigned __int128 *sum)
+/* `sum` plus the NH terms of d[0, len), with the key words from `key` on. A length of 16 or
+ * more is read in 16-byte blocks, the last one overlapping the one before it; a shorter one is
+ * one zero-padded block. For one length the blocks are a one-to-one encoding of the bytes,
+ * which is all NH's bound needs. */
+static inline unsigned __int128
+nh_blocks(const char *d, Py_ssize_t len, const uint64_t *key, unsigned __int128 sum)
 {
     if (len < 16) {
         char pad[16] = {0};
         memcpy(pad, d, (size_t)len);
-        *sum += (unsigned __int128)(load64(pad) + MEMO_KEY[2 * *k]) *
-                (load64(pad + 8) + MEMO_KEY[2 * *k + 1]);
-        *k += 1;
-        return;
+        return sum + (unsigned __int128)(load64(pad) + key[0]) * (load64(pad + 8) + key[1]);
     }
-    for (Py_ssize_t i = 0;; i += 16) {
-        const char *p = d + (i + 16 <= len ? i : len - 16);
-        *sum += (unsigned __int128)(load64(p) + MEMO_KEY[2 * *k]) *
-                (load64(p + 8) + MEMO_KEY[2 * *k + 1]);
-        *k += 1;
-        if (i + 16 >= len) {
-            return;
-        }
+    const char *last = d + len - 16;
+    for (; d < last; d += 16, key += 2) {
+        sum += (unsigned __int128)(load64(d) + key[0]) * (load64(d + 8) + key[1]);
     }
+    return sum + (unsigned __int128)(load64(last) + key[0]) * (load64(last + 8) + key[1]);
 }
 
 /* The blocks a (head, tail) pair takes; over MEMO_BLOCKS: no memo for that shape. */
@@ -1141,10 +1134,8 @@ memo_blocks(Py_ssize_t head, Py_ssize_t tail)
 static void
 memo_digest(const char *d, Py_ssize_t n, Py_ssize_t head, Py_ssize_t tail, uint64_t out[2])
 {
-    unsigned __int128 sum = 0;
-    int k = 0;
-    nh_add(d, head, &k, &sum);
-    nh_add(d + n - tail, tail, &k, &sum);
+    unsigned __int128 sum = nh_blocks(d, head, MEMO_KEY, 0);
+    sum = nh_blocks(d + n - tail, tail, MEMO_KEY + 2 * ((head + 15) / 16), sum);
     out[0] = (uint64_t)sum;
     out[1] = (uint64_t)(sum >> 64);
 }
@@ -1152,6 +1143,8 @@ memo_digest(const char *d, Py_ssize_t n, Py_ssize_t head, Py_ssize_t tail, uint6
 /* The bytes a content string must not hold for the memo's answer to stand: a quote (it ends
  * the string, or as \" it could open a key), LF and CR (the event's lines), '[' ("[DONE]"). */
 static unsigned char MEMO_STOP[256];
+static uint32_t key_name_lengths; /* bit L: some key's name (without its quotes) has L bytes */
+static unsigned char key_name_first[256]; /* 1: some key's name starts with this byte */
 
 /* 1 when v[0, len) cannot change what classify answers: not empty, none of MEMO_STOP but a
  * '[' that starts no "[DONE]", and not one of the keys' names (as the whole string it would,
@@ -1171,9 +1164,12 @@ memo_value_plain(const char *v, Py_ssize_t len)
             }
         }
     }
-    for (int k = 0; k < K_COUNT; k++) {
-        if (KEYS[k].len - 2 == len && memcmp(KEYS[k].text + 1, v, (size_t)len) == 0) {
-            return 0;
+    if (len < 32 && (key_name_lengths >> len) & 1u && key_name_first[(unsigned char)v[0]]) {
+        for (int k = 0; k < K_COUNT; k++) {
+            if (KEYS[k].len - 2 == len && KEYS[k].text[1] == v[0] &&
+                memcmp(KEYS[k].text + 1, v, (size_t)len) == 0) {
+                return 0;
+            }
         }
     }
     return 1;
@@ -1256,6 +1252,10 @@ static int
 memo_init(void)
 {
     MEMO_STOP['"'] = MEMO_STOP['\n'] = MEMO_STOP['\r'] = MEMO_STOP['['] = 1;
+    for (int k = 0; k < K_COUNT; k++) {
+        key_name_lengths |= 1u << (KEYS[k].len - 2); /* every key is shorter than 34 */
+        key_name_first[(unsigned char)KEYS[k].text[1]] = 1;
+    }
     PyObject *os = PyImport_ImportModule("os");
     if (os == NULL) {
         return -1;

@@ -1,11 +1,14 @@
 """The batching rules: when a chunk buffers, goes out at once, or asks for a flush.
 
-``Coalescer`` knows bytes and event boundaries, nothing of ASGI: the sender offers it chunks
-(with how much of each chunk ends at an event boundary) and gives it a ``write`` coroutine
-that puts joined parts on the wire. Its buffer is ``BatchBase`` (the kernel's, whose ``add`` is
-the flush trigger and the backpressure threshold for whole events); the flusher task, the
-window timer and the waits are ``_flusher.Flusher``'s; every write, bounded by
-``send_timeout``, is ``Coalescer.write``.
+``CoalescerCore`` knows bytes and event boundaries, nothing of ASGI: the sender offers it
+chunks (with how much of each chunk ends at an event boundary) and a subclass puts joined parts
+on the wire (``put``, ``put_raw``): the HTTP sender ``_senders.Coalesced`` is one, so an open
+stream is one object, not a sender plus a coalescer plus bound methods between them;
+``Coalescer`` is the other, for callers that give ``write``/``raw`` coroutines (WebSocket
+batching). Its buffer is ``BatchBase`` (the kernel's, whose ``add`` is the flush trigger and
+the backpressure threshold for whole events); the flusher task, the window timer and the waits
+are ``_flusher.Flusher``'s, made at the first batch that needs one (a sparse stream never
+does); every write, bounded by ``send_timeout``, is ``CoalescerCore.write``.
 
 - A chunk is written at once, by the caller, while ``eager`` is set (until the first token has
   gone out), when the stream has been idle for a window, or when the event before it came at
@@ -25,9 +28,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from .._config import CoalesceConfig
-from ._flusher import Flusher
+from ._flusher import Closable, Flusher
 from ._kernel import BatchBase
 from ._ready import Ready
 from ._table import FULL, WAKE, WRITE_NOW
@@ -38,33 +42,33 @@ Raw = Callable[[bytes, bool], Awaitable[None]]
 """``raw(data, more_body)``: put bytes on the wire that are no part of the app's stream (a
 keepalive, the stall event): never counted in the record."""
 
+_NEVER: Final = float("-inf")  # one float for every stream's "not yet"
 
-class Coalescer(BatchBase):
-    """Batches one stream's chunks into few writes; see the module docstring for the rules."""
+
+class CoalescerCore(BatchBase):
+    """Batches one stream's chunks into few writes; see the module docstring for the rules.
+
+    A subclass defines ``put`` (one counted write) and ``put_raw`` (an uncounted one).
+    """
 
     # And BatchBase's: ready, ready_bytes, ready_events, ready_content, pending_bytes,
     # inflight, max_events, max_bytes, max_buffer, wanted, error (C when built: _kernel).
+    # Few slots on purpose: open streams are many (issue 13: at most 2 KiB each).
     __slots__ = (
         "_batch_at",
+        "_config",
         "_last_event",
         "_now",
-        "_now_content",
         "_partial",
-        "_quiet",
-        "_raw",
-        "_timeout",
-        "_window",
-        "_write",
         "done",
         "eager",
         "flusher",
+        "health",
         "last_write",
         "loop",
     )
 
-    def __init__(
-        self, write: Write, config: CoalesceConfig, *, eager: bool = True, raw: Raw | None = None
-    ) -> None:
+    def __init__(self, config: CoalesceConfig, *, eager: bool = True) -> None:
         self.max_events = config.max_events
         self.max_bytes = config.max_bytes
         self.max_buffer = config.max_buffer_bytes
@@ -72,7 +76,7 @@ class Coalescer(BatchBase):
         self.done = Ready.of(loop)  # what a buffered chunk's send returns
         self.eager = eager
         self.error: BaseException | None = None
-        self.ready: list[bytes] = []
+        self.ready = None  # no list until a batch waits (the kernel's add makes one)
         self.ready_bytes = self.ready_events = self.ready_content = 0
         self.pending_bytes = 0
         self.inflight = 0
@@ -80,17 +84,41 @@ class Coalescer(BatchBase):
         # The start of an event that has not ended yet; None, not an empty list, because open
         # streams are many and each list costs 56 bytes.
         self._partial: list[bytes] | None = None
-        self._window = config.window
-        self._quiet = config.window / 2
+        self._config = config  # window, send_timeout, the quiet gap: shared, not copied
         self._batch_at: float | None = None  # loop time the oldest buffered byte came in
-        self._last_event = float("-inf")  # loop time of the last chunk this class decided
-        self._now: list[bytes] | None = None  # what the caller writes itself after WRITE_NOW
-        self._now_content = 0
-        self._write = write
-        self._raw = raw
-        self._timeout = config.send_timeout
-        self.last_write = float("-inf")  # loop time of the last write
-        self.flusher = Flusher(self)
+        self._last_event = _NEVER  # loop time of the last chunk this class decided
+        # What the caller writes itself after WRITE_NOW (its content events wait in
+        # ready_content, which is 0 then: nothing is buffered or in flight).
+        self._now: list[bytes] | None = None
+        self.last_write = _NEVER  # loop time of the last write
+        self.flusher: Flusher | None = None  # made when a batch first needs one
+        self.health: Closable | None = None  # the stream's keepalive/stall timer (_health)
+
+    def put(self, parts: list[bytes], content: int, more: bool) -> Awaitable[None]:
+        """Put the joined parts on the wire (counted)."""
+        raise NotImplementedError
+
+    def put_raw(self, data: bytes, more: bool) -> Awaitable[None] | None:
+        """Put bytes that are no part of the app's stream on the wire; None: cannot."""
+        raise NotImplementedError
+
+    def the_flusher(self) -> Flusher:
+        """The stream's flusher, made now if no batch needed one yet."""
+        flusher = self.flusher
+        if flusher is None:
+            flusher = self.flusher = Flusher(self)
+        return flusher
+
+    def wake(self) -> None:
+        """A flush is due (the kernel calls this on ``WAKE``)."""
+        flusher = self.flusher
+        if flusher is None:
+            flusher = self.flusher = Flusher(self)
+        flusher.wake()
+
+    def room(self) -> Awaitable[None]:
+        """What the app's send returns on a full buffer (the kernel calls this on ``FULL``)."""
+        return self.the_flusher().wait_for_room()
 
     def offer(self, data: bytes, complete: int, events: int, content: int, critical: bool) -> int:
         """Take one chunk whose first ``complete`` bytes end at an event boundary.
@@ -101,16 +129,17 @@ class Coalescer(BatchBase):
         if self.ready and complete == len(data) and not self.pending_bytes:
             return self.add(data, complete, events, content, critical)  # joins a batch
         now = self.loop.time()
-        quiet = now - self._last_event >= self._quiet
+        config = self._config
+        quiet = now - self._last_event >= config.quiet
         self._last_event = now
         if (
             complete
             and not self.ready
             and not self.inflight
-            and (self.eager or quiet or now - self.last_write >= self._window)
+            and (self.eager or quiet or now - self.last_write >= config.window)
         ):
             self._now = self._complete(data, complete)
-            self._now_content = content
+            self.ready_content += content
             self._batch_at = now if self._partial is not None else None
             return WRITE_NOW
         if self._batch_at is None:
@@ -130,10 +159,14 @@ class Coalescer(BatchBase):
         size = self.pending_bytes + complete
         parts = self._complete(data, complete)
         last = parts.pop()
-        self.ready.extend(parts)
+        if parts:
+            if self.ready is None:
+                self.ready = parts
+            else:
+                self.ready.extend(parts)
         code = self.add(last, size, events, content, critical)
         if was_empty and not code & WAKE:
-            self.flusher.arm(self._batch_at + self._window, now)
+            self.the_flusher().arm(self._batch_at + config.window, now)
         return code
 
     def _complete(self, data: bytes, complete: int) -> list[bytes]:
@@ -155,17 +188,20 @@ class Coalescer(BatchBase):
             parts = self._now
             self._now = None
             assert parts is not None
-            return self.write(parts, self._now_content, True)
+            # Stamped with offer's loop time (this same turn): one float for both stamps.
+            return self.write(parts, self.take_content(), True, self._last_event)
         if code & WAKE:
-            self.flusher.wake()
+            self.wake()
         if code & FULL:
-            return self.flusher.wait_for_room()
+            return self.room()
         return self.done
 
     def take(self, *, everything: bool) -> list[bytes]:
         """The ready events (and with ``everything`` an unfinished one) for one write."""
         parts = self.ready
-        self.ready = []
+        if parts is None:
+            parts = []
+        self.ready = None
         self.ready_bytes = self.ready_events = 0
         if everything and self._partial is not None:
             parts.extend(self._partial)
@@ -182,23 +218,29 @@ class Coalescer(BatchBase):
 
     def append_final(self, data: bytes) -> None:
         """``data`` and any unfinished event join the ready events (the body's last write)."""
+        ready = self.ready
+        if ready is None:
+            ready = self.ready = []
         if self._partial is not None:
-            self.ready.extend(self._partial)
-        self.ready.append(data)
+            ready.extend(self._partial)
+        ready.append(data)
         self._partial = None
         self.pending_bytes = 0
 
-    async def write(self, parts: list[bytes], content: int, more: bool) -> None:
-        """One write, bounded by ``send_timeout``; a failure ends the stream."""
-        self.last_write = self.loop.time()
+    async def write(
+        self, parts: list[bytes], content: int, more: bool, at: float | None = None
+    ) -> None:
+        """One write (at loop time ``at``, else now), bounded by ``send_timeout``; a failure
+        ends the stream."""
+        self.last_write = self.loop.time() if at is None else at
         self.inflight = sum(map(len, parts))
-        timeout = self._timeout
+        timeout = self._config.send_timeout
         try:
             if timeout is None:
-                await self._write(parts, content, more)
+                await self.put(parts, content, more)
             else:
                 async with asyncio.timeout(timeout):
-                    await self._write(parts, content, more)
+                    await self.put(parts, content, more)
         except TimeoutError as exc:
             error = OSError(
                 f"send_timeout={timeout!r} s passed while writing to the client: "
@@ -222,14 +264,16 @@ class Coalescer(BatchBase):
 
     async def extra(self, data: bytes, more: bool) -> None:
         """A ``raw`` write when ``quiet()`` (else nothing), bounded like ``write``."""
-        raw = self._raw
-        if raw is None or self.error is not None or not self.quiet():
+        if self.error is not None or not self.quiet():
             return
-        self.inflight = len(data)  # a final flush waits for it, as for any write
-        timeout = self._timeout
+        timeout = self._config.send_timeout
         try:
             async with asyncio.timeout(timeout):
-                await raw(data, more)
+                written = self.put_raw(data, more)
+                if written is None:
+                    return  # no raw write (WebSocket batching)
+                self.inflight = len(data)  # a final flush waits for it, as for any write
+                await written
         except TimeoutError as exc:
             error = OSError(f"send_timeout={timeout!r} s passed while writing to the client")
             self.close(error)
@@ -242,11 +286,28 @@ class Coalescer(BatchBase):
 
     def finish(self, data: bytes, content: int) -> Awaitable[None]:
         """Write everything buffered plus ``data`` as the body's last write."""
-        return self.flusher.flush_all(data, content, final=True)
+        return self._flush_all(data, content, True)
 
     def drain(self) -> Awaitable[None]:
         """Write everything buffered now (before a message that must not overtake it)."""
-        return self.flusher.flush_all(b"", 0, final=False)
+        return self._flush_all(b"", 0, False)
+
+    def _flush_all(self, data: bytes, content: int, final: bool) -> Awaitable[None]:
+        if self.flusher is None and not self.inflight:
+            return self._write_all(data, content, final)  # no task, no timer: no flusher made
+        return self.the_flusher().flush_all(data, content, final=final)
+
+    async def _write_all(self, data: bytes, content: int, final: bool) -> None:
+        """``Flusher.flush_all`` of a stream that never needed a flusher: write here."""
+        if self.error is not None:
+            raise self.error
+        parts = self.take(everything=True)
+        self.wanted = False
+        if data:
+            parts.append(data)
+        content += self.take_content()
+        if parts or final:
+            await self.write(parts, content, not final)
 
     def close(self, error: BaseException | None = None) -> None:
         """Stop: cancel the timer and the flusher, drop what is buffered. Idempotent.
@@ -255,7 +316,31 @@ class Coalescer(BatchBase):
         """
         if error is not None and self.error is None:
             self.error = error
-        self.ready.clear()
+        self.ready = None
         self._partial = None
         self.ready_bytes = self.pending_bytes = self.inflight = 0
-        self.flusher.close()
+        health = self.health
+        if health is not None:
+            self.health = None
+            health.close()
+        if self.flusher is not None:
+            self.flusher.close()
+
+
+class Coalescer(CoalescerCore):
+    """A ``CoalescerCore`` writing through the coroutines it is given (WebSocket batching)."""
+
+    __slots__ = ("_raw", "_write")
+
+    def __init__(
+        self, write: Write, config: CoalesceConfig, *, eager: bool = True, raw: Raw | None = None
+    ) -> None:
+        super().__init__(config, eager=eager)
+        self._write = write
+        self._raw = raw
+
+    def put(self, parts: list[bytes], content: int, more: bool) -> Awaitable[None]:
+        return self._write(parts, content, more)
+
+    def put_raw(self, data: bytes, more: bool) -> Awaitable[None] | None:
+        return None if self._raw is None else self._raw(data, more)

@@ -162,7 +162,7 @@ class PyBatchBase:
 
     __slots__ = BATCH_FIELDS
 
-    ready: list[bytes]  # whole events, oldest first
+    ready: list[bytes] | None  # whole events, oldest first; None: no batch waiting
     ready_bytes: int
     ready_events: int
     ready_content: int
@@ -174,10 +174,24 @@ class PyBatchBase:
     wanted: bool  # a flush has been asked for
     error: BaseException | None
 
+    # The sender calls a subclass's ``wake()`` (a flush is due) and ``room()`` (the awaitable
+    # the app's send returns on a full buffer) by name: no bound methods stored per stream.
+    def wake(self) -> None:
+        raise NotImplementedError
+
+    def room(self) -> Awaitable[None]:
+        raise NotImplementedError
+
     def add(self, body: bytes, size: int, events: int, content: int, critical: bool) -> int:
         """Append whole events (``size`` bytes of them end in ``body``); say what is due:
         ``WAKE`` when the batch must be written now, ``FULL`` when the app must wait."""
-        self.ready.append(body)
+        ready = self.ready
+        if ready is None:  # no batch waiting holds no list (open streams are many)
+            self.ready = [body]
+        elif type(ready) is not list:
+            raise TypeError("the batch's ready is not a list or None")
+        else:
+            ready.append(body)
         self.ready_bytes += size
         self.ready_events += events
         self.ready_content += content
@@ -195,20 +209,20 @@ class PySender:
     """The app's send for one response: the kernel's chunks, then ``general`` for the rest."""
 
     __slots__ = (*SENDER_FIELDS, "_chunk")
+    _chunk: Callable[[Message], Awaitable[None]]
 
     record: PyRecordBase
     scan: PyScanBase | None
     batch: PyBatchBase | None
     server_send: Callable[[Message], Awaitable[None]]
-    general: Callable[[Message], Awaitable[None]]
-    wake: Callable[[], None] | None
-    room: Callable[[], Awaitable[None]] | None
+    # None in batch mode: the batch's own ``general`` method (no bound method per stream).
+    general: Callable[[Message], Awaitable[None]] | None
     done: Awaitable[None] | None
     clock: Callable[[], float]
 
     def __init__(self, general: Callable[[Message], Awaitable[None]]) -> None:
         self.general = self._chunk = general
-        self.scan = self.batch = self.wake = self.room = self.done = None
+        self.scan = self.batch = self.done = None
 
     def use(self, mode: int) -> None:
         """Switch, once at the response start, to ``MODE_DIRECT`` or ``MODE_BATCH`` (the
@@ -218,7 +232,7 @@ class PySender:
         elif mode == MODE_BATCH:
             self._chunk = self._batch
         else:
-            self._chunk = self.general
+            self._chunk = self.general  # type: ignore[assignment]
 
     def send(self, message: Message) -> Awaitable[None]:
         return self._chunk(message)
@@ -231,7 +245,7 @@ class PySender:
                 if kind:
                     self.record.sent(len(body), 1, kind == CONTENT, self.clock())
                     return self.server_send(message)
-        return self.general(message)
+        return self.general(message)  # type: ignore[misc]
 
     def _batch(self, message: Message) -> Awaitable[None]:
         if message["type"] == "http.response.body" and message.get("more_body") is True:
@@ -251,11 +265,13 @@ class PySender:
                     record.produced(kind == CONTENT, self.clock())
                     code = batch.add(body, len(body), 1, kind == CONTENT, False)
                     if code & WAKE:
-                        self.wake()  # type: ignore[misc]
+                        batch.wake()
                     if code & FULL:
-                        return self.room()  # type: ignore[misc]
+                        return batch.room()
                     return self.done  # type: ignore[return-value]
-        return self.general(message)
+        if self.general is None and self.batch is not None:
+            return self.batch.general(message)  # type: ignore[attr-defined, no-any-return]
+        return self.general(message)  # type: ignore[misc]
 
 
 if TYPE_CHECKING:

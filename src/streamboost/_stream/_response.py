@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .._config import CoalesceConfig
 from .._types import ASGIApp, Message, Receive, Scope, Send
-from ._coalescer import Coalescer
+from ._coalescer import CoalescerCore
 from ._format import body_kind, without
 from ._health import SSE_PING, Health
 from ._kernel import Sender
@@ -126,8 +126,8 @@ class HTTPStream:
             record.settle()
             notify_ended(record, self._settings.observers)
 
-    def _coalescer(self) -> Coalescer | None:
-        return self._coalesced.coalescer if self._coalesced is not None else None
+    def _coalescer(self) -> CoalescerCore | None:
+        return self._coalesced
 
     async def _deliver_buffered(self) -> None:
         """Write what the app sent but is still buffered, when its body did not end."""
@@ -227,10 +227,8 @@ class HTTPStream:
             self._coalesced = sender
             coalescer = sender.coalescer
             kernel.batch = coalescer
-            kernel.wake = coalescer.flusher.wake
-            kernel.room = coalescer.flusher.wait_for_room
             kernel.done = coalescer.done
-            kernel.general = sender.general
+            kernel.general = None  # batch mode: the coalescer's own general (no bound method)
             kernel.use(MODE_BATCH)
             if config.keepalive is not None or config.stall_timeout is not None:
                 pings = {FORMAT_SSE: SSE_PING, FORMAT_LINES: config.keepalive_ndjson}

@@ -11,7 +11,9 @@
  * - RecordBase.took / produced / wrote / sent: the per-chunk changes to a stream's record
  *   (produced: when the app sent a body message, the gaps between its content events);
  * - Sender.send(message): after use(mode), takes a chunk it is sure of and hands every other
- *   message to its ``general`` callable (set by the Python sender, not looked up by name).
+ *   message to its ``general`` callable (set by the Python sender, not looked up by name);
+ *   in batch mode a due flush or a full buffer calls the batch's own ``wake()`` / ``room()``
+ *   methods (looked up then, not stored: no bound method objects per stream).
  *
  * The numbers (kinds, codes, formats, modes) are read from _table.py when this module is
  * imported; nothing here spells one.
@@ -21,7 +23,7 @@
 #include <structmember.h>
 #include <string.h>
 
-static PyObject *s_type, *s_body_type, *s_more_body, *s_body;
+static PyObject *s_type, *s_body_type, *s_more_body, *s_body, *s_wake, *s_room, *s_general;
 static long GENERAL, CONTENT, OTHER, FORMAT_SSE, FORMAT_LINES, FORMAT_CHUNKS;
 static long WAKE, FULL, MODE_GENERAL, MODE_DIRECT, MODE_BATCH;
 
@@ -751,8 +753,16 @@ static long
 batch_add(BatchBase *b, PyObject *body, Py_ssize_t size, Py_ssize_t events, Py_ssize_t content,
           int critical)
 {
-    if (b->ready == NULL || !PyList_CheckExact(b->ready)) {
-        PyErr_SetString(PyExc_TypeError, "the batch's ready is not a list");
+    if (b->ready == NULL || b->ready == Py_None) {
+        /* No batch waiting holds no list (open streams are many): the first event makes it. */
+        PyObject *ready = PyList_New(0);
+        if (ready == NULL) {
+            return -1;
+        }
+        Py_XSETREF(b->ready, ready);
+    }
+    else if (!PyList_CheckExact(b->ready)) {
+        PyErr_SetString(PyExc_TypeError, "the batch's ready is not a list or None");
         return -1;
     }
     if (PyList_Append(b->ready, body) < 0) {
@@ -821,7 +831,9 @@ typedef PyObject *(*chunk_fn)(Sender *, PyObject *);
 
 struct Sender {
     PyObject_HEAD
-    PyObject *batch, *clock, *done, *general, *record, *room, *scan, *server_send, *wake;
+    /* No wake/room callables: the batch's own wake() and room() methods are called, so a
+     * stream holds no bound method objects for them. */
+    PyObject *batch, *clock, *done, *general, *record, *scan, *server_send;
     chunk_fn chunk;
 };
 
@@ -833,10 +845,8 @@ Sender_traverse(Sender *self, visitproc visit, void *arg)
     Py_VISIT(self->done);
     Py_VISIT(self->general);
     Py_VISIT(self->record);
-    Py_VISIT(self->room);
     Py_VISIT(self->scan);
     Py_VISIT(self->server_send);
-    Py_VISIT(self->wake);
     return 0;
 }
 
@@ -848,10 +858,8 @@ Sender_clear(Sender *self)
     Py_CLEAR(self->done);
     Py_CLEAR(self->general);
     Py_CLEAR(self->record);
-    Py_CLEAR(self->room);
     Py_CLEAR(self->scan);
     Py_CLEAR(self->server_send);
-    Py_CLEAR(self->wake);
     return 0;
 }
 
@@ -891,6 +899,17 @@ more_body_chunk(PyObject *message)
         return NULL;
     }
     return body;
+}
+
+/* Batch mode's general send: the batch's own general() when the sender has no general (a
+ * coalesced stream then holds no bound method for it), else the stored callable. */
+static PyObject *
+batch_general(Sender *self, PyObject *message)
+{
+    if (is_none(self->general) && self->batch != NULL) {
+        return PyObject_CallMethodOneArg(self->batch, s_general, message);
+    }
+    return to_general(self, message);
 }
 
 static int
@@ -937,18 +956,18 @@ chunk_batch(Sender *self, PyObject *message)
     if (body == NULL || !fields_ready(self) || self->batch == NULL ||
         !PyObject_TypeCheck(self->batch, &BatchBase_Type) || self->done == NULL ||
         self->clock == NULL) {
-        return to_general(self, message);
+        return batch_general(self, message);
     }
     BatchBase *b = (BatchBase *)self->batch;
     if (b->ready == NULL || !PyList_CheckExact(b->ready) || PyList_GET_SIZE(b->ready) == 0 ||
         b->pending_bytes != 0 || !is_none(b->error)) {
-        return to_general(self, message); /* no batch waiting: the Coalescer's rules */
+        return batch_general(self, message); /* no batch waiting: the Coalescer's rules */
     }
     Py_INCREF(message);
     PyObject *result = NULL;
     long kind = classify((ScanBase *)self->scan, body);
     if (kind == 0) {
-        result = to_general(self, message);
+        result = batch_general(self, message);
     }
     else if (kind > 0) {
         PyObject *now = PyObject_CallNoArgs(self->clock); /* the app's time: gaps, stalls */
@@ -965,20 +984,14 @@ chunk_batch(Sender *self, PyObject *message)
         PyObject *owner = Py_NewRef(self->batch); /* wake and room run Python code */
         long code = batch_add(b, body, PyBytes_GET_SIZE(body), 1, kind == CONTENT, 0);
         if (code >= 0 && (code & WAKE)) {
-            PyObject *woken = self->wake != NULL ? PyObject_CallNoArgs(self->wake) : NULL;
+            PyObject *woken = PyObject_CallMethodNoArgs(owner, s_wake);
             if (woken == NULL) {
-                if (!PyErr_Occurred()) {
-                    PyErr_SetString(PyExc_RuntimeError, "streamboost: the sender has no wake");
-                }
                 code = -1;
             }
             Py_XDECREF(woken);
         }
         if (code >= 0 && (code & FULL)) {
-            result = self->room != NULL ? PyObject_CallNoArgs(self->room) : NULL;
-            if (result == NULL && !PyErr_Occurred()) {
-                PyErr_SetString(PyExc_RuntimeError, "streamboost: the sender has no room");
-            }
+            result = PyObject_CallMethodNoArgs(owner, s_room);
         }
         else if (code >= 0) {
             result = Py_NewRef(self->done);
@@ -1024,10 +1037,8 @@ static PyMemberDef Sender_members[] = {
     {"done", T_OBJECT, offsetof(Sender, done), 0, NULL},
     {"general", T_OBJECT, offsetof(Sender, general), 0, NULL},
     {"record", T_OBJECT, offsetof(Sender, record), 0, NULL},
-    {"room", T_OBJECT, offsetof(Sender, room), 0, NULL},
     {"scan", T_OBJECT, offsetof(Sender, scan), 0, NULL},
     {"server_send", T_OBJECT, offsetof(Sender, server_send), 0, NULL},
-    {"wake", T_OBJECT, offsetof(Sender, wake), 0, NULL},
     {NULL},
 };
 
@@ -1072,7 +1083,9 @@ PyInit__speedups(void)
 {
     init_key_first();
     if (intern(&s_type, "type") < 0 || intern(&s_body_type, "http.response.body") < 0 ||
-        intern(&s_more_body, "more_body") < 0 || intern(&s_body, "body") < 0) {
+        intern(&s_more_body, "more_body") < 0 || intern(&s_body, "body") < 0 ||
+        intern(&s_wake, "wake") < 0 || intern(&s_room, "room") < 0 ||
+        intern(&s_general, "general") < 0) {
         return NULL;
     }
     PyObject *table = PyImport_ImportModule("streamboost._stream._table");

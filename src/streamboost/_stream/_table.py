@@ -81,8 +81,6 @@ SENDER_FIELDS: Final = (
     "done",
     "general",
     "record",
-    "room",
     "scan",
     "server_send",
-    "wake",
 )

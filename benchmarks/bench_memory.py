@@ -8,9 +8,10 @@ event loop, straight through the ASGI app (no server: a server's own per-connect
 the same for both and would only add noise). Each stream has sent its first events, one of
 them content, and is waiting for the next token, which is how a chat stream spends its life.
 The figure is the memory Python allocated with all N open (``tracemalloc``, after a GC) minus
-the same loop with none, divided by N; allocation counts do not depend on the machine's load, but one run in a few lands ~130-200 B
-off (free lists and dict resizes that fall on one side of the snapshot or the other), so each
-figure is the median of ``--repeat`` runs. Prints, never asserts.
+the same loop with none, divided by N; allocation counts do not depend on the machine's load,
+but a run can land ~130 B off (free lists and container resizes falling on one side of the
+snapshot or the other), so each figure is the median of ``--repeat`` runs. Prints, never
+asserts.
 """
 
 from __future__ import annotations

@@ -166,7 +166,10 @@ class CoalescerCore(BatchBase):
                 self.ready.extend(parts)
         code = self.add(last, size, events, content, critical)
         if was_empty and not code & WAKE:
-            self.the_flusher().arm(self._batch_at + config.window, now)
+            flusher = self.flusher
+            if flusher is None:
+                flusher = self.flusher = Flusher(self)
+            flusher.arm(self._batch_at + config.window, now)
         return code
 
     def _complete(self, data: bytes, complete: int) -> list[bytes]:
@@ -293,9 +296,12 @@ class CoalescerCore(BatchBase):
         return self._flush_all(b"", 0, False)
 
     def _flush_all(self, data: bytes, content: int, final: bool) -> Awaitable[None]:
-        if self.flusher is None and not self.inflight:
-            return self._write_all(data, content, final)  # no task, no timer: no flusher made
-        return self.the_flusher().flush_all(data, content, final=final)
+        flusher = self.flusher
+        if flusher is None:
+            if not self.inflight:
+                return self._write_all(data, content, final)  # no task, no timer to mind
+            flusher = self.flusher = Flusher(self)
+        return flusher.flush_all(data, content, final=final)
 
     async def _write_all(self, data: bytes, content: int, final: bool) -> None:
         """``Flusher.flush_all`` of a stream that never needed a flusher: write here."""

@@ -57,9 +57,6 @@ class CoalesceConfig:
     """The SSE event(s) written last when ``stall_timeout`` ends a stream (b"": none)."""
     stall_event_ndjson: bytes = DEFAULT_STALL_EVENT_NDJSON
     """The NDJSON/JSONL line(s) written last when ``stall_timeout`` ends a stream."""
-    quiet: float = field(init=False, repr=False, compare=False)
-    """(Derived, not an option) ``window / 2``: an event this long after the previous one goes
-    out at once. Computed once here so no open stream holds its own copy."""
 
     def __post_init__(self) -> None:
         _checks.seconds("window", self.window, default=0.05)
@@ -120,7 +117,6 @@ class CoalesceConfig:
                 f"websocket_exclude={set(self.websocket_exclude)!r} has no effect without "
                 "websocket=True: set websocket=True, or leave websocket_exclude out"
             )
-        object.__setattr__(self, "quiet", self.window / 2)
         # Frozen: normalise through object.__setattr__ so lookups are set lookups.
         object.__setattr__(self, "critical_events", frozenset(self.critical_events))
         object.__setattr__(self, "websocket_exclude", frozenset(self.websocket_exclude))

@@ -51,21 +51,19 @@ class CoalescerCore(BatchBase):
     A subclass defines ``put`` (one counted write) and ``put_raw`` (an uncounted one).
     """
 
-    # And BatchBase's: ready, ready_bytes, ready_events, ready_content, pending_bytes,
-    # inflight, max_events, max_bytes, max_buffer, wanted, error (C when built: _kernel).
+    # And BatchBase's (C when built: _kernel): ready, ready_bytes, ready_events,
+    # ready_content, pending_bytes, inflight, max_events, max_bytes, max_buffer, wanted,
+    # error, and the write-at-once rule's eager, last_event, last_write, quiet_gap, window, loop,
+    # write_now.
     # Few slots on purpose: open streams are many (issue 13: at most 2 KiB each).
     __slots__ = (
         "_batch_at",
         "_config",
-        "_last_event",
         "_now",
         "_partial",
         "done",
-        "eager",
         "flusher",
         "health",
-        "last_write",
-        "loop",
     )
 
     def __init__(self, config: CoalesceConfig, *, eager: bool = True) -> None:
@@ -84,9 +82,14 @@ class CoalescerCore(BatchBase):
         # The start of an event that has not ended yet; None, not an empty list, because open
         # streams are many and each list costs 56 bytes.
         self._partial: list[bytes] | None = None
-        self._config = config  # window, send_timeout, the quiet gap: shared, not copied
+        self._config = config  # send_timeout: shared, not copied
+        self.quiet_gap = config.window / 2
+        self.window = config.window
+        # The kernel's sender writes a one-event chunk the rule sends at once itself when its
+        # owner allows it (``Coalesced``: no send_timeout to bound it, no health timer).
+        self.write_now = False
         self._batch_at: float | None = None  # loop time the oldest buffered byte came in
-        self._last_event = _NEVER  # loop time of the last chunk this class decided
+        self.last_event = _NEVER  # loop time of the last chunk the rules decided
         # What the caller writes itself after WRITE_NOW (its content events wait in
         # ready_content, which is 0 then: nothing is buffered or in flight).
         self._now: list[bytes] | None = None
@@ -129,14 +132,13 @@ class CoalescerCore(BatchBase):
         if self.ready and complete == len(data) and not self.pending_bytes:
             return self.add(data, complete, events, content, critical)  # joins a batch
         now = self.loop.time()
-        config = self._config
-        quiet = now - self._last_event >= config.quiet
-        self._last_event = now
+        quiet = now - self.last_event >= self.quiet_gap
+        self.last_event = now
         if (
             complete
             and not self.ready
             and not self.inflight
-            and (self.eager or quiet or now - self.last_write >= config.window)
+            and (self.eager or quiet or now - self.last_write >= self.window)
         ):
             self._now = self._complete(data, complete)
             self.ready_content += content
@@ -169,7 +171,7 @@ class CoalescerCore(BatchBase):
             flusher = self.flusher
             if flusher is None:
                 flusher = self.flusher = Flusher(self)
-            flusher.arm(self._batch_at + config.window, now)
+            flusher.arm(self._batch_at + self.window, now)
         return code
 
     def _complete(self, data: bytes, complete: int) -> list[bytes]:
@@ -192,7 +194,7 @@ class CoalescerCore(BatchBase):
             self._now = None
             assert parts is not None
             # Stamped with offer's loop time (this same turn): one float for both stamps.
-            return self.write(parts, self.take_content(), True, self._last_event)
+            return self.write(parts, self.take_content(), True, self.last_event)
         if code & WAKE:
             self.wake()
         if code & FULL:

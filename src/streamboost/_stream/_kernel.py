@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._types import Message
 from ._classify import _has_value, is_critical, is_sse_content
@@ -173,6 +173,13 @@ class PyBatchBase:
     max_buffer: int
     wanted: bool  # a flush has been asked for
     error: BaseException | None
+    loop: Any  # the event loop (its time() stamps the rule below)
+    eager: bool  # every event goes out at once (until the first token is out)
+    last_event: float  # loop time of the last chunk the rules decided
+    last_write: float  # loop time of the last write
+    quiet_gap: float  # an event this long after the previous one goes out at once
+    window: float  # an event this long after the last write goes out at once
+    write_now: bool  # the sender may write such an event itself (no timeout, no health)
 
     # The sender calls a subclass's ``wake()`` (a flush is due) and ``room()`` (the awaitable
     # the app's send returns on a full buffer) by name: no bound methods stored per stream.
@@ -254,6 +261,16 @@ class PySender:
             if (
                 type(body) is bytes
                 and body
+                and not batch.ready
+                and not batch.pending_bytes
+                and batch.error is None
+                and batch.write_now
+                and not batch.inflight
+            ):
+                return self._now(batch, body, message)
+            if (
+                type(body) is bytes
+                and body
                 and batch.ready
                 and not batch.pending_bytes
                 and batch.error is None
@@ -269,9 +286,35 @@ class PySender:
                     if code & FULL:
                         return batch.room()
                     return self.done  # type: ignore[return-value]
+        return self._batch_general(message)
+
+    def _batch_general(self, message: Message) -> Awaitable[None]:
         if self.general is None and self.batch is not None:
             return self.batch.general(message)  # type: ignore[attr-defined, no-any-return]
         return self.general(message)  # type: ignore[misc]
+
+    def _now(self, batch: PyBatchBase, body: bytes, message: Message) -> Awaitable[None]:
+        """No batch waiting: the Coalescer's write-at-once rule (eager until the first
+        token, the event ``quiet_gap`` or more after the one before, or a window since the last
+        write) for one whole event, taken here: the app's own message goes to the server."""
+        kind = self.scan.classify(body)  # type: ignore[union-attr]
+        if not kind:
+            return self._batch_general(message)
+        now: float = batch.loop.time()
+        quiet = now - batch.last_event >= batch.quiet_gap
+        batch.last_event = now
+        if not (batch.eager or quiet or now - batch.last_write >= batch.window):
+            return self._batch_general(message)  # buffers: the Coalescer arms its timer
+        # Two clock readings, as on the Coalescer's own path: the app's send, then the write.
+        record = self.record
+        record.took(1)
+        record.produced(kind == CONTENT, self.clock())
+        stamp = self.clock()
+        if kind == CONTENT and record.first_token_at is None:
+            batch.eager = False  # the first token is out: batching may start
+        batch.last_write = now
+        record.wrote(len(body), kind == CONTENT, stamp)
+        return self.server_send(message)
 
 
 if TYPE_CHECKING:

@@ -103,7 +103,7 @@ class HTTPStream:
             coalescer = self._coalescer()
             if coalescer is not None and isinstance(coalescer.error, OSError):
                 record.client_left()  # a write failed or timed out
-            elif self._coalesced is None and raised_in(exc, self._send_code):
+            elif raised_in(exc, self._send_code):
                 self.client_failed()  # the server's send failed under the app's await
             else:
                 record.app_failed()
@@ -230,7 +230,14 @@ class HTTPStream:
             kernel.done = coalescer.done
             kernel.general = None  # batch mode: the coalescer's own general (no bound method)
             kernel.use(MODE_BATCH)
-            if config.keepalive is not None or config.stall_timeout is not None:
+            health = config.keepalive is not None or config.stall_timeout is not None
+            # The kernel writes a sparse event itself (the app's message straight to the
+            # server) only where that write needs no bound, no health timer watching it, and
+            # an OSError from it can be recognised in run() by the server send's code.
+            coalescer.write_now = (
+                self._send_code is not None and config.send_timeout is None and not health
+            )
+            if health:
                 pings = {FORMAT_SSE: SSE_PING, FORMAT_LINES: config.keepalive_ndjson}
                 Health(
                     coalescer,

@@ -23,7 +23,7 @@
 #include <structmember.h>
 #include <string.h>
 
-static PyObject *s_type, *s_body_type, *s_more_body, *s_body, *s_wake, *s_room, *s_general;
+static PyObject *s_type, *s_body_type, *s_more_body, *s_body, *s_wake, *s_room, *s_general, *s_time;
 static long GENERAL, CONTENT, OTHER, FORMAT_SSE, FORMAT_LINES, FORMAT_CHUNKS;
 static long WAKE, FULL, MODE_GENERAL, MODE_DIRECT, MODE_BATCH;
 
@@ -724,10 +724,12 @@ GC_TYPE(ScanBase_Type, ScanBase, "EventScanner's format and rules, and classify(
 typedef struct {
     PyObject_HEAD
     PyObject *error; /* exception or None */
-    PyObject *ready; /* list of bytes */
+    PyObject *ready; /* list of bytes, or None: no batch waiting */
+    PyObject *loop;  /* the event loop: its time() stamps the sparse rule */
     Py_ssize_t inflight, max_buffer, max_bytes, max_events, pending_bytes;
     Py_ssize_t ready_bytes, ready_content, ready_events;
-    char wanted;
+    double last_event, last_write, quiet_gap, window; /* loop times and seconds */
+    char wanted, eager, write_now;
 } BatchBase;
 
 static int
@@ -735,6 +737,7 @@ BatchBase_traverse(BatchBase *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->error);
     Py_VISIT(self->ready);
+    Py_VISIT(self->loop);
     return 0;
 }
 
@@ -743,6 +746,7 @@ BatchBase_clear(BatchBase *self)
 {
     Py_CLEAR(self->error);
     Py_CLEAR(self->ready);
+    Py_CLEAR(self->loop);
     return 0;
 }
 
@@ -813,6 +817,13 @@ static PyMemberDef BatchBase_members[] = {
     {"ready_content", T_PYSSIZET, offsetof(BatchBase, ready_content), 0, NULL},
     {"ready_events", T_PYSSIZET, offsetof(BatchBase, ready_events), 0, NULL},
     {"wanted", T_BOOL, offsetof(BatchBase, wanted), 0, NULL},
+    {"loop", T_OBJECT, offsetof(BatchBase, loop), 0, NULL},
+    {"last_event", T_DOUBLE, offsetof(BatchBase, last_event), 0, NULL},
+    {"last_write", T_DOUBLE, offsetof(BatchBase, last_write), 0, NULL},
+    {"quiet_gap", T_DOUBLE, offsetof(BatchBase, quiet_gap), 0, NULL},
+    {"window", T_DOUBLE, offsetof(BatchBase, window), 0, NULL},
+    {"eager", T_BOOL, offsetof(BatchBase, eager), 0, NULL},
+    {"write_now", T_BOOL, offsetof(BatchBase, write_now), 0, NULL},
     {NULL},
 };
 
@@ -949,6 +960,68 @@ chunk_direct(Sender *self, PyObject *message)
     return result;
 }
 
+/* No batch waiting: the Coalescer's write-at-once rule (eager until the first token, the
+ * event at least `quiet_gap` after the one before, or a window since the last write) for one
+ * whole event, taken here: the app's own message goes to the server, as in direct mode, so
+ * a sparse stream costs no Python per event. Anything else: the general send. */
+static PyObject *
+batch_now(Sender *self, BatchBase *b, PyObject *body, PyObject *message)
+{
+    Py_INCREF(message); /* keeps the borrowed body alive while Python code runs */
+    PyObject *result = NULL;
+    long kind = classify((ScanBase *)self->scan, body);
+    if (kind == 0) {
+        result = batch_general(self, message);
+        Py_DECREF(message);
+        return result;
+    }
+    if (kind < 0) {
+        Py_DECREF(message);
+        return NULL;
+    }
+    PyObject *owner = Py_NewRef(self->batch);
+    PyObject *t = b->loop != NULL ? PyObject_CallMethodNoArgs(b->loop, s_time) : NULL;
+    double now = t != NULL ? PyFloat_AsDouble(t) : -1.0;
+    Py_XDECREF(t);
+    if (t == NULL || (now == -1.0 && PyErr_Occurred())) {
+        if (t == NULL && !PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "streamboost: the batch has no loop");
+        }
+        goto done;
+    }
+    int quiet = now - b->last_event >= b->quiet_gap;
+    b->last_event = now;
+    if (!(b->eager || quiet || now - b->last_write >= b->window)) {
+        result = batch_general(self, message); /* buffers: the Coalescer arms its timer */
+        goto done;
+    }
+    /* Two clock readings, as on the Coalescer's own path: the app's send, then the write. */
+    RecordBase *rec = (RecordBase *)self->record;
+    PyObject *sent = PyObject_CallNoArgs(self->clock);
+    double at = sent != NULL ? PyFloat_AsDouble(sent) : -1.0;
+    Py_XDECREF(sent);
+    if (sent == NULL || (at == -1.0 && PyErr_Occurred())) {
+        goto done;
+    }
+    rec->chunks_in += 1;
+    rec->events += 1;
+    record_produced(rec, kind == CONTENT, at);
+    PyObject *stamp = PyObject_CallNoArgs(self->clock);
+    if (stamp != NULL) {
+        if (kind == CONTENT && is_none(rec->first_token_at)) {
+            b->eager = 0; /* the first token is out: batching may start */
+        }
+        b->last_write = now;
+        record_wrote(rec, PyBytes_GET_SIZE(body), kind == CONTENT, stamp);
+        result = PyObject_CallOneArg(self->server_send, message);
+    }
+    Py_XDECREF(stamp);
+done:
+    Py_DECREF(owner);
+    Py_DECREF(message);
+    return result;
+}
+
 static PyObject *
 chunk_batch(Sender *self, PyObject *message)
 {
@@ -959,8 +1032,13 @@ chunk_batch(Sender *self, PyObject *message)
         return batch_general(self, message);
     }
     BatchBase *b = (BatchBase *)self->batch;
-    if (b->ready == NULL || !PyList_CheckExact(b->ready) || PyList_GET_SIZE(b->ready) == 0 ||
-        b->pending_bytes != 0 || !is_none(b->error)) {
+    if (b->pending_bytes != 0 || !is_none(b->error)) {
+        return batch_general(self, message);
+    }
+    if (b->ready == NULL || !PyList_CheckExact(b->ready) || PyList_GET_SIZE(b->ready) == 0) {
+        if (b->write_now && b->inflight == 0 && self->server_send != NULL) {
+            return batch_now(self, b, body, message);
+        }
         return batch_general(self, message); /* no batch waiting: the Coalescer's rules */
     }
     Py_INCREF(message);
@@ -1085,7 +1163,7 @@ PyInit__speedups(void)
     if (intern(&s_type, "type") < 0 || intern(&s_body_type, "http.response.body") < 0 ||
         intern(&s_more_body, "more_body") < 0 || intern(&s_body, "body") < 0 ||
         intern(&s_wake, "wake") < 0 || intern(&s_room, "room") < 0 ||
-        intern(&s_general, "general") < 0) {
+        intern(&s_general, "general") < 0 || intern(&s_time, "time") < 0) {
         return NULL;
     }
     PyObject *table = PyImport_ImportModule("streamboost._stream._table");

@@ -1,14 +1,13 @@
 """The batching rules: when a chunk buffers, goes out at once, or asks for a flush.
 
 ``CoalescerCore`` knows bytes and event boundaries, nothing of ASGI: the sender offers it
-chunks (with how much of each chunk ends at an event boundary) and a subclass puts joined parts
-on the wire (``put``, ``put_raw``): the HTTP sender ``_senders.Coalesced`` is one, so an open
-stream is one object, not a sender plus a coalescer plus bound methods between them;
-``Coalescer`` is the other, for callers that give ``write``/``raw`` coroutines (WebSocket
-batching). Its buffer is ``BatchBase`` (the kernel's, whose ``add`` is the flush trigger and
-the backpressure threshold for whole events); the flusher task, the window timer and the waits
+chunks (with how much of each ends at an event boundary) and a subclass puts joined parts on
+the wire (``put``, ``put_raw``): the HTTP sender ``_senders.Coalesced`` (so an open stream is
+one object), or ``Coalescer`` over given ``write``/``raw`` coroutines (WebSocket batching).
+Its buffer is ``BatchBase`` (the kernel's, whose ``add`` is the flush trigger and the
+backpressure threshold for whole events); the flusher task, the window timer and the waits
 are ``_flusher.Flusher``'s, made at the first batch that needs one (a sparse stream never
-does); every write, bounded by ``send_timeout``, is ``CoalescerCore.write``.
+does); every write, bounded by ``send_timeout``, is ``_writes.BoundedWrites.write``.
 
 - A chunk is written at once, by the caller, while ``eager`` is set (until the first token has
   gone out), when the stream has been idle for a window, or when the event before it came at
@@ -35,6 +34,7 @@ from ._flusher import Closable, Flusher
 from ._kernel import BatchBase
 from ._ready import Ready
 from ._table import FULL, WAKE, WRITE_NOW
+from ._writes import BoundedWrites
 
 Write = Callable[[list[bytes], int, bool], Awaitable[None]]
 """``write(parts, content_events, more_body)``: put the joined parts on the wire."""
@@ -45,17 +45,14 @@ keepalive, the stall event): never counted in the record."""
 _NEVER: Final = float("-inf")  # one float for every stream's "not yet"
 
 
-class CoalescerCore(BatchBase):
+class CoalescerCore(BatchBase, BoundedWrites):
     """Batches one stream's chunks into few writes; see the module docstring for the rules.
 
-    A subclass defines ``put`` (one counted write) and ``put_raw`` (an uncounted one).
+    A subclass defines ``put`` and ``put_raw``; ``BoundedWrites`` bounds them.
     """
 
-    # And BatchBase's (C when built: _kernel): ready, ready_bytes, ready_events,
-    # ready_content, pending_bytes, inflight, max_events, max_bytes, max_buffer, wanted,
-    # error, and the write-at-once rule's eager, last_event, last_write, quiet_gap, window, loop,
-    # write_now.
-    # Few slots on purpose: open streams are many (issue 13: at most 2 KiB each).
+    # And BatchBase's (C when built: _kernel, the fields in _table.BATCH_FIELDS). Few slots
+    # on purpose: open streams are many (issue 13: at most 2 KiB each).
     __slots__ = (
         "_batch_at",
         "_config",
@@ -232,62 +229,9 @@ class CoalescerCore(BatchBase):
         self._partial = None
         self.pending_bytes = 0
 
-    async def write(
-        self, parts: list[bytes], content: int, more: bool, at: float | None = None
-    ) -> None:
-        """One write (at loop time ``at``, else now), bounded by ``send_timeout``; a failure
-        ends the stream."""
-        self.last_write = self.loop.time() if at is None else at
-        self.inflight = sum(map(len, parts))
-        timeout = self._config.send_timeout
-        try:
-            if timeout is None:
-                await self.put(parts, content, more)
-            else:
-                async with asyncio.timeout(timeout):
-                    await self.put(parts, content, more)
-        except TimeoutError as exc:
-            error = OSError(
-                f"send_timeout={timeout!r} s passed while writing to the client: "
-                "the client stopped reading and the stream was ended"
-            )
-            self.close(error)
-            raise error from exc
-        except Exception as exc:
-            self.close(exc)
-            raise
-        finally:
-            self.inflight = 0
-
     def quiet(self) -> bool:
         """Nothing buffered, no unfinished event, no write in flight: a keepalive may go."""
         return not self.ready and self._partial is None and not self.inflight
-
-    def ping(self, data: bytes) -> Awaitable[None]:
-        """A keepalive write (``raw``), bounded like ``write``; never counted in the record."""
-        return self.extra(data, True)
-
-    async def extra(self, data: bytes, more: bool) -> None:
-        """A ``raw`` write when ``quiet()`` (else nothing), bounded like ``write``."""
-        if self.error is not None or not self.quiet():
-            return
-        timeout = self._config.send_timeout
-        try:
-            async with asyncio.timeout(timeout):
-                written = self.put_raw(data, more)
-                if written is None:
-                    return  # no raw write (WebSocket batching)
-                self.inflight = len(data)  # a final flush waits for it, as for any write
-                await written
-        except TimeoutError as exc:
-            error = OSError(f"send_timeout={timeout!r} s passed while writing to the client")
-            self.close(error)
-            raise error from exc
-        except Exception as exc:
-            self.close(exc)
-            raise
-        finally:
-            self.inflight = 0
 
     def finish(self, data: bytes, content: int) -> Awaitable[None]:
         """Write everything buffered plus ``data`` as the body's last write."""

@@ -17,7 +17,7 @@ from types import CodeType
 
 from .._config import CoalesceConfig
 from .._types import ASGIApp, Message, Receive, Scope, Send
-from ._coalescer import Coalescer
+from ._coalescer import CoalescerCore
 from ._format import body_kind, without
 from ._health import SSE_PING, Health
 from ._kernel import Sender
@@ -108,7 +108,7 @@ class HTTPStream:
             coalescer = self._coalescer()
             if coalescer is not None and isinstance(coalescer.error, OSError):
                 record.client_left()  # a write failed or timed out
-            elif self._coalesced is None and raised_in(exc, self._send_code):
+            elif raised_in(exc, self._send_code):
                 self.client_failed()  # the server's send failed under the app's await
             else:
                 record.app_failed()
@@ -136,8 +136,8 @@ class HTTPStream:
                 except Exception:
                     _logger.exception("observer %r failed in stream_ended", observer)
 
-    def _coalescer(self) -> Coalescer | None:
-        return self._coalesced.coalescer if self._coalesced is not None else None
+    def _coalescer(self) -> CoalescerCore | None:
+        return self._coalesced
 
     async def _deliver_buffered(self) -> None:
         """Write what the app sent but is still buffered, when its body did not end."""
@@ -232,12 +232,17 @@ class HTTPStream:
             self._coalesced = sender
             coalescer = sender.coalescer
             kernel.batch = coalescer
-            kernel.wake = coalescer.flusher.wake
-            kernel.room = coalescer.flusher.wait_for_room
             kernel.done = coalescer.done
-            kernel.general = sender.general
+            kernel.general = None  # batch mode: the coalescer's own general (no bound method)
             kernel.use(MODE_BATCH)
-            if config.keepalive is not None or config.stall_timeout is not None:
+            health = config.keepalive is not None or config.stall_timeout is not None
+            # The kernel writes a sparse event itself (the app's message straight to the
+            # server) only where that write needs no bound, no health timer watching it, and
+            # an OSError from it can be recognised in run() by the server send's code.
+            coalescer.write_now = (
+                self._send_code is not None and config.send_timeout is None and not health
+            )
+            if health:
                 pings = {FORMAT_SSE: SSE_PING, FORMAT_LINES: config.keepalive_ndjson}
                 Health(
                     coalescer,

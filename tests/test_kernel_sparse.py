@@ -68,7 +68,7 @@ async def _sparse(kernel: Kernel, tokens: list[bytes]) -> tuple[tuple[object, ..
     for token in tokens:
         await send({"type": "http.response.body", "body": token, "more_body": True})
         await asyncio.sleep(GAP)
-    coalescer = stream._coalescer()
+    coalescer = stream._coalesced
     assert coalescer is not None and coalescer.write_now
     assert coalescer.flusher is None  # no batch ever waited: no flusher was made
     await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -149,7 +149,7 @@ def test_a_bounded_or_watched_write_stays_the_coalescers_own(config: CoalesceCon
     async def run() -> None:
         stream = _stream(PySender, server_send, config)
         await stream.kernel.send(dict(START))
-        coalescer = stream._coalescer()
+        coalescer = stream._coalesced
         assert coalescer is not None and not coalescer.write_now
         for i in range(3):
             body = openai(f"t{i}")

@@ -17,7 +17,6 @@ from types import CodeType
 
 from .._config import CoalesceConfig
 from .._types import ASGIApp, Message, Receive, Scope, Send
-from ._coalescer import CoalescerCore
 from ._format import body_kind, without
 from ._health import SSE_PING, Health
 from ._kernel import Sender
@@ -105,7 +104,7 @@ class HTTPStream:
                 raise
             # Our own cancel of a stalled app: the stream ends normally, below.
         except Exception as exc:
-            coalescer = self._coalescer()
+            coalescer = self._coalesced
             if coalescer is not None and isinstance(coalescer.error, OSError):
                 record.client_left()  # a write failed or timed out
             elif raised_in(exc, self._send_code):
@@ -136,12 +135,9 @@ class HTTPStream:
                 except Exception:
                     _logger.exception("observer %r failed in stream_ended", observer)
 
-    def _coalescer(self) -> CoalescerCore | None:
-        return self._coalesced
-
     async def _deliver_buffered(self) -> None:
         """Write what the app sent but is still buffered, when its body did not end."""
-        coalescer = self._coalescer()
+        coalescer = self._coalesced
         if coalescer is not None and coalescer.error is None and not self._complete:
             with contextlib.suppress(Exception):  # best effort: the app's own error wins
                 await coalescer.drain()
@@ -161,7 +157,7 @@ class HTTPStream:
 
     async def _end_stalled(self) -> None:
         """Write what was buffered, then the stall event as the body's last message."""
-        coalescer = self._coalescer()
+        coalescer = self._coalesced
         if coalescer is None or coalescer.error is not None or self._complete:
             return
         with contextlib.suppress(Exception):  # best effort: the client may be gone too

@@ -1,14 +1,17 @@
 """Memory per open stream: bare vs StreamBoost, counted by tracemalloc (not timed).
 
     uv run python benchmarks/bench_memory.py [--streams 1000] [--shape token|openai|anthropic]
+        [--repeat 3]
 
 Issue 13's target 4: at most bare + 2 KiB per open stream. N streams are opened at once on one
 event loop, straight through the ASGI app (no server: a server's own per-connection memory is
 the same for both and would only add noise). Each stream has sent its first events, one of
 them content, and is waiting for the next token, which is how a chat stream spends its life.
 The figure is the memory Python allocated with all N open (``tracemalloc``, after a GC) minus
-the same loop with none, divided by N; allocation counts do not depend on the machine's load.
-Prints, never asserts.
+the same loop with none, divided by N; allocation counts do not depend on the machine's load,
+but a run can land ~130 B off (free lists and container resizes falling on one side of the
+snapshot or the other), so each figure is the median of ``--repeat`` runs. Prints, never
+asserts.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import statistics
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -127,12 +131,18 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--shape", choices=sorted(SHAPES), action="append")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
     args = parser.parse_args()
+    # Process-wide containers (asyncio's set of all tasks, the loop's queues) grow to hold N
+    # streams once and stay grown: one unmeasured round first, or the first figure (bare's)
+    # would carry that growth (~150-300 B a stream) and every "added" would look smaller.
+    await per_stream(configs()["bare"], "token", args.streams)
     for shape in args.shape or ["token", "openai", "anthropic"]:
         print(f"shape {shape}, {args.streams} open streams (tracemalloc, bytes per stream)")
         bare = None
         for name, wrap in configs().items():
-            size = await per_stream(wrap, shape, args.streams)
+            runs = [await per_stream(wrap, shape, args.streams) for _ in range(args.repeat)]
+            size = statistics.median(runs)
             bare = size if bare is None else bare
             if name == "bare":
                 print(f"  {name:34s} {size:8.0f} B")

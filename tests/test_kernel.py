@@ -124,7 +124,7 @@ async def _run(
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await asyncio.sleep(0)  # let a flusher the chunk woke write, as between real tokens
     await send({"type": "http.response.body", "body": b"", "more_body": False})
-    coalescer = stream._coalescer()
+    coalescer = stream._coalesced
     if coalescer is not None:
         coalescer.close()
     record = stream.record
@@ -269,7 +269,7 @@ async def _backpressure(kernel: Kernel) -> tuple[int, tuple[object, ...], int]:
     stalled_at = progress
     gate.set()
     await asyncio.wait_for(task, 5)
-    coalescer = stream._coalescer()
+    coalescer = stream._coalesced
     assert coalescer is not None
     coalescer.close()
     record = stream.record
@@ -375,6 +375,10 @@ def _batch(kind: type[Any], max_events: int, max_bytes: int, max_buffer: int) ->
     batch.max_events, batch.max_bytes, batch.max_buffer = max_events, max_bytes, max_buffer
     batch.wanted = False
     batch.error = None
+    batch.loop = None
+    batch.eager = batch.write_now = False
+    batch.last_event = batch.last_write = float("-inf")
+    batch.quiet_gap, batch.window = 0.025, 0.05
     return batch
 
 

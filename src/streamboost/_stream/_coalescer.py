@@ -1,11 +1,13 @@
 """The batching rules: when a chunk buffers, goes out at once, or asks for a flush.
 
-``Coalescer`` knows bytes and event boundaries, nothing of ASGI: the sender offers it chunks
-(with how much of each chunk ends at an event boundary) and gives it a ``write`` coroutine
-that puts joined parts on the wire. Its buffer is ``BatchBase`` (the kernel's, whose ``add`` is
-the flush trigger and the backpressure threshold for whole events); the flusher task, the
-window timer and the waits are ``_flusher.Flusher``'s; every write, bounded by
-``send_timeout``, is ``Coalescer.write``.
+``CoalescerCore`` knows bytes and event boundaries, nothing of ASGI: the sender offers it
+chunks (with how much of each ends at an event boundary) and a subclass puts joined parts on
+the wire (``put``, ``put_raw``): the HTTP sender ``_senders.Coalesced`` (so an open stream is
+one object), or ``Coalescer`` over given ``write``/``raw`` coroutines (WebSocket batching).
+Its buffer is ``BatchBase`` (the kernel's, whose ``add`` is the flush trigger and the
+backpressure threshold for whole events); the flusher task, the window timer and the waits
+are ``_flusher.Flusher``'s, made at the first batch that needs one (a sparse stream never
+does); every write, bounded by ``send_timeout``, is ``_writes.BoundedWrites.write``.
 
 - A chunk is written at once, by the caller, while ``eager`` is set (until the first token has
   gone out), when the stream has been idle for a window, or when the event before it came at
@@ -25,12 +27,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from .._config import CoalesceConfig
-from ._flusher import Flusher
+from ._flusher import Closable, Flusher
 from ._kernel import BatchBase
 from ._ready import Ready
 from ._table import FULL, WAKE, WRITE_NOW
+from ._writes import BoundedWrites
 
 Write = Callable[[list[bytes], int, bool], Awaitable[None]]
 """``write(parts, content_events, more_body)``: put the joined parts on the wire."""
@@ -38,33 +42,28 @@ Raw = Callable[[bytes, bool], Awaitable[None]]
 """``raw(data, more_body)``: put bytes on the wire that are no part of the app's stream (a
 keepalive, the stall event): never counted in the record."""
 
+_NEVER: Final = float("-inf")  # one float for every stream's "not yet"
 
-class Coalescer(BatchBase):
-    """Batches one stream's chunks into few writes; see the module docstring for the rules."""
 
-    # And BatchBase's: ready, ready_bytes, ready_events, ready_content, pending_bytes,
-    # inflight, max_events, max_bytes, max_buffer, wanted, error (C when built: _kernel).
+class CoalescerCore(BatchBase, BoundedWrites):
+    """Batches one stream's chunks into few writes; see the module docstring for the rules.
+
+    A subclass defines ``put`` and ``put_raw``; ``BoundedWrites`` bounds them.
+    """
+
+    # And BatchBase's (C when built: _kernel, the fields in _table.BATCH_FIELDS). Few slots
+    # on purpose: open streams are many (issue 13: at most 2 KiB each).
     __slots__ = (
         "_batch_at",
-        "_last_event",
+        "_config",
         "_now",
-        "_now_content",
         "_partial",
-        "_quiet",
-        "_raw",
-        "_timeout",
-        "_window",
-        "_write",
         "done",
-        "eager",
         "flusher",
-        "last_write",
-        "loop",
+        "health",
     )
 
-    def __init__(
-        self, write: Write, config: CoalesceConfig, *, eager: bool = True, raw: Raw | None = None
-    ) -> None:
+    def __init__(self, config: CoalesceConfig, *, eager: bool = True) -> None:
         self.max_events = config.max_events
         self.max_bytes = config.max_bytes
         self.max_buffer = config.max_buffer_bytes
@@ -72,7 +71,7 @@ class Coalescer(BatchBase):
         self.done = Ready.of(loop)  # what a buffered chunk's send returns
         self.eager = eager
         self.error: BaseException | None = None
-        self.ready: list[bytes] = []
+        self.ready = None  # no list until a batch waits (the kernel's add makes one)
         self.ready_bytes = self.ready_events = self.ready_content = 0
         self.pending_bytes = 0
         self.inflight = 0
@@ -80,17 +79,46 @@ class Coalescer(BatchBase):
         # The start of an event that has not ended yet; None, not an empty list, because open
         # streams are many and each list costs 56 bytes.
         self._partial: list[bytes] | None = None
-        self._window = config.window
-        self._quiet = config.window / 2
+        self._config = config  # send_timeout: shared, not copied
+        self.quiet_gap = config.window / 2
+        self.window = config.window
+        # The kernel's sender writes a one-event chunk the rule sends at once itself when its
+        # owner allows it (``Coalesced``: no send_timeout to bound it, no health timer).
+        self.write_now = False
         self._batch_at: float | None = None  # loop time the oldest buffered byte came in
-        self._last_event = float("-inf")  # loop time of the last chunk this class decided
-        self._now: list[bytes] | None = None  # what the caller writes itself after WRITE_NOW
-        self._now_content = 0
-        self._write = write
-        self._raw = raw
-        self._timeout = config.send_timeout
-        self.last_write = float("-inf")  # loop time of the last write
-        self.flusher = Flusher(self)
+        self.last_event = _NEVER  # loop time of the last chunk the rules decided
+        # What the caller writes itself after WRITE_NOW (its content events wait in
+        # ready_content, which is 0 then: nothing is buffered or in flight).
+        self._now: list[bytes] | None = None
+        self.last_write = _NEVER  # loop time of the last write
+        self.flusher: Flusher | None = None  # made when a batch first needs one
+        self.health: Closable | None = None  # the stream's keepalive/stall timer (_health)
+
+    def put(self, parts: list[bytes], content: int, more: bool) -> Awaitable[None]:
+        """Put the joined parts on the wire (counted)."""
+        raise NotImplementedError
+
+    def put_raw(self, data: bytes, more: bool) -> Awaitable[None] | None:
+        """Put bytes that are no part of the app's stream on the wire; None: cannot."""
+        raise NotImplementedError
+
+    def the_flusher(self) -> Flusher:
+        """The stream's flusher, made now if no batch needed one yet."""
+        flusher = self.flusher
+        if flusher is None:
+            flusher = self.flusher = Flusher(self)
+        return flusher
+
+    def wake(self) -> None:
+        """A flush is due (the kernel calls this on ``WAKE``)."""
+        flusher = self.flusher
+        if flusher is None:
+            flusher = self.flusher = Flusher(self)
+        flusher.wake()
+
+    def room(self) -> Awaitable[None]:
+        """What the app's send returns on a full buffer (the kernel calls this on ``FULL``)."""
+        return self.the_flusher().wait_for_room()
 
     def offer(self, data: bytes, complete: int, events: int, content: int, critical: bool) -> int:
         """Take one chunk whose first ``complete`` bytes end at an event boundary.
@@ -101,16 +129,16 @@ class Coalescer(BatchBase):
         if self.ready and complete == len(data) and not self.pending_bytes:
             return self.add(data, complete, events, content, critical)  # joins a batch
         now = self.loop.time()
-        quiet = now - self._last_event >= self._quiet
-        self._last_event = now
+        quiet = now - self.last_event >= self.quiet_gap
+        self.last_event = now
         if (
             complete
             and not self.ready
             and not self.inflight
-            and (self.eager or quiet or now - self.last_write >= self._window)
+            and (self.eager or quiet or now - self.last_write >= self.window)
         ):
             self._now = self._complete(data, complete)
-            self._now_content = content
+            self.ready_content += content
             self._batch_at = now if self._partial is not None else None
             return WRITE_NOW
         if self._batch_at is None:
@@ -130,10 +158,17 @@ class Coalescer(BatchBase):
         size = self.pending_bytes + complete
         parts = self._complete(data, complete)
         last = parts.pop()
-        self.ready.extend(parts)
+        if parts:
+            if self.ready is None:
+                self.ready = parts
+            else:
+                self.ready.extend(parts)
         code = self.add(last, size, events, content, critical)
         if was_empty and not code & WAKE:
-            self.flusher.arm(self._batch_at + self._window, now)
+            flusher = self.flusher
+            if flusher is None:
+                flusher = self.flusher = Flusher(self)
+            flusher.arm(self._batch_at + self.window, now)
         return code
 
     def _complete(self, data: bytes, complete: int) -> list[bytes]:
@@ -155,17 +190,20 @@ class Coalescer(BatchBase):
             parts = self._now
             self._now = None
             assert parts is not None
-            return self.write(parts, self._now_content, True)
+            # Stamped with offer's loop time (this same turn): one float for both stamps.
+            return self.write(parts, self.take_content(), True, self.last_event)
         if code & WAKE:
-            self.flusher.wake()
+            self.wake()
         if code & FULL:
-            return self.flusher.wait_for_room()
+            return self.room()
         return self.done
 
     def take(self, *, everything: bool) -> list[bytes]:
         """The ready events (and with ``everything`` an unfinished one) for one write."""
         parts = self.ready
-        self.ready = []
+        if parts is None:
+            parts = []
+        self.ready = None
         self.ready_bytes = self.ready_events = 0
         if everything and self._partial is not None:
             parts.extend(self._partial)
@@ -182,71 +220,46 @@ class Coalescer(BatchBase):
 
     def append_final(self, data: bytes) -> None:
         """``data`` and any unfinished event join the ready events (the body's last write)."""
+        ready = self.ready
+        if ready is None:
+            ready = self.ready = []
         if self._partial is not None:
-            self.ready.extend(self._partial)
-        self.ready.append(data)
+            ready.extend(self._partial)
+        ready.append(data)
         self._partial = None
         self.pending_bytes = 0
-
-    async def write(self, parts: list[bytes], content: int, more: bool) -> None:
-        """One write, bounded by ``send_timeout``; a failure ends the stream."""
-        self.last_write = self.loop.time()
-        self.inflight = sum(map(len, parts))
-        timeout = self._timeout
-        try:
-            if timeout is None:
-                await self._write(parts, content, more)
-            else:
-                async with asyncio.timeout(timeout):
-                    await self._write(parts, content, more)
-        except TimeoutError as exc:
-            error = OSError(
-                f"send_timeout={timeout!r} s passed while writing to the client: "
-                "the client stopped reading and the stream was ended"
-            )
-            self.close(error)
-            raise error from exc
-        except Exception as exc:
-            self.close(exc)
-            raise
-        finally:
-            self.inflight = 0
 
     def quiet(self) -> bool:
         """Nothing buffered, no unfinished event, no write in flight: a keepalive may go."""
         return not self.ready and self._partial is None and not self.inflight
 
-    def ping(self, data: bytes) -> Awaitable[None]:
-        """A keepalive write (``raw``), bounded like ``write``; never counted in the record."""
-        return self.extra(data, True)
-
-    async def extra(self, data: bytes, more: bool) -> None:
-        """A ``raw`` write when ``quiet()`` (else nothing), bounded like ``write``."""
-        raw = self._raw
-        if raw is None or self.error is not None or not self.quiet():
-            return
-        self.inflight = len(data)  # a final flush waits for it, as for any write
-        timeout = self._timeout
-        try:
-            async with asyncio.timeout(timeout):
-                await raw(data, more)
-        except TimeoutError as exc:
-            error = OSError(f"send_timeout={timeout!r} s passed while writing to the client")
-            self.close(error)
-            raise error from exc
-        except Exception as exc:
-            self.close(exc)
-            raise
-        finally:
-            self.inflight = 0
-
     def finish(self, data: bytes, content: int) -> Awaitable[None]:
         """Write everything buffered plus ``data`` as the body's last write."""
-        return self.flusher.flush_all(data, content, final=True)
+        return self._flush_all(data, content, True)
 
     def drain(self) -> Awaitable[None]:
         """Write everything buffered now (before a message that must not overtake it)."""
-        return self.flusher.flush_all(b"", 0, final=False)
+        return self._flush_all(b"", 0, False)
+
+    def _flush_all(self, data: bytes, content: int, final: bool) -> Awaitable[None]:
+        flusher = self.flusher
+        if flusher is None:
+            if not self.inflight:
+                return self._write_all(data, content, final)  # no task, no timer to mind
+            flusher = self.flusher = Flusher(self)
+        return flusher.flush_all(data, content, final=final)
+
+    async def _write_all(self, data: bytes, content: int, final: bool) -> None:
+        """``Flusher.flush_all`` of a stream that never needed a flusher: write here."""
+        if self.error is not None:
+            raise self.error
+        parts = self.take(everything=True)
+        self.wanted = False
+        if data:
+            parts.append(data)
+        content += self.take_content()
+        if parts or final:
+            await self.write(parts, content, not final)
 
     def close(self, error: BaseException | None = None) -> None:
         """Stop: cancel the timer and the flusher, drop what is buffered. Idempotent.
@@ -255,7 +268,31 @@ class Coalescer(BatchBase):
         """
         if error is not None and self.error is None:
             self.error = error
-        self.ready.clear()
+        self.ready = None
         self._partial = None
         self.ready_bytes = self.pending_bytes = self.inflight = 0
-        self.flusher.close()
+        health = self.health
+        if health is not None:
+            self.health = None
+            health.close()
+        if self.flusher is not None:
+            self.flusher.close()
+
+
+class Coalescer(CoalescerCore):
+    """A ``CoalescerCore`` writing through the coroutines it is given (WebSocket batching)."""
+
+    __slots__ = ("_raw", "_write")
+
+    def __init__(
+        self, write: Write, config: CoalesceConfig, *, eager: bool = True, raw: Raw | None = None
+    ) -> None:
+        super().__init__(config, eager=eager)
+        self._write = write
+        self._raw = raw
+
+    def put(self, parts: list[bytes], content: int, more: bool) -> Awaitable[None]:
+        return self._write(parts, content, more)
+
+    def put_raw(self, data: bytes, more: bool) -> Awaitable[None] | None:
+        return None if self._raw is None else self._raw(data, more)

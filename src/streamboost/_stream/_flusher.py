@@ -17,7 +17,7 @@ class Batch(Protocol):
     """What the flusher reads of the coalescer that owns it."""
 
     loop: asyncio.AbstractEventLoop
-    ready: list[bytes]
+    ready: list[bytes] | None
     ready_bytes: int
     ready_content: int
     pending_bytes: int
@@ -56,7 +56,6 @@ class Flusher:
         "_room",
         "_task",
         "_timer",
-        "health",
         "loop",
     )
 
@@ -71,7 +70,6 @@ class Flusher:
         self._flushed: asyncio.Future[None] | None = None
         self._room: asyncio.Future[None] | None = None
         self._ping: bytes | None = None  # a keepalive the next run writes if nothing else
-        self.health: Closable | None = None  # the stream's keepalive/stall timer (_health)
 
     async def wait_for_room(self) -> None:
         batch = self._batch
@@ -159,10 +157,6 @@ class Flusher:
     def close(self) -> None:
         """Cancel the timers and the task; let waiting sends go on (they see ``error``)."""
         self._cancel_timer()
-        health = self.health
-        if health is not None:
-            self.health = None
-            health.close()
         if self._kick is not None:
             self._kick.cancel()
             self._kick = None

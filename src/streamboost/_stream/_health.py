@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Final
 
-from ._coalescer import Coalescer
+from ._coalescer import CoalescerCore
 from ._record import Clock, StreamRecord
 
 SSE_PING: Final = b": ping\n\n"
@@ -48,7 +48,7 @@ class Health:
 
     def __init__(
         self,
-        coalescer: Coalescer,
+        coalescer: CoalescerCore,
         record: StreamRecord,
         clock: Clock,
         *,
@@ -67,7 +67,7 @@ class Health:
         self._loop = loop = coalescer.loop
         self._started = now = loop.time()
         self.pinged_at = -_INF  # loop time of the last ping asked for
-        coalescer.flusher.health = self  # closed with the coalescer's flusher
+        coalescer.health = self  # closed with the coalescer
         first = min(self._keepalive or _INF, stall or _INF)
         self._timer: asyncio.TimerHandle | None = (
             loop.call_at(now + first, self._fire) if first < _INF else None
@@ -93,7 +93,7 @@ class Health:
             if at <= now:
                 if c.quiet():
                     self.pinged_at = now
-                    c.flusher.ping(self._ping)  # type: ignore[arg-type]
+                    c.the_flusher().ping(self._ping)  # type: ignore[arg-type]
                 at = now + keepalive  # (a write under way ends the silence itself)
             due = min(due, at)
         if due < _INF:

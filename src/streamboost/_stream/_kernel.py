@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
 
-from .._types import Message
 from ._classify import _has_value, is_critical, is_sse_content
+from ._pysender import PySender as PySender
 from ._table import (
     BATCH_FIELDS,
     BUFFERED,
@@ -38,13 +38,10 @@ from ._table import (
     FULL,
     GAP_BOUNDS,
     GENERAL,
-    MODE_BATCH,
-    MODE_DIRECT,
     OTHER,
     RECORD_ARRAYS,
     RECORD_FIELDS,
     SCAN_FIELDS,
-    SENDER_FIELDS,
     WAKE,
 )
 
@@ -164,7 +161,7 @@ class PyBatchBase:
 
     __slots__ = BATCH_FIELDS
 
-    ready: list[bytes]  # whole events, oldest first
+    ready: list[bytes] | None  # whole events, oldest first; None: no batch waiting
     ready_bytes: int
     ready_events: int
     ready_content: int
@@ -175,11 +172,32 @@ class PyBatchBase:
     max_buffer: int
     wanted: bool  # a flush has been asked for
     error: BaseException | None
+    loop: Any  # the event loop (its time() stamps the rule below)
+    eager: bool  # every event goes out at once (until the first token is out)
+    last_event: float  # loop time of the last chunk the rules decided
+    last_write: float  # loop time of the last write
+    quiet_gap: float  # an event this long after the previous one goes out at once
+    window: float  # an event this long after the last write goes out at once
+    write_now: bool  # the sender may write such an event itself (no timeout, no health)
+
+    # The sender calls a subclass's ``wake()`` (a flush is due) and ``room()`` (the awaitable
+    # the app's send returns on a full buffer) by name: no bound methods stored per stream.
+    def wake(self) -> None:
+        raise NotImplementedError
+
+    def room(self) -> Awaitable[None]:
+        raise NotImplementedError
 
     def add(self, body: bytes, size: int, events: int, content: int, critical: bool) -> int:
         """Append whole events (``size`` bytes of them end in ``body``); say what is due:
         ``WAKE`` when the batch must be written now, ``FULL`` when the app must wait."""
-        self.ready.append(body)
+        ready = self.ready
+        if ready is None:  # no batch waiting holds no list (open streams are many)
+            self.ready = [body]
+        elif type(ready) is not list:
+            raise TypeError("the batch's ready is not a list or None")
+        else:
+            ready.append(body)
         self.ready_bytes += size
         self.ready_events += events
         self.ready_content += content
@@ -191,73 +209,6 @@ class PyBatchBase:
         if self.ready_bytes + self.pending_bytes + self.inflight >= self.max_buffer:
             code |= FULL
         return code
-
-
-class PySender:
-    """The app's send for one response: the kernel's chunks, then ``general`` for the rest."""
-
-    __slots__ = (*SENDER_FIELDS, "_chunk")
-
-    record: PyRecordBase
-    scan: PyScanBase | None
-    batch: PyBatchBase | None
-    server_send: Callable[[Message], Awaitable[None]]
-    general: Callable[[Message], Awaitable[None]]
-    wake: Callable[[], None] | None
-    room: Callable[[], Awaitable[None]] | None
-    done: Awaitable[None] | None
-    clock: Callable[[], float]
-
-    def __init__(self, general: Callable[[Message], Awaitable[None]]) -> None:
-        self.general = self._chunk = general
-        self.scan = self.batch = self.wake = self.room = self.done = None
-
-    def use(self, mode: int) -> None:
-        """Switch, once at the response start, to ``MODE_DIRECT`` or ``MODE_BATCH`` (the
-        fields that mode reads are set first)."""
-        if mode == MODE_DIRECT:
-            self._chunk = self._direct
-        elif mode == MODE_BATCH:
-            self._chunk = self._batch
-        else:
-            self._chunk = self.general
-
-    def send(self, message: Message) -> Awaitable[None]:
-        return self._chunk(message)
-
-    def _direct(self, message: Message) -> Awaitable[None]:
-        if message["type"] == "http.response.body" and message.get("more_body") is True:
-            body = message.get("body")
-            if type(body) is bytes and body:
-                kind = self.scan.classify(body)  # type: ignore[union-attr]
-                if kind:
-                    self.record.sent(len(body), 1, kind == CONTENT, self.clock())
-                    return self.server_send(message)
-        return self.general(message)
-
-    def _batch(self, message: Message) -> Awaitable[None]:
-        if message["type"] == "http.response.body" and message.get("more_body") is True:
-            body = message.get("body")
-            batch: PyBatchBase = self.batch  # type: ignore[assignment]
-            if (
-                type(body) is bytes
-                and body
-                and batch.ready
-                and not batch.pending_bytes
-                and batch.error is None
-            ):
-                kind = self.scan.classify(body)  # type: ignore[union-attr]
-                if kind:
-                    record = self.record
-                    record.took(1)
-                    record.produced(kind == CONTENT, self.clock())
-                    code = batch.add(body, len(body), 1, kind == CONTENT, False)
-                    if code & WAKE:
-                        self.wake()  # type: ignore[misc]
-                    if code & FULL:
-                        return self.room()  # type: ignore[misc]
-                    return self.done  # type: ignore[return-value]
-        return self.general(message)
 
 
 if TYPE_CHECKING:

@@ -17,7 +17,6 @@ from types import CodeType
 
 from .._config import CoalesceConfig
 from .._types import ASGIApp, Message, Receive, Scope, Send
-from ._coalescer import Coalescer
 from ._format import body_kind, without
 from ._health import SSE_PING, Health
 from ._kernel import Sender
@@ -105,10 +104,10 @@ class HTTPStream:
                 raise
             # Our own cancel of a stalled app: the stream ends normally, below.
         except Exception as exc:
-            coalescer = self._coalescer()
+            coalescer = self._coalesced
             if coalescer is not None and isinstance(coalescer.error, OSError):
                 record.client_left()  # a write failed or timed out
-            elif self._coalesced is None and raised_in(exc, self._send_code):
+            elif raised_in(exc, self._send_code):
                 self.client_failed()  # the server's send failed under the app's await
             else:
                 record.app_failed()
@@ -136,12 +135,9 @@ class HTTPStream:
                 except Exception:
                     _logger.exception("observer %r failed in stream_ended", observer)
 
-    def _coalescer(self) -> Coalescer | None:
-        return self._coalesced.coalescer if self._coalesced is not None else None
-
     async def _deliver_buffered(self) -> None:
         """Write what the app sent but is still buffered, when its body did not end."""
-        coalescer = self._coalescer()
+        coalescer = self._coalesced
         if coalescer is not None and coalescer.error is None and not self._complete:
             with contextlib.suppress(Exception):  # best effort: the app's own error wins
                 await coalescer.drain()
@@ -161,7 +157,7 @@ class HTTPStream:
 
     async def _end_stalled(self) -> None:
         """Write what was buffered, then the stall event as the body's last message."""
-        coalescer = self._coalescer()
+        coalescer = self._coalesced
         if coalescer is None or coalescer.error is not None or self._complete:
             return
         with contextlib.suppress(Exception):  # best effort: the client may be gone too
@@ -232,12 +228,17 @@ class HTTPStream:
             self._coalesced = sender
             coalescer = sender.coalescer
             kernel.batch = coalescer
-            kernel.wake = coalescer.flusher.wake
-            kernel.room = coalescer.flusher.wait_for_room
             kernel.done = coalescer.done
-            kernel.general = sender.general
+            kernel.general = None  # batch mode: the coalescer's own general (no bound method)
             kernel.use(MODE_BATCH)
-            if config.keepalive is not None or config.stall_timeout is not None:
+            health = config.keepalive is not None or config.stall_timeout is not None
+            # The kernel writes a sparse event itself (the app's message straight to the
+            # server) only where that write needs no bound, no health timer watching it, and
+            # an OSError from it can be recognised in run() by the server send's code.
+            coalescer.write_now = (
+                self._send_code is not None and config.send_timeout is None and not health
+            )
+            if health:
                 pings = {FORMAT_SSE: SSE_PING, FORMAT_LINES: config.keepalive_ndjson}
                 Health(
                     coalescer,

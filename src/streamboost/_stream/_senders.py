@@ -3,7 +3,8 @@
 - ``Direct``: nothing is coalesced; each message is counted (and scanned when the body is a
   stream we read) and handed to the server as the app sent it. Non-stream responses take it
   too, without a scanner.
-- ``Coalesced``: chunks go through the ``Coalescer``, which writes them in batches.
+- ``Coalesced``: chunks go through the coalescer's rules, which write them in batches; it *is*
+  the coalescer (a ``CoalescerCore`` subclass), so a coalesced stream holds one object here.
 - ``Gone``: after the client went away, messages go to the server untouched, which treats them
   as it would without StreamBoost (ignores them, or raises ``OSError``).
 
@@ -18,7 +19,7 @@ from typing import Protocol
 
 from .._config import CoalesceConfig
 from .._types import Message, Send
-from ._coalescer import Coalescer
+from ._coalescer import CoalescerCore
 from ._openai import merge_chunks
 from ._record import StreamRecord
 from ._scanner import EventScanner
@@ -79,10 +80,10 @@ class Direct:
         return self._forward(message)
 
 
-class Coalesced:
-    """Offers each chunk to the coalescer; writes its batches with ``write``."""
+class Coalesced(CoalescerCore):
+    """Offers each chunk to its own coalescing rules; writes the batches (``put``)."""
 
-    __slots__ = ("_clock", "_merge", "_owner", "_scanner", "_send", "coalescer")
+    __slots__ = ("_clock", "_merge", "_owner", "_scanner", "_send")
 
     def __init__(
         self,
@@ -93,17 +94,22 @@ class Coalesced:
         clock: Callable[[], float],
         merge: bool,
     ) -> None:
+        super().__init__(config)
         self._owner = owner
         self._scanner = scanner
         self._send = send
         self._clock = clock
         self._merge = merge
-        self.coalescer = Coalescer(self.write, config, raw=self.raw)
+
+    @property
+    def coalescer(self) -> Coalesced:
+        """The coalescer: this object (kept for the response's and the tests' reads)."""
+        return self
 
     def general(self, message: Message) -> Awaitable[None]:
         if message["type"] != "http.response.body":
             return self._after_drain(message)
-        coalescer = self.coalescer
+        coalescer = self
         if coalescer.error is not None:
             self._owner.record.took(0)
             raise coalescer.error  # the client is gone (a write failed, or http.disconnect)
@@ -144,10 +150,10 @@ class Coalesced:
 
     async def _after_drain(self, message: Message) -> None:
         """A message that must not overtake buffered bytes (trailers, pathsend...)."""
-        await self.coalescer.drain()
+        await self.drain()
         await self._send(message)
 
-    async def write(self, parts: list[bytes], content: int, more: bool) -> None:
+    async def put(self, parts: list[bytes], content: int, more: bool) -> None:
         """The coalescer's write: one body message to the server, stamped before it goes."""
         body = parts[0] if len(parts) == 1 else b"".join(parts)
         if self._merge and body.count(b"\n\n") > 1:
@@ -155,7 +161,7 @@ class Coalesced:
         owner = self._owner
         record = owner.record
         if content and record.first_token_at is None:
-            self.coalescer.eager = False  # the first token is out: batching may start
+            self.eager = False  # the first token is out: batching may start
         record.wrote(len(body), content, self._clock())
         if not more:
             owner.finishing()
@@ -165,7 +171,7 @@ class Coalesced:
             owner.client_failed()
             raise
 
-    async def raw(self, data: bytes, more: bool) -> None:
+    async def put_raw(self, data: bytes, more: bool) -> None:
         """The coalescer's uncounted write (a keepalive ping, the stall event)."""
         try:
             await self._send({"type": "http.response.body", "body": data, "more_body": more})

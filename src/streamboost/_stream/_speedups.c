@@ -11,7 +11,9 @@
  * - RecordBase.took / produced / wrote / sent: the per-chunk changes to a stream's record
  *   (produced: when the app sent a body message, the gaps between its content events);
  * - Sender.send(message): after use(mode), takes a chunk it is sure of and hands every other
- *   message to its ``general`` callable (set by the Python sender, not looked up by name).
+ *   message to its ``general`` callable (set by the Python sender, not looked up by name);
+ *   in batch mode a due flush or a full buffer calls the batch's own ``wake()`` / ``room()``
+ *   methods (looked up then, not stored: no bound method objects per stream).
  *
  * The numbers (kinds, codes, formats, modes) are read from _table.py when this module is
  * imported; nothing here spells one.
@@ -22,7 +24,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static PyObject *s_type, *s_body_type, *s_more_body, *s_body;
+static PyObject *s_type, *s_body_type, *s_more_body, *s_body, *s_wake, *s_room, *s_general, *s_time;
 static long GENERAL, CONTENT, OTHER, FORMAT_SSE, FORMAT_LINES, FORMAT_CHUNKS;
 static long WAKE, FULL, MODE_GENERAL, MODE_DIRECT, MODE_BATCH;
 
@@ -1459,10 +1461,12 @@ GC_TYPE(ScanBase_Type, ScanBase, "EventScanner's format and rules, and classify(
 typedef struct {
     PyObject_HEAD
     PyObject *error; /* exception or None */
-    PyObject *ready; /* list of bytes */
+    PyObject *ready; /* list of bytes, or None: no batch waiting */
+    PyObject *loop;  /* the event loop: its time() stamps the sparse rule */
     Py_ssize_t inflight, max_buffer, max_bytes, max_events, pending_bytes;
     Py_ssize_t ready_bytes, ready_content, ready_events;
-    char wanted;
+    double last_event, last_write, quiet_gap, window; /* loop times and seconds */
+    char wanted, eager, write_now;
 } BatchBase;
 
 static int
@@ -1470,6 +1474,7 @@ BatchBase_traverse(BatchBase *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->error);
     Py_VISIT(self->ready);
+    Py_VISIT(self->loop);
     return 0;
 }
 
@@ -1478,6 +1483,7 @@ BatchBase_clear(BatchBase *self)
 {
     Py_CLEAR(self->error);
     Py_CLEAR(self->ready);
+    Py_CLEAR(self->loop);
     return 0;
 }
 
@@ -1488,8 +1494,16 @@ static long
 batch_add(BatchBase *b, PyObject *body, Py_ssize_t size, Py_ssize_t events, Py_ssize_t content,
           int critical)
 {
-    if (b->ready == NULL || !PyList_CheckExact(b->ready)) {
-        PyErr_SetString(PyExc_TypeError, "the batch's ready is not a list");
+    if (b->ready == NULL || b->ready == Py_None) {
+        /* No batch waiting holds no list (open streams are many): the first event makes it. */
+        PyObject *ready = PyList_New(0);
+        if (ready == NULL) {
+            return -1;
+        }
+        Py_XSETREF(b->ready, ready);
+    }
+    else if (!PyList_CheckExact(b->ready)) {
+        PyErr_SetString(PyExc_TypeError, "the batch's ready is not a list or None");
         return -1;
     }
     if (PyList_Append(b->ready, body) < 0) {
@@ -1540,6 +1554,13 @@ static PyMemberDef BatchBase_members[] = {
     {"ready_content", T_PYSSIZET, offsetof(BatchBase, ready_content), 0, NULL},
     {"ready_events", T_PYSSIZET, offsetof(BatchBase, ready_events), 0, NULL},
     {"wanted", T_BOOL, offsetof(BatchBase, wanted), 0, NULL},
+    {"loop", T_OBJECT, offsetof(BatchBase, loop), 0, NULL},
+    {"last_event", T_DOUBLE, offsetof(BatchBase, last_event), 0, NULL},
+    {"last_write", T_DOUBLE, offsetof(BatchBase, last_write), 0, NULL},
+    {"quiet_gap", T_DOUBLE, offsetof(BatchBase, quiet_gap), 0, NULL},
+    {"window", T_DOUBLE, offsetof(BatchBase, window), 0, NULL},
+    {"eager", T_BOOL, offsetof(BatchBase, eager), 0, NULL},
+    {"write_now", T_BOOL, offsetof(BatchBase, write_now), 0, NULL},
     {NULL},
 };
 
@@ -1558,7 +1579,9 @@ typedef PyObject *(*chunk_fn)(Sender *, PyObject *);
 
 struct Sender {
     PyObject_HEAD
-    PyObject *batch, *clock, *done, *general, *record, *room, *scan, *server_send, *wake;
+    /* No wake/room callables: the batch's own wake() and room() methods are called, so a
+     * stream holds no bound method objects for them. */
+    PyObject *batch, *clock, *done, *general, *record, *scan, *server_send;
     chunk_fn chunk;
 };
 
@@ -1570,10 +1593,8 @@ Sender_traverse(Sender *self, visitproc visit, void *arg)
     Py_VISIT(self->done);
     Py_VISIT(self->general);
     Py_VISIT(self->record);
-    Py_VISIT(self->room);
     Py_VISIT(self->scan);
     Py_VISIT(self->server_send);
-    Py_VISIT(self->wake);
     return 0;
 }
 
@@ -1585,10 +1606,8 @@ Sender_clear(Sender *self)
     Py_CLEAR(self->done);
     Py_CLEAR(self->general);
     Py_CLEAR(self->record);
-    Py_CLEAR(self->room);
     Py_CLEAR(self->scan);
     Py_CLEAR(self->server_send);
-    Py_CLEAR(self->wake);
     return 0;
 }
 
@@ -1630,6 +1649,17 @@ more_body_chunk(PyObject *message)
     return body;
 }
 
+/* Batch mode's general send: the batch's own general() when the sender has no general (a
+ * coalesced stream then holds no bound method for it), else the stored callable. */
+static PyObject *
+batch_general(Sender *self, PyObject *message)
+{
+    if (is_none(self->general) && self->batch != NULL) {
+        return PyObject_CallMethodOneArg(self->batch, s_general, message);
+    }
+    return to_general(self, message);
+}
+
 static int
 fields_ready(Sender *self)
 {
@@ -1667,6 +1697,68 @@ chunk_direct(Sender *self, PyObject *message)
     return result;
 }
 
+/* No batch waiting: the Coalescer's write-at-once rule (eager until the first token, the
+ * event at least `quiet_gap` after the one before, or a window since the last write) for one
+ * whole event, taken here: the app's own message goes to the server, as in direct mode, so
+ * a sparse stream costs no Python per event. Anything else: the general send. */
+static PyObject *
+batch_now(Sender *self, BatchBase *b, PyObject *body, PyObject *message)
+{
+    Py_INCREF(message); /* keeps the borrowed body alive while Python code runs */
+    PyObject *result = NULL;
+    long kind = classify((ScanBase *)self->scan, body);
+    if (kind == 0) {
+        result = batch_general(self, message);
+        Py_DECREF(message);
+        return result;
+    }
+    if (kind < 0) {
+        Py_DECREF(message);
+        return NULL;
+    }
+    PyObject *owner = Py_NewRef(self->batch);
+    PyObject *t = b->loop != NULL ? PyObject_CallMethodNoArgs(b->loop, s_time) : NULL;
+    double now = t != NULL ? PyFloat_AsDouble(t) : -1.0;
+    Py_XDECREF(t);
+    if (t == NULL || (now == -1.0 && PyErr_Occurred())) {
+        if (t == NULL && !PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "streamboost: the batch has no loop");
+        }
+        goto done;
+    }
+    int quiet = now - b->last_event >= b->quiet_gap;
+    b->last_event = now;
+    if (!(b->eager || quiet || now - b->last_write >= b->window)) {
+        result = batch_general(self, message); /* buffers: the Coalescer arms its timer */
+        goto done;
+    }
+    /* Two clock readings, as on the Coalescer's own path: the app's send, then the write. */
+    RecordBase *rec = (RecordBase *)self->record;
+    PyObject *sent = PyObject_CallNoArgs(self->clock);
+    double at = sent != NULL ? PyFloat_AsDouble(sent) : -1.0;
+    Py_XDECREF(sent);
+    if (sent == NULL || (at == -1.0 && PyErr_Occurred())) {
+        goto done;
+    }
+    rec->chunks_in += 1;
+    rec->events += 1;
+    record_produced(rec, kind == CONTENT, at);
+    PyObject *stamp = PyObject_CallNoArgs(self->clock);
+    if (stamp != NULL) {
+        if (kind == CONTENT && is_none(rec->first_token_at)) {
+            b->eager = 0; /* the first token is out: batching may start */
+        }
+        b->last_write = now;
+        record_wrote(rec, PyBytes_GET_SIZE(body), kind == CONTENT, stamp);
+        result = PyObject_CallOneArg(self->server_send, message);
+    }
+    Py_XDECREF(stamp);
+done:
+    Py_DECREF(owner);
+    Py_DECREF(message);
+    return result;
+}
+
 static PyObject *
 chunk_batch(Sender *self, PyObject *message)
 {
@@ -1674,18 +1766,23 @@ chunk_batch(Sender *self, PyObject *message)
     if (body == NULL || !fields_ready(self) || self->batch == NULL ||
         !PyObject_TypeCheck(self->batch, &BatchBase_Type) || self->done == NULL ||
         self->clock == NULL) {
-        return to_general(self, message);
+        return batch_general(self, message);
     }
     BatchBase *b = (BatchBase *)self->batch;
-    if (b->ready == NULL || !PyList_CheckExact(b->ready) || PyList_GET_SIZE(b->ready) == 0 ||
-        b->pending_bytes != 0 || !is_none(b->error)) {
-        return to_general(self, message); /* no batch waiting: the Coalescer's rules */
+    if (b->pending_bytes != 0 || !is_none(b->error)) {
+        return batch_general(self, message);
+    }
+    if (b->ready == NULL || !PyList_CheckExact(b->ready) || PyList_GET_SIZE(b->ready) == 0) {
+        if (b->write_now && b->inflight == 0 && self->server_send != NULL) {
+            return batch_now(self, b, body, message);
+        }
+        return batch_general(self, message); /* no batch waiting: the Coalescer's rules */
     }
     Py_INCREF(message);
     PyObject *result = NULL;
     long kind = classify((ScanBase *)self->scan, body);
     if (kind == 0) {
-        result = to_general(self, message);
+        result = batch_general(self, message);
     }
     else if (kind > 0) {
         PyObject *now = PyObject_CallNoArgs(self->clock); /* the app's time: gaps, stalls */
@@ -1702,20 +1799,14 @@ chunk_batch(Sender *self, PyObject *message)
         PyObject *owner = Py_NewRef(self->batch); /* wake and room run Python code */
         long code = batch_add(b, body, PyBytes_GET_SIZE(body), 1, kind == CONTENT, 0);
         if (code >= 0 && (code & WAKE)) {
-            PyObject *woken = self->wake != NULL ? PyObject_CallNoArgs(self->wake) : NULL;
+            PyObject *woken = PyObject_CallMethodNoArgs(owner, s_wake);
             if (woken == NULL) {
-                if (!PyErr_Occurred()) {
-                    PyErr_SetString(PyExc_RuntimeError, "streamboost: the sender has no wake");
-                }
                 code = -1;
             }
             Py_XDECREF(woken);
         }
         if (code >= 0 && (code & FULL)) {
-            result = self->room != NULL ? PyObject_CallNoArgs(self->room) : NULL;
-            if (result == NULL && !PyErr_Occurred()) {
-                PyErr_SetString(PyExc_RuntimeError, "streamboost: the sender has no room");
-            }
+            result = PyObject_CallMethodNoArgs(owner, s_room);
         }
         else if (code >= 0) {
             result = Py_NewRef(self->done);
@@ -1761,10 +1852,8 @@ static PyMemberDef Sender_members[] = {
     {"done", T_OBJECT, offsetof(Sender, done), 0, NULL},
     {"general", T_OBJECT, offsetof(Sender, general), 0, NULL},
     {"record", T_OBJECT, offsetof(Sender, record), 0, NULL},
-    {"room", T_OBJECT, offsetof(Sender, room), 0, NULL},
     {"scan", T_OBJECT, offsetof(Sender, scan), 0, NULL},
     {"server_send", T_OBJECT, offsetof(Sender, server_send), 0, NULL},
-    {"wake", T_OBJECT, offsetof(Sender, wake), 0, NULL},
     {NULL},
 };
 
@@ -1810,6 +1899,8 @@ PyInit__speedups(void)
     init_key_first();
     if (intern(&s_type, "type") < 0 || intern(&s_body_type, "http.response.body") < 0 ||
         intern(&s_more_body, "more_body") < 0 || intern(&s_body, "body") < 0 ||
+        intern(&s_wake, "wake") < 0 || intern(&s_room, "room") < 0 ||
+        intern(&s_general, "general") < 0 || intern(&s_time, "time") < 0 ||
         intern(&s_memo_fields[0], "fmt") < 0 || intern(&s_memo_fields[1], "metadata") < 0 ||
         intern(&s_memo_fields[2], "critical_names") < 0 ||
         intern(&s_memo_fields[3], "content_names") < 0 ||

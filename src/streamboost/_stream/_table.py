@@ -63,17 +63,24 @@ SCAN_FIELDS: Final = (
     "pending",
 )
 BATCH_FIELDS: Final = (
+    "eager",
     "error",
     "inflight",
+    "last_event",
+    "last_write",
+    "loop",
     "max_buffer",
     "max_bytes",
     "max_events",
     "pending_bytes",
+    "quiet_gap",
     "ready",
     "ready_bytes",
     "ready_content",
     "ready_events",
     "wanted",
+    "window",
+    "write_now",
 )
 SENDER_FIELDS: Final = (
     "batch",
@@ -81,8 +88,6 @@ SENDER_FIELDS: Final = (
     "done",
     "general",
     "record",
-    "room",
     "scan",
     "server_send",
-    "wake",
 )

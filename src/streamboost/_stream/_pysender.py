@@ -1,0 +1,161 @@
+"""The kernel's sender in Python: the twin of ``_speedups.Sender`` (see ``_kernel``).
+
+``_kernel`` picks this class or the C one; it lives in its own module only to keep ``_kernel``
+short. The base classes it drives are ``_kernel``'s, seen through the protocols below (so
+neither module imports the other's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from .._types import Message
+from ._table import CONTENT, FULL, MODE_BATCH, MODE_DIRECT, SENDER_FIELDS, WAKE
+
+
+class PyRecordBase(Protocol):
+    """What the sender changes of ``_kernel.RecordBase`` (a protocol: no import cycle)."""
+
+    first_token_at: float | None
+
+    def took(self, events: int) -> None: ...
+
+    def produced(self, content: int, now: float) -> None: ...
+
+    def wrote(self, size: int, content: int, now: float) -> None: ...
+
+    def sent(self, size: int, events: int, content: int, now: float) -> None: ...
+
+
+class PyScanBase(Protocol):
+    fmt: int
+
+    def classify(self, body: bytes) -> int: ...
+
+
+class PyBatchBase(Protocol):
+    """What the sender reads and calls of ``_kernel.BatchBase`` (and its subclass)."""
+
+    ready: list[bytes] | None
+    pending_bytes: int
+    inflight: int
+    error: BaseException | None
+    loop: Any
+    eager: bool
+    last_event: float
+    last_write: float
+    quiet_gap: float
+    window: float
+    write_now: bool
+
+    def add(self, body: bytes, size: int, events: int, content: int, critical: bool) -> int: ...
+
+    def wake(self) -> None: ...
+
+    def room(self) -> Awaitable[None]: ...
+
+
+class PySender:
+    """The app's send for one response: the kernel's chunks, then ``general`` for the rest."""
+
+    __slots__ = (*SENDER_FIELDS, "_chunk")
+    _chunk: Callable[[Message], Awaitable[None]]
+
+    record: PyRecordBase
+    scan: PyScanBase | None
+    batch: PyBatchBase | None
+    server_send: Callable[[Message], Awaitable[None]]
+    # None in batch mode: the batch's own ``general`` method (no bound method per stream).
+    general: Callable[[Message], Awaitable[None]] | None
+    done: Awaitable[None] | None
+    clock: Callable[[], float]
+
+    def __init__(self, general: Callable[[Message], Awaitable[None]]) -> None:
+        self.general = self._chunk = general
+        self.scan = self.batch = self.done = None
+
+    def use(self, mode: int) -> None:
+        """Switch, once at the response start, to ``MODE_DIRECT`` or ``MODE_BATCH`` (the
+        fields that mode reads are set first)."""
+        if mode == MODE_DIRECT:
+            self._chunk = self._direct
+        elif mode == MODE_BATCH:
+            self._chunk = self._batch
+        else:
+            self._chunk = self.general  # type: ignore[assignment]
+
+    def send(self, message: Message) -> Awaitable[None]:
+        return self._chunk(message)
+
+    def _direct(self, message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.body" and message.get("more_body") is True:
+            body = message.get("body")
+            if type(body) is bytes and body:
+                kind = self.scan.classify(body)  # type: ignore[union-attr]
+                if kind:
+                    self.record.sent(len(body), 1, kind == CONTENT, self.clock())
+                    return self.server_send(message)
+        return self.general(message)  # type: ignore[misc]
+
+    def _batch(self, message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.body" and message.get("more_body") is True:
+            body = message.get("body")
+            batch: PyBatchBase = self.batch  # type: ignore[assignment]
+            if (
+                type(body) is bytes
+                and body
+                and not batch.ready
+                and not batch.pending_bytes
+                and batch.error is None
+                and batch.write_now
+                and not batch.inflight
+            ):
+                return self._now(batch, body, message)
+            if (
+                type(body) is bytes
+                and body
+                and batch.ready
+                and not batch.pending_bytes
+                and batch.error is None
+            ):
+                kind = self.scan.classify(body)  # type: ignore[union-attr]
+                if kind:
+                    record = self.record
+                    record.took(1)
+                    record.produced(kind == CONTENT, self.clock())
+                    code = batch.add(body, len(body), 1, kind == CONTENT, False)
+                    if code & WAKE:
+                        batch.wake()
+                    if code & FULL:
+                        return batch.room()
+                    return self.done  # type: ignore[return-value]
+        return self._batch_general(message)
+
+    def _batch_general(self, message: Message) -> Awaitable[None]:
+        if self.general is None and self.batch is not None:
+            return self.batch.general(message)  # type: ignore[attr-defined, no-any-return]
+        return self.general(message)  # type: ignore[misc]
+
+    def _now(self, batch: PyBatchBase, body: bytes, message: Message) -> Awaitable[None]:
+        """No batch waiting: the Coalescer's write-at-once rule (eager until the first
+        token, the event ``quiet_gap`` or more after the one before, or a window since the last
+        write) for one whole event, taken here: the app's own message goes to the server."""
+        kind = self.scan.classify(body)  # type: ignore[union-attr]
+        if not kind:
+            return self._batch_general(message)
+        now: float = batch.loop.time()
+        quiet = now - batch.last_event >= batch.quiet_gap
+        batch.last_event = now
+        if not (batch.eager or quiet or now - batch.last_write >= batch.window):
+            return self._batch_general(message)  # buffers: the Coalescer arms its timer
+        # Two clock readings, as on the Coalescer's own path: the app's send, then the write.
+        record = self.record
+        record.took(1)
+        record.produced(kind == CONTENT, self.clock())
+        stamp = self.clock()
+        if kind == CONTENT and record.first_token_at is None:
+            batch.eager = False  # the first token is out: batching may start
+        batch.last_write = now
+        record.wrote(len(body), kind == CONTENT, stamp)
+        return self.server_send(message)

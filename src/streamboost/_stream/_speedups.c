@@ -1097,6 +1097,7 @@ is_sse_content(const char *d, Py_ssize_t n, PyObject *metadata, PyObject *conten
 #define MEMO_BLOCKS 48 /* the most 16-byte blocks a memo digests (768 bytes) */
 #define MEMO_LEARNS 8  /* a stream whose shape changed this often stops learning */
 static uint64_t MEMO_KEY[2 * MEMO_BLOCKS];
+static int memo_keyed; /* 0: os.urandom gave no key, nothing is learned */
 
 static inline uint64_t
 load64(const char *p)
@@ -1197,7 +1198,8 @@ memo_probe(ScanBase *scan, const char *d, Py_ssize_t n)
 static void
 memo_learn(ScanBase *scan, const char *d, Py_ssize_t n)
 {
-    if (scan->memo_learns >= MEMO_LEARNS || !PyFrozenSet_CheckExact(scan->metadata) ||
+    if (!memo_keyed || scan->memo_learns >= MEMO_LEARNS ||
+        !PyFrozenSet_CheckExact(scan->metadata) ||
         !(is_none(scan->critical_names) || PyFrozenSet_CheckExact(scan->critical_names)) ||
         !(is_none(scan->content_names) || PyFrozenSet_CheckExact(scan->content_names))) {
         return;
@@ -1264,16 +1266,17 @@ memo_init(void)
     }
     PyObject *key = PyObject_CallMethod(os, "urandom", "n", (Py_ssize_t)sizeof(MEMO_KEY));
     Py_DECREF(os);
-    if (key == NULL) {
-        return -1;
-    }
-    if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) != (Py_ssize_t)sizeof(MEMO_KEY)) {
-        Py_DECREF(key);
-        PyErr_SetString(PyExc_RuntimeError, "os.urandom gave no key for the classify memo");
-        return -1;
+    if (key == NULL || !PyBytes_Check(key) ||
+        PyBytes_GET_SIZE(key) != (Py_ssize_t)sizeof(MEMO_KEY)) {
+        /* no randomness (an OSError): the kernel still works, without the memo */
+        Py_XDECREF(key);
+        PyErr_Clear();
+        memo_keyed = 0;
+        return 0;
     }
     memcpy(MEMO_KEY, PyBytes_AS_STRING(key), sizeof(MEMO_KEY));
     Py_DECREF(key);
+    memo_keyed = 1;
     return 0;
 }
 #else

@@ -1,0 +1,120 @@
+/* BatchBase: Coalescer's buffer and add() (join whole events, say WAKE or FULL). A part of
+ * _speedups.c, included in order: one translation unit, so batch_add inlines into the
+ * sender's batch path.
+ */
+
+/* -- BatchBase ------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *error; /* exception or None */
+    PyObject *ready; /* list of bytes, or None: no batch waiting */
+    PyObject *loop;  /* the event loop: its time() stamps the sparse rule */
+    Py_ssize_t inflight, max_buffer, max_bytes, max_events, pending_bytes;
+    Py_ssize_t ready_bytes, ready_content, ready_events;
+    double last_event, last_write, quiet_gap, window; /* loop times and seconds */
+    char wanted, eager, write_now;
+} BatchBase;
+
+static int
+BatchBase_traverse(BatchBase *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->error);
+    Py_VISIT(self->ready);
+    Py_VISIT(self->loop);
+    return 0;
+}
+
+static int
+BatchBase_clear(BatchBase *self)
+{
+    Py_CLEAR(self->error);
+    Py_CLEAR(self->ready);
+    Py_CLEAR(self->loop);
+    return 0;
+}
+
+DEALLOC(BatchBase)
+
+/* BatchBase.add: the code (bits of WAKE and FULL), -1 on an error. */
+static long
+batch_add(BatchBase *b, PyObject *body, Py_ssize_t size, Py_ssize_t events, Py_ssize_t content,
+          int critical)
+{
+    if (b->ready == NULL || b->ready == Py_None) {
+        /* No batch waiting holds no list (open streams are many): the first event makes it. */
+        PyObject *ready = PyList_New(0);
+        if (ready == NULL) {
+            return -1;
+        }
+        Py_XSETREF(b->ready, ready);
+    }
+    else if (!PyList_CheckExact(b->ready)) {
+        PyErr_SetString(PyExc_TypeError, "the batch's ready is not a list or None");
+        return -1;
+    }
+    if (PyList_Append(b->ready, body) < 0) {
+        return -1;
+    }
+    b->ready_bytes += size;
+    b->ready_events += events;
+    b->ready_content += content;
+    long code = 0;
+    if (!b->wanted &&
+        (critical || b->ready_events >= b->max_events || b->ready_bytes >= b->max_bytes)) {
+        code = WAKE;
+    }
+    if (b->ready_bytes + b->pending_bytes + b->inflight >= b->max_buffer) {
+        code |= FULL;
+    }
+    return code;
+}
+
+static PyObject *
+BatchBase_add(BatchBase *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t v[3];
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "add() takes 5 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (ssize_args(args + 1, 3, 3, v) < 0) {
+        return NULL;
+    }
+    int critical = PyObject_IsTrue(args[4]);
+    if (critical < 0) {
+        return NULL;
+    }
+    long code = batch_add(self, args[0], v[0], v[1], v[2], critical);
+    return code < 0 ? NULL : PyLong_FromLong(code);
+}
+
+static PyMemberDef BatchBase_members[] = {
+    {"error", T_OBJECT, offsetof(BatchBase, error), 0, NULL},
+    {"ready", T_OBJECT, offsetof(BatchBase, ready), 0, NULL},
+    {"inflight", T_PYSSIZET, offsetof(BatchBase, inflight), 0, NULL},
+    {"max_buffer", T_PYSSIZET, offsetof(BatchBase, max_buffer), 0, NULL},
+    {"max_bytes", T_PYSSIZET, offsetof(BatchBase, max_bytes), 0, NULL},
+    {"max_events", T_PYSSIZET, offsetof(BatchBase, max_events), 0, NULL},
+    {"pending_bytes", T_PYSSIZET, offsetof(BatchBase, pending_bytes), 0, NULL},
+    {"ready_bytes", T_PYSSIZET, offsetof(BatchBase, ready_bytes), 0, NULL},
+    {"ready_content", T_PYSSIZET, offsetof(BatchBase, ready_content), 0, NULL},
+    {"ready_events", T_PYSSIZET, offsetof(BatchBase, ready_events), 0, NULL},
+    {"wanted", T_BOOL, offsetof(BatchBase, wanted), 0, NULL},
+    {"loop", T_OBJECT, offsetof(BatchBase, loop), 0, NULL},
+    {"last_event", T_DOUBLE, offsetof(BatchBase, last_event), 0, NULL},
+    {"last_write", T_DOUBLE, offsetof(BatchBase, last_write), 0, NULL},
+    {"quiet_gap", T_DOUBLE, offsetof(BatchBase, quiet_gap), 0, NULL},
+    {"window", T_DOUBLE, offsetof(BatchBase, window), 0, NULL},
+    {"eager", T_BOOL, offsetof(BatchBase, eager), 0, NULL},
+    {"write_now", T_BOOL, offsetof(BatchBase, write_now), 0, NULL},
+    {NULL},
+};
+
+static PyMethodDef BatchBase_methods[] = {
+    {"add", (PyCFunction)(void (*)(void))BatchBase_add, METH_FASTCALL,
+     "add(body, size, events, content, critical): join whole events; WAKE/FULL bits."},
+    {NULL},
+};
+
+GC_TYPE(BatchBase_Type, BatchBase, "Coalescer's buffer, and add().");

@@ -1,0 +1,177 @@
+/* ScanBase.classify (GENERAL, CONTENT or OTHER for one chunk), the memo's fields as attributes,
+ * and ScanBase's type object. A part of _speedups.c, included in order: one translation unit,
+ * so the walk, the classifiers and the memo inline here.
+ */
+
+
+/* ScanBase.classify: GENERAL, CONTENT or OTHER, -1 on an error. `body` is non-empty bytes.
+ * With critical events asked (coalescing), most keys are asked of every chunk: one walk finds
+ * them all (scan_keys); without, an SSE chunk needs two or three, looked for one at a time. */
+static long
+classify(ScanBase *scan, PyObject *body)
+{
+    if (!scan->fast || scan->pending) {
+        return GENERAL;
+    }
+    if (scan->metadata == NULL || !PyAnySet_Check(scan->metadata) ||
+        (!is_none(scan->critical_names) && !PyAnySet_Check(scan->critical_names)) ||
+        (!is_none(scan->content_names) && !PyAnySet_Check(scan->content_names))) {
+        return GENERAL; /* not what EventScanner sets: the Python path decides */
+    }
+    if (scan->fmt == FORMAT_CHUNKS) {
+        return CONTENT;
+    }
+    const char *d = PyBytes_AS_STRING(body);
+    Py_ssize_t n = PyBytes_GET_SIZE(body);
+    int sse = scan->fmt == FORMAT_SSE;
+#ifdef MEMO
+    if (sse && scan->memo_tail != 0 && memo_probe(scan, d, n)) {
+        return CONTENT;
+    }
+#endif
+    int critical_asked = !is_none(scan->critical_names);
+    PyObject *content = is_none(scan->content_names) ? NULL : scan->content_names;
+    Keys keys;
+    const char *lf, *cr;
+    if (critical_asked) {
+        if (scan_keys(d, n, scan->critical_names, content != NULL && sse, &keys) < 0) {
+            return -1;
+        }
+        lf = keys.first_lf < 0 ? NULL : d + keys.first_lf;
+        cr = keys.any_cr ? d : NULL; /* only whether there is one is asked */
+    }
+    else {
+        lf = memchr(d, '\n', (size_t)n);
+        cr = sse ? memchr(d, '\r', (size_t)n) : NULL; /* NDJSON: asked below when needed */
+    }
+    if (sse) {
+        /* One event: its only blank line ends the chunk; a CR may end lines early. */
+        if (n < 3 || lf == NULL || d[n - 1] != '\n' || d[n - 2] != '\n' || cr != NULL ||
+            (lf != d + n - 2 &&
+             (critical_asked ? keys.first_pair != n - 2
+                             : find(lf, d + n - lf, "\n\n", 2) != d + n - 2))) {
+            return GENERAL;
+        }
+    }
+    else {
+        Py_ssize_t i = 0;
+        while (i < n && is_space(d[i])) {
+            i++;
+        }
+        if (lf != d + n - 1 || i == n) {
+            return GENERAL; /* an NDJSON chunk of one non-blank line */
+        }
+    }
+    FirstName first = {NULL, NULL, 0};
+    if (critical_asked || sse) {
+        first.any_cr = sse ? 0 : critical_asked ? keys.any_cr : memchr(d, '\r', (size_t)n) != NULL;
+        if (lf >= d + n - 2 && !first.any_cr) { /* one line: only it can name an event */
+            if (n >= 6 && memcmp(d, "event:", 6) == 0) {
+                next_event_name(d, d, d + n, 0, &first.name, &first.stop);
+            }
+        }
+        else if (!next_event_name(d, d, d + n, first.any_cr, &first.name, &first.stop)) {
+            first.name = NULL;
+        }
+    }
+    if (critical_asked) {
+        int critical =
+            is_critical(d, n, scan->critical_names, scan->openai_chat, &keys, &first);
+        if (critical != 0) {
+            return critical < 0 ? -1 : GENERAL;
+        }
+    }
+    /* Token usage, coalesced or not (a format whose usage is not critical, Anthropic's, too):
+     * the scanner's general path reads it. */
+    if (critical_asked ? keys.found[K_USAGE] : sse ? has_value(d, n, K_USAGE) : has_usage(d, n)) {
+        return GENERAL;
+    }
+    if (!sse) {
+        return CONTENT;
+    }
+    int chat = 0;
+    int tokens = is_sse_content(d, n, scan->metadata, content, scan->openai_chat,
+                                critical_asked ? &keys : NULL, &first, &chat);
+    if (tokens < 0) {
+        return -1;
+    }
+#ifdef MEMO
+    if (chat) {
+        memo_learn(scan, d, n);
+    }
+#endif
+    return tokens ? CONTENT : OTHER;
+}
+
+static PyObject *
+ScanBase_classify(ScanBase *self, PyObject *body)
+{
+    if (!PyBytes_CheckExact(body) || PyBytes_GET_SIZE(body) == 0) {
+        PyErr_SetString(PyExc_TypeError, "classify() takes non-empty bytes");
+        return NULL;
+    }
+    long kind = classify(self, body);
+    return kind < 0 ? NULL : PyLong_FromLong(kind);
+}
+
+/* The fields the memo's answer depends on (fmt, the three sets, openai_chat): setting one
+ * forgets the memo. `pending` and `fast` are read before the memo is, and are set per chunk. */
+static PyObject *s_memo_fields[5];
+
+static int
+ScanBase_setattro(PyObject *self, PyObject *name, PyObject *value)
+{
+    int result = PyObject_GenericSetAttr(self, name, value);
+#ifdef MEMO
+    ScanBase *scan = (ScanBase *)self;
+    if (scan->memo_tail != 0) {
+        /* an interned name (every attribute name in code) is one of them only as that object */
+        int interned = PyUnicode_CheckExact(name) && PyUnicode_CHECK_INTERNED(name);
+        for (int i = 0; i < 5; i++) {
+            if (name == s_memo_fields[i] ||
+                (!interned && PyUnicode_Check(name) &&
+                 PyUnicode_Compare(name, s_memo_fields[i]) == 0)) {
+                scan->memo_tail = 0;
+                break;
+            }
+        }
+    }
+#endif
+    return result;
+}
+
+static PyMemberDef ScanBase_members[] = {
+    {"critical_names", T_OBJECT, offsetof(ScanBase, critical_names), 0, NULL},
+    {"metadata", T_OBJECT, offsetof(ScanBase, metadata), 0, NULL},
+    {"content_names", T_OBJECT, offsetof(ScanBase, content_names), 0, NULL},
+    {"fmt", T_PYSSIZET, offsetof(ScanBase, fmt), 0, NULL},
+    {"pending", T_PYSSIZET, offsetof(ScanBase, pending), 0, NULL},
+    {"fast", T_BOOL, offsetof(ScanBase, fast), 0, NULL},
+    {"openai_chat", T_BOOL, offsetof(ScanBase, openai_chat), 0, NULL},
+    {NULL},
+};
+
+/* ScanBase._memo: (where the memo's content string starts, the bytes after it), None when
+ * there is none; for the tests, which check that their streams reach the memo. */
+static PyObject *
+ScanBase_memo(ScanBase *self, void *closure)
+{
+#ifdef MEMO
+    if (self->memo_tail != 0) {
+        return Py_BuildValue("(nn)", (Py_ssize_t)self->memo_off, (Py_ssize_t)self->memo_tail);
+    }
+#endif
+    Py_RETURN_NONE;
+}
+
+static PyGetSetDef ScanBase_getset[] = {
+    {"_memo", (getter)ScanBase_memo, NULL, "The memo's (offset, tail), None: none.", NULL},
+    {NULL},
+};
+
+static PyMethodDef ScanBase_methods[] = {
+    {"classify", (PyCFunction)ScanBase_classify, METH_O, "One whole event: CONTENT or OTHER."},
+    {NULL},
+};
+
+GC_TYPE(ScanBase_Type, ScanBase, "EventScanner's format and rules, and classify().");

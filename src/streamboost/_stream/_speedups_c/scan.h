@@ -1,0 +1,66 @@
+/* ScanBase's fields and GC slots, and the two byte helpers every classifier uses (find, is_space).
+ * Its classify() and type object come after the walk and the memo (classify.h). A part of
+ * _speedups.c, included in order: one translation unit, so the classifiers inline into classify.
+ */
+
+/* -- ScanBase -------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *critical_names; /* frozenset of bytes, or None */
+    PyObject *metadata;       /* frozenset of bytes */
+    PyObject *content_names;  /* frozenset of bytes, or None: a protocol's only content events */
+    Py_ssize_t fmt, pending;
+    char fast, openai_chat;
+    /* The memo of the last content event's shape (see memo_probe): bytes [0, memo_off) and
+     * the last memo_tail bytes around its "content" string; memo_tail 0: none. In the
+     * padding after the flags, plus the 16-byte digest: 16 bytes per stream. */
+    uint16_t memo_off, memo_tail;
+    unsigned char memo_learns; /* memos replaced by another shape; MEMO_LEARNS: stop */
+    uint64_t memo_digest[2];
+} ScanBase;
+
+static int
+ScanBase_traverse(ScanBase *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->critical_names);
+    Py_VISIT(self->metadata);
+    Py_VISIT(self->content_names);
+    return 0;
+}
+
+static int
+ScanBase_clear(ScanBase *self)
+{
+    Py_CLEAR(self->critical_names);
+    Py_CLEAR(self->metadata);
+    Py_CLEAR(self->content_names);
+    return 0;
+}
+
+DEALLOC(ScanBase)
+
+/* memmem for the short needles here: glibc's memmem is its generic two-way search (~1.3k
+ * instructions on a 200-byte OpenAI chunk), where memchr for the first byte is vectorised. */
+static const char *
+find(const char *d, Py_ssize_t n, const char *needle, Py_ssize_t len)
+{
+    const char *end = d + n, *p = d;
+    while (end - p >= len) {
+        p = memchr(p, needle[0], (size_t)(end - p - len + 1));
+        if (p == NULL) {
+            return NULL;
+        }
+        if (memcmp(p + 1, needle + 1, (size_t)(len - 1)) == 0) {
+            return p;
+        }
+        p++;
+    }
+    return NULL;
+}
+
+static inline int
+is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}

@@ -1,0 +1,297 @@
+/* Sender: the app's send for one response (use(mode), then the kernel's chunks, the rest to
+ * general). A part of _speedups.c, included in order: one translation unit, so classify, the
+ * record's changes and batch_add inline into the per-chunk send.
+ */
+
+/* -- Sender ---------------------------------------------------------------------------------- */
+
+typedef struct Sender Sender;
+typedef PyObject *(*chunk_fn)(Sender *, PyObject *);
+
+struct Sender {
+    PyObject_HEAD
+    /* No wake/room callables: the batch's own wake() and room() methods are called, so a
+     * stream holds no bound method objects for them. */
+    PyObject *batch, *clock, *done, *general, *record, *scan, *server_send;
+    chunk_fn chunk;
+};
+
+static int
+Sender_traverse(Sender *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->batch);
+    Py_VISIT(self->clock);
+    Py_VISIT(self->done);
+    Py_VISIT(self->general);
+    Py_VISIT(self->record);
+    Py_VISIT(self->scan);
+    Py_VISIT(self->server_send);
+    return 0;
+}
+
+static int
+Sender_clear(Sender *self)
+{
+    Py_CLEAR(self->batch);
+    Py_CLEAR(self->clock);
+    Py_CLEAR(self->done);
+    Py_CLEAR(self->general);
+    Py_CLEAR(self->record);
+    Py_CLEAR(self->scan);
+    Py_CLEAR(self->server_send);
+    return 0;
+}
+
+DEALLOC(Sender)
+
+static PyObject *
+to_general(Sender *self, PyObject *message)
+{
+    if (self->general == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "streamboost: the sender has no general send");
+        return NULL;
+    }
+    return PyObject_CallOneArg(self->general, message);
+}
+
+/* The body of a body message with more to come, when it is non-empty bytes (borrowed from the
+ * message), else NULL. Never raises. */
+static PyObject *
+more_body_chunk(PyObject *message)
+{
+    if (!PyDict_CheckExact(message)) {
+        return NULL;
+    }
+    PyObject *type = PyDict_GetItemWithError(message, s_type);
+    if (type == NULL || (type != s_body_type && (!PyUnicode_CheckExact(type) ||
+                                                 PyUnicode_Compare(type, s_body_type) != 0))) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (PyDict_GetItemWithError(message, s_more_body) != Py_True) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *body = PyDict_GetItemWithError(message, s_body);
+    if (body == NULL || !PyBytes_CheckExact(body) || PyBytes_GET_SIZE(body) == 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return body;
+}
+
+/* Batch mode's general send: the batch's own general() when the sender has no general (a
+ * coalesced stream then holds no bound method for it), else the stored callable. */
+static PyObject *
+batch_general(Sender *self, PyObject *message)
+{
+    if (is_none(self->general) && self->batch != NULL) {
+        return PyObject_CallMethodOneArg(self->batch, s_general, message);
+    }
+    return to_general(self, message);
+}
+
+static int
+fields_ready(Sender *self)
+{
+    return self->scan != NULL && PyObject_TypeCheck(self->scan, &ScanBase_Type) &&
+           self->record != NULL && PyObject_TypeCheck(self->record, &RecordBase_Type);
+}
+
+static PyObject *
+chunk_direct(Sender *self, PyObject *message)
+{
+    PyObject *body = more_body_chunk(message);
+    if (body == NULL || !fields_ready(self) || self->clock == NULL || self->server_send == NULL) {
+        return to_general(self, message);
+    }
+    Py_INCREF(message); /* keeps the borrowed body alive while Python code runs */
+    long kind = classify((ScanBase *)self->scan, body);
+    PyObject *result = NULL;
+    if (kind > 0) {
+        PyObject *now = PyObject_CallNoArgs(self->clock);
+        double at = now != NULL ? PyFloat_AsDouble(now) : -1.0;
+        if (now != NULL && !(at == -1.0 && PyErr_Occurred())) {
+            RecordBase *rec = (RecordBase *)self->record;
+            rec->chunks_in += 1;
+            rec->events += 1;
+            record_produced(rec, kind == CONTENT, at);
+            record_wrote(rec, PyBytes_GET_SIZE(body), kind == CONTENT, now);
+            result = PyObject_CallOneArg(self->server_send, message);
+        }
+        Py_XDECREF(now);
+    }
+    else if (kind == 0) {
+        result = to_general(self, message);
+    }
+    Py_DECREF(message);
+    return result;
+}
+
+/* No batch waiting: the Coalescer's write-at-once rule (eager until the first token, the
+ * event at least `quiet_gap` after the one before, or a window since the last write) for one
+ * whole event, taken here: the app's own message goes to the server, as in direct mode, so
+ * a sparse stream costs no Python per event. Anything else: the general send. */
+static PyObject *
+batch_now(Sender *self, BatchBase *b, PyObject *body, PyObject *message)
+{
+    Py_INCREF(message); /* keeps the borrowed body alive while Python code runs */
+    PyObject *result = NULL;
+    long kind = classify((ScanBase *)self->scan, body);
+    if (kind == 0) {
+        result = batch_general(self, message);
+        Py_DECREF(message);
+        return result;
+    }
+    if (kind < 0) {
+        Py_DECREF(message);
+        return NULL;
+    }
+    PyObject *owner = Py_NewRef(self->batch);
+    PyObject *t = b->loop != NULL ? PyObject_CallMethodNoArgs(b->loop, s_time) : NULL;
+    double now = t != NULL ? PyFloat_AsDouble(t) : -1.0;
+    Py_XDECREF(t);
+    if (t == NULL || (now == -1.0 && PyErr_Occurred())) {
+        if (t == NULL && !PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "streamboost: the batch has no loop");
+        }
+        goto done;
+    }
+    int quiet = now - b->last_event >= b->quiet_gap;
+    b->last_event = now;
+    if (!(b->eager || quiet || now - b->last_write >= b->window)) {
+        result = batch_general(self, message); /* buffers: the Coalescer arms its timer */
+        goto done;
+    }
+    /* Two clock readings, as on the Coalescer's own path: the app's send, then the write. */
+    RecordBase *rec = (RecordBase *)self->record;
+    PyObject *sent = PyObject_CallNoArgs(self->clock);
+    double at = sent != NULL ? PyFloat_AsDouble(sent) : -1.0;
+    Py_XDECREF(sent);
+    if (sent == NULL || (at == -1.0 && PyErr_Occurred())) {
+        goto done;
+    }
+    rec->chunks_in += 1;
+    rec->events += 1;
+    record_produced(rec, kind == CONTENT, at);
+    PyObject *stamp = PyObject_CallNoArgs(self->clock);
+    if (stamp != NULL) {
+        if (kind == CONTENT && is_none(rec->first_token_at)) {
+            b->eager = 0; /* the first token is out: batching may start */
+        }
+        b->last_write = now;
+        record_wrote(rec, PyBytes_GET_SIZE(body), kind == CONTENT, stamp);
+        result = PyObject_CallOneArg(self->server_send, message);
+    }
+    Py_XDECREF(stamp);
+done:
+    Py_DECREF(owner);
+    Py_DECREF(message);
+    return result;
+}
+
+static PyObject *
+chunk_batch(Sender *self, PyObject *message)
+{
+    PyObject *body = more_body_chunk(message);
+    if (body == NULL || !fields_ready(self) || self->batch == NULL ||
+        !PyObject_TypeCheck(self->batch, &BatchBase_Type) || self->done == NULL ||
+        self->clock == NULL) {
+        return batch_general(self, message);
+    }
+    BatchBase *b = (BatchBase *)self->batch;
+    if (b->pending_bytes != 0 || !is_none(b->error)) {
+        return batch_general(self, message);
+    }
+    if (b->ready == NULL || !PyList_CheckExact(b->ready) || PyList_GET_SIZE(b->ready) == 0) {
+        if (b->write_now && b->inflight == 0 && self->server_send != NULL) {
+            return batch_now(self, b, body, message);
+        }
+        return batch_general(self, message); /* no batch waiting: the Coalescer's rules */
+    }
+    Py_INCREF(message);
+    PyObject *result = NULL;
+    long kind = classify((ScanBase *)self->scan, body);
+    if (kind == 0) {
+        result = batch_general(self, message);
+    }
+    else if (kind > 0) {
+        PyObject *now = PyObject_CallNoArgs(self->clock); /* the app's time: gaps, stalls */
+        double at = now != NULL ? PyFloat_AsDouble(now) : -1.0;
+        Py_XDECREF(now);
+        if (now == NULL || (at == -1.0 && PyErr_Occurred())) {
+            Py_DECREF(message);
+            return NULL;
+        }
+        RecordBase *rec = (RecordBase *)self->record;
+        rec->chunks_in += 1;
+        rec->events += 1;
+        record_produced(rec, kind == CONTENT, at);
+        PyObject *owner = Py_NewRef(self->batch); /* wake and room run Python code */
+        long code = batch_add(b, body, PyBytes_GET_SIZE(body), 1, kind == CONTENT, 0);
+        if (code >= 0 && (code & WAKE)) {
+            PyObject *woken = PyObject_CallMethodNoArgs(owner, s_wake);
+            if (woken == NULL) {
+                code = -1;
+            }
+            Py_XDECREF(woken);
+        }
+        if (code >= 0 && (code & FULL)) {
+            result = PyObject_CallMethodNoArgs(owner, s_room);
+        }
+        else if (code >= 0) {
+            result = Py_NewRef(self->done);
+        }
+        Py_DECREF(owner);
+    }
+    Py_DECREF(message);
+    return result;
+}
+
+static PyObject *
+Sender_send(Sender *self, PyObject *message)
+{
+    return self->chunk(self, message);
+}
+
+static PyObject *
+Sender_use(Sender *self, PyObject *mode)
+{
+    long m = PyLong_AsLong(mode);
+    if (m == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    self->chunk = m == MODE_DIRECT ? chunk_direct : m == MODE_BATCH ? chunk_batch : to_general;
+    Py_RETURN_NONE;
+}
+
+static int
+Sender_init(Sender *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *general;
+    if (!PyArg_ParseTuple(args, "O:Sender", &general)) {
+        return -1;
+    }
+    Py_XSETREF(self->general, Py_NewRef(general));
+    self->chunk = to_general;
+    return 0;
+}
+
+static PyMemberDef Sender_members[] = {
+    {"batch", T_OBJECT, offsetof(Sender, batch), 0, NULL},
+    {"clock", T_OBJECT, offsetof(Sender, clock), 0, NULL},
+    {"done", T_OBJECT, offsetof(Sender, done), 0, NULL},
+    {"general", T_OBJECT, offsetof(Sender, general), 0, NULL},
+    {"record", T_OBJECT, offsetof(Sender, record), 0, NULL},
+    {"scan", T_OBJECT, offsetof(Sender, scan), 0, NULL},
+    {"server_send", T_OBJECT, offsetof(Sender, server_send), 0, NULL},
+    {NULL},
+};
+
+static PyMethodDef Sender_methods[] = {
+    {"send", (PyCFunction)Sender_send, METH_O, "The app's send."},
+    {"use", (PyCFunction)Sender_use, METH_O, "Switch to a MODE_* once, at the response start."},
+    {NULL},
+};
+
+GC_TYPE(Sender_Type, Sender, "The app's send for one response: the kernel's chunks, then general.");

@@ -13,14 +13,23 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from streamboost._stream import _kernel
 from tests.needs import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 API_ONLY_APP = Path(__file__).resolve().parent / "api_only_app.py"
+STREAM = ROOT / "src" / "streamboost" / "_stream"
+# The C kernel's source: _speedups.c and the parts it includes (one translation unit).
+C_SOURCE = sorted(
+    path.relative_to(ROOT).as_posix()
+    for path in [STREAM / "_speedups.c", *(STREAM / "_speedups_c").glob("*.h")]
+)
 
 
 def _env() -> dict[str, str]:
@@ -107,3 +116,32 @@ def test_streamboost_demo_runs_from_an_empty_directory(wheel: Path, tmp_path: Pa
     assert naive > boosted > no_retrieval >= 200  # the simulated model's own 200 ms
     assert rows["cache hit rate"] == ["-", "100%", "100%"]
     assert list(empty.iterdir()) == []  # nothing left in the directory it ran from
+
+
+def _has_shared_object(names: list[str]) -> bool:
+    return any(n.startswith("streamboost/_stream/_speedups.") and n.endswith(".so") for n in names)
+
+
+def test_the_wheel_ships_the_c_kernel_built_not_its_source(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    source = [n for n in names if n.endswith((".c", ".h")) or "_speedups_c" in n]
+    assert not source, f"C source in the wheel (pyproject.toml: wheel exclude): {source}"
+    # Where this checkout's kernel is the C one, the wheel's must be too.
+    assert _has_shared_object(names) == _kernel.NATIVE, names
+
+
+def test_the_sdist_holds_every_part_of_the_c_kernel_and_builds(tmp_path: Path) -> None:
+    out = tmp_path / "dist"
+    _uv_cached_first(["build", "--sdist", "--out-dir", out, ROOT], timeout=300)
+    (sdist,) = out.glob("streamboost-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert len(C_SOURCE) > 1, C_SOURCE  # _speedups.c and its parts
+    absent = [name for name in C_SOURCE if name not in names]
+    assert not absent, f"missing from the sdist: {absent}"
+    # The wheel built from the sdist alone compiles the kernel: no part is left behind.
+    _uv_cached_first(["build", "--wheel", "--out-dir", out, sdist], timeout=300)
+    (built,) = out.glob("streamboost-*.whl")
+    with zipfile.ZipFile(built) as archive:
+        assert _has_shared_object(archive.namelist()) == _kernel.NATIVE

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from streamboost._stream import _kernel
 from tests.needs import missing
+
+from streamboost._stream import _kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 API_ONLY_APP = Path(__file__).resolve().parent / "api_only_app.py"

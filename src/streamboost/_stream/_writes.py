@@ -32,6 +32,8 @@ class _Core(Protocol):
 
     def extra(self, data: bytes, more: bool) -> Awaitable[None]: ...
 
+    def bounded(self, written: Awaitable[None], size: int, detail: str) -> Awaitable[None]: ...
+
 
 class BoundedWrites:
     """``write``, ``extra`` and ``ping`` of a ``CoalescerCore`` (see the module docstring)."""
@@ -44,26 +46,11 @@ class BoundedWrites:
         """One write (at loop time ``at``, else now), bounded by ``send_timeout``; a failure
         ends the stream."""
         self.last_write = self.loop.time() if at is None else at
-        self.inflight = sum(map(len, parts))
-        timeout = self._config.send_timeout
-        try:
-            if timeout is None:
-                await self.put(parts, content, more)
-            else:
-                async with asyncio.timeout(timeout):
-                    await self.put(parts, content, more)
-        except TimeoutError as exc:
-            error = OSError(
-                f"send_timeout={timeout!r} s passed while writing to the client: "
-                "the client stopped reading and the stream was ended"
-            )
-            self.close(error)
-            raise error from exc
-        except Exception as exc:
-            self.close(exc)
-            raise
-        finally:
-            self.inflight = 0
+        await self.bounded(
+            self.put(parts, content, more),
+            sum(map(len, parts)),
+            ": the client stopped reading and the stream was ended",
+        )
 
     def ping(self: _Core, data: bytes) -> Awaitable[None]:
         """A keepalive write (``raw``), bounded like ``write``; never counted in the record."""
@@ -73,16 +60,26 @@ class BoundedWrites:
         """A ``raw`` write when ``quiet()`` (else nothing), bounded like ``write``."""
         if self.error is not None or not self.quiet():
             return
+        written = self.put_raw(data, more)
+        if written is not None:  # None: no raw write (WebSocket batching)
+            await self.bounded(written, len(data), "")
+
+    async def bounded(self: _Core, written: Awaitable[None], size: int, detail: str) -> None:
+        """Await one write of ``size`` bytes (a final flush waits for it) within
+        ``send_timeout``; a failure or a timeout closes the coalescer, so the app's next send
+        raises it."""
+        self.inflight = size
         timeout = self._config.send_timeout
         try:
-            async with asyncio.timeout(timeout):
-                written = self.put_raw(data, more)
-                if written is None:
-                    return  # no raw write (WebSocket batching)
-                self.inflight = len(data)  # a final flush waits for it, as for any write
+            if timeout is None:
                 await written
+            else:
+                async with asyncio.timeout(timeout):
+                    await written
         except TimeoutError as exc:
-            error = OSError(f"send_timeout={timeout!r} s passed while writing to the client")
+            error = OSError(
+                f"send_timeout={timeout!r} s passed while writing to the client{detail}"
+            )
             self.close(error)
             raise error from exc
         except Exception as exc:

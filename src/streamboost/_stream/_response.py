@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from types import CodeType
@@ -22,13 +21,11 @@ from ._health import SSE_PING, Health
 from ._kernel import Sender
 from ._presets import VERCEL_HEADERS, StreamPreset
 from ._ready import on_asyncio
-from ._record import Clock, StreamObserver, StreamRecord
+from ._record import Clock, StreamObserver, StreamRecord, notify_ended, notify_started
 from ._scanner import EventScanner, MetadataPredicate
 from ._senders import Coalesced, Direct, Gone
 from ._sendfail import code_of, raised_in
 from ._table import FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE, MODE_BATCH, MODE_DIRECT, MODE_GENERAL
-
-_logger = logging.getLogger("streamboost")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +126,7 @@ class HTTPStream:
                 if coalesced.coalescer.error is not None:
                     record.write_failed(coalesced.coalescer.error)
             record.settle()
-            for observer in self._settings.observers:  # notify_ended, inlined
-                try:
-                    observer.stream_ended(record)
-                except Exception:
-                    _logger.exception("observer %r failed in stream_ended", observer)
+            notify_ended(record, self._settings.observers)
 
     async def _deliver_buffered(self) -> None:
         """Write what the app sent but is still buffered, when its body did not end."""
@@ -257,11 +250,7 @@ class HTTPStream:
             kernel.general = Direct(self, scanner, forward, settings.clock).general
             kernel.use(MODE_DIRECT if direct and scanner is not None else MODE_GENERAL)
         record.began(status, streaming, settings.clock())
-        for observer in settings.observers:  # notify_started, inlined: once per response
-            try:
-                observer.stream_started(record)
-            except Exception:
-                _logger.exception("observer %r failed in stream_started", observer)
+        notify_started(record, settings.observers)
         if coalesce or self._send_code is None or self._gone:
             return self._forward(message)
         return self._send(message)  # an OSError from it is recognised in run()

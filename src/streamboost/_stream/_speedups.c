@@ -73,5 +73,7 @@ static Py_ssize_t GAP_N;
 #include "_speedups_c/memo.h"
 #include "_speedups_c/classify.h"
 #include "_speedups_c/batch.h"
+#include "_speedups_c/message.h"
+#include "_speedups_c/clock.h"
 #include "_speedups_c/sender.h"
 #include "_speedups_c/module.h"

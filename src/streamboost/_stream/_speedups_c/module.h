@@ -41,7 +41,7 @@ PyInit__speedups(void)
         intern(&s_memo_fields[0], "fmt") < 0 || intern(&s_memo_fields[1], "metadata") < 0 ||
         intern(&s_memo_fields[2], "critical_names") < 0 ||
         intern(&s_memo_fields[3], "content_names") < 0 ||
-        intern(&s_memo_fields[4], "openai_chat") < 0 || memo_init() < 0) {
+        intern(&s_memo_fields[4], "openai_chat") < 0 || memo_init() < 0 || clock_init() < 0) {
         return NULL;
     }
     PyObject *table = PyImport_ImportModule("streamboost._stream._table");

@@ -54,32 +54,6 @@ to_general(Sender *self, PyObject *message)
     return PyObject_CallOneArg(self->general, message);
 }
 
-/* The body of a body message with more to come, when it is non-empty bytes (borrowed from the
- * message), else NULL. Never raises. */
-static PyObject *
-more_body_chunk(PyObject *message)
-{
-    if (!PyDict_CheckExact(message)) {
-        return NULL;
-    }
-    PyObject *type = PyDict_GetItemWithError(message, s_type);
-    if (type == NULL || (type != s_body_type && (!PyUnicode_CheckExact(type) ||
-                                                 PyUnicode_Compare(type, s_body_type) != 0))) {
-        PyErr_Clear();
-        return NULL;
-    }
-    if (PyDict_GetItemWithError(message, s_more_body) != Py_True) {
-        PyErr_Clear();
-        return NULL;
-    }
-    PyObject *body = PyDict_GetItemWithError(message, s_body);
-    if (body == NULL || !PyBytes_CheckExact(body) || PyBytes_GET_SIZE(body) == 0) {
-        PyErr_Clear();
-        return NULL;
-    }
-    return body;
-}
-
 /* Batch mode's general send: the batch's own general() when the sender has no general (a
  * coalesced stream then holds no bound method for it), else the stored callable. */
 static PyObject *
@@ -91,11 +65,32 @@ batch_general(Sender *self, PyObject *message)
     return to_general(self, message);
 }
 
+/* The last scanner and record types found to be ScanBase and RecordBase subtypes (strong
+ * references, one each for the process): the subtype check walks the MRO on every chunk. */
+static PyObject *scan_type_ok, *record_type_ok;
+
+static int
+is_subtype_cached(PyObject *obj, PyTypeObject *base, PyObject **ok)
+{
+    if (obj == NULL) {
+        return 0;
+    }
+    PyObject *type = (PyObject *)Py_TYPE(obj);
+    if (type == *ok || type == (PyObject *)base) {
+        return 1;
+    }
+    if (!PyType_IsSubtype(Py_TYPE(obj), base)) {
+        return 0;
+    }
+    Py_XSETREF(*ok, Py_NewRef(type));
+    return 1;
+}
+
 static int
 fields_ready(Sender *self)
 {
-    return self->scan != NULL && PyObject_TypeCheck(self->scan, &ScanBase_Type) &&
-           self->record != NULL && PyObject_TypeCheck(self->record, &RecordBase_Type);
+    return is_subtype_cached(self->scan, &ScanBase_Type, &scan_type_ok) &&
+           is_subtype_cached(self->record, &RecordBase_Type, &record_type_ok);
 }
 
 static PyObject *
@@ -109,7 +104,7 @@ chunk_direct(Sender *self, PyObject *message)
     long kind = classify((ScanBase *)self->scan, body);
     PyObject *result = NULL;
     if (kind > 0) {
-        PyObject *now = PyObject_CallNoArgs(self->clock);
+        PyObject *now = clock_read(self->clock);
         double at = now != NULL ? PyFloat_AsDouble(now) : -1.0;
         if (now != NULL && !(at == -1.0 && PyErr_Occurred())) {
             RecordBase *rec = (RecordBase *)self->record;

@@ -1,0 +1,146 @@
+"""How the kernel reads a body message in direct mode, C and Python alike (issue 13).
+
+The C sender reads Starlette's three-key message literal by walking its entries (its keys are
+interned code constants, like the kernel's) and falls back to dict lookups for anything else;
+the type string is matched by identity once one equal to "http.response.body" was seen. These
+tests send the same chunk in every dict shape an app could build and check which path took it:
+a chunk the kernel takes never reaches the Python ``general`` send; every other one does, and
+the server receives the same messages either way. The default clock (``time.perf_counter``)
+is read in C without calling it; its readings must be perf_counter's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from streamboost import StreamBoost
+from streamboost._stream import NATIVE, HTTPStream, _kernel
+from streamboost._stream._kernel import PySender
+
+KERNELS = [pytest.param(PySender, id="python")]
+if NATIVE:
+    KERNELS.append(pytest.param(_kernel.Sender, id="c"))
+
+SCOPE = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""}
+START = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [(b"content-type", b"text/event-stream")],
+}
+CHUNK = b'data: {"token": "hi"}\n\n'
+BODY_TYPE = "http.response.body"
+
+
+def _fresh(text: str) -> str:
+    """An equal string that is another object (not the interned constant)."""
+    fresh = "".join([text[:1], text[1:]])
+    assert fresh == text and fresh is not text
+    return fresh
+
+
+# (id, message, taken by the kernel)
+SHAPES: list[tuple[str, dict[str, Any], bool]] = [
+    ("literal", {"type": BODY_TYPE, "body": CHUNK, "more_body": True}, True),
+    ("reordered", {"more_body": True, "body": CHUNK, "type": BODY_TYPE}, True),
+    ("fresh type value", {"type": _fresh(BODY_TYPE), "body": CHUNK, "more_body": True}, True),
+    (
+        "fresh keys",
+        {_fresh("type"): BODY_TYPE, _fresh("body"): CHUNK, _fresh("more_body"): True},
+        True,
+    ),
+    ("extra key", {"type": BODY_TYPE, "body": CHUNK, "more_body": True, "x": 1}, True),
+    ("no more_body, other key", {"type": BODY_TYPE, "body": CHUNK, "x": True}, False),
+    ("more_body false", {"type": BODY_TYPE, "body": CHUNK, "more_body": False}, False),
+    ("more_body truthy", {"type": BODY_TYPE, "body": CHUNK, "more_body": 1}, False),
+    ("other type", {"type": "http.response.trailers", "body": CHUNK, "more_body": True}, False),
+    ("bytes type", {"type": BODY_TYPE.encode(), "body": CHUNK, "more_body": True}, False),
+    ("empty body", {"type": BODY_TYPE, "body": b"", "more_body": True}, False),
+    ("bytearray body", {"type": BODY_TYPE, "body": bytearray(CHUNK), "more_body": True}, False),
+    ("no body", {"type": BODY_TYPE, "more_body": True}, False),
+]
+
+Kernel = Callable[[Callable[[Any], Awaitable[None]]], Any]
+
+
+async def _app(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError("not called: the test drives HTTPStream itself")
+
+
+async def _receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _direct(
+    kernel: Kernel, clock: Callable[[], float] | None
+) -> tuple[HTTPStream, list[dict[str, Any]], list[dict[str, Any]]]:
+    """A direct-mode stream past its start; the server's messages and the general send's."""
+    server: list[dict[str, Any]] = []
+    general: list[dict[str, Any]] = []
+
+    async def server_send(message: dict[str, Any]) -> None:
+        server.append(message)
+
+    boost = StreamBoost(_app, coalesce=False, metrics=False, otel=False, clock=clock)
+    stream = HTTPStream(boost.responses, dict(SCOPE), _receive, server_send, kernel=kernel)
+    await stream.kernel.send(dict(START))
+    forward = stream.kernel.general
+    assert forward is not None
+
+    def spy(message: dict[str, Any]) -> Awaitable[None]:
+        general.append(message)
+        return forward(message)  # type: ignore[no-any-return]
+
+    stream.kernel.general = spy
+    return stream, server, general
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize(
+    ("message", "taken"),
+    [pytest.param(message, taken, id=name) for name, message, taken in SHAPES],
+)
+async def test_which_body_messages_the_kernel_takes(
+    kernel: Kernel, message: dict[str, Any], taken: bool
+) -> None:
+    ticks = iter(range(1, 1000))
+    stream, server, general = await _direct(kernel, lambda: float(next(ticks)))
+    before = stream.record.chunks_in
+    # Twice: the first may teach the C sender the type string; the second must use it.
+    for _ in range(2):
+        try:
+            await stream.kernel.send(dict(message))
+        except Exception:
+            assert not taken  # a malformed message may be refused by the general path
+    if taken:
+        assert general == []
+        assert stream.record.chunks_in == before + 2
+        assert [m["body"] for m in server[1:]] == [CHUNK, CHUNK]
+    else:
+        assert len(general) >= 1
+        assert all(m is not message for m in general)  # each call got its own copy
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+async def test_a_taken_message_reaches_the_server_as_the_app_built_it(kernel: Kernel) -> None:
+    stream, server, general = await _direct(kernel, None)
+    message = {"type": _fresh(BODY_TYPE), "body": CHUNK, "more_body": True}
+    await stream.kernel.send(message)
+    assert general == [] and server[-1] is message
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+async def test_the_default_clock_reads_perf_counter(kernel: Kernel) -> None:
+    stream, server, general = await _direct(kernel, None)  # None: time.perf_counter
+    record = stream.record
+    for _ in range(3):
+        before = time.perf_counter()
+        await stream.kernel.send({"type": BODY_TYPE, "body": CHUNK, "more_body": True})
+        after = time.perf_counter()
+        assert record.last_body_at is not None
+        assert before <= record.last_body_at <= after
+    assert general == []
+    assert record.first_byte_at is not None and record.first_byte_at <= record.last_body_at

@@ -134,7 +134,7 @@ async def test_a_taken_message_reaches_the_server_as_the_app_built_it(kernel: Ke
 
 @pytest.mark.parametrize("kernel", KERNELS)
 async def test_the_default_clock_reads_perf_counter(kernel: Kernel) -> None:
-    stream, server, general = await _direct(kernel, None)  # None: time.perf_counter
+    stream, _server, general = await _direct(kernel, None)  # None: time.perf_counter
     record = stream.record
     for _ in range(3):
         before = time.perf_counter()

@@ -12,7 +12,7 @@ is read in C without calling it; its readings must be perf_counter's.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import pytest
@@ -63,6 +63,7 @@ SHAPES: list[tuple[str, dict[str, Any], bool]] = [
     ("no body", {"type": BODY_TYPE, "more_body": True}, False),
 ]
 
+Message = MutableMapping[str, Any]
 Kernel = Callable[[Callable[[Any], Awaitable[None]]], Any]
 
 
@@ -76,12 +77,12 @@ async def _receive() -> dict[str, Any]:
 
 async def _direct(
     kernel: Kernel, clock: Callable[[], float] | None
-) -> tuple[HTTPStream, list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[HTTPStream, list[Message], list[Message]]:
     """A direct-mode stream past its start; the server's messages and the general send's."""
-    server: list[dict[str, Any]] = []
-    general: list[dict[str, Any]] = []
+    server: list[Message] = []
+    general: list[Message] = []
 
-    async def server_send(message: dict[str, Any]) -> None:
+    async def server_send(message: Message) -> None:
         server.append(message)
 
     boost = StreamBoost(_app, coalesce=False, metrics=False, otel=False, clock=clock)
@@ -90,9 +91,9 @@ async def _direct(
     forward = stream.kernel.general
     assert forward is not None
 
-    def spy(message: dict[str, Any]) -> Awaitable[None]:
+    def spy(message: Message) -> Awaitable[None]:
         general.append(message)
-        return forward(message)  # type: ignore[no-any-return]
+        return forward(message)
 
     stream.kernel.general = spy
     return stream, server, general
@@ -143,4 +144,5 @@ async def test_the_default_clock_reads_perf_counter(kernel: Kernel) -> None:
         assert record.last_body_at is not None
         assert before <= record.last_body_at <= after
     assert general == []
-    assert record.first_byte_at is not None and record.first_byte_at <= record.last_body_at
+    first, last = record.first_byte_at, record.last_body_at
+    assert first is not None and last is not None and first <= last

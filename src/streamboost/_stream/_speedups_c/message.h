@@ -35,7 +35,8 @@ message_fields(PyObject *message, PyObject **type, PyObject **body, PyObject **m
         Py_ssize_t pos = 0;
         PyObject *key, *value;
         int known = 1;
-        while (known && PyDict_Next(message, &pos, &key, &value)) {
+        /* Three entries: no fourth call to find the end. */
+        for (int i = 0; known && i < 3 && PyDict_Next(message, &pos, &key, &value); i++) {
             if (key == s_type) {
                 *type = value;
             }

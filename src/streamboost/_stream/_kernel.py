@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ._classify import _has_value, is_critical, is_sse_content
@@ -217,13 +217,17 @@ if TYPE_CHECKING:
     ScanBase = PyScanBase
     BatchBase = PyBatchBase
     Sender = PySender
+    # The Prometheus fast backend's end of a response in C (``_fast_backend``), or None.
+    tally_layout: Callable[[type, type, type, type, type], None] | None
+    tally_end: Callable[[Any, Any, float, str | None], None] | None
 else:
     try:
         if os.environ.get("STREAMBOOST_NO_EXTENSIONS", "") not in ("", "0"):
             raise ImportError("STREAMBOOST_NO_EXTENSIONS is set")
-        from ._speedups import BatchBase, RecordBase, ScanBase, Sender
+        from ._speedups import BatchBase, RecordBase, ScanBase, Sender, tally_end, tally_layout
     except ImportError:
         RecordBase, ScanBase, BatchBase, Sender = PyRecordBase, PyScanBase, PyBatchBase, PySender
+        tally_layout = tally_end = None
         NATIVE = False
     else:
         NATIVE = True

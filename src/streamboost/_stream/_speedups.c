@@ -64,6 +64,8 @@ static Py_ssize_t GAP_N;
     }
 
 #include "_speedups_c/record.h"
+#include "_speedups_c/slots.h"
+#include "_speedups_c/tally.h"
 #include "_speedups_c/scan.h"
 #include "_speedups_c/names.h"
 #include "_speedups_c/keys.h"

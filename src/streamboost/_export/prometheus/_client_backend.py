@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
+from typing import Final
 
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 
@@ -149,6 +150,8 @@ def add_counts(child: Histogram, counts: Sequence[int], total: float) -> None:
 
 class ClientBackend:
     """Series of prometheus_client children in the families of one registry."""
+
+    series_end: Final = staticmethod(ClientSeries.end)
 
     def __init__(
         self, registry: CollectorRegistry | None, buckets: MetricBuckets = DEFAULT_BUCKETS

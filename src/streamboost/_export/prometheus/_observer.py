@@ -49,6 +49,10 @@ class Series(Protocol):
 class Backend(Protocol):
     buckets: MetricBuckets
 
+    # A series' end as a function of the series (the fast backend's may be C: _fast_backend).
+    @property
+    def series_end(self) -> Callable[[Any, StreamRecord, float, str | None], None]: ...
+
     def new_series(self, method: str, route: str, status: str) -> Series: ...
 
     def phase(self, route: str, name: str, seconds: float, fallback: str | None) -> None: ...
@@ -111,6 +115,7 @@ class PrometheusObserver:
         tenant: Tenant | None = None,
     ) -> None:
         self._backend = backend_for(registry, buckets)
+        self._series_end = self._backend.series_end
         self._tokens = PrometheusTokens(registry, max_series, tenant)
         self._cap = SeriesCap(max_series)
         self._phase_cap = SeriesCap(max_series)
@@ -166,7 +171,7 @@ class PrometheusObserver:
             end = self._clock()
         cached = record.series  # _lookup's first test, inlined: set at the response start
         series = cached[1] if cached is not None and cached[0] is self else self._lookup(record)
-        series.end(record, end - record.request_at, trace_id)  # type: ignore[attr-defined]
+        self._series_end(series, record, end - record.request_at, trace_id)
         if record.phases:
             route = record.route_label(self._route)
             for timing in record.phases:

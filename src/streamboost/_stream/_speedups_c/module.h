@@ -9,6 +9,7 @@ static struct PyModuleDef speedups_module = {
     .m_name = "streamboost._stream._speedups",
     .m_doc = "The C twin of streamboost's fast-path kernel (optional).",
     .m_size = -1,
+    .m_methods = tally_functions,
 };
 
 static int
@@ -38,6 +39,7 @@ PyInit__speedups(void)
         intern(&s_more_body, "more_body") < 0 || intern(&s_body, "body") < 0 ||
         intern(&s_wake, "wake") < 0 || intern(&s_room, "room") < 0 ||
         intern(&s_general, "general") < 0 || intern(&s_time, "time") < 0 ||
+        intern(&s_streams, "streams") < 0 ||
         intern(&s_memo_fields[0], "fmt") < 0 || intern(&s_memo_fields[1], "metadata") < 0 ||
         intern(&s_memo_fields[2], "critical_names") < 0 ||
         intern(&s_memo_fields[3], "content_names") < 0 ||

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from streamboost._export._spec import OUTCOMES
 from streamboost._export.prometheus import _fast_backend
 from streamboost._export.prometheus._fast_backend import (
     FastBackend,
@@ -18,7 +19,6 @@ from streamboost._export.prometheus._fast_backend import (
     StreamStats,
 )
 from streamboost._export.prometheus._plain import Hist
-from streamboost._export._spec import OUTCOMES
 from streamboost._stream import NATIVE, StreamRecord
 from streamboost._stream._kernel import tally_end, tally_layout
 
@@ -53,8 +53,9 @@ def _numbers(backend: FastBackend) -> list[Any]:
             exemplars = [
                 None if e is None else (e.labels, e.value) for e in (value.exemplars or ())
             ]
-            value = (value.bounds, list(value.counts), value.sum, exemplars)
-        out.append((family.name, key, value))
+            out.append((family.name, key, (value.bounds, value.counts, value.sum, exemplars)))
+        else:
+            out.append((family.name, key, value))
     return out
 
 

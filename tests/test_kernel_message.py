@@ -11,6 +11,7 @@ is read in C without calling it; its readings must be perf_counter's.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -42,8 +43,27 @@ def _fresh(text: str) -> str:
     return fresh
 
 
+def _with_deleted_entry() -> dict[str, Any]:
+    """The literal's three keys in a dict whose entry table also holds a deleted entry."""
+    message: dict[str, Any] = {"x": 0, "type": BODY_TYPE, "body": CHUNK, "more_body": True}
+    del message["x"]
+    return message
+
+
+def _split_table() -> dict[str, Any]:
+    """The literal's keys and values in an instance ``__dict__`` (a split table in 3.11)."""
+
+    class Message:
+        def __init__(self) -> None:
+            self.type, self.body, self.more_body = BODY_TYPE, CHUNK, True
+
+    return Message().__dict__
+
+
 # (id, message, taken by the kernel)
-SHAPES: list[tuple[str, dict[str, Any], bool]] = [
+# A message, or a function making one where a copy would lose how its dict is laid out.
+Shape = dict[str, Any] | Callable[[], dict[str, Any]]
+SHAPES: list[tuple[str, Shape, bool]] = [
     ("literal", {"type": BODY_TYPE, "body": CHUNK, "more_body": True}, True),
     ("reordered", {"more_body": True, "body": CHUNK, "type": BODY_TYPE}, True),
     ("fresh type value", {"type": _fresh(BODY_TYPE), "body": CHUNK, "more_body": True}, True),
@@ -53,6 +73,8 @@ SHAPES: list[tuple[str, dict[str, Any], bool]] = [
         True,
     ),
     ("extra key", {"type": BODY_TYPE, "body": CHUNK, "more_body": True, "x": 1}, True),
+    ("deleted entry", _with_deleted_entry, True),
+    ("instance dict", _split_table, True),
     ("no more_body, other key", {"type": BODY_TYPE, "body": CHUNK, "x": True}, False),
     ("more_body false", {"type": BODY_TYPE, "body": CHUNK, "more_body": False}, False),
     ("more_body truthy", {"type": BODY_TYPE, "body": CHUNK, "more_body": 1}, False),
@@ -105,7 +127,7 @@ async def _direct(
     [pytest.param(message, taken, id=name) for name, message, taken in SHAPES],
 )
 async def test_which_body_messages_the_kernel_takes(
-    kernel: Kernel, message: dict[str, Any], taken: bool
+    kernel: Kernel, message: Shape, taken: bool
 ) -> None:
     ticks = iter(range(1, 1000))
     stream, server, general = await _direct(kernel, lambda: float(next(ticks)))
@@ -113,7 +135,7 @@ async def test_which_body_messages_the_kernel_takes(
     # Twice: the first may teach the C sender the type string; the second must use it.
     for _ in range(2):
         try:
-            await stream.kernel.send(dict(message))
+            await stream.kernel.send(message() if callable(message) else dict(message))
         except Exception:
             assert not taken  # a malformed message may be refused by the general path
     if taken:
@@ -146,3 +168,61 @@ async def test_the_default_clock_reads_perf_counter(kernel: Kernel) -> None:
     assert general == []
     first, last = record.first_byte_at, record.last_body_at
     assert first is not None and last is not None and first <= last
+
+
+LAST_SHAPES: list[tuple[str, dict[str, Any], bool]] = [
+    ("literal", {"type": BODY_TYPE, "body": b"", "more_body": False}, True),
+    ("type only", {"type": BODY_TYPE}, True),
+    ("no more_body", {"type": BODY_TYPE, "body": b""}, True),
+    ("fresh keys", {_fresh("type"): BODY_TYPE, _fresh("body"): b"", "more_body": False}, True),
+    ("more_body true, no body", {"type": BODY_TYPE, "more_body": True}, False),
+    ("last with bytes", {"type": BODY_TYPE, "body": CHUNK, "more_body": False}, False),
+    ("more_body falsy", {"type": BODY_TYPE, "body": b"", "more_body": 0}, False),
+    ("bytearray body", {"type": BODY_TYPE, "body": bytearray(), "more_body": False}, False),
+]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize(
+    ("message", "taken"),
+    [pytest.param(message, taken, id=name) for name, message, taken in LAST_SHAPES],
+)
+async def test_the_empty_last_message_is_counted_and_finishes_the_body(
+    kernel: Kernel, message: dict[str, Any], taken: bool
+) -> None:
+    ticks = iter(range(1, 1000))
+    stream, server, general = await _direct(kernel, lambda: float(next(ticks)))
+    await stream.kernel.send({"type": BODY_TYPE, "body": CHUNK, "more_body": True})
+    record = stream.record
+    before = (record.chunks_in, record.writes, record.events, record.bytes_out)
+    await stream.kernel.send(dict(message))
+    assert server[-1] == message
+    if taken:
+        assert general == []
+        assert stream._complete  # the owner was told: finishing() ran
+        after = (record.chunks_in, record.writes, record.events, record.bytes_out)
+        assert after == (before[0] + 1, before[1] + 1, before[2], before[3])
+        assert record.last_body_at == record.app_at  # one clock reading for both
+    else:
+        assert general == [message]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+async def test_an_unfinished_event_sends_the_last_message_through_the_scanner(
+    kernel: Kernel,
+) -> None:
+    stream, _server, general = await _direct(kernel, None)
+    await stream.kernel.send({"type": BODY_TYPE, "body": b'data: {"token"', "more_body": True})
+    events = stream.record.events
+    last = {"type": BODY_TYPE, "body": b"", "more_body": False}
+    await stream.kernel.send(last)
+    assert general[-1] == last  # the scanner ends the event it held
+    assert stream.record.events == events + 1 and stream._complete
+
+
+@pytest.mark.skipif(not NATIVE, reason="the C kernel is not built")
+def test_the_c_kernel_reads_the_literal_from_the_entry_table_on_3_11() -> None:
+    from streamboost._stream import _speedups  # type: ignore[attr-defined]
+
+    on_3_11 = sys.version_info[:2] == (3, 11)
+    assert bool(_speedups.ENTRIES_DIRECT) is on_3_11

@@ -30,8 +30,15 @@ class PyRecordBase(Protocol):
 
 class PyScanBase(Protocol):
     fmt: int
+    pending: int
 
     def classify(self, body: bytes) -> int: ...
+
+
+class Finishing(Protocol):
+    """The response a direct sender tells that the body's last message goes out."""
+
+    def finishing(self) -> None: ...
 
 
 class PyBatchBase(Protocol):
@@ -70,10 +77,12 @@ class PySender:
     general: Callable[[Message], Awaitable[None]] | None
     done: Awaitable[None] | None
     clock: Callable[[], float]
+    # Direct mode: the response, told when the body's last message goes out (``finishing``).
+    owner: Finishing | None
 
     def __init__(self, general: Callable[[Message], Awaitable[None]]) -> None:
         self.general = self._chunk = general
-        self.scan = self.batch = self.done = None
+        self.scan = self.batch = self.done = self.owner = None
 
     def use(self, mode: int) -> None:
         """Switch, once at the response start, to ``MODE_DIRECT`` or ``MODE_BATCH`` (the
@@ -89,13 +98,27 @@ class PySender:
         return self._chunk(message)
 
     def _direct(self, message: Message) -> Awaitable[None]:
-        if message["type"] == "http.response.body" and message.get("more_body") is True:
-            body = message.get("body")
-            if type(body) is bytes and body:
-                kind = self.scan.classify(body)  # type: ignore[union-attr]
-                if kind:
-                    self.record.sent(len(body), 1, kind == CONTENT, self.clock())
-                    return self.server_send(message)
+        if message["type"] == "http.response.body":
+            more = message.get("more_body", False)
+            body = message.get("body", b"")
+            if more is True:
+                if type(body) is bytes and body:
+                    kind = self.scan.classify(body)  # type: ignore[union-attr]
+                    if kind:
+                        self.record.sent(len(body), 1, kind == CONTENT, self.clock())
+                        return self.server_send(message)
+            elif (
+                more is False
+                and type(body) is bytes
+                and not body
+                and self.owner is not None
+                and self.scan is not None
+                and not self.scan.pending
+            ):
+                # The body's last message, empty: what the general send does with it.
+                self.record.sent(0, 0, 0, self.clock())
+                self.owner.finishing()
+                return self.server_send(message)
         return self.general(message)  # type: ignore[misc]
 
     def _batch(self, message: Message) -> Awaitable[None]:

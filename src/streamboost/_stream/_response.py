@@ -248,7 +248,11 @@ class HTTPStream:
             direct = self._send_code is not None and not self._gone
             forward = self._send if direct else self._forward
             kernel.general = Direct(self, scanner, forward, settings.clock).general
-            kernel.use(MODE_DIRECT if direct and scanner is not None else MODE_GENERAL)
+            if direct and scanner is not None:
+                kernel.owner = self  # the kernel sends the body's empty last message itself
+                kernel.use(MODE_DIRECT)
+            else:
+                kernel.use(MODE_GENERAL)
         record.began(status, streaming, settings.clock())
         notify_started(record, settings.observers)
         if coalesce or self._send_code is None or self._gone:

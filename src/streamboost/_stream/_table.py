@@ -87,6 +87,7 @@ SENDER_FIELDS: Final = (
     "clock",
     "done",
     "general",
+    "owner",
     "record",
     "scan",
     "server_send",

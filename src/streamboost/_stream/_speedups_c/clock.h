@@ -27,7 +27,7 @@ clock_init(void)
 }
 
 /* The clock's reading as a new float, or NULL with an exception set. */
-static PyObject *
+CHUNK_INLINE PyObject *
 clock_read(PyObject *clock)
 {
 #if defined(__linux__) && defined(CLOCK_MONOTONIC)

@@ -39,11 +39,12 @@ PyInit__speedups(void)
         intern(&s_more_body, "more_body") < 0 || intern(&s_body, "body") < 0 ||
         intern(&s_wake, "wake") < 0 || intern(&s_room, "room") < 0 ||
         intern(&s_general, "general") < 0 || intern(&s_time, "time") < 0 ||
-        intern(&s_streams, "streams") < 0 ||
+        intern(&s_streams, "streams") < 0 || intern(&s_finishing, "finishing") < 0 ||
         intern(&s_memo_fields[0], "fmt") < 0 || intern(&s_memo_fields[1], "metadata") < 0 ||
         intern(&s_memo_fields[2], "critical_names") < 0 ||
         intern(&s_memo_fields[3], "content_names") < 0 ||
-        intern(&s_memo_fields[4], "openai_chat") < 0 || memo_init() < 0 || clock_init() < 0) {
+        intern(&s_memo_fields[4], "openai_chat") < 0 || memo_init() < 0 || clock_init() < 0 ||
+        entries_init() < 0) {
         return NULL;
     }
     PyObject *table = PyImport_ImportModule("streamboost._stream._table");
@@ -112,6 +113,11 @@ PyInit__speedups(void)
             Py_DECREF(module);
             return NULL;
         }
+    }
+    /* Whether body messages are read from the dict's entry table (tests check it is on 3.11). */
+    if (PyModule_AddIntConstant(module, "ENTRIES_DIRECT", entries_direct) < 0) {
+        Py_DECREF(module);
+        return NULL;
     }
     return module;
 }

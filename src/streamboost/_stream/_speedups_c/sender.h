@@ -12,7 +12,7 @@ struct Sender {
     PyObject_HEAD
     /* No wake/room callables: the batch's own wake() and room() methods are called, so a
      * stream holds no bound method objects for them. */
-    PyObject *batch, *clock, *done, *general, *record, *scan, *server_send;
+    PyObject *batch, *clock, *done, *general, *owner, *record, *scan, *server_send;
     chunk_fn chunk;
 };
 
@@ -23,6 +23,7 @@ Sender_traverse(Sender *self, visitproc visit, void *arg)
     Py_VISIT(self->clock);
     Py_VISIT(self->done);
     Py_VISIT(self->general);
+    Py_VISIT(self->owner);
     Py_VISIT(self->record);
     Py_VISIT(self->scan);
     Py_VISIT(self->server_send);
@@ -36,6 +37,7 @@ Sender_clear(Sender *self)
     Py_CLEAR(self->clock);
     Py_CLEAR(self->done);
     Py_CLEAR(self->general);
+    Py_CLEAR(self->owner);
     Py_CLEAR(self->record);
     Py_CLEAR(self->scan);
     Py_CLEAR(self->server_send);
@@ -93,11 +95,45 @@ fields_ready(Sender *self)
            is_subtype_cached(self->record, &RecordBase_Type, &record_type_ok);
 }
 
+/* The body's last message, empty, in direct mode: counted as the general send counts it (a
+ * message of no bytes and no events), the owner told the body is finishing, then the server's
+ * send; with the scanner holding an unfinished event, or no owner, the general send. */
+static PyObject *
+last_direct(Sender *self, PyObject *message)
+{
+    if (!fields_ready(self) || self->clock == NULL || self->server_send == NULL ||
+        is_none(self->owner) || ((ScanBase *)self->scan)->pending) {
+        return to_general(self, message);
+    }
+    Py_INCREF(message);
+    PyObject *result = NULL, *now = clock_read(self->clock);
+    double at = now != NULL ? PyFloat_AsDouble(now) : -1.0;
+    if (now != NULL && !(at == -1.0 && PyErr_Occurred())) {
+        RecordBase *rec = (RecordBase *)self->record;
+        rec->chunks_in += 1;
+        record_produced(rec, 0, at);
+        record_wrote(rec, 0, 0, now);
+        PyObject *done = PyObject_CallMethodNoArgs(self->owner, s_finishing);
+        if (done != NULL) {
+            Py_DECREF(done);
+            result = PyObject_CallOneArg(self->server_send, message);
+        }
+    }
+    Py_XDECREF(now);
+    Py_DECREF(message);
+    return result;
+}
+
 static PyObject *
 chunk_direct(Sender *self, PyObject *message)
 {
-    PyObject *body = more_body_chunk(message);
-    if (body == NULL || !fields_ready(self) || self->clock == NULL || self->server_send == NULL) {
+    PyObject *body;
+    int what = body_message(message, &body);
+    if (what == BODY_LAST_EMPTY) {
+        return last_direct(self, message);
+    }
+    if (what != BODY_MORE || !fields_ready(self) || self->clock == NULL ||
+        self->server_send == NULL) {
         return to_general(self, message);
     }
     Py_INCREF(message); /* keeps the borrowed body alive while Python code runs */
@@ -242,51 +278,3 @@ chunk_batch(Sender *self, PyObject *message)
     Py_DECREF(message);
     return result;
 }
-
-static PyObject *
-Sender_send(Sender *self, PyObject *message)
-{
-    return self->chunk(self, message);
-}
-
-static PyObject *
-Sender_use(Sender *self, PyObject *mode)
-{
-    long m = PyLong_AsLong(mode);
-    if (m == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    self->chunk = m == MODE_DIRECT ? chunk_direct : m == MODE_BATCH ? chunk_batch : to_general;
-    Py_RETURN_NONE;
-}
-
-static int
-Sender_init(Sender *self, PyObject *args, PyObject *kwargs)
-{
-    PyObject *general;
-    if (!PyArg_ParseTuple(args, "O:Sender", &general)) {
-        return -1;
-    }
-    Py_XSETREF(self->general, Py_NewRef(general));
-    self->chunk = to_general;
-    return 0;
-}
-
-static PyMemberDef Sender_members[] = {
-    {"batch", T_OBJECT, offsetof(Sender, batch), 0, NULL},
-    {"clock", T_OBJECT, offsetof(Sender, clock), 0, NULL},
-    {"done", T_OBJECT, offsetof(Sender, done), 0, NULL},
-    {"general", T_OBJECT, offsetof(Sender, general), 0, NULL},
-    {"record", T_OBJECT, offsetof(Sender, record), 0, NULL},
-    {"scan", T_OBJECT, offsetof(Sender, scan), 0, NULL},
-    {"server_send", T_OBJECT, offsetof(Sender, server_send), 0, NULL},
-    {NULL},
-};
-
-static PyMethodDef Sender_methods[] = {
-    {"send", (PyCFunction)Sender_send, METH_O, "The app's send."},
-    {"use", (PyCFunction)Sender_use, METH_O, "Switch to a MODE_* once, at the response start."},
-    {NULL},
-};
-
-GC_TYPE(Sender_Type, Sender, "The app's send for one response: the kernel's chunks, then general.");

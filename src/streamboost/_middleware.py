@@ -8,6 +8,7 @@ a disconnect; ``stream_started`` was not called when the app failed before its r
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final
@@ -219,6 +220,7 @@ class StreamBoost:
         )
         self.admission = build_admission(admission, metrics=metrics, registry=registry)
         self.resume = build_resume(resume)
+        self._guarded = self.resume is not None or self.admission is not None
         self.responses = ResponseSettings(
             app=app,
             clock=self.clock,
@@ -243,10 +245,46 @@ class StreamBoost:
         self.responses = dataclasses.replace(self.responses, observers=tuple(observers))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        metrics_app = self.metrics_app
+        if (
+            scope["type"] != "http"
+            or self._guarded  # resume or admission: their own steps, in _elsewhere
+            # The path's ending first: a str method, not a Python call, for every other request.
+            or metrics_app is not None
+            and scope["path"].endswith(self._metrics_path)
+            and self.exporters.serves(scope)
+        ):
+            await self._elsewhere(scope, receive, send)
+            return
+        # The usual request: HTTPStream.run's steps, taken here, so that an open stream holds
+        # this one coroutine frame and not a second one for run().
+        stream = HTTPStream(self.responses, scope, receive, send)
+        # For phase() inside the app; set back by value, so no Token lives as long as the stream.
+        outer = current_record.get()
+        current_record.set(stream.record)
+        try:
+            await self.app(scope, stream, stream.kernel.send)
+        except asyncio.CancelledError:
+            if stream.cancelled():
+                raise
+        except Exception as exc:
+            await stream.failed(exc)
+            raise
+        else:
+            pending = stream.returned()
+            if pending is not None:
+                await pending
+        finally:
+            if stream.stall_end is not None:
+                await stream.end_stalled()
+            stream.ended()
+            current_record.set(outer)
+
+    async def _elsewhere(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Every scope but the usual HTTP request: /metrics, resume, admission, lifespan..."""
         scope_type = scope["type"]
         if scope_type == "http":
             metrics_app = self.metrics_app
-            # The path's ending first: a str method, not a Python call, for every other request.
             if (
                 metrics_app is not None
                 and scope["path"].endswith(self._metrics_path)

@@ -40,7 +40,7 @@ class Receiving:
         self._inner: Any = None  # the server's coroutine, from the first step on
 
     def __await__(self) -> Generator[Any, None, Message]:
-        return self  # type: ignore[return-value]  # send/throw/close/__next__: a generator's
+        return self  # send/throw/close/__next__: what a generator has
 
     def __iter__(self) -> Receiving:
         return self
@@ -50,11 +50,9 @@ class Receiving:
 
     def _start(self) -> Any:
         awaitable = self._listener.server_receive()
-        inner = self._inner = (
-            awaitable
-            if type(awaitable) is CoroutineType or type(awaitable) is GeneratorType
-            else _through(awaitable)
-        )
+        kind: type = type(awaitable)
+        inner = awaitable if kind is CoroutineType or kind is GeneratorType else _through(awaitable)
+        self._inner = inner
         return inner
 
     def send(self, value: Any) -> Any:

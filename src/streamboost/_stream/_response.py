@@ -10,40 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from types import CodeType
 
-from .._config import CoalesceConfig
-from .._types import ASGIApp, Message, Receive, Scope, Send
+from .._types import Message, Receive, Scope, Send
 from ._format import body_kind, without
 from ._health import SSE_PING, Health
 from ._kernel import Sender
-from ._presets import VERCEL_HEADERS, StreamPreset
+from ._presets import VERCEL_HEADERS
 from ._ready import on_asyncio
 from ._receiving import Receiving
-from ._record import Clock, StreamObserver, StreamRecord, notify_ended, notify_started
-from ._scanner import EventScanner, MetadataPredicate
+from ._record import StreamRecord, notify_ended, notify_started
+from ._scanner import EventScanner
 from ._senders import Coalesced, Direct, Gone
 from ._sendfail import code_of, raised_in
+from ._settings import ResponseSettings
 from ._table import FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE, MODE_BATCH, MODE_DIRECT, MODE_GENERAL
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseSettings:
-    """What every response of one ``StreamBoost`` shares (built once by the middleware)."""
-
-    app: ASGIApp
-    clock: Clock
-    coalesce: CoalesceConfig | None
-    observers: Sequence[StreamObserver]
-    finishing: Sequence[Callable[[StreamRecord], None]]
-    opt_out_header: bytes
-    preset: StreamPreset  # the stream format, with the app's metadata and critical names
-    marked: StreamPreset | None  # ``auto`` only: for a body with a Vercel AI SDK header
-    is_metadata: MetadataPredicate | None
-    content_types: Collection[str]
-    tokens: bool = False  # an exporter counts token usage: the scanner reads it
 
 
 class HTTPStream:
@@ -91,8 +73,7 @@ class HTTPStream:
             self._task = asyncio.current_task()  # the task that runs the app
 
     async def run(self) -> None:
-        """Run the app. ``StreamBoost.__call__`` takes these same steps in its own coroutine
-        for the usual request (one frame per stream, not two); keep the two alike."""
+        """Run the app (``StreamBoost.__call__`` takes these steps itself: keep them alike)."""
         try:
             await self._settings.app(self.record.scope, self, self.kernel.send)
         except asyncio.CancelledError:
@@ -186,8 +167,6 @@ class HTTPStream:
     def __call__(self) -> Awaitable[Message]:
         """The app's ``receive``: the stream itself, so no bound method is kept per stream."""
         return Receiving(self)
-
-    receive = __call__
 
     def received(self, message: Message) -> None:
         """Each message the app receives, before it gets it."""

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ._classify import _has_value, is_critical, is_sse_content
 from ._pysender import PySender as PySender
+from ._receiving import receiving
 from ._table import (
     BATCH_FIELDS,
     BUFFERED,
@@ -217,13 +218,16 @@ if TYPE_CHECKING:
     ScanBase = PyScanBase
     BatchBase = PyBatchBase
     Sender = PySender
+    Receiving = receiving
 else:
     try:
         if os.environ.get("STREAMBOOST_NO_EXTENSIONS", "") not in ("", "0"):
             raise ImportError("STREAMBOOST_NO_EXTENSIONS is set")
-        from ._speedups import BatchBase, RecordBase, ScanBase, Sender
+        from ._speedups import BatchBase, Receiving, RecordBase, ScanBase, Sender
     except ImportError:
         RecordBase, ScanBase, BatchBase, Sender = PyRecordBase, PyScanBase, PyBatchBase, PySender
+        Receiving = receiving
         NATIVE = False
     else:
+        Coroutine.register(Receiving)  # as the coroutine it replaces: create_task() takes it
         NATIVE = True

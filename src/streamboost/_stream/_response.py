@@ -16,10 +16,9 @@ from types import CodeType
 from .._types import Message, Receive, Scope, Send
 from ._format import body_kind, without
 from ._health import SSE_PING, Health
-from ._kernel import Sender
+from ._kernel import Receiving, Sender
 from ._presets import VERCEL_HEADERS
 from ._ready import on_asyncio
-from ._receiving import Receiving
 from ._record import StreamRecord, notify_ended, notify_started
 from ._scanner import EventScanner
 from ._senders import Coalesced, Direct, Gone
@@ -168,9 +167,9 @@ class HTTPStream:
         """The app's ``receive``: the stream itself, so no bound method is kept per stream."""
         return Receiving(self)
 
-    def received(self, message: Message) -> None:
-        """Each message the app receives, before it gets it."""
-        if message["type"] == "http.disconnect" and not self._complete:
+    def disconnected(self) -> None:
+        """The app is about to receive ``http.disconnect``."""
+        if not self._complete:
             self._client_gone()
 
     def _start(self, message: Message) -> Awaitable[None]:

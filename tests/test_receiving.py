@@ -1,4 +1,4 @@
-"""The app's ``receive()``: the kernel's ``Receiving`` (C) and its twin, the coroutine ``receiving``.
+"""The app's ``receive()``: the kernel's ``Receiving`` (C) and its twin, ``receiving``.
 
 Both are driven the same way, by asyncio and by hand (``send``/``throw``/``close``, what a
 coroutine awaiting them does), and must give the same answers: the server's message passes

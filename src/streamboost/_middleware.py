@@ -8,6 +8,7 @@ a disconnect; ``stream_started`` was not called when the app failed before its r
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final
@@ -21,6 +22,7 @@ from ._admission import AdmissionConfig, build_admission
 from ._config import CoalesceConfig
 from ._deferred import DeferredWriter, export_defer_metrics
 from ._deferred._lifespan import LifespanWriters
+from ._detours import Guarded
 from ._export import MetricBuckets, build_exporters
 from ._export._tokens import check_tenant
 from ._export._websockets import build_websocket_observers
@@ -219,6 +221,9 @@ class StreamBoost:
         )
         self.admission = build_admission(admission, metrics=metrics, registry=registry)
         self.resume = build_resume(resume)
+        self._guarded = None
+        if self.resume is not None or self.admission is not None:
+            self._guarded = Guarded(self.resume, self.admission)
         self.responses = ResponseSettings(
             app=app,
             clock=self.clock,
@@ -243,39 +248,48 @@ class StreamBoost:
         self.responses = dataclasses.replace(self.responses, observers=tuple(observers))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._other(scope, receive, send)
+            return
+        metrics_app = self.metrics_app
+        # The path's ending first: a str method, not a Python call, for every other request.
+        if (
+            metrics_app is not None
+            and scope["path"].endswith(self._metrics_path)
+            and self.exporters.serves(scope)
+        ):
+            await metrics_app(scope, receive, send)
+            return
+        if self._guarded is not None:  # resume, admission: steps before and after the app's
+            await self._guarded(self.responses, scope, receive, send)
+            return
+        # The usual request: HTTPStream.run's steps, taken here, so that an open stream holds
+        # this one coroutine frame and not a second one for run().
+        stream = HTTPStream(self.responses, scope, receive, send)
+        # For phase() inside the app; set back by value, so no Token lives as long as the stream.
+        outer = current_record.get()
+        current_record.set(stream.record)
+        try:
+            await self.app(scope, stream, stream.kernel.send)
+        except asyncio.CancelledError:
+            if stream.cancelled():
+                raise
+        except Exception as exc:
+            await stream.failed(exc)
+            raise
+        else:
+            pending = stream.returned()
+            if pending is not None:
+                await pending
+        finally:
+            if stream.stall_end is not None:
+                await stream.end_stalled()
+            stream.ended()
+            current_record.set(outer)
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
-        if scope_type == "http":
-            metrics_app = self.metrics_app
-            # The path's ending first: a str method, not a Python call, for every other request.
-            if (
-                metrics_app is not None
-                and scope["path"].endswith(self._metrics_path)
-                and self.exporters.serves(scope)
-            ):
-                await metrics_app(scope, receive, send)
-                return
-            resume = self.resume
-            tap = None
-            if resume is not None and resume.applies(scope):
-                if resume.is_resume(scope):  # answered from the log, measured like any stream
-                    replayed = HTTPStream(resume.settings(self.responses), scope, receive, send)
-                    await replayed.run()
-                    return
-                tap = resume.tap(scope, receive, send)
-                receive, send = tap.receive, tap.send
-            admission = self.admission
-            ticket = None if admission is None else admission.ticket(scope, receive, send)
-            stream = HTTPStream(
-                self.responses, scope, receive if ticket is None else ticket.receive, send
-            )
-            token = current_record.set(stream.record)  # for phase() inside the app
-            try:
-                await (stream.run() if ticket is None else ticket.run(stream.record, stream.run))
-            finally:
-                current_record.reset(token)
-                if tap is not None:
-                    await tap.finish()
-        elif scope_type == "lifespan":
+        if scope_type == "lifespan":
             await self.lifespan(scope, receive, send)
         elif scope_type == "websocket":
             await self.websocket(scope, receive, send)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .._stream._response import ResponseSettings
+from .._stream._settings import ResponseSettings
 from .._types import Receive, Scope, Send
 from ._config import ResumeConfig
 from ._log import RedisLog

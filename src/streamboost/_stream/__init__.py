@@ -22,8 +22,9 @@ from ._record import (
     StreamRecord,
     current_record,
 )
-from ._response import HTTPStream, ResponseSettings
+from ._response import HTTPStream
 from ._scanner import EventScanner
+from ._settings import ResponseSettings
 
 __all__ = [
     "DEFAULT_CLOCK",

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ._classify import _has_value, is_critical, is_sse_content
 from ._pysender import PySender as PySender
+from ._receiving import receiving
 from ._table import (
     BATCH_FIELDS,
     BUFFERED,
@@ -220,14 +221,25 @@ if TYPE_CHECKING:
     # The Prometheus fast backend's end of a response in C (``_fast_backend``), or None.
     tally_layout: Callable[[type, type, type, type, type], None] | None
     tally_end: Callable[[Any, Any, float, str | None], None] | None
+    Receiving = receiving
 else:
     try:
         if os.environ.get("STREAMBOOST_NO_EXTENSIONS", "") not in ("", "0"):
             raise ImportError("STREAMBOOST_NO_EXTENSIONS is set")
-        from ._speedups import BatchBase, RecordBase, ScanBase, Sender, tally_end, tally_layout
+        from ._speedups import (
+            BatchBase,
+            Receiving,
+            RecordBase,
+            ScanBase,
+            Sender,
+            tally_end,
+            tally_layout,
+        )
     except ImportError:
         RecordBase, ScanBase, BatchBase, Sender = PyRecordBase, PyScanBase, PyBatchBase, PySender
         tally_layout = tally_end = None
+        Receiving = receiving
         NATIVE = False
     else:
+        Coroutine.register(Receiving)  # as the coroutine it replaces: create_task() takes it
         NATIVE = True

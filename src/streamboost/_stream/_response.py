@@ -10,39 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from types import CodeType
 
-from .._config import CoalesceConfig
-from .._types import ASGIApp, Message, Receive, Scope, Send
+from .._types import Message, Receive, Scope, Send
 from ._format import body_kind, without
 from ._health import SSE_PING, Health
-from ._kernel import Sender
-from ._presets import VERCEL_HEADERS, StreamPreset
+from ._kernel import Receiving, Sender
+from ._presets import VERCEL_HEADERS
 from ._ready import on_asyncio
-from ._record import Clock, StreamObserver, StreamRecord, notify_ended, notify_started
-from ._scanner import EventScanner, MetadataPredicate
+from ._record import StreamRecord, notify_ended, notify_started
+from ._scanner import EventScanner
 from ._senders import Coalesced, Direct, Gone
 from ._sendfail import code_of, raised_in
+from ._settings import ResponseSettings
 from ._table import FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE, MODE_BATCH, MODE_DIRECT, MODE_GENERAL
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseSettings:
-    """What every response of one ``StreamBoost`` shares (built once by the middleware)."""
-
-    app: ASGIApp
-    clock: Clock
-    coalesce: CoalesceConfig | None
-    observers: Sequence[StreamObserver]
-    finishing: Sequence[Callable[[StreamRecord], None]]
-    opt_out_header: bytes
-    preset: StreamPreset  # the stream format, with the app's metadata and critical names
-    marked: StreamPreset | None  # ``auto`` only: for a body with a Vercel AI SDK header
-    is_metadata: MetadataPredicate | None
-    content_types: Collection[str]
-    tokens: bool = False  # an exporter counts token usage: the scanner reads it
 
 
 class HTTPStream:
@@ -52,14 +34,14 @@ class HTTPStream:
         "_coalesced",
         "_complete",
         "_gone",
-        "_receive",
         "_send",
         "_send_code",
         "_settings",
-        "_stall_end",
         "_task",
         "kernel",
         "record",
+        "server_receive",
+        "stall_end",
     )
 
     def __init__(
@@ -72,7 +54,7 @@ class HTTPStream:
         kernel: Callable[[Callable[[Message], Awaitable[None]]], Sender] = Sender,
     ) -> None:
         self._settings = settings
-        self._receive = receive
+        self.server_receive = receive
         self._send = send
         self.record = StreamRecord(scope, settings.clock())
         # A function's or bound method's code (a method forwards ``__code__``), else code_of.
@@ -84,49 +66,72 @@ class HTTPStream:
         self._complete = False  # the body's last message went to the server
         self._gone = False  # the client went away before the body ended
         self._task: asyncio.Task[object] | None = None  # cancelled when the app stalls
-        self._stall_end: bytes | None = None  # set when stalled: the body's last bytes
+        self.stall_end: bytes | None = None  # set when stalled: the body's last bytes
+        config = settings.coalesce
+        if config is not None and config.stall_timeout is not None and on_asyncio():
+            self._task = asyncio.current_task()  # the task that runs the app
 
     async def run(self) -> None:
-        record = self.record
-        config = self._settings.coalesce
-        if config is not None and config.stall_timeout is not None and on_asyncio():
-            self._task = asyncio.current_task()
+        """Run the app (``StreamBoost.__call__`` takes these steps itself: keep them alike)."""
         try:
-            await self._settings.app(record.scope, self.receive, self.kernel.send)
+            await self._settings.app(self.record.scope, self, self.kernel.send)
         except asyncio.CancelledError:
-            task = self._task
-            if self._stall_end is None or task is None or task.uncancel():
-                if not self._complete:
-                    record.client_left()
+            if self.cancelled():
                 raise
-            # Our own cancel of a stalled app: the stream ends normally, below.
         except Exception as exc:
-            coalescer = self._coalesced
-            if coalescer is not None and isinstance(coalescer.error, OSError):
-                record.client_left()  # a write failed or timed out
-            elif raised_in(exc, self._send_code):
-                self.client_failed()  # the server's send failed under the app's await
-            else:
-                record.app_failed()
-            await self._deliver_buffered()
+            await self.failed(exc)
             raise
         else:
-            if self._coalesced is not None:  # no coroutine made for an uncoalesced response
-                await self._deliver_buffered()  # an app that returned without ending its body
-            if record.headers_at is None and not self._gone:
-                # ...or without a response: the server sends a 500. An app that returns
-                # because its client left is not an error (exported as status 499).
-                record.no_response()
+            pending = self.returned()
+            if pending is not None:
+                await pending
         finally:
-            if self._stall_end is not None:
-                await self._end_stalled()
-            coalesced = self._coalesced
-            if coalesced is not None:  # None again after a disconnect closed it
-                coalesced.coalescer.close()
-                if coalesced.coalescer.error is not None:
-                    record.write_failed(coalesced.coalescer.error)
-            record.settle()
-            notify_ended(record, self._settings.observers)
+            if self.stall_end is not None:
+                await self.end_stalled()
+            self.ended()
+
+    def cancelled(self) -> bool:
+        """The app's run was cancelled: True to re-raise, False for our own cancel of a
+        stalled app (the stream then ends normally)."""
+        task = self._task
+        if self.stall_end is None or task is None or task.uncancel():
+            if not self._complete:
+                self.record.client_left()
+            return True
+        return False
+
+    async def failed(self, exc: Exception) -> None:
+        """The app raised ``exc`` (re-raised by the caller after this)."""
+        record = self.record
+        coalescer = self._coalesced
+        if coalescer is not None and isinstance(coalescer.error, OSError):
+            record.client_left()  # a write failed or timed out
+        elif raised_in(exc, self._send_code):
+            self.client_failed()  # the server's send failed under the app's await
+        else:
+            record.app_failed()
+        await self._deliver_buffered()
+
+    def returned(self) -> Awaitable[None] | None:
+        """The app returned; what is still to await (no coroutine for an uncoalesced one)."""
+        if self.record.headers_at is None and not self._gone:
+            # ...without a response: the server sends a 500. An app that returns because its
+            # client left is not an error (exported as status 499).
+            self.record.no_response()
+        if self._coalesced is not None:
+            return self._deliver_buffered()  # an app that returned without ending its body
+        return None
+
+    def ended(self) -> None:
+        """The request is over: settle the record, tell the observers."""
+        record = self.record
+        coalesced = self._coalesced
+        if coalesced is not None:  # None again after a disconnect closed it
+            coalesced.coalescer.close()
+            if coalesced.coalescer.error is not None:
+                record.write_failed(coalesced.coalescer.error)
+        record.settle()
+        notify_ended(record, self._settings.observers)
 
     async def _deliver_buffered(self) -> None:
         """Write what the app sent but is still buffered, when its body did not end."""
@@ -138,17 +143,17 @@ class HTTPStream:
     def _stalled(self) -> None:
         """``stall_timeout`` passed without a body message: end the stream, cancel the app."""
         coalesced, task = self._coalesced, self._task
-        if coalesced is None or task is None or self._complete or self._stall_end is not None:
+        if coalesced is None or task is None or self._complete or self.stall_end is not None:
             return
         config = self._settings.coalesce
         assert config is not None
         fmt = self.kernel.scan.fmt if self.kernel.scan is not None else 0
         ending = {FORMAT_SSE: config.stall_event, FORMAT_LINES: config.stall_event_ndjson}
-        self._stall_end = ending.get(fmt, b"")
+        self.stall_end = ending.get(fmt, b"")
         self.record.stalled()
         task.cancel()
 
-    async def _end_stalled(self) -> None:
+    async def end_stalled(self) -> None:
         """Write what was buffered, then the stall event as the body's last message."""
         coalescer = self._coalesced
         if coalescer is None or coalescer.error is not None or self._complete:
@@ -156,13 +161,16 @@ class HTTPStream:
         with contextlib.suppress(Exception):  # best effort: the client may be gone too
             await coalescer.drain()
             self.finishing()
-            await coalescer.extra(self._stall_end or b"", False)
+            await coalescer.extra(self.stall_end or b"", False)
 
-    async def receive(self) -> Message:
-        message = await self._receive()
-        if message["type"] == "http.disconnect" and not self._complete:
+    def __call__(self) -> Awaitable[Message]:
+        """The app's ``receive``: the stream itself, so no bound method is kept per stream."""
+        return Receiving(self)
+
+    def disconnected(self) -> None:
+        """The app is about to receive ``http.disconnect``."""
+        if not self._complete:
             self._client_gone()
-        return message
 
     def _start(self, message: Message) -> Awaitable[None]:
         """The app's first message: read the response start, pick the body's sender."""
@@ -248,11 +256,8 @@ class HTTPStream:
             direct = self._send_code is not None and not self._gone
             forward = self._send if direct else self._forward
             kernel.general = Direct(self, scanner, forward, settings.clock).general
-            if direct and scanner is not None:
-                kernel.owner = self  # the kernel sends the body's empty last message itself
-                kernel.use(MODE_DIRECT)
-            else:
-                kernel.use(MODE_GENERAL)
+            kernel.owner = self  # direct mode: the kernel sends the empty last message itself
+            kernel.use(MODE_DIRECT if direct and scanner is not None else MODE_GENERAL)
         record.began(status, streaming, settings.clock())
         notify_started(record, settings.observers)
         if coalesce or self._send_code is None or self._gone:

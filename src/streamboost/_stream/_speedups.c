@@ -1,8 +1,8 @@
 /* streamboost._stream._speedups: the C twin of the fast-path kernel (_kernel.py).
  *
  * Four base types with the fields listed in _table.py and the functions on them that a body
- * chunk runs, each the same rule as its Python twin in _kernel.py (tests/test_kernel.py runs
- * both on the same inputs):
+ * chunk runs, and Receiving; each the same rule as its Python twin in _kernel.py
+ * (tests/test_kernel.py runs both on the same inputs):
  *
  * - ScanBase.classify(body): is the chunk one whole, non-critical event, with or without
  *   output tokens (CONTENT / OTHER), or GENERAL (not sure: the scanner's general path decides);
@@ -13,7 +13,9 @@
  * - Sender.send(message): after use(mode), takes a chunk it is sure of and hands every other
  *   message to its ``general`` callable (set by the Python sender, not looked up by name);
  *   in batch mode a due flush or a full buffer calls the batch's own ``wake()`` / ``room()``
- *   methods (looked up then, not stored: no bound method objects per stream).
+ *   methods (looked up then, not stored: no bound method objects per stream);
+ * - Receiving(listener): one receive() of the app, the server's awaited through without a
+ *   coroutine frame; it tells the listener of an http.disconnect.
  *
  * The numbers (kinds, codes, formats, modes) are read from _table.py when this module is
  * imported; nothing here spells one.
@@ -88,4 +90,5 @@ static Py_ssize_t GAP_N;
 #include "_speedups_c/clock.h"
 #include "_speedups_c/sender.h"
 #include "_speedups_c/sender_type.h"
+#include "_speedups_c/receive.h"
 #include "_speedups_c/module.h"

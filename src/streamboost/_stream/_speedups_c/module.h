@@ -44,7 +44,7 @@ PyInit__speedups(void)
         intern(&s_memo_fields[2], "critical_names") < 0 ||
         intern(&s_memo_fields[3], "content_names") < 0 ||
         intern(&s_memo_fields[4], "openai_chat") < 0 || memo_init() < 0 || clock_init() < 0 ||
-        entries_init() < 0) {
+        entries_init() < 0 || receiving_init() < 0) {
         return NULL;
     }
     PyObject *table = PyImport_ImportModule("streamboost._stream._table");
@@ -96,9 +96,10 @@ PyInit__speedups(void)
     Sender_Type.tp_init = (initproc)Sender_init;
     ScanBase_Type.tp_setattro = ScanBase_setattro;
     ScanBase_Type.tp_getset = ScanBase_getset;
-    PyTypeObject *types[] = {&RecordBase_Type, &ScanBase_Type, &BatchBase_Type, &Sender_Type};
-    const char *names[] = {"RecordBase", "ScanBase", "BatchBase", "Sender"};
-    for (int i = 0; i < 4; i++) {
+    PyTypeObject *types[] = {&RecordBase_Type, &ScanBase_Type, &BatchBase_Type, &Sender_Type,
+                             &Receiving_Type};
+    const char *names[] = {"RecordBase", "ScanBase", "BatchBase", "Sender", "Receiving"};
+    for (int i = 0; i < 5; i++) {
         if (PyType_Ready(types[i]) < 0) {
             return NULL;
         }
@@ -107,7 +108,7 @@ PyInit__speedups(void)
     if (module == NULL) {
         return NULL;
     }
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         if (PyModule_AddObject(module, names[i], Py_NewRef((PyObject *)types[i])) < 0) {
             Py_DECREF(types[i]);
             Py_DECREF(module);

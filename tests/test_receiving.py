@@ -47,7 +47,10 @@ def counting(listener: Listener, messages: list[dict[str, Any]]) -> Receive:
 @pytest.mark.parametrize("make", TWINS)
 async def test_messages_pass_through_and_only_a_disconnect_is_told(make: Any) -> None:
     listener = Listener(lambda: None)  # type: ignore[arg-type, return-value]
-    messages = [{"type": "http.request", "body": b"x"}, {"type": "http.disconnect"}]
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b"x"},
+        {"type": "http.disconnect"},
+    ]
     listener.server_receive = counting(listener, messages)
     first = await make(listener)
     assert first == {"type": "http.request", "body": b"x"}
@@ -204,3 +207,35 @@ async def test_a_message_without_a_type_fails_as_the_app_would_see_it(make: Any)
 
     with pytest.raises(KeyError):
         await make(Listener(server_receive))
+
+
+class _NoThrow:
+    """A server's awaitable whose iterator has no throw() (granian's ``PyFutureAwaitable``)."""
+
+    def __init__(self, future: asyncio.Future[Any]) -> None:
+        self._future = future
+
+    def __await__(self) -> Any:
+        return self
+
+    def __iter__(self) -> Any:
+        return self
+
+    def __next__(self) -> Any:
+        if not self._future.done():
+            return self._future  # the loop waits on it, as on any asyncio future
+        raise StopIteration(self._future.result())
+
+
+@pytest.mark.parametrize("make", TWINS)
+async def test_a_cancel_reaches_the_app_when_the_server_awaitable_has_no_throw(
+    make: Any,
+) -> None:
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    listener = Listener(lambda: _NoThrow(future))
+    task = asyncio.ensure_future(make(listener))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert listener.disconnects == 0

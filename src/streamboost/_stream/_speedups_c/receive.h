@@ -140,7 +140,14 @@ Receiving_throw(Receiving *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "throw expected 1 to 3 arguments");
         return NULL;
     }
-    if (self->inner == NULL) { /* not started (a task cancelled at once): no server receive */
+    /* Not started (a task cancelled at once: no server receive), or a server awaitable
+     * without throw() (granian's): raised here, as `yield from` does (PEP 380). */
+    PyObject *throw = self->inner == NULL ? NULL : PyObject_GetAttr(self->inner, s_throw);
+    if (throw == NULL) {
+        if (self->inner != NULL && !PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return NULL;
+        }
+        PyErr_Clear();
         PyObject *typ = args[0], *val = nargs > 1 ? args[1] : Py_None;
         PyObject *tb = nargs > 2 ? args[2] : Py_None;
         PyObject *exc = val != Py_None ? val : typ;
@@ -156,10 +163,6 @@ Receiving_throw(Receiving *self, PyObject *const *args, Py_ssize_t nargs)
         else {
             PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
         }
-        return NULL;
-    }
-    PyObject *throw = PyObject_GetAttr(self->inner, s_throw);
-    if (throw == NULL) {
         return NULL;
     }
     PyObject *result = PyObject_Vectorcall(throw, args, nargs, NULL);

@@ -18,6 +18,7 @@ class PyRecordBase(Protocol):
     """What the sender changes of ``_kernel.RecordBase`` (a protocol: no import cycle)."""
 
     first_token_at: float | None
+    last_body_at: float | None
 
     def took(self, events: int) -> None: ...
 
@@ -41,12 +42,13 @@ class PyBatchBase(Protocol):
     pending_bytes: int
     inflight: int
     error: BaseException | None
-    loop: Any
+    loop_clock: Any
     eager: bool
     last_event: float
     last_write: float
     quiet_gap: float
     window: float
+    due: float
     write_now: bool
 
     def add(self, body: bytes, size: int, events: int, content: int, critical: bool) -> int: ...
@@ -54,6 +56,8 @@ class PyBatchBase(Protocol):
     def wake(self) -> None: ...
 
     def room(self) -> Awaitable[None]: ...
+
+    def write_due(self, now: float) -> Awaitable[None]: ...
 
 
 class PySender:
@@ -123,8 +127,17 @@ class PySender:
                 if kind:
                     record = self.record
                     record.took(1)
-                    record.produced(kind == CONTENT, self.clock())
+                    record.produced(kind == CONTENT, at := self.clock())
                     code = batch.add(body, len(body), 1, kind == CONTENT, False)
+                    # Due a window after its first byte, which came after the last write: the
+                    # loop's time is read only past a window since that write (C: since_write).
+                    last = record.last_body_at
+                    if (
+                        not batch.inflight
+                        and (type(last) is not float or at - last >= batch.window)
+                        and (now := batch.loop_clock()) >= batch.due
+                    ):
+                        return batch.write_due(now)  # the timer is late: write the batch here
                     if code & WAKE:
                         batch.wake()
                     if code & FULL:
@@ -144,7 +157,7 @@ class PySender:
         kind = self.scan.classify(body)  # type: ignore[union-attr]
         if not kind:
             return self._batch_general(message)
-        now: float = batch.loop.time()
+        now: float = batch.loop_clock()
         quiet = now - batch.last_event >= batch.quiet_gap
         batch.last_event = now
         if not (batch.eager or quiet or now - batch.last_write >= batch.window):

@@ -1,10 +1,12 @@
-"""A batch already due is written by the app's next send, C and Python alike (issue 13).
+"""A send that finds its batch due starts the flusher at once, C and Python alike (issue 13).
 
-On a loaded loop the window timer fires late and the flusher task it starts runs a turn later
-still, while the app is already sending again: the send that finds the batch due writes it,
-with its own chunk. The loop's clock here is fake (``FakeTimeLoop.now``), moved by the test
-between sends; the sends never yield to the loop, so no timer or task can run in between and
-every write recorded is one a send made.
+On a loaded loop the window timer fires late, and the flusher task it starts runs a turn later
+still. A send that finds the batch due (the app is sending again) starts the flusher itself,
+so its first step, the next turn, writes the batch with every chunk the app sent meanwhile.
+The loop's clock here is fake (``FakeTimeLoop.now``), moved by the test between sends; the
+sends never yield to the loop, so no timer or task runs between them, and one
+``asyncio.sleep(0)`` lets exactly one turn run (the ready callbacks in order, the due timers
+after them).
 """
 
 from __future__ import annotations
@@ -37,20 +39,25 @@ Kernel = Callable[[Callable[[Any], Awaitable[None]]], Any]
 
 
 class FakeTimeLoop(asyncio.SelectorEventLoop):
-    """An event loop whose ``time()`` is ``now``, moved only by the test."""
+    """An event loop whose ``time()`` is ``now``, moved only by the test; counts its tasks."""
 
     def __init__(self) -> None:
         super().__init__()
         self.now = 1000.0
+        self.tasks = 0
 
     def time(self) -> float:
         return self.now
+
+    def create_task(self, coro: Any, **kwargs: Any) -> Any:
+        self.tasks += 1
+        return super().create_task(coro, **kwargs)
 
 
 def _run(main: Coroutine[Any, Any, Any]) -> Any:
     loop = FakeTimeLoop()
     try:
-        return loop.run_until_complete(main)
+        return loop.run_until_complete(loop.create_task(main))
     finally:
         loop.close()
 
@@ -63,9 +70,10 @@ def _body(data: bytes, more: bool = True) -> dict[str, Any]:
     return {"type": "http.response.body", "body": data, "more_body": more}
 
 
-async def _late_send(kernel: Kernel, after: float, last: bytes) -> tuple[Any, ...]:
-    """Two tokens written at once, a third buffered, then ``after`` seconds of loop time
-    and ``last``: what the server got by the end of that send, and the record then."""
+async def _late(kernel: Kernel, after: float, lasts: list[bytes], turns: int) -> tuple[Any, ...]:
+    """Two tokens written at once, a third buffered; then ``after`` seconds of loop time, the
+    chunks ``lasts`` and ``turns`` loop turns: what the server got, the record, and the tasks
+    made since the batch formed."""
     loop = asyncio.get_running_loop()
     assert isinstance(loop, FakeTimeLoop)
     ticks = iter(range(1, 1_000_000))
@@ -92,51 +100,62 @@ async def _late_send(kernel: Kernel, after: float, last: bytes) -> tuple[Any, ..
     loop.now += 2 * WINDOW
     await send(_body(openai("t1")))  # a window after the last write: at once
     await send(_body(openai("t2")))  # right behind it: buffered, due a window from now
+    tasks = loop.tasks
     loop.now += after
-    await send(_body(last))
+    for last in lasts:
+        await send(_body(last))
+    in_sends = len(writes)
+    for _ in range(turns):
+        await asyncio.sleep(0)
     coalescer = stream._coalesced
     assert coalescer is not None and coalescer.flusher is not None
-    flusher = coalescer.flusher
     seen = (
+        in_sends,
         list(writes),
         tuple(getattr(stream.record, name) for name in FIELDS),
-        flusher._timer is None,  # the window timer is off
-        flusher._task is None and flusher._kick is None,  # no flusher run made or pending
+        loop.tasks - tasks,
     )
     await send(_body(b"", more=False))  # the body's end writes whatever still waits
-    assert b"".join(writes).endswith(last)
+    assert b"".join(writes).endswith(lasts[-1] if lasts else openai("t2"))
     coalescer.close()
     return seen
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_the_next_send_writes_a_batch_that_is_due(kernel: Kernel) -> None:
-    writes, record, timer_off, no_task = _run(_late_send(kernel, WINDOW * 1.2, openai("t3")))
-    assert writes == [openai("t0"), openai("t1"), openai("t2") + openai("t3")]
-    assert record == (4, 4, 4, 3, len(b"".join(writes)))
-    assert timer_off and no_task
+def test_a_send_that_finds_the_batch_due_has_it_written_at_the_next_turn(
+    kernel: Kernel,
+) -> None:
+    lasts = [openai("t3"), openai("t4")]
+    in_sends, writes, record, tasks = _run(_late(kernel, WINDOW * 1.2, lasts, turns=1))
+    assert in_sends == 2  # the sends only buffer: the chunks of this turn join the batch
+    assert writes == [openai("t0"), openai("t1"), openai("t2") + b"".join(lasts)]
+    assert record == (5, 5, 5, 3, len(b"".join(writes)))
+    assert tasks == 1  # the flusher's, made by the send that found the batch due
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_a_chunk_of_two_events_writes_a_batch_that_is_due(kernel: Kernel) -> None:
+def test_a_chunk_of_two_events_that_finds_the_batch_due_alike(kernel: Kernel) -> None:
     last = openai("t3") + openai("t4")  # not one event: the Python sender's general path
-    writes, record, timer_off, no_task = _run(_late_send(kernel, WINDOW * 1.2, last))
+    in_sends, writes, record, tasks = _run(_late(kernel, WINDOW * 1.2, [last], turns=1))
+    assert in_sends == 2
     assert writes == [openai("t0"), openai("t1"), openai("t2") + last]
     assert record == (4, 5, 5, 3, len(b"".join(writes)))
-    assert timer_off and no_task
+    assert tasks == 1
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_a_batch_not_yet_due_waits_for_its_timer(kernel: Kernel) -> None:
-    writes, record, timer_off, no_task = _run(_late_send(kernel, WINDOW * 0.8, openai("t3")))
+    _, writes, record, tasks = _run(_late(kernel, WINDOW * 0.8, [openai("t3")], turns=2))
     assert writes == [openai("t0"), openai("t1")]  # t2 and t3 wait in the batch
     assert record == (4, 4, 2, 2, len(b"".join(writes)))  # content events count as written
-    assert not timer_off and no_task
+    assert tasks == 0
 
 
 @pytest.mark.skipif(not NATIVE, reason="streamboost._speedups is not built")
 @pytest.mark.parametrize("after", [WINDOW * 0.8, WINDOW, WINDOW * 1.2, WINDOW * 40])
-def test_the_c_and_python_kernels_write_a_due_batch_alike(after: float) -> None:
-    native = _run(_late_send(_kernel.Sender, after, openai("t3")))
-    python = _run(_late_send(PySender, after, openai("t3")))
+@pytest.mark.parametrize("turns", [0, 1, 2])
+def test_the_c_and_python_kernels_flush_a_due_batch_alike(after: float, turns: int) -> None:
+    lasts = [openai("t3"), openai("t4")]
+    native = _run(_late(_kernel.Sender, after, lasts, turns))
+    python = _run(_late(PySender, after, lasts, turns))
     assert native == python

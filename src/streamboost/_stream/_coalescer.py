@@ -15,8 +15,8 @@ does); every write, bounded by ``send_timeout``, is ``_writes.BoundedWrites.writ
   batching would only delay it.
 - Otherwise chunks buffer. A batch is written when ``window`` seconds have passed since its
   first byte was buffered, when it holds ``max_events`` events or ``max_bytes`` bytes, or at
-  once (with everything before it) when a critical event arrives; by the caller, with a whole
-  event that joins it once ``due`` (a loaded loop's timer is late, the flusher's turn later).
+  once (with everything before it) when a critical event arrives; at the next turn when a
+  whole event joins it past ``due`` (a loaded loop's timer is late; the app sends again).
 - Writes are done by one flusher task per stream, so the app's send returns at once while a
   write to a slow client is pending; new chunks join the next batch. Past ``max_buffer_bytes``
   (counting the write in flight) the app's send waits.
@@ -55,14 +55,7 @@ class CoalescerCore(BatchBase, BoundedWrites):
 
     # And BatchBase's (C when built: _kernel, the fields in _table.BATCH_FIELDS). Few slots
     # on purpose: open streams are many (issue 13: at most 2 KiB each).
-    __slots__ = (
-        "_config",
-        "_now",
-        "_partial",
-        "done",
-        "flusher",
-        "health",
-    )
+    __slots__ = ("_config", "_now", "_partial", "done", "flusher", "health")
 
     def __init__(self, config: CoalesceConfig, *, eager: bool = True) -> None:
         self.max_events = config.max_events
@@ -111,9 +104,10 @@ class CoalescerCore(BatchBase, BoundedWrites):
             flusher = self.flusher = Flusher(self)
         return flusher
 
-    def wake(self) -> None:
-        """A flush is due (the kernel calls this on ``WAKE``)."""
-        self.the_flusher().wake()
+    def wake(self, late: bool = False) -> None:
+        """A flush is due (the kernel calls this on ``WAKE``; ``late``: the batch's time has
+        passed, so the flusher starts now and its first turn takes what this turn adds)."""
+        self.the_flusher().wake(defer_start=not late)
 
     def room(self) -> Awaitable[None]:
         """What the app's send returns on a full buffer (the kernel calls this on ``FULL``)."""
@@ -127,8 +121,8 @@ class CoalescerCore(BatchBase, BoundedWrites):
         """
         if self.ready and complete == len(data) and not self.pending_bytes:
             code = self.add(data, complete, events, content, critical)  # joins a batch
-            if not self.inflight and (now := self.loop_clock()) >= self.due:
-                return self.take_due(now)  # the batch was due: the caller writes it
+            if not code and not self.wanted and self.loop_clock() >= self.due:
+                self.wake(True)  # due already: the timer is late (a loaded loop)
             return code
         now = self.loop_clock()
         quiet = now - self.last_event >= self.quiet_gap

@@ -91,7 +91,7 @@ class Flusher:
             raise batch.error
         if not batch.inflight:
             # No write in flight, so the flusher is idle: write here, saving two task switches.
-            self.cancel_timer()
+            self._cancel_timer()
             parts = batch.take(everything=True)
             batch.wanted = False
             if data:
@@ -144,7 +144,7 @@ class Flusher:
         if batch.wanted and self._task is None and batch.error is None:
             self._task = self.loop.create_task(self._run())
 
-    def cancel_timer(self) -> None:
+    def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -156,7 +156,7 @@ class Flusher:
 
     def close(self) -> None:
         """Cancel the timers and the task; let waiting sends go on (they see ``error``)."""
-        self.cancel_timer()
+        self._cancel_timer()
         if self._kick is not None:
             self._kick.cancel()
             self._kick = None
@@ -175,7 +175,7 @@ class Flusher:
             final = self._final
             flushed = self._flushed
             self._flushed = None
-            self.cancel_timer()
+            self._cancel_timer()
             parts = batch.take(everything=self._force or flushed is not None)
             self._force = False
             content = batch.take_content()

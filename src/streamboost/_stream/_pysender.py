@@ -41,6 +41,7 @@ class PyBatchBase(Protocol):
     ready: list[bytes] | None
     pending_bytes: int
     inflight: int
+    wanted: bool
     error: BaseException | None
     loop_clock: Any
     eager: bool
@@ -53,11 +54,9 @@ class PyBatchBase(Protocol):
 
     def add(self, body: bytes, size: int, events: int, content: int, critical: bool) -> int: ...
 
-    def wake(self) -> None: ...
+    def wake(self, late: bool = False) -> None: ...
 
     def room(self) -> Awaitable[None]: ...
-
-    def write_due(self, now: float) -> Awaitable[None]: ...
 
 
 class PySender:
@@ -133,11 +132,12 @@ class PySender:
                     # loop's time is read only past a window since that write (C: since_write).
                     last = record.last_body_at
                     if (
-                        not batch.inflight
+                        not code
+                        and not batch.wanted
                         and (type(last) is not float or at - last >= batch.window)
-                        and (now := batch.loop_clock()) >= batch.due
+                        and batch.loop_clock() >= batch.due
                     ):
-                        return batch.write_due(now)  # the timer is late: write the batch here
+                        batch.wake(True)  # due already: the timer is late (a loaded loop)
                     if code & WAKE:
                         batch.wake()
                     if code & FULL:

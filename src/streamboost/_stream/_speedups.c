@@ -33,7 +33,6 @@
 #include <string.h>
 
 static PyObject *s_type, *s_body_type, *s_more_body, *s_body, *s_wake, *s_room, *s_general, *s_time;
-static PyObject *s_write_due;
 static long GENERAL, CONTENT, OTHER, FORMAT_SSE, FORMAT_LINES, FORMAT_CHUNKS;
 static long WAKE, FULL, MODE_GENERAL, MODE_DIRECT, MODE_BATCH;
 

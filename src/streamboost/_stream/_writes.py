@@ -12,8 +12,6 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
-from ._table import WRITE_NOW
-
 
 class _Core(Protocol):
     """What the writes use of the coalescer (its kernel fields, config and methods)."""
@@ -23,20 +21,6 @@ class _Core(Protocol):
     last_write: float
     error: BaseException | None
     _config: Any
-    flusher: Any
-    last_event: float
-    wanted: bool
-    _now: list[bytes] | None
-
-    def take(self, *, everything: bool) -> list[bytes]: ...
-
-    def take_content(self) -> int: ...
-
-    def due_parts(self, now: float) -> list[bytes]: ...
-
-    def write(
-        self, parts: list[bytes], content: int, more: bool, at: float | None = None
-    ) -> Awaitable[None]: ...
 
     def put(self, parts: list[bytes], content: int, more: bool) -> Awaitable[None]: ...
 
@@ -55,25 +39,6 @@ class BoundedWrites:
     """``write``, ``extra`` and ``ping`` of a ``CoalescerCore`` (see the module docstring)."""
 
     __slots__ = ()
-    _now: list[bytes] | None  # CoalescerCore's slot: what the caller writes after WRITE_NOW
-
-    def take_due(self: _Core, now: float) -> int:
-        """A whole event joined a batch due by ``now``, no write in flight: the caller writes
-        the batch (``WRITE_NOW``), not the flusher, whose turn would come later still."""
-        self._now = self.due_parts(now)
-        return WRITE_NOW
-
-    def write_due(self: _Core, now: float) -> Awaitable[None]:
-        """``take_due``, written: the kernel's sender calls this (its chunk joined the batch)."""
-        return self.write(self.due_parts(now), self.take_content(), True, now)
-
-    def due_parts(self: _Core, now: float) -> list[bytes]:
-        """The waiting batch, taken from the flusher (its timer is cancelled)."""
-        if self.flusher is not None:
-            self.flusher.cancel_timer()
-        self.last_event = now
-        self.wanted = False
-        return self.take(everything=False)
 
     async def write(
         self: _Core, parts: list[bytes], content: int, more: bool, at: float | None = None

@@ -84,9 +84,6 @@ since_write(RecordBase *rec, double at)
     return last != NULL && PyFloat_CheckExact(last) ? at - PyFloat_AS_DOUBLE(last) : Py_HUGE_VAL;
 }
 
-/* A batch already due when a whole event joins it: its timer is late (a loaded loop) and the
- * flusher would run a turn later still, while the app is sending again, so the app's send
- * writes it: *result = owner.write_due(now). 1: written so, 0: not due yet, -1: an error. */
 /* The loop's time (a new reference; `at` its value), or NULL on an error. */
 static PyObject *
 batch_time(BatchBase *b, double *at)
@@ -103,24 +100,24 @@ batch_time(BatchBase *b, double *at)
     return now;
 }
 
-/* A batch already due when a whole event joins it: its timer is late (a loaded loop) and the
- * flusher would run a turn later still, while the app is sending again, so the app's send
- * writes it: *result = owner.write_due(now). 1: written so, 0: not due yet, -1: an error. */
-static int
-batch_write_due(BatchBase *b, PyObject *owner, PyObject **result)
+/* When the batch is due already (its timer late: a loaded loop, while the app sends again),
+ * owner.wake(True): the flusher starts now, so its first turn takes what this turn adds. 0, or
+ * -1 on an error. */
+static long
+batch_due(BatchBase *b, PyObject *owner)
 {
     double at;
     PyObject *now = batch_time(b, &at);
     if (now == NULL) {
         return -1;
     }
+    Py_DECREF(now);
     if (at < b->due) {
-        Py_DECREF(now);
         return 0;
     }
-    *result = PyObject_CallMethodOneArg(owner, s_write_due, now);
-    Py_DECREF(now);
-    return *result == NULL ? -1 : 1;
+    PyObject *woken = PyObject_CallMethodOneArg(owner, s_wake, Py_True);
+    Py_XDECREF(woken);
+    return woken == NULL ? -1 : 0;
 }
 
 static PyObject *

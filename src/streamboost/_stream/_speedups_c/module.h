@@ -38,7 +38,6 @@ PyInit__speedups(void)
         intern(&s_more_body, "more_body") < 0 || intern(&s_body, "body") < 0 ||
         intern(&s_wake, "wake") < 0 || intern(&s_room, "room") < 0 ||
         intern(&s_general, "general") < 0 || intern(&s_time, "time") < 0 ||
-        intern(&s_write_due, "write_due") < 0 ||
         intern(&s_memo_fields[0], "fmt") < 0 || intern(&s_memo_fields[1], "metadata") < 0 ||
         intern(&s_memo_fields[2], "critical_names") < 0 ||
         intern(&s_memo_fields[3], "content_names") < 0 ||

@@ -226,9 +226,8 @@ chunk_batch(Sender *self, PyObject *message)
         record_produced(rec, kind == CONTENT, at);
         PyObject *owner = Py_NewRef(self->batch); /* wake and room run Python code */
         long code = batch_add(b, body, PyBytes_GET_SIZE(body), 1, kind == CONTENT, 0);
-        if (code >= 0 && b->inflight == 0 && since_write(rec, at) >= b->window &&
-            batch_write_due(b, owner, &result) != 0) {
-            code = -1; /* the batch was due and this send writes it (or an error) */
+        if (code == 0 && !b->wanted && since_write(rec, at) >= b->window) {
+            code = batch_due(b, owner); /* due already: the timer is late (a loaded loop) */
         }
         if (code >= 0 && (code & WAKE)) {
             PyObject *woken = PyObject_CallMethodNoArgs(owner, s_wake);

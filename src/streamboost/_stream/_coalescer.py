@@ -15,7 +15,8 @@ does); every write, bounded by ``send_timeout``, is ``_writes.BoundedWrites.writ
   batching would only delay it.
 - Otherwise chunks buffer. A batch is written when ``window`` seconds have passed since its
   first byte was buffered, when it holds ``max_events`` events or ``max_bytes`` bytes, or at
-  once (with everything before it) when a critical event arrives.
+  once (with everything before it) when a critical event arrives; at the next turn when a
+  whole event joins it past ``due`` (a loaded loop's timer is late; the app sends again).
 - Writes are done by one flusher task per stream, so the app's send returns at once while a
   write to a slow client is pending; new chunks join the next batch. Past ``max_buffer_bytes``
   (counting the write in flight) the app's send waits.
@@ -32,7 +33,7 @@ from typing import Final
 from .._config import CoalesceConfig
 from ._flusher import Closable, Flusher
 from ._kernel import BatchBase
-from ._ready import Ready
+from ._ready import Ready, loop_clock
 from ._table import FULL, WAKE, WRITE_NOW
 from ._writes import BoundedWrites
 
@@ -43,6 +44,7 @@ Raw = Callable[[bytes, bool], Awaitable[None]]
 keepalive, the stall event): never counted in the record."""
 
 _NEVER: Final = float("-inf")  # one float for every stream's "not yet"
+_INF: Final = float("inf")  # one float for every stream's "nothing buffered"
 
 
 class CoalescerCore(BatchBase, BoundedWrites):
@@ -53,21 +55,14 @@ class CoalescerCore(BatchBase, BoundedWrites):
 
     # And BatchBase's (C when built: _kernel, the fields in _table.BATCH_FIELDS). Few slots
     # on purpose: open streams are many (issue 13: at most 2 KiB each).
-    __slots__ = (
-        "_batch_at",
-        "_config",
-        "_now",
-        "_partial",
-        "done",
-        "flusher",
-        "health",
-    )
+    __slots__ = ("_config", "_now", "_partial", "done", "flusher", "health")
 
     def __init__(self, config: CoalesceConfig, *, eager: bool = True) -> None:
         self.max_events = config.max_events
         self.max_bytes = config.max_bytes
         self.max_buffer = config.max_buffer_bytes
         self.loop = loop = asyncio.get_running_loop()
+        self.loop_clock = loop_clock(loop)
         self.done = Ready.of(loop)  # what a buffered chunk's send returns
         self.eager = eager
         self.error: BaseException | None = None
@@ -85,7 +80,7 @@ class CoalescerCore(BatchBase, BoundedWrites):
         # The kernel's sender writes a one-event chunk the rule sends at once itself when its
         # owner allows it (``Coalesced``: no send_timeout to bound it, no health timer).
         self.write_now = False
-        self._batch_at: float | None = None  # loop time the oldest buffered byte came in
+        self.due = _INF  # loop time the oldest buffered byte must be written by
         self.last_event = _NEVER  # loop time of the last chunk the rules decided
         # What the caller writes itself after WRITE_NOW (its content events wait in
         # ready_content, which is 0 then: nothing is buffered or in flight).
@@ -109,12 +104,10 @@ class CoalescerCore(BatchBase, BoundedWrites):
             flusher = self.flusher = Flusher(self)
         return flusher
 
-    def wake(self) -> None:
-        """A flush is due (the kernel calls this on ``WAKE``)."""
-        flusher = self.flusher
-        if flusher is None:
-            flusher = self.flusher = Flusher(self)
-        flusher.wake()
+    def wake(self, late: bool = False) -> None:
+        """A flush is due (the kernel calls this on ``WAKE``; ``late``: the batch's time has
+        passed, so the flusher starts now and its first turn takes what this turn adds)."""
+        self.the_flusher().wake(defer_start=not late)
 
     def room(self) -> Awaitable[None]:
         """What the app's send returns on a full buffer (the kernel calls this on ``FULL``)."""
@@ -127,8 +120,11 @@ class CoalescerCore(BatchBase, BoundedWrites):
         returns ``settle(code)`` to the app.
         """
         if self.ready and complete == len(data) and not self.pending_bytes:
-            return self.add(data, complete, events, content, critical)  # joins a batch
-        now = self.loop.time()
+            code = self.add(data, complete, events, content, critical)  # joins a batch
+            if not code and not self.wanted and self.loop_clock() >= self.due:
+                self.wake(True)  # due already: the timer is late (a loaded loop)
+            return code
+        now = self.loop_clock()
         quiet = now - self.last_event >= self.quiet_gap
         self.last_event = now
         if (
@@ -139,10 +135,10 @@ class CoalescerCore(BatchBase, BoundedWrites):
         ):
             self._now = self._complete(data, complete)
             self.ready_content += content
-            self._batch_at = now if self._partial is not None else None
+            self.due = now + self.window if self._partial is not None else _INF
             return WRITE_NOW
-        if self._batch_at is None:
-            self._batch_at = now
+        if self.due == _INF:
+            self.due = now + self.window
         if not complete:
             if self._partial is None:
                 self._partial = [data]
@@ -168,7 +164,7 @@ class CoalescerCore(BatchBase, BoundedWrites):
             flusher = self.flusher
             if flusher is None:
                 flusher = self.flusher = Flusher(self)
-            flusher.arm(self._batch_at + self.window, now)
+            flusher.arm(self.due, now)
         return code
 
     def _complete(self, data: bytes, complete: int) -> list[bytes]:
@@ -209,7 +205,7 @@ class CoalescerCore(BatchBase, BoundedWrites):
             parts.extend(self._partial)
             self._partial = None
             self.pending_bytes = 0
-        self._batch_at = self.loop.time() if self._partial is not None else None
+        self.due = self.loop_clock() + self.window if self._partial is not None else _INF
         return parts
 
     def take_content(self) -> int:

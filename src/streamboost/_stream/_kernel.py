@@ -173,12 +173,14 @@ class PyBatchBase:
     max_buffer: int
     wanted: bool  # a flush has been asked for
     error: BaseException | None
-    loop: Any  # the event loop (its time() stamps the rule below)
+    loop: Any  # the event loop
+    loop_clock: Any  # its time(), as a plain callable (``_ready.loop_clock``): stamps the rules
     eager: bool  # every event goes out at once (until the first token is out)
     last_event: float  # loop time of the last chunk the rules decided
     last_write: float  # loop time of the last write
     quiet_gap: float  # an event this long after the previous one goes out at once
     window: float  # an event this long after the last write goes out at once
+    due: float  # loop time the waiting batch is due by (+inf: nothing buffered)
     write_now: bool  # the sender may write such an event itself (no timeout, no health)
 
     # The sender calls a subclass's ``wake()`` (a flush is due) and ``room()`` (the awaitable

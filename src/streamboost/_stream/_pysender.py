@@ -18,6 +18,7 @@ class PyRecordBase(Protocol):
     """What the sender changes of ``_kernel.RecordBase`` (a protocol: no import cycle)."""
 
     first_token_at: float | None
+    last_body_at: float | None
 
     def took(self, events: int) -> None: ...
 
@@ -47,18 +48,20 @@ class PyBatchBase(Protocol):
     ready: list[bytes] | None
     pending_bytes: int
     inflight: int
+    wanted: bool
     error: BaseException | None
-    loop: Any
+    loop_clock: Any
     eager: bool
     last_event: float
     last_write: float
     quiet_gap: float
     window: float
+    due: float
     write_now: bool
 
     def add(self, body: bytes, size: int, events: int, content: int, critical: bool) -> int: ...
 
-    def wake(self) -> None: ...
+    def wake(self, late: bool = False) -> None: ...
 
     def room(self) -> Awaitable[None]: ...
 
@@ -146,8 +149,18 @@ class PySender:
                 if kind:
                     record = self.record
                     record.took(1)
-                    record.produced(kind == CONTENT, self.clock())
+                    record.produced(kind == CONTENT, at := self.clock())
                     code = batch.add(body, len(body), 1, kind == CONTENT, False)
+                    # Due a window after its first byte, which came after the last write: the
+                    # loop's time is read only past a window since that write (C: since_write).
+                    last = record.last_body_at
+                    if (
+                        not code
+                        and not batch.wanted
+                        and (type(last) is not float or at - last >= batch.window)
+                        and batch.loop_clock() >= batch.due
+                    ):
+                        batch.wake(True)  # due already: the timer is late (a loaded loop)
                     if code & WAKE:
                         batch.wake()
                     if code & FULL:
@@ -167,7 +180,7 @@ class PySender:
         kind = self.scan.classify(body)  # type: ignore[union-attr]
         if not kind:
             return self._batch_general(message)
-        now: float = batch.loop.time()
+        now: float = batch.loop_clock()
         quiet = now - batch.last_event >= batch.quiet_gap
         batch.last_event = now
         if not (batch.eager or quiet or now - batch.last_write >= batch.window):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar, NoReturn
 
 logger = logging.getLogger("streamboost")
@@ -26,6 +27,23 @@ def on_asyncio() -> bool:
             "(trio?); streams pass through uncoalesced, still timed and counted"
         )
     return False
+
+
+_clocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Callable[[], float]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """``loop.time`` as one callable per loop: ``time.monotonic`` itself where that is all it
+    returns (asyncio's own loops), so the coalescer's per-chunk reading runs no Python frame."""
+    clock = _clocks.get(loop)
+    if clock is None:
+        own = type(loop).time is asyncio.BaseEventLoop.time and "time" not in getattr(
+            loop, "__dict__", ()
+        )
+        clock = _clocks[loop] = time.monotonic if own else loop.time
+    return clock
 
 
 class Ready(asyncio.Future[None]):

@@ -63,12 +63,14 @@ SCAN_FIELDS: Final = (
     "pending",
 )
 BATCH_FIELDS: Final = (
+    "due",
     "eager",
     "error",
     "inflight",
     "last_event",
     "last_write",
     "loop",
+    "loop_clock",
     "max_buffer",
     "max_bytes",
     "max_events",

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 class _Core(Protocol):
     """What the writes use of the coalescer (its kernel fields, config and methods)."""
 
-    loop: Any
+    loop_clock: Any
     inflight: int
     last_write: float
     error: BaseException | None
@@ -45,7 +45,7 @@ class BoundedWrites:
     ) -> None:
         """One write (at loop time ``at``, else now), bounded by ``send_timeout``; a failure
         ends the stream."""
-        self.last_write = self.loop.time() if at is None else at
+        self.last_write = self.loop_clock() if at is None else at
         await self.bounded(
             self.put(parts, content, more),
             sum(map(len, parts)),

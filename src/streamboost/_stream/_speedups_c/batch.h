@@ -9,10 +9,12 @@ typedef struct {
     PyObject_HEAD
     PyObject *error; /* exception or None */
     PyObject *ready; /* list of bytes, or None: no batch waiting */
-    PyObject *loop;  /* the event loop: its time() stamps the sparse rule */
+    PyObject *loop;  /* the event loop */
+    PyObject *loop_clock; /* its time(), as a plain callable: stamps the rules */
     Py_ssize_t inflight, max_buffer, max_bytes, max_events, pending_bytes;
     Py_ssize_t ready_bytes, ready_content, ready_events;
     double last_event, last_write, quiet_gap, window; /* loop times and seconds */
+    double due; /* loop time the waiting batch is due by; +inf: nothing buffered */
     char wanted, eager, write_now;
 } BatchBase;
 
@@ -22,6 +24,7 @@ BatchBase_traverse(BatchBase *self, visitproc visit, void *arg)
     Py_VISIT(self->error);
     Py_VISIT(self->ready);
     Py_VISIT(self->loop);
+    Py_VISIT(self->loop_clock);
     return 0;
 }
 
@@ -31,6 +34,7 @@ BatchBase_clear(BatchBase *self)
     Py_CLEAR(self->error);
     Py_CLEAR(self->ready);
     Py_CLEAR(self->loop);
+    Py_CLEAR(self->loop_clock);
     return 0;
 }
 
@@ -70,6 +74,52 @@ batch_add(BatchBase *b, PyObject *body, Py_ssize_t size, Py_ssize_t events, Py_s
     return code;
 }
 
+/* Seconds of the sender's clock since the record's last write (+inf: none, or not a float). A
+ * batch is due a window after its first byte, which came after that write: the sender reads
+ * the loop's time only past a window since it, so most chunks of a busy stream skip it. */
+static inline double
+since_write(RecordBase *rec, double at)
+{
+    PyObject *last = rec->last_body_at;
+    return last != NULL && PyFloat_CheckExact(last) ? at - PyFloat_AS_DOUBLE(last) : Py_HUGE_VAL;
+}
+
+/* The loop's time (a new reference; `at` its value), or NULL on an error. */
+static PyObject *
+batch_time(BatchBase *b, double *at)
+{
+    if (b->loop_clock == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "streamboost: the batch has no loop clock");
+        return NULL;
+    }
+    PyObject *now = PyObject_CallNoArgs(b->loop_clock);
+    *at = now != NULL ? PyFloat_AsDouble(now) : -1.0;
+    if (now != NULL && *at == -1.0 && PyErr_Occurred()) {
+        Py_CLEAR(now);
+    }
+    return now;
+}
+
+/* When the batch is due already (its timer late: a loaded loop, while the app sends again),
+ * owner.wake(True): the flusher starts now, so its first turn takes what this turn adds. 0, or
+ * -1 on an error. */
+static long
+batch_due(BatchBase *b, PyObject *owner)
+{
+    double at;
+    PyObject *now = batch_time(b, &at);
+    if (now == NULL) {
+        return -1;
+    }
+    Py_DECREF(now);
+    if (at < b->due) {
+        return 0;
+    }
+    PyObject *woken = PyObject_CallMethodOneArg(owner, s_wake, Py_True);
+    Py_XDECREF(woken);
+    return woken == NULL ? -1 : 0;
+}
+
 static PyObject *
 BatchBase_add(BatchBase *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -102,10 +152,12 @@ static PyMemberDef BatchBase_members[] = {
     {"ready_events", T_PYSSIZET, offsetof(BatchBase, ready_events), 0, NULL},
     {"wanted", T_BOOL, offsetof(BatchBase, wanted), 0, NULL},
     {"loop", T_OBJECT, offsetof(BatchBase, loop), 0, NULL},
+    {"loop_clock", T_OBJECT, offsetof(BatchBase, loop_clock), 0, NULL},
     {"last_event", T_DOUBLE, offsetof(BatchBase, last_event), 0, NULL},
     {"last_write", T_DOUBLE, offsetof(BatchBase, last_write), 0, NULL},
     {"quiet_gap", T_DOUBLE, offsetof(BatchBase, quiet_gap), 0, NULL},
     {"window", T_DOUBLE, offsetof(BatchBase, window), 0, NULL},
+    {"due", T_DOUBLE, offsetof(BatchBase, due), 0, NULL},
     {"eager", T_BOOL, offsetof(BatchBase, eager), 0, NULL},
     {"write_now", T_BOOL, offsetof(BatchBase, write_now), 0, NULL},
     {NULL},

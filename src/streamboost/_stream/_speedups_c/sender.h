@@ -179,15 +179,12 @@ batch_now(Sender *self, BatchBase *b, PyObject *body, PyObject *message)
         return NULL;
     }
     PyObject *owner = Py_NewRef(self->batch);
-    PyObject *t = b->loop != NULL ? PyObject_CallMethodNoArgs(b->loop, s_time) : NULL;
-    double now = t != NULL ? PyFloat_AsDouble(t) : -1.0;
-    Py_XDECREF(t);
-    if (t == NULL || (now == -1.0 && PyErr_Occurred())) {
-        if (t == NULL && !PyErr_Occurred()) {
-            PyErr_SetString(PyExc_RuntimeError, "streamboost: the batch has no loop");
-        }
+    double now;
+    PyObject *t = batch_time(b, &now);
+    if (t == NULL) {
         goto done;
     }
+    Py_DECREF(t);
     int quiet = now - b->last_event >= b->quiet_gap;
     b->last_event = now;
     if (!(b->eager || quiet || now - b->last_write >= b->window)) {
@@ -260,6 +257,9 @@ chunk_batch(Sender *self, PyObject *message)
         record_produced(rec, kind == CONTENT, at);
         PyObject *owner = Py_NewRef(self->batch); /* wake and room run Python code */
         long code = batch_add(b, body, PyBytes_GET_SIZE(body), 1, kind == CONTENT, 0);
+        if (code == 0 && !b->wanted && since_write(rec, at) >= b->window) {
+            code = batch_due(b, owner); /* due already: the timer is late (a loaded loop) */
+        }
         if (code >= 0 && (code & WAKE)) {
             PyObject *woken = PyObject_CallMethodNoArgs(owner, s_wake);
             if (woken == NULL) {

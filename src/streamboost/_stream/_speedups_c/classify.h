@@ -25,7 +25,7 @@ classify(ScanBase *scan, PyObject *body)
     Py_ssize_t n = PyBytes_GET_SIZE(body);
     int sse = scan->fmt == FORMAT_SSE;
 #ifdef MEMO
-    if (sse && scan->memo_tail != 0 && memo_probe(scan, d, n)) {
+    if (scan->memo_tail != 0 && memo_probe(scan, d, n)) {
         return CONTENT;
     }
 #endif
@@ -86,18 +86,15 @@ classify(ScanBase *scan, PyObject *body)
     if (critical_asked ? keys.found[K_USAGE] : sse ? has_value(d, n, K_USAGE) : has_usage(d, n)) {
         return GENERAL;
     }
-    if (!sse) {
-        return CONTENT;
-    }
-    int chat = 0;
-    int tokens = is_sse_content(d, n, scan->metadata, content, scan->openai_chat,
-                                critical_asked ? &keys : NULL, &first, &chat);
+    int tokens = sse ? is_sse_content(d, n, scan->metadata, content, scan->openai_chat,
+                                      critical_asked ? &keys : NULL, &first)
+                     : 1;
     if (tokens < 0) {
         return -1;
     }
 #ifdef MEMO
-    if (chat) {
-        memo_learn(scan, d, n);
+    if (tokens) {
+        memo_learn(scan, d, n, sse);
     }
 #endif
     return tokens ? CONTENT : OTHER;

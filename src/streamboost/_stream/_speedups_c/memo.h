@@ -5,9 +5,10 @@
 
 /* -- the memo of the last content event's shape ----------------------------------------------- */
 
-/* An OpenAI stream's content chunks differ only in their "content" string: the id, object,
- * created, model and the tail after the string ("finish_reason":null, ...) repeat. For the
- * last chunk classified CONTENT the memo keeps where that string starts (memo_off) and how
+/* A stream's content chunks mostly differ in one string: an OpenAI chunk's "content", a
+ * token chunk's "token", an Anthropic delta's "text"; the id, object, created, model, event
+ * line and the tail after the string ("finish_reason":null, ...) repeat. For the last SSE or
+ * NDJSON chunk classified CONTENT the memo keeps where that string starts (memo_off) and how
  * many bytes follow it (memo_tail), and a digest of those bytes; a chunk whose bytes there
  * have the same digest and whose string is a plain one (memo_value_plain) is CONTENT too,
  * without the walk. Why that is exact but for a digest collision: docs/architecture.md
@@ -30,17 +31,39 @@ load64(const char *p)
     return v;
 }
 
-/* `sum` plus the NH terms of d[0, len), with the key words from `key` on. A length of 16 or
- * more is read in 16-byte blocks, the last one overlapping the one before it; a shorter one is
- * one zero-padded block. For one length the blocks are a one-to-one encoding of the bytes,
- * which is all NH's bound needs. */
+static inline uint64_t
+load32(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* `sum` plus the NH terms of d[0, len), len >= 1, with the key words from `key` on. A length
+ * of 16 or more is read in 16-byte blocks, the last one overlapping the one before it; a
+ * shorter one is one block of two words, read as two overlapping loads (of 8, 4 or 1 bytes:
+ * a memcpy to a zeroed block was a call per part). For one length the blocks are a one-to-one
+ * encoding of the bytes (each byte is in some load, at a place fixed by the length), which is
+ * all NH's bound needs. */
 static inline unsigned __int128
 nh_blocks(const char *d, Py_ssize_t len, const uint64_t *key, unsigned __int128 sum)
 {
     if (len < 16) {
-        char pad[16] = {0};
-        memcpy(pad, d, (size_t)len);
-        return sum + (unsigned __int128)(load64(pad) + key[0]) * (load64(pad + 8) + key[1]);
+        uint64_t a, b;
+        if (len >= 8) {
+            a = load64(d);
+            b = load64(d + len - 8);
+        }
+        else if (len >= 4) {
+            a = load32(d);
+            b = load32(d + len - 4);
+        }
+        else {
+            a = (unsigned char)d[0] | (uint64_t)(unsigned char)d[len / 2] << 8 |
+                (uint64_t)(unsigned char)d[len - 1] << 16;
+            b = 0;
+        }
+        return sum + (unsigned __int128)(a + key[0]) * (b + key[1]);
     }
     const char *last = d + len - 16;
     for (; d < last; d += 16, key += 2) {
@@ -115,11 +138,61 @@ memo_probe(ScanBase *scan, const char *d, Py_ssize_t n)
     return digest[0] == scan->memo_digest[0] && digest[1] == scan->memo_digest[1] ? CONTENT : 0;
 }
 
-/* After classify answered CONTENT for an SSE chunk: remember its shape when it has a plain
- * "content" string (the first "content" key with a string value) in a data line, "data:"
- * before it, and the scanner's sets are frozensets (a set could change under the memo). */
+/* The quote before `p` (a quote in [d, p)), NULL when none. The bytes looked at are the
+ * chunk's last ones, a few dozen: a loop, not a search. */
+static inline const char *
+quote_before(const char *d, const char *p)
+{
+    while (p > d) {
+        if (*--p == '"') {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* The string the memo varies: from the chunk's end back, pair of quotes by pair (at most
+ * MEMO_PAIRS), the first whose opening quote follows a colon (\s* around it) that does not
+ * follow a "type" key; *value its first byte, *close its closing quote. 0: none, or an
+ * escaped quote on the way (a content string with one would teach a shape the next chunk
+ * does not have). That the quote opening the string is no key's closing quote, nor a "type"
+ * value's opening one, is what the memo's answer needs (docs/architecture.md); which string
+ * is taken only decides how often the memo hits: the last value, as the token, NDJSON and
+ * Anthropic chunks end, or the one before an OpenAI chunk's "finish_reason" key. */
+#define MEMO_PAIRS 3
+static int
+memo_string(const char *d, Py_ssize_t n, const char **value, const char **close)
+{
+    const char *p = d + n;
+    for (int pair = 0; pair < MEMO_PAIRS; pair++) {
+        const char *c = quote_before(d, p), *o = c == NULL ? NULL : quote_before(d, c);
+        if (o == NULL || o == d || o[-1] == '\\' || c[-1] == '\\') {
+            return 0;
+        }
+        const char *q = o;
+        while (q > d && is_space(q[-1])) {
+            q--;
+        }
+        if (q > d && q[-1] == ':') {
+            for (q--; q > d && is_space(q[-1]); q--) {
+            }
+            if (q - d >= 6 && memcmp(q - 6, "\"type\"", 6) == 0) {
+                return 0; /* the string would be a "type" value: _JSON_TYPE reads it */
+            }
+            *value = o + 1;
+            *close = c;
+            return 1;
+        }
+        p = o;
+    }
+    return 0;
+}
+
+/* After classify answered CONTENT for an SSE or NDJSON chunk: remember its shape around its
+ * string (memo_string) when that is plain, an SSE chunk has "data:" before it, its line is no
+ * event line, and the scanner's sets are frozensets (a set could change under the memo). */
 static void
-memo_learn(ScanBase *scan, const char *d, Py_ssize_t n)
+memo_learn(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
 {
     if (!memo_keyed || scan->memo_learns >= MEMO_LEARNS ||
         !PyFrozenSet_CheckExact(scan->metadata) ||
@@ -127,34 +200,21 @@ memo_learn(ScanBase *scan, const char *d, Py_ssize_t n)
         !(is_none(scan->content_names) || PyFrozenSet_CheckExact(scan->content_names))) {
         return;
     }
-    const char *end = d + n, *key = find_key(d, d, end, K_CONTENT), *q;
-    for (;; key = find_key(d, key + 1, end, K_CONTENT)) {
-        if (key == NULL) {
-            return;
-        }
-        for (q = key + KEYS[K_CONTENT].len; q < end && is_space(*q); q++) {
-        }
-        if (q < end && *q == ':') {
-            for (q++; q < end && is_space(*q); q++) {
-            }
-            if (q < end && *q == '"') {
-                break;
-            }
-        }
-    }
-    const char *value = q + 1, *close = memchr(value, '"', (size_t)(end - value));
-    if (close == NULL || !memo_value_plain(value, close - value)) {
+    const char *value, *close;
+    if (!memo_string(d, n, &value, &close) || !memo_value_plain(value, close - value)) {
         return;
     }
-    Py_ssize_t head = value - d, tail = end - close;
-    if (memo_blocks(head, tail) > MEMO_BLOCKS || find(d, head, "data:", 5) == NULL) {
+    Py_ssize_t head = value - d, tail = d + n - close;
+    if (memo_blocks(head, tail) > MEMO_BLOCKS || (sse && find(d, head, "data:", 5) == NULL)) {
         return;
     }
-    const char *line = value; /* the string's line must not be an event line: its name */
-    while (line > d && line[-1] != '\n') {
+    /* the string's line must not be an event line (its name): it starts after an LF or a CR
+     * (NDJSON may hold CRs; an SSE chunk with one is never CONTENT) */
+    const char *line = value;
+    while (line > d && line[-1] != '\n' && line[-1] != '\r') {
         line--;
     }
-    if (memcmp(line, "event:", 6) == 0) {
+    if (value - line >= 6 && memcmp(line, "event:", 6) == 0) {
         return;
     }
     uint64_t digest[2];

@@ -21,11 +21,10 @@ is_critical(const char *d, Py_ssize_t n, PyObject *names, int openai_chat, const
 }
 
 /* _classify.is_sse_content; `content` NULL: any name counts. `keys`: the walk's, NULL: each
- * key is looked for when asked. *chat is set to 1 when the answer is an OpenAI chat chunk's
- * "content" value (the shape the memo learns). */
+ * key is looked for when asked. */
 static int
 is_sse_content(const char *d, Py_ssize_t n, PyObject *metadata, PyObject *content,
-               int openai_chat, const Keys *keys, const FirstName *first, int *chat)
+               int openai_chat, const Keys *keys, const FirstName *first)
 {
     const char *end = d + n;
     const char *data = find(d, n, "data:", 5);
@@ -70,13 +69,11 @@ is_sse_content(const char *d, Py_ssize_t n, PyObject *metadata, PyObject *conten
     }
     if (keys != NULL) {
         if (openai_chat && keys->found[K_CHAT]) {
-            *chat = keys->found[K_CONTENT];
             return keys->found[K_CONTENT] || keys->found[K_TOOLS];
         }
     }
     else if (openai_chat && find_key(d, d, end, K_CHAT) != NULL) {
-        *chat = has_value(d, n, K_CONTENT);
-        return *chat || has_value(d, n, K_TOOLS);
+        return has_value(d, n, K_CONTENT) || has_value(d, n, K_TOOLS);
     }
     return stop > start;
 }

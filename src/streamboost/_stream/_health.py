@@ -22,8 +22,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Final
 
+from .._config import CoalesceConfig
 from ._coalescer import CoalescerCore
 from ._record import Clock, StreamRecord
+from ._table import FORMAT_LINES, FORMAT_SSE
 
 SSE_PING: Final = b": ping\n\n"
 _INF: Final = float("inf")
@@ -51,18 +53,20 @@ class Health:
         coalescer: CoalescerCore,
         record: StreamRecord,
         clock: Clock,
-        *,
-        keepalive: float | None,
-        ping: bytes | None,
-        stall: float | None,
+        config: CoalesceConfig,
+        fmt: int,
+        stallable: bool,
         on_stall: Callable[[], None],
     ) -> None:
+        """``fmt``: the body's stream format (its ping); ``stallable``: the app's task can be
+        cancelled, so ``config.stall_timeout`` applies."""
         self._coalescer = coalescer
         self._record = record
         self._clock = clock
-        self._keepalive = keepalive if ping is not None else None
+        ping = {FORMAT_SSE: SSE_PING, FORMAT_LINES: config.keepalive_ndjson}.get(fmt)
+        self._keepalive = config.keepalive if ping is not None else None
         self._ping = ping
-        self._stall = stall
+        self._stall = stall = config.stall_timeout if stallable else None
         self._on_stall = on_stall
         self._loop = loop = coalescer.loop
         self._started = now = loop.time()

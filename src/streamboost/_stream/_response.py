@@ -15,7 +15,7 @@ from types import CodeType
 
 from .._types import Message, Receive, Scope, Send
 from ._format import body_kind, without
-from ._health import SSE_PING, Health
+from ._health import Health
 from ._kernel import Receiving, Sender
 from ._presets import VERCEL_HEADERS
 from ._ready import on_asyncio
@@ -130,8 +130,16 @@ class HTTPStream:
             coalesced.coalescer.close()
             if coalesced.coalescer.error is not None:
                 record.write_failed(coalesced.coalescer.error)
+            coalesced.flusher = None  # it names the coalescer: a cycle, cut as the kernel's
+            self._coalesced = None
         record.settle()
         notify_ended(record, self._settings.observers)
+        # The kernel's fields name this stream: cut the cycle, so refcounting frees the request
+        # (no GC pass walks it). A later message goes to the server as it is, as without us.
+        kernel = self.kernel
+        kernel.general = self._send
+        kernel.use(MODE_GENERAL)
+        kernel.owner = kernel.batch = kernel.done = None
 
     async def _deliver_buffered(self) -> None:
         """Write what the app sent but is still buffered, when its body did not end."""
@@ -204,16 +212,16 @@ class HTTPStream:
             fmt = FORMAT_LINES
         if streaming:
             sse = fmt == FORMAT_SSE
-            scanner = EventScanner(
+            scanner = EventScanner(  # by position: a keyword call costs more, per request
                 fmt,
-                critical=preset.critical if coalesce else None,
-                metadata=preset.metadata,
-                is_metadata=settings.is_metadata,
-                content=preset.content,
-                openai_chat=preset.openai_chat,
-                protocol_content=preset.sse_content if sse else preset.line_content,
-                protocol_critical=None if sse else preset.line_critical,
-                usage_of=record if settings.tokens else None,
+                preset.critical if coalesce else None,  # critical
+                preset.metadata,
+                settings.is_metadata,
+                preset.content,
+                preset.openai_chat,
+                preset.sse_content if sse else preset.line_content,  # protocol_content
+                None if sse else preset.line_critical,  # protocol_critical
+                record if settings.tokens else None,  # usage_of
             )
         kernel = self.kernel
         kernel.record = record
@@ -240,15 +248,9 @@ class HTTPStream:
                 self._send_code is not None and config.send_timeout is None and not health
             )
             if health:
-                pings = {FORMAT_SSE: SSE_PING, FORMAT_LINES: config.keepalive_ndjson}
+                stallable = self._task is not None  # stall_timeout can cancel the app
                 Health(
-                    coalescer,
-                    record,
-                    settings.clock,
-                    keepalive=config.keepalive,
-                    ping=pings.get(kind.fmt),
-                    stall=config.stall_timeout if self._task is not None else None,
-                    on_stall=self._stalled,
+                    coalescer, record, settings.clock, config, kind.fmt, stallable, self._stalled
                 )
         else:
             # Without a Python send to find in a traceback (a server written in Rust), the

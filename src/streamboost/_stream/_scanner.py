@@ -63,7 +63,6 @@ class EventScanner(ScanBase):
     def __init__(
         self,
         fmt: int,
-        *,
         critical: frozenset[bytes] | None,
         metadata: frozenset[bytes],
         is_metadata: MetadataPredicate | None = None,

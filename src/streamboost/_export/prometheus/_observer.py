@@ -27,7 +27,7 @@ from ..._stream import DEFAULT_CLOCK, OUTCOME_CLIENT_DISCONNECTED, Clock, Stream
 from .._buckets import DEFAULT_BUCKETS, MetricBuckets
 from .._route import METHOD_LABELS, OTHER_METHOD, OVERFLOW, RouteResolver, SeriesCap, status_class
 from .._tokens import Tenant
-from ..otel._tracing import current_trace_id
+from ..otel._tracing import current_trace_id, get_current
 from . import _int_sync, _multiprocess
 from ._client_backend import ClientBackend
 from ._fast_backend import FastBackend
@@ -133,7 +133,12 @@ class PrometheusObserver:
         if not status:  # no response start: what the status label will say instead
             disconnected = record.outcome == OUTCOME_CLIENT_DISCONNECTED
             status = _STATUS_DISCONNECTED if disconnected else _STATUS_ERROR
-        route = record.route_label(self._route)
+        resolver, cached_route = self._route, record.route  # route_label, inlined
+        if cached_route is not None and cached_route[0] is resolver:
+            route = cached_route[1]
+        else:
+            route = resolver(record.scope)
+            record.route = (resolver, route)
         # Keyed by the status number: its label string is only made for a new key.
         key = (METHOD_LABELS.get(record.method, OTHER_METHOD), route, status)
         series = self._series.get(key)
@@ -163,7 +168,9 @@ class PrometheusObserver:
             series.start()
 
     def stream_ended(self, record: StreamRecord) -> None:
-        self.observe(record, current_trace_id() if self.exemplars else None)
+        # current_trace_id's first test, inlined: outside a trace the context is empty.
+        trace_id = current_trace_id() if self.exemplars and get_current() else None
+        self.observe(record, trace_id)
 
     def observe(self, record: StreamRecord, trace_id: str | None) -> None:
         end = record.last_body_at

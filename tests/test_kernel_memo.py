@@ -318,3 +318,29 @@ def test_the_memo_answers_plain_strings_alike(
         assert pair[0]._memo is not None
         for string in strings:
             _alike(pair, learned % string)
+
+
+@needs_native
+@pytest.mark.parametrize(
+    ("fmt", "start", "end", "breaker"),
+    [(LINES, b"", b"\n", b"\n"), (SSE, b"data:", b"\n\n", b"\r")],
+)
+def test_every_byte_of_the_head_and_the_tail_is_in_the_digest(
+    fmt: int, start: bytes, end: bytes, breaker: bytes
+) -> None:
+    """Heads and tails of every length from 2 bytes to three blocks: a space anywhere in them
+    turned into a line end, which makes the chunk no single event, is refused (the lengths
+    stay, so only the digest tells the two apart)."""
+    for spaces in range(1, 40):
+        pad = b" " * spaces
+        for side in ("head", "tail"):
+            pair = _pair("plain", False, fmt)
+
+            def chunk(gap: bytes, side: str = side) -> bytes:
+                head, tail = (gap, b"") if side == "head" else (b"", gap)
+                return start + head + b'{"t":"a"' + tail + end
+
+            assert _alike(pair, chunk(pad)) == CONTENT
+            assert pair[0]._memo is not None, chunk(pad)
+            for at in range(spaces):
+                assert _alike(pair, chunk(pad[:at] + breaker + pad[at + 1 :])) == GENERAL

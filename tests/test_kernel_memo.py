@@ -328,9 +328,9 @@ def test_the_memo_answers_plain_strings_alike(
 def test_every_byte_of_the_head_and_the_tail_is_in_the_digest(
     fmt: int, start: bytes, end: bytes, breaker: bytes
 ) -> None:
-    """Heads and tails of every length from 2 bytes to three blocks: a space anywhere in them
-    turned into a line end, which makes the chunk no single event, is refused (the lengths
-    stay, so only the digest tells the two apart)."""
+    """Tails of every length from 2 bytes and heads from 7, to three 16-byte blocks: a space
+    anywhere in them turned into a line end, which makes the chunk no single event, is
+    refused (the lengths stay, so only the digest tells the two apart)."""
     for spaces in range(1, 40):
         pad = b" " * spaces
         for side in ("head", "tail"):

@@ -130,8 +130,8 @@ class PyScanBase:
 
     def classify(self, body: bytes) -> int:
         """``CONTENT``/``OTHER`` when ``body`` is one whole, non-critical event; else
-        ``GENERAL``. ``body`` is non-empty. (The C twin also keeps a memo of the last OpenAI
-        content chunk's shape, docs/architecture.md "The classify memo"; its answers are
+        ``GENERAL``. ``body`` is non-empty. (The C twin also keeps a memo of the last content
+        chunk's shape, docs/architecture.md "The classify memo"; its answers are
         these.)"""
         if not self.fast or self.pending:
             return GENERAL

@@ -13,7 +13,7 @@ typedef struct {
     Py_ssize_t fmt, pending;
     char fast, openai_chat;
     /* The memo of the last content event's shape (see memo_probe): bytes [0, memo_off) and
-     * the last memo_tail bytes around its "content" string; memo_tail 0: none. In the
+     * the last memo_tail bytes around its last string value; memo_tail 0: none. In the
      * padding after the flags, plus the 16-byte digest: 16 bytes per stream. */
     uint16_t memo_off, memo_tail;
     unsigned char memo_learns; /* memos replaced by another shape; MEMO_LEARNS: stop */

@@ -144,6 +144,10 @@ class Flusher:
         if batch.wanted and self._task is None and batch.error is None:
             self._task = self.loop.create_task(self._run())
 
+    def idle(self) -> bool:
+        """No task, no timer and no start to come: the stream's next write may be its own."""
+        return self._task is None and self._timer is None and self._kick is None
+
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()

@@ -119,6 +119,23 @@ class Coalesced(CoalescerCore):
         scanner = self._scanner
         record = self._owner.record
         if not message.get("more_body", False):
+            if (
+                not body
+                and coalescer.write_now
+                and coalescer.ready is None
+                and coalescer._partial is None
+                and not (coalescer.inflight or coalescer.ready_content)
+                and not scanner.pending
+                and (coalescer.flusher is None or coalescer.flusher.idle())
+            ):
+                # The usual end, nothing buffered: the empty last message goes as it is, as
+                # in direct mode (write_now: failed() recognises an OSError from this send).
+                now = self._clock()
+                record.took(0)
+                record.produced(0, now)
+                record.wrote(0, 0, now)
+                self._owner.finishing()
+                return self._send(message)
             events = content = 0
             if body:
                 scanner.feed(body)

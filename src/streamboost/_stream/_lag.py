@@ -1,0 +1,73 @@
+"""Whether the event loop lags: the coalescer's rule for a saturated loop (issue 13.3).
+
+A batch is written a window after its first byte by a timer, and by the flusher task that
+timer or the app's next send starts; on a saturated loop each of those waits a whole loop
+turn, which there lasts hundreds of milliseconds, while an event written when the app emits
+it (the server's own behaviour) waits for nothing. So while the loop's timers fire more than
+a window later than asked, every whole event is written at once (the write-at-once rule's
+fourth case, read from ``late``, a C char on the kernel's path) and nothing is buffered: a
+saturated loop costs what it costs without StreamBoost instead of a loop turn more.
+
+One ``LoopLag`` per event loop and window, shared by its streams. A stream's late timer (the
+flusher's ``_expire``) or a send that finds its batch due past its time tells it
+(``saw``); then ``late`` is set and one probe timer a window ahead measures the loop: still
+late by more than a window, it is armed again; on time, ``late`` is cleared and batching
+resumes. One timer per loop per window while late, none otherwise: no per-chunk cost but the
+char read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable
+from typing import ClassVar
+
+from ._kernel import LagBase
+from ._ready import loop_clock
+
+
+class LoopLag(LagBase):
+    """``late`` while this loop's timers fire more than ``window`` seconds late."""
+
+    __slots__ = ("_clock", "_probing", "window")
+
+    _by_loop: ClassVar[
+        weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, LoopLag]]
+    ] = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop, window: float) -> LoopLag:
+        """The loop's one ``LoopLag`` for ``window`` (made at its first stream)."""
+        lags = cls._by_loop.get(loop)
+        if lags is None:
+            lags = cls._by_loop[loop] = {}
+        lag = lags.get(window)
+        if lag is None:
+            lag = lags[window] = cls(loop_clock(loop), window)
+        return lag
+
+    def __init__(self, clock: Callable[[], float], window: float) -> None:
+        super().__init__()
+        self.late = False
+        self.window = window
+        self._clock = clock
+        # No handle kept: the loop holds the probe's timer, and nothing here holds the loop.
+        self._probing = False
+
+    def saw(self, asked: float, loop: asyncio.AbstractEventLoop) -> None:
+        """Something asked to run at loop time ``asked`` runs now: past a window late, the
+        loop lags (and the probe starts, unless it runs already)."""
+        if not self._probing and self._clock() - asked > self.window:
+            self.late = self._probing = True
+            self._arm(loop)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        asked = self._clock() + self.window
+        loop.call_at(asked, self._check, asked, loop)
+
+    def _check(self, asked: float, loop: asyncio.AbstractEventLoop) -> None:
+        if self._clock() - asked > self.window:
+            self._arm(loop)  # still lagging
+        else:
+            self.late = self._probing = False  # on time again: batching resumes

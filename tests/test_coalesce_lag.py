@@ -13,6 +13,7 @@ later still.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -34,18 +35,35 @@ from streamboost import CoalesceConfig, StreamBoost
 from streamboost._stream import NATIVE, HTTPStream, _kernel
 from streamboost._stream._kernel import PySender
 from streamboost._stream._lag import LoopLag
+from streamboost._stream._senders import Coalesced
+
+GENERAL = [0]  # calls of the Python sender's general send (the kernel did not take the chunk)
 
 
-async def _script(kernel: Kernel, steps: list[tuple[str, Any]]) -> tuple[Any, ...]:
+@pytest.fixture(autouse=True)
+def _count_general(monkeypatch: pytest.MonkeyPatch) -> None:
+    general = Coalesced.general
+
+    def counted(self: Coalesced, message: dict[str, Any]) -> Awaitable[None]:
+        GENERAL[0] += 1
+        return general(self, message)
+
+    monkeypatch.setattr(Coalesced, "general", counted)
+
+
+async def _script(
+    kernel: Kernel, steps: list[tuple[str, Any]], send_timeout: float | None = None
+) -> tuple[Any, ...]:
     """Run ``steps`` on one stream: ``("send", token)``, ``("wait", seconds)`` (loop time
-    moves), ``("turn", n)`` (n loop turns). Returns, per step, how many writes the server had
-    and whether the loop counted as late; then the writes, the record and the tasks made."""
+    moves), ``("turn", n)`` (n loop turns). Returns, per step, how many writes the server had,
+    whether the loop counted as late and the Python sender's calls so far; then the writes,
+    the record and the tasks made."""
     loop = asyncio.get_running_loop()
     assert isinstance(loop, FakeTimeLoop)
     ticks = iter(range(1, 1_000_000))
     boost = StreamBoost(
         _app,
-        coalesce=CoalesceConfig(window=WINDOW),
+        coalesce=CoalesceConfig(window=WINDOW, send_timeout=send_timeout),
         metrics=False,
         otel=False,
         clock=lambda: float(next(ticks)),
@@ -62,9 +80,12 @@ async def _script(kernel: Kernel, steps: list[tuple[str, Any]]) -> tuple[Any, ..
     stream = HTTPStream(boost.responses, dict(SCOPE), receive, server_send, kernel=kernel)
     send = stream.kernel.send
     await send(dict(START))
+    assert stream._coalesced is not None
+    assert stream._coalesced.write_now == (send_timeout is None)
     lag = LoopLag.of(loop, WINDOW)
     tasks = loop.tasks
     seen = []
+    GENERAL[0] = 0
     for what, value in steps:
         if what == "send":
             await send(_body(openai(value)))
@@ -73,7 +94,7 @@ async def _script(kernel: Kernel, steps: list[tuple[str, Any]]) -> tuple[Any, ..
         else:
             for _ in range(value):
                 await asyncio.sleep(0)
-        seen.append((len(writes), lag.late))
+        seen.append((len(writes), lag.late, GENERAL[0]))
     coalescer = stream._coalesced
     assert coalescer is not None
     result = (
@@ -102,13 +123,24 @@ def test_a_timer_a_window_late_has_every_event_written_at_once(kernel: Kernel) -
     seen, writes, record, tasks = _run(
         _script(kernel, [*OPENING, *LATE_TIMER, *_sends("t3", "t4", "t5")])
     )
-    assert [late for _, late in seen] == [False] * 5 + [True] * 4
+    assert [late for _, late, _ in seen] == [False] * 5 + [True] * 4
     assert writes == [openai(name) for name in ("t0", "t1", "t2", "t3", "t4", "t5")]
     # Each send wrote its event: t3 as a quiet stream's, t4 and t5 right behind it only
-    # because the loop lags.
-    assert [count for count, _ in seen[-3:]] == [4, 5, 6]
+    # because the loop lags; the kernel took each (no call of the Python sender).
+    calls = seen[-4][2]
+    assert [(count, calls) for count, _, calls in seen[-4:]] == [(n, calls) for n in (3, 4, 5, 6)]
     assert record == (6, 6, 6, 6, len(b"".join(writes)))
     assert tasks == 1  # t2's flusher; the events written at once made none
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_bounded_write_follows_the_lag_too(kernel: Kernel) -> None:
+    """With ``send_timeout`` the Coalescer writes every event itself, under the same rule."""
+    steps = [*OPENING, *LATE_TIMER, *_sends("t3", "t4", "t5")]
+    seen, writes, record, _ = _run(_script(kernel, steps, send_timeout=5.0))
+    assert [count for count, _, _ in seen[-4:]] == [3, 4, 5, 6]
+    assert writes == [openai(name) for name in ("t0", "t1", "t2", "t3", "t4", "t5")]
+    assert record == (6, 6, 6, 6, len(b"".join(writes)))
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -117,7 +149,7 @@ def test_batching_resumes_when_the_probe_finds_the_loop_on_time(kernel: Kernel) 
     seen, writes, _, _ = _run(
         _script(kernel, [*OPENING, *LATE_TIMER, *on_time, *_sends("t3", "t4", "t5")])
     )
-    assert [late for _, late in seen[-5:]] == [True, False, False, False, False]
+    assert [late for _, late, _ in seen[-5:]] == [True, False, False, False, False]
     # t3 comes a window after t2: at once; t4 and t5 right behind it wait for their timer.
     assert writes == [openai(name) for name in ("t0", "t1", "t2", "t3")]
 
@@ -128,7 +160,7 @@ def test_a_probe_that_fires_late_keeps_the_loop_late(kernel: Kernel) -> None:
     seen, writes, _, _ = _run(
         _script(kernel, [*OPENING, *LATE_TIMER, *still_late, *_sends("t3", "t4")])
     )
-    assert all(late for _, late in seen[5:])
+    assert all(late for _, late, _ in seen[5:])
     assert writes == [openai(name) for name in ("t0", "t1", "t2", "t3", "t4")]
 
 
@@ -136,7 +168,7 @@ def test_a_probe_that_fires_late_keeps_the_loop_late(kernel: Kernel) -> None:
 def test_a_timer_less_than_a_window_late_leaves_batching_on(kernel: Kernel) -> None:
     slightly = [("wait", 1.8 * WINDOW), ("turn", 3)]  # 0.8 of a window late
     seen, writes, _, tasks = _run(_script(kernel, [*OPENING, *slightly, *_sends("t3", "t4")]))
-    assert not any(late for _, late in seen)
+    assert not any(late for _, late, _ in seen)
     # t3 comes long after t2: at once; t4 right behind it is buffered.
     assert writes == [openai(name) for name in ("t0", "t1", "t2", "t3")]
     assert tasks == 1
@@ -150,7 +182,7 @@ def test_a_send_that_finds_its_batch_a_window_past_due_also_marks_the_loop_late(
     # written by the flusher the next turn; t4 and t5 then go at once.
     steps = [*OPENING, ("wait", 2.5 * WINDOW), *_sends("t3"), ("turn", 2), *_sends("t4", "t5")]
     seen, writes, _, _ = _run(_script(kernel, steps))
-    assert [late for _, late in seen] == [False] * 5 + [True] * 4
+    assert [late for _, late, _ in seen] == [False] * 5 + [True] * 4
     t0, t1, t2, t3, t4, t5 = (openai(f"t{i}") for i in range(6))
     assert writes == [t0, t1, t2 + t3, t4, t5]
 

@@ -12,7 +12,7 @@ does); every write, bounded by ``send_timeout``, is ``_writes.BoundedWrites.writ
 - A chunk is written at once, by the caller, while ``eager`` is set (until the first token has
   gone out), when the stream has been idle for a window, or when the event before it came at
   least half a window earlier: a feed slower than that would give the batch no company, so
-  batching would only delay it. Also while the loop's timers fire more than a window late
+  batching would only delay it. Also while the loop's timers fire over a quarter window late
   (``_lag.LoopLag``): there a batch would wait a loop turn of hundreds of milliseconds.
 - Otherwise chunks buffer. A batch is written when ``window`` seconds have passed since its
   first byte was buffered, when it holds ``max_events`` events or ``max_bytes`` bytes, or at

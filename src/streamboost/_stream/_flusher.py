@@ -127,7 +127,7 @@ class Flusher:
         timer = self._timer
         self._timer = None
         if timer is not None:
-            self._batch.lag.saw(timer.when(), self.loop)  # fired a window late: the loop lags
+            self._batch.lag.saw(timer.when(), self.loop)  # fired late: does the loop lag?
         if self._batch.ready:
             # The app is yielding, so the flush is due now: no point deferring the flusher.
             self.wake(defer_start=False)

@@ -162,7 +162,7 @@ class PyLagBase:
 
     __slots__ = ("late",)
 
-    late: bool  # the loop's timers fire more than a window later than asked
+    late: bool  # the loop's timers fire more than a quarter window later than asked
 
     def __init__(self) -> None:
         self.late = False

@@ -6,7 +6,7 @@
 /* -- LagBase --------------------------------------------------------------------------------- */
 
 /* One per event loop and window (_lag.LoopLag, a Python subclass, runs the probe that sets
- * it): `late` while the loop's timers fire more than a window later than asked. Its own type,
+ * it): `late` while the loop's timers fire over a quarter window late. Its own type,
  * so the per-chunk rule reads one char through the batch's pointer, no attribute lookup. */
 typedef struct {
     PyObject_HEAD
@@ -22,7 +22,7 @@ static PyTypeObject LagBase_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "streamboost._stream._speedups.LagBase",
     .tp_basicsize = sizeof(LagBase),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "A loop's lag: late while its timers fire a window late.",
+    .tp_doc = "A loop's lag: late while its timers fire a quarter window late.",
     .tp_members = LagBase_members,
     .tp_new = PyType_GenericNew,
 };

@@ -90,7 +90,7 @@ is_subtype_cached(PyObject *obj, PyTypeObject *base, PyObject **ok)
 
 static PyObject *lag_type_ok;
 
-/* The loop's timers fire more than a window late (the batch's LagBase says so): a batch would
+/* The loop's timers fire over a quarter window late (the batch's LagBase says so): a batch would
  * wait a whole turn of a lagging loop past its window, so every event goes out at once. */
 CHUNK_INLINE int
 loop_late(BatchBase *b)
@@ -173,7 +173,7 @@ chunk_direct(Sender *self, PyObject *message)
 
 /* No batch waiting: the Coalescer's write-at-once rule (eager until the first token, the
  * event at least `quiet_gap` after the one before, a window since the last write, or a loop
- * whose timers fire more than a window late) for one
+ * whose timers fire more than a quarter window late) for one
  * whole event, taken here: the app's own message goes to the server, as in direct mode, so
  * a sparse stream costs no Python per event. Anything else: the general send. */
 static PyObject *

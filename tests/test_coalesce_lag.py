@@ -34,7 +34,7 @@ from tests.test_coalesce_due import (
 from streamboost import CoalesceConfig, StreamBoost
 from streamboost._stream import NATIVE, HTTPStream, _kernel
 from streamboost._stream._kernel import PySender
-from streamboost._stream._lag import LoopLag
+from streamboost._stream._lag import ON_TIME, LoopLag
 from streamboost._stream._senders import Coalesced
 
 GENERAL = [0]  # calls of the Python sender's general send (the kernel did not take the chunk)
@@ -147,15 +147,33 @@ def test_a_bounded_write_follows_the_lag_too(kernel: Kernel) -> None:
     assert record == (6, 6, 6, 6, len(b"".join(writes)))
 
 
+ON_TIME_PROBE = [("wait", WINDOW), ("turn", 2)]  # the probe fires when asked
+LATE_PROBE = [("wait", 2 * WINDOW), ("turn", 2)]  # a window late
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_batching_resumes_when_the_probe_finds_the_loop_on_time(kernel: Kernel) -> None:
-    on_time = [("wait", WINDOW), ("turn", 2)]  # the probe fires when asked
+def test_batching_resumes_when_the_probe_finds_the_loop_on_time_long_enough(
+    kernel: Kernel,
+) -> None:
+    probes = ON_TIME_PROBE * ON_TIME
     seen, writes, _, _ = _run(
-        _script(kernel, [*OPENING, *LATE_TIMER, *on_time, *_sends("t3", "t4", "t5")])
+        _script(kernel, [*OPENING, *LATE_TIMER, *probes, *_sends("t3", "t4", "t5")])
     )
-    assert [late for _, late, _ in seen[-5:]] == [True, False, False, False, False]
-    # t3 comes a window after t2: at once; t4 and t5 right behind it wait for their timer.
+    late = [late for _, late, _ in seen]
+    # Late through the first ON_TIME - 1 probes on time (each probe's turn is every 2nd step).
+    assert late[5 : 6 + 2 * (ON_TIME - 1)] == [True] * (2 * ON_TIME - 1)
+    assert late[-4:] == [False] * 4
+    # t3 comes long after t2: at once; t4 and t5 right behind it wait for their timer.
     assert writes == [openai(name) for name in ("t0", "t1", "t2", "t3")]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_late_probe_starts_the_count_of_on_time_probes_again(kernel: Kernel) -> None:
+    almost = ON_TIME_PROBE * (ON_TIME - 1)
+    steps = [*OPENING, *LATE_TIMER, *almost, *LATE_PROBE, *almost, *_sends("t3", "t4")]
+    seen, writes, _, _ = _run(_script(kernel, steps))
+    assert all(late for _, late, _ in seen[5:])
+    assert writes == [openai(name) for name in ("t0", "t1", "t2", "t3", "t4")]
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

@@ -12,7 +12,8 @@ does); every write, bounded by ``send_timeout``, is ``_writes.BoundedWrites.writ
 - A chunk is written at once, by the caller, while ``eager`` is set (until the first token has
   gone out), when the stream has been idle for a window, or when the event before it came at
   least half a window earlier: a feed slower than that would give the batch no company, so
-  batching would only delay it.
+  batching would only delay it. Also while the loop's timers fire over a quarter window late
+  (``_lag.LoopLag``): there a batch would wait a loop turn of hundreds of milliseconds.
 - Otherwise chunks buffer. A batch is written when ``window`` seconds have passed since its
   first byte was buffered, when it holds ``max_events`` events or ``max_bytes`` bytes, or at
   once (with everything before it) when a critical event arrives; at the next turn when a
@@ -33,6 +34,7 @@ from typing import Final
 from .._config import CoalesceConfig
 from ._flusher import Closable, Flusher
 from ._kernel import BatchBase
+from ._lag import LoopLag
 from ._ready import Ready, loop_clock
 from ._table import FULL, WAKE, WRITE_NOW
 from ._writes import BoundedWrites
@@ -77,6 +79,7 @@ class CoalescerCore(BatchBase, BoundedWrites):
         self._config = config  # send_timeout: shared, not copied
         self.quiet_gap = config.window / 2
         self.window = config.window
+        self.lag = LoopLag.of(loop, config.window)
         # The kernel's sender writes a one-event chunk the rule sends at once itself when its
         # owner allows it (``Coalesced``: no send_timeout to bound it, no health timer).
         self.write_now = False
@@ -107,6 +110,8 @@ class CoalescerCore(BatchBase, BoundedWrites):
     def wake(self, late: bool = False) -> None:
         """A flush is due (the kernel calls this on ``WAKE``; ``late``: the batch's time has
         passed, so the flusher starts now and its first turn takes what this turn adds)."""
+        if late:
+            self.lag.saw(self.due, self.loop)  # the timer meant for ``due`` has not fired
         self.the_flusher().wake(defer_start=not late)
 
     def room(self) -> Awaitable[None]:
@@ -131,7 +136,7 @@ class CoalescerCore(BatchBase, BoundedWrites):
             complete
             and not self.ready
             and not self.inflight
-            and (self.eager or quiet or now - self.last_write >= self.window)
+            and (self.eager or quiet or now - self.last_write >= self.window or self.lag.late)
         ):
             self._now = self._complete(data, complete)
             self.ready_content += content

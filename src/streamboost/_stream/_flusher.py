@@ -25,6 +25,7 @@ class Batch(Protocol):
     max_buffer: int
     wanted: bool
     error: BaseException | None
+    lag: Lag
 
     def take(self, *, everything: bool) -> list[bytes]: ...
 
@@ -37,6 +38,10 @@ class Batch(Protocol):
     def write(self, parts: list[bytes], content: int, more: bool) -> Awaitable[None]: ...
 
     def ping(self, data: bytes) -> Awaitable[None]: ...
+
+
+class Lag(Protocol):
+    def saw(self, asked: float, loop: asyncio.AbstractEventLoop) -> None: ...
 
 
 class Closable(Protocol):
@@ -119,7 +124,10 @@ class Flusher:
             self._timer = self.loop.call_at(deadline, self._expire)
 
     def _expire(self) -> None:
+        timer = self._timer
         self._timer = None
+        if timer is not None:
+            self._batch.lag.saw(timer.when(), self.loop)  # fired late: does the loop lag?
         if self._batch.ready:
             # The app is yielding, so the flush is due now: no point deferring the flusher.
             self.wake(defer_start=False)

@@ -157,6 +157,17 @@ class PyScanBase:
         return OTHER
 
 
+class PyLagBase:
+    """One per event loop and window (``_lag.LoopLag`` runs the probe that sets it)."""
+
+    __slots__ = ("late",)
+
+    late: bool  # the loop's timers fire more than a quarter window later than asked
+
+    def __init__(self) -> None:
+        self.late = False
+
+
 class PyBatchBase:
     """``Coalescer``'s buffer, and the rule for whole events that join it."""
 
@@ -182,6 +193,7 @@ class PyBatchBase:
     window: float  # an event this long after the last write goes out at once
     due: float  # loop time the waiting batch is due by (+inf: nothing buffered)
     write_now: bool  # the sender may write such an event itself (no timeout, no health)
+    lag: Any  # the loop's ``_lag.LoopLag`` (shared); while ``late``, every event goes at once
 
     # The sender calls a subclass's ``wake()`` (a flush is due) and ``room()`` (the awaitable
     # the app's send returns on a full buffer) by name: no bound methods stored per stream.
@@ -219,6 +231,7 @@ if TYPE_CHECKING:
     RecordBase = PyRecordBase
     ScanBase = PyScanBase
     BatchBase = PyBatchBase
+    LagBase = PyLagBase
     Sender = PySender
     # The Prometheus fast backend's end of a response in C (``_fast_backend``), or None.
     tally_layout: Callable[[type, type, type, type, type], None] | None
@@ -230,6 +243,7 @@ else:
             raise ImportError("STREAMBOOST_NO_EXTENSIONS is set")
         from ._speedups import (
             BatchBase,
+            LagBase,
             Receiving,
             RecordBase,
             ScanBase,
@@ -239,6 +253,7 @@ else:
         )
     except ImportError:
         RecordBase, ScanBase, BatchBase, Sender = PyRecordBase, PyScanBase, PyBatchBase, PySender
+        LagBase = PyLagBase
         tally_layout = tally_end = None
         Receiving = receiving
         NATIVE = False

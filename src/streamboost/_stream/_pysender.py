@@ -42,6 +42,10 @@ class Finishing(Protocol):
     def finishing(self) -> None: ...
 
 
+class PyLagBase(Protocol):
+    late: bool
+
+
 class PyBatchBase(Protocol):
     """What the sender reads and calls of ``_kernel.BatchBase`` (and its subclass)."""
 
@@ -58,6 +62,7 @@ class PyBatchBase(Protocol):
     window: float
     due: float
     write_now: bool
+    lag: PyLagBase | None
 
     def add(self, body: bytes, size: int, events: int, content: int, critical: bool) -> int: ...
 
@@ -175,15 +180,22 @@ class PySender:
 
     def _now(self, batch: PyBatchBase, body: bytes, message: Message) -> Awaitable[None]:
         """No batch waiting: the Coalescer's write-at-once rule (eager until the first
-        token, the event ``quiet_gap`` or more after the one before, or a window since the last
-        write) for one whole event, taken here: the app's own message goes to the server."""
+        token, the event ``quiet_gap`` or more after the one before, a window since the last
+        write, or a lagging loop) for one whole event, taken here: the app's own message goes
+        to the server."""
         kind = self.scan.classify(body)  # type: ignore[union-attr]
         if not kind:
             return self._batch_general(message)
         now: float = batch.loop_clock()
         quiet = now - batch.last_event >= batch.quiet_gap
         batch.last_event = now
-        if not (batch.eager or quiet or now - batch.last_write >= batch.window):
+        lag = batch.lag
+        if not (
+            batch.eager
+            or quiet
+            or now - batch.last_write >= batch.window
+            or (lag is not None and lag.late)
+        ):
             return self._batch_general(message)  # buffers: the Coalescer arms its timer
         # Two clock readings, as on the Coalescer's own path: the app's send, then the write.
         record = self.record

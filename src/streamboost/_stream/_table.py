@@ -67,6 +67,7 @@ BATCH_FIELDS: Final = (
     "eager",
     "error",
     "inflight",
+    "lag",
     "last_event",
     "last_write",
     "loop",

@@ -3,6 +3,30 @@
  * sender's batch path.
  */
 
+/* -- LagBase --------------------------------------------------------------------------------- */
+
+/* One per event loop and window (_lag.LoopLag, a Python subclass, runs the probe that sets
+ * it): `late` while the loop's timers fire over a quarter window late. Its own type,
+ * so the per-chunk rule reads one char through the batch's pointer, no attribute lookup. */
+typedef struct {
+    PyObject_HEAD
+    char late;
+} LagBase;
+
+static PyMemberDef LagBase_members[] = {
+    {"late", T_BOOL, offsetof(LagBase, late), 0, NULL},
+    {NULL},
+};
+
+static PyTypeObject LagBase_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "streamboost._stream._speedups.LagBase",
+    .tp_basicsize = sizeof(LagBase),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "A loop's lag: late while its timers fire a quarter window late.",
+    .tp_members = LagBase_members,
+    .tp_new = PyType_GenericNew,
+};
+
 /* -- BatchBase ------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -11,6 +35,7 @@ typedef struct {
     PyObject *ready; /* list of bytes, or None: no batch waiting */
     PyObject *loop;  /* the event loop */
     PyObject *loop_clock; /* its time(), as a plain callable: stamps the rules */
+    PyObject *lag;        /* the loop's LagBase (shared), or None */
     Py_ssize_t inflight, max_buffer, max_bytes, max_events, pending_bytes;
     Py_ssize_t ready_bytes, ready_content, ready_events;
     double last_event, last_write, quiet_gap, window; /* loop times and seconds */
@@ -25,6 +50,7 @@ BatchBase_traverse(BatchBase *self, visitproc visit, void *arg)
     Py_VISIT(self->ready);
     Py_VISIT(self->loop);
     Py_VISIT(self->loop_clock);
+    Py_VISIT(self->lag);
     return 0;
 }
 
@@ -35,6 +61,7 @@ BatchBase_clear(BatchBase *self)
     Py_CLEAR(self->ready);
     Py_CLEAR(self->loop);
     Py_CLEAR(self->loop_clock);
+    Py_CLEAR(self->lag);
     return 0;
 }
 
@@ -153,6 +180,7 @@ static PyMemberDef BatchBase_members[] = {
     {"wanted", T_BOOL, offsetof(BatchBase, wanted), 0, NULL},
     {"loop", T_OBJECT, offsetof(BatchBase, loop), 0, NULL},
     {"loop_clock", T_OBJECT, offsetof(BatchBase, loop_clock), 0, NULL},
+    {"lag", T_OBJECT, offsetof(BatchBase, lag), 0, NULL},
     {"last_event", T_DOUBLE, offsetof(BatchBase, last_event), 0, NULL},
     {"last_write", T_DOUBLE, offsetof(BatchBase, last_write), 0, NULL},
     {"quiet_gap", T_DOUBLE, offsetof(BatchBase, quiet_gap), 0, NULL},

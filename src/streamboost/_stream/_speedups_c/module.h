@@ -97,9 +97,11 @@ PyInit__speedups(void)
     ScanBase_Type.tp_setattro = ScanBase_setattro;
     ScanBase_Type.tp_getset = ScanBase_getset;
     PyTypeObject *types[] = {&RecordBase_Type, &ScanBase_Type, &BatchBase_Type, &Sender_Type,
-                             &Receiving_Type};
-    const char *names[] = {"RecordBase", "ScanBase", "BatchBase", "Sender", "Receiving"};
-    for (int i = 0; i < 5; i++) {
+                             &Receiving_Type, &LagBase_Type};
+    const char *names[] = {"RecordBase", "ScanBase", "BatchBase", "Sender", "Receiving",
+                           "LagBase"};
+    const int count = (int)(sizeof(types) / sizeof(types[0]));
+    for (int i = 0; i < count; i++) {
         if (PyType_Ready(types[i]) < 0) {
             return NULL;
         }
@@ -108,7 +110,7 @@ PyInit__speedups(void)
     if (module == NULL) {
         return NULL;
     }
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < count; i++) {
         if (PyModule_AddObject(module, names[i], Py_NewRef((PyObject *)types[i])) < 0) {
             Py_DECREF(types[i]);
             Py_DECREF(module);

@@ -88,6 +88,18 @@ is_subtype_cached(PyObject *obj, PyTypeObject *base, PyObject **ok)
     return 1;
 }
 
+static PyObject *lag_type_ok;
+
+/* The loop's timers fire over a quarter window late (the batch's LagBase says so): a batch would
+ * wait a whole turn of a lagging loop past its window, so every event goes out at once. */
+CHUNK_INLINE int
+loop_late(BatchBase *b)
+{
+    PyObject *lag = b->lag;
+    return lag != NULL && is_subtype_cached(lag, &LagBase_Type, &lag_type_ok) &&
+           ((LagBase *)lag)->late;
+}
+
 static int
 fields_ready(Sender *self)
 {
@@ -160,7 +172,8 @@ chunk_direct(Sender *self, PyObject *message)
 }
 
 /* No batch waiting: the Coalescer's write-at-once rule (eager until the first token, the
- * event at least `quiet_gap` after the one before, or a window since the last write) for one
+ * event at least `quiet_gap` after the one before, a window since the last write, or a loop
+ * whose timers fire more than a quarter window late) for one
  * whole event, taken here: the app's own message goes to the server, as in direct mode, so
  * a sparse stream costs no Python per event. Anything else: the general send. */
 static PyObject *
@@ -187,7 +200,7 @@ batch_now(Sender *self, BatchBase *b, PyObject *body, PyObject *message)
     Py_DECREF(t);
     int quiet = now - b->last_event >= b->quiet_gap;
     b->last_event = now;
-    if (!(b->eager || quiet || now - b->last_write >= b->window)) {
+    if (!(b->eager || quiet || now - b->last_write >= b->window || loop_late(b))) {
         result = batch_general(self, message); /* buffers: the Coalescer arms its timer */
         goto done;
     }

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from streamboost import CoalesceConfig, StreamBoost
-from streamboost._stream import StreamRecord
+from streamboost._stream import HTTPStream, StreamRecord
 
 Message = dict[str, Any]
 Step = tuple[float, bytes]  # (seconds to sleep first, body chunk)
@@ -196,3 +196,36 @@ def server_app(records: Records, produced: list[int] | None = None, **config: An
 
 
 granian_app = server_app(Records())
+
+
+DRIVEN_SCOPE = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""}
+
+
+async def _not_called(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError("not called: the test drives HTTPStream itself")
+
+
+def driven_stream(
+    coalesce: CoalesceConfig | bool, kernel: Callable[..., Any]
+) -> tuple[HTTPStream, list[bytes]]:
+    """A response the test drives through ``stream.kernel.send`` itself: ``kernel`` as its
+    sender, a clock that reads 1, 2, 3... and the bodies the server got (the list)."""
+    ticks = iter(range(1, 1_000_000))
+    boost = StreamBoost(
+        _not_called,
+        coalesce=coalesce,
+        metrics=False,
+        otel=False,
+        clock=lambda: float(next(ticks)),
+    )
+    writes: list[bytes] = []
+
+    async def server_send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            writes.append(bytes(message.get("body", b"")))
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = dict(DRIVEN_SCOPE)
+    return HTTPStream(boost.responses, scope, receive, server_send, kernel=kernel), writes

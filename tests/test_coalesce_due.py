@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
-from tests.coalesce_apps import openai
+from tests.coalesce_apps import driven_stream, openai
 
-from streamboost import CoalesceConfig, StreamBoost
-from streamboost._stream import NATIVE, HTTPStream, _kernel
+from streamboost import CoalesceConfig
+from streamboost._stream import NATIVE, _kernel
 from streamboost._stream._kernel import PySender
 
 KERNELS = [pytest.param(PySender, id="python")]
@@ -62,10 +62,6 @@ def _run(main: Coroutine[Any, Any, Any]) -> Any:
         loop.close()
 
 
-async def _app(scope: Any, receive: Any, send: Any) -> None:
-    raise AssertionError("not called: the test drives HTTPStream itself")
-
-
 def _body(data: bytes, more: bool = True) -> dict[str, Any]:
     return {"type": "http.response.body", "body": data, "more_body": more}
 
@@ -76,24 +72,7 @@ async def _late(kernel: Kernel, after: float, lasts: list[bytes], turns: int) ->
     made since the batch formed."""
     loop = asyncio.get_running_loop()
     assert isinstance(loop, FakeTimeLoop)
-    ticks = iter(range(1, 1_000_000))
-    boost = StreamBoost(
-        _app,
-        coalesce=CoalesceConfig(window=WINDOW),
-        metrics=False,
-        otel=False,
-        clock=lambda: float(next(ticks)),
-    )
-    writes: list[bytes] = []
-
-    async def server_send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body":
-            writes.append(bytes(message.get("body", b"")))
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    stream = HTTPStream(boost.responses, dict(SCOPE), receive, server_send, kernel=kernel)
+    stream, writes = driven_stream(CoalesceConfig(window=WINDOW), kernel)
     send = stream.kernel.send
     await send(dict(START))
     await send(_body(openai("t0")))  # the first token: at once

@@ -17,22 +17,20 @@ from collections.abc import Awaitable
 from typing import Any
 
 import pytest
-from tests.coalesce_apps import openai
+from tests.coalesce_apps import driven_stream, openai
 from tests.test_coalesce_due import (
     FIELDS,
     KERNELS,
-    SCOPE,
     START,
     WINDOW,
     FakeTimeLoop,
     Kernel,
-    _app,
     _body,
     _run,
 )
 
-from streamboost import CoalesceConfig, StreamBoost
-from streamboost._stream import NATIVE, HTTPStream, _kernel
+from streamboost import CoalesceConfig
+from streamboost._stream import NATIVE, _kernel
 from streamboost._stream._kernel import PySender
 from streamboost._stream._lag import ON_TIME, LoopLag
 from streamboost._stream._senders import Coalesced
@@ -60,24 +58,8 @@ async def _script(
     the record and the tasks made."""
     loop = asyncio.get_running_loop()
     assert isinstance(loop, FakeTimeLoop)
-    ticks = iter(range(1, 1_000_000))
-    boost = StreamBoost(
-        _app,
-        coalesce=CoalesceConfig(window=WINDOW, send_timeout=send_timeout),
-        metrics=False,
-        otel=False,
-        clock=lambda: float(next(ticks)),
-    )
-    writes: list[bytes] = []
-
-    async def server_send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body":
-            writes.append(bytes(message.get("body", b"")))
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    stream = HTTPStream(boost.responses, dict(SCOPE), receive, server_send, kernel=kernel)
+    config = CoalesceConfig(window=WINDOW, send_timeout=send_timeout)
+    stream, writes = driven_stream(config, kernel)
     send = stream.kernel.send
     await send(dict(START))
     assert stream._coalesced is not None

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.coalesce_apps import openai
+from tests.coalesce_apps import driven_stream, openai
 
 from streamboost import CoalesceConfig, StreamBoost
 from streamboost._stream import NATIVE, HTTPStream, _kernel, _table
@@ -98,26 +98,8 @@ Kernel = Callable[[Callable[[Any], Awaitable[None]]], Any]
 async def _run(
     chunks: list[bytes | memoryview], coalesce: bool, kernel: Kernel
 ) -> tuple[tuple[object, ...], list[bytes]]:
-    ticks = iter(range(1, 1_000_000))
-    boost = StreamBoost(
-        _app,
-        coalesce=CoalesceConfig(window=5.0, max_events=4, max_bytes=600, max_buffer_bytes=900)
-        if coalesce
-        else False,
-        metrics=False,
-        otel=False,
-        clock=lambda: float(next(ticks)),
-    )
-    writes: list[bytes] = []
-
-    async def server_send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body":
-            writes.append(bytes(message.get("body", b"")))
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    stream = HTTPStream(boost.responses, dict(SCOPE), receive, server_send, kernel=kernel)
+    config = CoalesceConfig(window=5.0, max_events=4, max_bytes=600, max_buffer_bytes=900)
+    stream, writes = driven_stream(config if coalesce else False, kernel)
     send: Callable[[dict[str, Any]], Awaitable[None]] = stream.kernel.send
     await send(dict(START))
     for chunk in chunks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -55,10 +56,10 @@ def test_serve_passes_server_options_and_removes_its_directory(tmp_path: Path) -
     port = free_port()
     argv = ["streamboost._cli", "serve", "serve_target:app", "--app-dir", "tests"]
     argv += ["--server", "gunicorn", "--port", str(port), "--workers", "2"]
-    argv += ["--", "--max-requests", "5"]  # gunicorn's own option: workers recycled
+    argv += ["--", "--max-requests", "2"]  # gunicorn's own option: workers recycled
     env = {"PROMETHEUS_MULTIPROC_DIR": "", "TMPDIR": str(tmp_path)}
     with server_process(argv, port, env) as base, httpx.Client(base_url=base) as client:
-        for _ in range(12):  # more than 2 x 5: both workers recycled at least once
+        for _ in range(12):  # 2 x 2 per generation: workers recycled twice at least
             assert client.get("/stream", headers={"connection": "close"}).content == EXPECTED
         made = [d for d in tmp_path.iterdir() if d.name.startswith("streamboost-prometheus-")]
         assert len(made) == 1
@@ -77,3 +78,39 @@ def scrape_across_recycling(client: httpx.Client) -> str:
                 raise
             time.sleep(0.5)
     raise AssertionError("unreachable")
+
+
+def test_a_worker_that_leaves_keeps_the_directory_of_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gunicorn (or granian) worker is a fork of ``serve``'s process: one recycled by
+    ``--max-requests`` returns through ``serve``'s cleanup too. It used to remove the
+    directory, and the next worker then failed to boot, which stopped the whole server."""
+    from streamboost._cli import _serve
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)  # TMPDIR is read again
+    for name in ("PROMETHEUS_MULTIPROC_DIR", _serve.ENV_TARGET, _serve.ENV_OPTIONS):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(_serve._multiprocess, "install", lambda: None)  # no global change
+    monkeypatch.setattr(_serve, "load_target", lambda target: None)
+    after_worker: list[bool] = []
+
+    def forking_server(server: str, argv: list[str]) -> int:
+        directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        child = os.fork()
+        if child == 0:
+            return 0  # the worker: back through serve()'s cleanup, then os._exit below
+        os.waitpid(child, 0)
+        after_worker.append(os.path.isdir(directory))
+        return 0
+
+    monkeypatch.setattr(_serve, "_run", forking_server)
+    parent = os.getpid()
+    try:
+        _serve.serve("serve_target:app", server="gunicorn", workers=2)
+    finally:
+        if os.getpid() != parent:
+            os._exit(0)
+    assert after_worker == [True]
+    assert not any(tmp_path.iterdir())  # the server's own exit removed it

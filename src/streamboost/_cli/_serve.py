@@ -100,6 +100,10 @@ def serve(
         {"coalesce": coalesce, "metrics_path": metrics_path}
     ).decode()
     created = None
+    # gunicorn's and granian's workers are forks of this process: a worker that exits (one
+    # recycled by --max-requests) leaves through the finally below too, and must not remove
+    # the directory the server's other and next workers write in.
+    creator = os.getpid()
     if workers > 1 and not os.environ.get(_multiprocess.ENV_DIR):
         # Each worker writes its own files; a scrape of any worker adds them all up.
         created = tempfile.mkdtemp(prefix="streamboost-prometheus-")
@@ -113,7 +117,7 @@ def serve(
         load_target(target)  # fail here, with the reason, rather than in every worker
         return _run(server, _argv(server, host, port, workers) + list(server_args))
     finally:
-        if created is not None:
+        if created is not None and os.getpid() == creator:
             shutil.rmtree(created, ignore_errors=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import httpx
@@ -98,7 +99,9 @@ async def _starts(app: Any) -> bool:
     except SystemExit:  # uvicorn's answer to a failed startup
         return False
     finally:
-        await stopper
+        stopper.cancel()  # after a failed startup it would poll out its whole bound (5 s)
+        with contextlib.suppress(asyncio.CancelledError):
+            await stopper
     return server.started
 
 

@@ -90,8 +90,10 @@ def test_a_worker_that_leaves_keeps_the_directory_of_the_others(
 
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr("tempfile.tempdir", None)  # TMPDIR is read again
+    # serve() sets these in os.environ: set first, so that monkeypatch puts back what was.
     for name in ("PROMETHEUS_MULTIPROC_DIR", _serve.ENV_TARGET, _serve.ENV_OPTIONS):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.setattr(_serve._multiprocess, "install", lambda: None)  # no global change
     monkeypatch.setattr(_serve, "load_target", lambda target: None)
     after_worker: list[bool] = []

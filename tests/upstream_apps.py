@@ -69,11 +69,16 @@ class EventStream(Response):
 
     media_type = SSE
 
-    def __init__(self, events: AsyncIterator[bytes]) -> None:
+    def __init__(self, events: AsyncIterator[bytes], length: int | None = None) -> None:
         self.events = events  # no Response.__init__: it would declare a content-length
+        self.length = length
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(b"content-type", SSE.encode())]
+        if self.length is not None:
+            # A known length: the body's end is its last byte, not a chunked terminator that
+            # h11 writes apart, which a loaded machine could delay past the SDK's 0.1 s drain.
+            headers.append((b"content-length", str(self.length).encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         async for event in self.events:
             last = event == DONE
@@ -123,18 +128,22 @@ class Provider:
                 }
             )
 
+        first = chunk({"role": "assistant", "content": ""})  # the first byte, no token
+        tokens = [chunk({"content": text}) for text in TOKENS]
+        last = [chunk({}, "stop"), DONE]
+
         async def events() -> AsyncIterator[bytes]:
-            yield chunk({"role": "assistant", "content": ""})  # the first byte, no token
+            yield first
             if model == "sim":
                 await asyncio.sleep(DELAY)
-            for i, text in enumerate(TOKENS):
-                yield chunk({"content": text})
+            for i, token in enumerate(tokens):
+                yield token
                 if model == "stall" and i == 0:
                     await asyncio.sleep(SLOW)
-            yield chunk({}, "stop")
-            yield DONE
+            for part in last:
+                yield part
 
-        return EventStream(events())
+        return EventStream(events(), sum(map(len, [first, *tokens, *last])))
 
     async def _anthropic(self, request: Request) -> Response:
         async def events() -> AsyncIterator[bytes]:

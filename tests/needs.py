@@ -10,8 +10,9 @@ import contextlib
 import os
 import shutil
 import socket
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -60,3 +61,19 @@ async def scratch_prefix(redis_url: str, template: str) -> AsyncIterator[str]:
             await client.delete(*keys)
     finally:
         await client.aclose()
+
+
+def wait_until_listening(
+    port: int, what: str, *, seconds: float = 20, waiting: Callable[[], bool] = lambda: True
+) -> None:
+    """Until 127.0.0.1:``port`` accepts, bounded by ``seconds``; stops early (no error) once
+    ``waiting()`` says the server is no longer starting (its startup failed)."""
+    deadline = time.monotonic() + seconds
+    while waiting():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not listen on {port} within {seconds} s") from None
+            time.sleep(0.05)

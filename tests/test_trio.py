@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.coalesce_apps import EVENTS, Records
+from tests.needs import wait_until_listening
 
 from streamboost import DeferredWriter, Entry, StreamBoost, defer
 
@@ -57,15 +57,8 @@ def hypercorn_trio(app: Any) -> Iterator[str]:
     try:
         ready.wait(10)
         # Until it listens, or its startup failed (then it closed the port: no need to wait).
-        deadline = time.monotonic() + 20
-        while "error" not in state and thread.is_alive():
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}") from None
-                time.sleep(0.05)
+        starting = lambda: "error" not in state and thread.is_alive()  # noqa: E731
+        wait_until_listening(port, "hypercorn", waiting=starting)
         yield f"http://127.0.0.1:{port}"
     finally:
         if "token" in state and thread.is_alive():

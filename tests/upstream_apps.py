@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -34,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+from tests.needs import wait_until_listening
 
 from streamboost import StreamBoost, phase
 from streamboost._stream import StreamObserver
@@ -279,15 +279,7 @@ def hypercorn_tls(app: Any, certfile: Path, keyfile: Path) -> Iterator[str]:
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"hypercorn did not listen on {port} within 10 s") from None
-                time.sleep(0.05)
+        wait_until_listening(port, "hypercorn", seconds=10)
         yield f"https://127.0.0.1:{port}"
     finally:
         loop.call_soon_threadsafe(stop.set)

@@ -345,7 +345,9 @@ def test_classify_answers_alike_in_c_and_python(
             openai_chat=openai_chat,
         )
         assert reference.feed(body) == len(body)
-        assert (reference.events, reference.content) == (1, int(kind == _table.CONTENT))
+        events, content = kind >> _table.EVENTS_SHIFT, kind & _table.CONTENT_MASK
+        assert (reference.events, reference.content) == (events, content)
+        assert not reference.critical
         assert not reference.critical
 
 

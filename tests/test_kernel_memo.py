@@ -147,6 +147,7 @@ def test_token_anthropic_and_ndjson_chunks_sharing_a_head_and_tail_are_classifie
         _alike(pair, head + string + tail)
 
 
+_TWO = 2 << _table.EVENTS_SHIFT | 2  # a chunk of two whole content events
 _TOKEN = b'data: {"token":"%s"}\n\n'
 _DELTA = _ANTHROPIC + b'%s"}}\n\n'
 _CHAT = b'data: {"object":"%s","delta":{}}\n\n'
@@ -184,11 +185,11 @@ _REFUSED = [
     ("openai", False, SSE, _CHAT, b"a", b"chat.completion.chunk", OTHER),
     ("auto", True, SSE, _TOKEN, b"a", b'x","type":"error', GENERAL),
     ("plain", False, SSE, _TOKEN, b"a", b'\\","usage":{"n":1},"x":"\\', GENERAL),
-    ("plain", False, SSE, _TOKEN, b"a", b"x\n\ndata: y", GENERAL),
+    ("plain", False, SSE, _TOKEN, b"a", b"x\n\ndata: y", _TWO),  # two events, both content
     ("plain", False, SSE, _TOKEN, b"a", b"x\ry", GENERAL),
     ("auto", True, SSE, _DELTA, b"a", b"a [DONE] b", GENERAL),
     ("auto", True, LINES, b'{"token":"%s"}\n', b"a", b"[DONE]", GENERAL),
-    ("plain", False, LINES, b'{"token":"%s"}\n', b"a", b"x\ny", GENERAL),
+    ("plain", False, LINES, b'{"token":"%s"}\n', b"a", b"x\ny", _TWO),
 ]
 
 

@@ -12,7 +12,15 @@ from streamboost._middleware import DEFAULT_METADATA_EVENTS
 from streamboost._stream._classify import is_critical, is_sse_content
 from streamboost._stream._format import stream_format
 from streamboost._stream._scanner import EventScanner
-from streamboost._stream._table import CONTENT, FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE, GENERAL
+from streamboost._stream._table import (
+    CONTENT,
+    CONTENT_MASK,
+    EVENTS_SHIFT,
+    FORMAT_CHUNKS,
+    FORMAT_LINES,
+    FORMAT_SSE,
+    GENERAL,
+)
 
 NAMES = frozenset(n.encode() for n in DEFAULT_CRITICAL_EVENTS)
 METADATA = frozenset(n.encode() for n in DEFAULT_METADATA_EVENTS)
@@ -250,7 +258,9 @@ ODD_PIECES = (
         openai(finish="stop"),
         openai("x", finish="stop"),
         openai("x", finish="length"),
-        openai("x") + openai("y"),  # two events
+        openai("x") + openai("y", finish="stop"),  # two events, one critical
+        openai("x") + openai("y")[:-1],  # two events, the second unterminated
+        openai("x") + b"\n\n" + openai("y"),  # a blank line between them
         openai("x")[:-1],  # unterminated
         openai("x").replace(b"\n\n", b"\r\n\r\n"),  # CR line endings: the general path
         b"data: [DONE]\n\n",
@@ -285,7 +295,7 @@ def test_classify_is_exactly_what_feed_finds(
     reference = EventScanner(FORMAT_SSE, critical=NAMES if critical else None, metadata=METADATA)
     kind = scan.classify(chunk)
     complete = reference.feed(chunk)
-    if kind != GENERAL:  # the middleware then skips feed(): it must mean one whole event
-        assert (complete, reference.events) == (len(chunk), 1)
-        assert reference.content == int(kind == CONTENT)
+    if kind != GENERAL:  # the middleware then skips feed(): it must mean whole events
+        assert (complete, reference.events) == (len(chunk), kind >> EVENTS_SHIFT)
+        assert reference.content == kind & CONTENT_MASK
         assert not reference.critical

@@ -4,8 +4,8 @@ Only this module has a C twin (``_speedups``), the way prometheus_client swaps o
 storage: four small base classes and the functions on them that a body
 chunk runs.
 
-- ``ScanBase.classify(body)``: is the chunk one whole event, not critical, with or without
-  output tokens; ``GENERAL`` when not sure (the scanner's general path then decides), and for
+- ``ScanBase.classify(body)``: is the chunk whole events, none critical, and how many of them
+  carry output tokens; ``GENERAL`` when not sure (the scanner's general path then decides), and for
   an event carrying token usage, coalesced or not (the scanner reads it, ``_usage``);
 - ``BatchBase.add(...)``: join whole events to a waiting batch: the flush trigger and the
   backpressure threshold, written here once;
@@ -34,6 +34,8 @@ from ._table import (
     BATCH_FIELDS,
     BUFFERED,
     CONTENT,
+    CONTENT_MASK,
+    EVENTS_SHIFT,
     FORMAT_CHUNKS,
     FORMAT_SSE,
     FULL,
@@ -129,32 +131,59 @@ class PyScanBase:
     openai_chat: bool  # the OpenAI chat completions rules apply
 
     def classify(self, body: bytes) -> int:
-        """``CONTENT``/``OTHER`` when ``body`` is one whole, non-critical event; else
-        ``GENERAL``. ``body`` is non-empty. (The C twin also keeps a memo of the last content
-        chunk's shape, docs/architecture.md "The classify memo"; its answers are
-        these.)"""
+        """``GENERAL``, or when ``body`` is whole events, none critical: how many, and how
+        many of them carry output tokens (``CONTENT``/``OTHER`` for one; several packed as
+        ``events << EVENTS_SHIFT | content``). ``body`` is non-empty. (The C twin also keeps
+        a memo of the last content chunk's shape, docs/architecture.md "The classify memo";
+        its answers are these.)"""
         if not self.fast or self.pending:
             return GENERAL
         fmt = self.fmt
         if fmt == FORMAT_CHUNKS:
             return CONTENT  # every chunk is an event, never critical
-        size = len(body)
+        kind = _classify_event(self, body)
+        if kind:
+            return kind
+        # Several whole events (a relay's read, an app's own batch): each as its own chunk.
         if fmt == FORMAT_SSE:
-            # One event: its only blank line ends the chunk; a CR may end lines early.
-            if size < 3 or body.find(b"\n\n") != size - 2 or b"\r" in body:
+            if len(body) < 6 or not body.endswith(b"\n\n") or b"\r" in body:
                 return GENERAL
-        elif body.find(b"\n") != size - 1 or not body.strip():
-            return GENERAL  # an NDJSON chunk of one non-blank line
-        critical = self.critical_names
-        if critical is not None and is_critical(body, critical, self.openai_chat):
-            return GENERAL
-        if _has_value(body, b'"usage"'):
-            return GENERAL  # token usage, coalesced or not: the scanner's general path reads it
-        if fmt != FORMAT_SSE or is_sse_content(
-            body, self.metadata, self.content_names, self.openai_chat
-        ):
-            return CONTENT
-        return OTHER
+            events = body.split(b"\n\n")
+            end = b"\n\n"
+        else:
+            events = body.split(b"\n")
+            end = b"\n"
+        if events.pop() or len(events) < 2 or len(events) > CONTENT_MASK:
+            return GENERAL  # the chunk ends inside an event, or holds one (or too many)
+        content = 0
+        for event in events:
+            kind = _classify_event(self, event + end)
+            if not kind:
+                return GENERAL
+            content += kind & CONTENT_MASK
+        return len(events) << EVENTS_SHIFT | content
+
+
+def _classify_event(scan: PyScanBase, body: bytes) -> int:
+    """``CONTENT``/``OTHER`` when ``body`` is one whole, non-critical SSE or NDJSON event;
+    else ``GENERAL``."""
+    size = len(body)
+    if scan.fmt == FORMAT_SSE:
+        # One event: its only blank line ends the chunk; a CR may end lines early.
+        if size < 3 or body.find(b"\n\n") != size - 2 or b"\r" in body or body.isspace():
+            return GENERAL  # (blank: no event for the general path)
+    elif body.find(b"\n") != size - 1 or not body.strip():
+        return GENERAL  # an NDJSON chunk of one non-blank line
+    critical = scan.critical_names
+    if critical is not None and is_critical(body, critical, scan.openai_chat):
+        return GENERAL
+    if _has_value(body, b'"usage"'):
+        return GENERAL  # token usage, coalesced or not: the scanner's general path reads it
+    if scan.fmt != FORMAT_SSE or is_sse_content(
+        body, scan.metadata, scan.content_names, scan.openai_chat
+    ):
+        return CONTENT
+    return OTHER
 
 
 class PyLagBase:

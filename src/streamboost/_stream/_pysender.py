@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from .._types import Message
-from ._table import CONTENT, FULL, MODE_BATCH, MODE_DIRECT, SENDER_FIELDS, WAKE
+from ._table import CONTENT_MASK, EVENTS_SHIFT, FULL, MODE_BATCH, MODE_DIRECT, SENDER_FIELDS, WAKE
 
 
 class PyRecordBase(Protocol):
@@ -113,7 +113,9 @@ class PySender:
                 if type(body) is bytes and body:
                     kind = self.scan.classify(body)  # type: ignore[union-attr]
                     if kind:
-                        self.record.sent(len(body), 1, kind == CONTENT, self.clock())
+                        self.record.sent(
+                            len(body), kind >> EVENTS_SHIFT, kind & CONTENT_MASK, self.clock()
+                        )
                         return self.server_send(message)
             elif (
                 more is False
@@ -153,9 +155,10 @@ class PySender:
                 kind = self.scan.classify(body)  # type: ignore[union-attr]
                 if kind:
                     record = self.record
-                    record.took(1)
-                    record.produced(kind == CONTENT, at := self.clock())
-                    code = batch.add(body, len(body), 1, kind == CONTENT, False)
+                    events, content = kind >> EVENTS_SHIFT, kind & CONTENT_MASK
+                    record.took(events)
+                    record.produced(content, at := self.clock())
+                    code = batch.add(body, len(body), events, content, False)
                     # Due a window after its first byte, which came after the last write: the
                     # loop's time is read only past a window since that write (C: since_write).
                     last = record.last_body_at
@@ -181,7 +184,7 @@ class PySender:
     def _now(self, batch: PyBatchBase, body: bytes, message: Message) -> Awaitable[None]:
         """No batch waiting: the Coalescer's write-at-once rule (eager until the first
         token, the event ``quiet_gap`` or more after the one before, a window since the last
-        write, or a lagging loop) for one whole event, taken here: the app's own message goes
+        write, or a lagging loop) for whole events, taken here: the app's own message goes
         to the server."""
         kind = self.scan.classify(body)  # type: ignore[union-attr]
         if not kind:
@@ -199,11 +202,12 @@ class PySender:
             return self._batch_general(message)  # buffers: the Coalescer arms its timer
         # Two clock readings, as on the Coalescer's own path: the app's send, then the write.
         record = self.record
-        record.took(1)
-        record.produced(kind == CONTENT, self.clock())
+        content = kind & CONTENT_MASK
+        record.took(kind >> EVENTS_SHIFT)
+        record.produced(content, self.clock())
         stamp = self.clock()
-        if kind == CONTENT and record.first_token_at is None:
+        if content and record.first_token_at is None:
             batch.eager = False  # the first token is out: batching may start
         batch.last_write = now
-        record.wrote(len(body), kind == CONTENT, stamp)
+        record.wrote(len(body), content, stamp)
         return self.server_send(message)

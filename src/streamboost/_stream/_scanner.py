@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Final
 from . import _usage
 from ._classify import _has_value, is_critical, is_sse_content
 from ._kernel import ScanBase
-from ._table import FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE
+from ._table import CONTENT_MASK, EVENTS_SHIFT, FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE, GENERAL
 
 if TYPE_CHECKING:
     from ._record import StreamRecord
@@ -131,10 +131,18 @@ class EventScanner(ScanBase):
             self.pending = 0
         else:
             segment = data if end == len(data) else data[:end]
+        # The whole events are the kernel's to classify (pending is 0 now), as if a chunk of
+        # their own: a relay's reads, cut anywhere, cost a classify, not the regexes below.
+        kind = self.classify(segment) if self.fast else GENERAL
+        if kind:
+            self.events = kind >> EVENTS_SHIFT
+            self.content = kind & CONTENT_MASK
+            self.critical = False
+        else:
+            self._count(segment)
         if end < len(data):
             self._partial = [data[end:]]
             self.pending = len(data) - end
-        self._count(segment)
         return end
 
     def _sse_boundary(self, data: bytes, partial: list[bytes] | None) -> int:

@@ -23,7 +23,7 @@ from ._coalescer import CoalescerCore
 from ._openai import merge_chunks
 from ._record import StreamRecord
 from ._scanner import EventScanner
-from ._table import CONTENT
+from ._table import CONTENT_MASK, EVENTS_SHIFT
 
 
 class Owner(Protocol):
@@ -152,10 +152,11 @@ class Coalesced(CoalescerCore):
             record.produced(0, self._clock())
             return coalescer.done
         kind = scanner.classify(body)
-        if kind:  # one whole event: the kernel's answer, as on its own path
-            record.took(1)
-            record.produced(kind == CONTENT, self._clock())
-            code = coalescer.offer(body, len(body), 1, kind == CONTENT, False)
+        if kind:  # whole events: the kernel's answer, as on its own path
+            events, content = kind >> EVENTS_SHIFT, kind & CONTENT_MASK
+            record.took(events)
+            record.produced(content, self._clock())
+            code = coalescer.offer(body, len(body), events, content, False)
         else:
             complete = scanner.feed(body)
             record.took(scanner.events)

@@ -36,7 +36,7 @@
 
 static PyObject *s_type, *s_body_type, *s_more_body, *s_body, *s_wake, *s_room, *s_general, *s_time;
 static PyObject *s_finishing;
-static long GENERAL, CONTENT, OTHER, FORMAT_SSE, FORMAT_LINES, FORMAT_CHUNKS;
+static long GENERAL, CONTENT, OTHER, EVENTS_SHIFT, FORMAT_SSE, FORMAT_LINES, FORMAT_CHUNKS;
 static long WAKE, FULL, MODE_GENERAL, MODE_DIRECT, MODE_BATCH;
 
 /* For the few small functions of the per-chunk path that the compiler would otherwise call

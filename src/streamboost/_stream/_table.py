@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from typing import Final
 
-# What ``ScanBase.classify`` says of one body chunk.
+# What ``ScanBase.classify`` says of one body chunk: GENERAL, or the whole events it holds,
+# none critical, packed as ``events << EVENTS_SHIFT | content`` (content: the events of them
+# that carry output tokens); at most CONTENT_MASK events, more are GENERAL's.
+EVENTS_SHIFT: Final = 16
+CONTENT_MASK: Final = (1 << EVENTS_SHIFT) - 1
 GENERAL: Final = 0  # not sure: the scanner's general path decides
-CONTENT: Final = 1  # one whole event that carries output tokens, not critical
-OTHER: Final = 2  # one whole event without output tokens (metadata, a comment), not critical
+CONTENT: Final = 1 << EVENTS_SHIFT | 1  # one whole event that carries output tokens
+OTHER: Final = 1 << EVENTS_SHIFT  # one whole event without output tokens (metadata, a comment)
 
 # Stream formats (``ScanBase.fmt``), read from the response's content type.
 FORMAT_SSE: Final = 1

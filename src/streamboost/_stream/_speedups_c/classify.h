@@ -1,39 +1,24 @@
-/* ScanBase.classify (GENERAL, CONTENT or OTHER for one chunk), the memo's fields as attributes,
+/* ScanBase.classify (GENERAL, or the whole events of one chunk), the memo's fields as attributes,
  * and ScanBase's type object. A part of _speedups.c, included in order: one translation unit,
  * so the walk, the classifiers and the memo inline here.
  */
 
 
-/* ScanBase.classify: GENERAL, CONTENT or OTHER, -1 on an error. `body` is non-empty bytes.
+/* One whole event d[0, n) (SSE or NDJSON): GENERAL, CONTENT or OTHER, -1 on an error.
  * With critical events asked (coalescing), most keys are asked of every chunk: one walk finds
  * them all (scan_keys); without, an SSE chunk needs two or three, looked for one at a time. */
 static long
-classify(ScanBase *scan, PyObject *body)
+classify_event(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
 {
-    if (!scan->fast || scan->pending) {
-        return GENERAL;
-    }
-    if (scan->metadata == NULL || !PyAnySet_Check(scan->metadata) ||
-        (!is_none(scan->critical_names) && !PyAnySet_Check(scan->critical_names)) ||
-        (!is_none(scan->content_names) && !PyAnySet_Check(scan->content_names))) {
-        return GENERAL; /* not what EventScanner sets: the Python path decides */
-    }
-    if (scan->fmt == FORMAT_CHUNKS) {
-        return CONTENT;
-    }
-    const char *d = PyBytes_AS_STRING(body);
-    Py_ssize_t n = PyBytes_GET_SIZE(body);
-    int sse = scan->fmt == FORMAT_SSE;
-#ifdef MEMO
-    if (scan->memo_tail != 0 && memo_probe(scan, d, n)) {
-        return CONTENT;
-    }
-#endif
     int critical_asked = !is_none(scan->critical_names);
     PyObject *content = is_none(scan->content_names) ? NULL : scan->content_names;
     Keys keys;
     const char *lf, *cr;
     if (critical_asked) {
+        lf = sse ? memchr(d, '\n', (size_t)n) : NULL;
+        if (lf != NULL && lf < d + n - 2 && lf[1] == '\n') {
+            return GENERAL; /* a blank line before the end: several events, not walked whole */
+        }
         if (scan_keys(d, n, scan->critical_names, content != NULL && sse, &keys) < 0) {
             return -1;
         }
@@ -51,6 +36,15 @@ classify(ScanBase *scan, PyObject *body)
              (critical_asked ? keys.first_pair != n - 2
                              : find(lf, d + n - lf, "\n\n", 2) != d + n - 2))) {
             return GENERAL;
+        }
+        if (is_space(d[0])) {
+            Py_ssize_t i = 1;
+            while (i < n && is_space(d[i])) {
+                i++;
+            }
+            if (i == n) {
+                return GENERAL; /* blank: no event for the general path */
+            }
         }
     }
     else {
@@ -98,6 +92,71 @@ classify(ScanBase *scan, PyObject *body)
     }
 #endif
     return tokens ? CONTENT : OTHER;
+}
+
+/* A chunk of several whole events and nothing more (a relay's read, an app's own batch):
+ * each event classified as if it were a chunk of its own, the answer packed as
+ * events << EVENTS_SHIFT | content events; GENERAL when one of them is not sure (critical,
+ * usage, a blank line between events, a CR) or when the chunk ends inside an event. */
+static long
+classify_many(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
+{
+    if (sse ? n < 6 || d[n - 1] != '\n' || d[n - 2] != '\n' || memchr(d, '\r', (size_t)n)
+            : n < 2 || d[n - 1] != '\n') {
+        return GENERAL;
+    }
+    const char *p = d, *end = d + n;
+    long events = 0, content = 0, most = (1L << EVENTS_SHIFT) - 1;
+    while (p < end) {
+        const char *stop = sse ? find(p, end - p, "\n\n", 2)
+                               : (const char *)memchr(p, '\n', (size_t)(end - p));
+        if (stop == NULL) {
+            return GENERAL; /* an odd LF after the last blank line: the general path's */
+        }
+        stop += sse ? 2 : 1;
+        if (stop == end && p == d) {
+            return GENERAL; /* one event, which classify_event was not sure of */
+        }
+        long kind =
+#ifdef MEMO
+            scan->memo_tail != 0 && memo_probe(scan, p, stop - p) ? CONTENT :
+#endif
+            classify_event(scan, p, stop - p, sse);
+        if (kind <= 0 || ++events > most) {
+            return kind < 0 ? -1 : GENERAL;
+        }
+        content += kind == CONTENT;
+        p = stop;
+    }
+    return events < 2 ? GENERAL : events << EVENTS_SHIFT | content;
+}
+
+/* ScanBase.classify: GENERAL, or the whole events `body` holds and how many carry output
+ * tokens (CONTENT, OTHER: one event), -1 on an error. `body` is non-empty bytes. */
+static long
+classify(ScanBase *scan, PyObject *body)
+{
+    if (!scan->fast || scan->pending) {
+        return GENERAL;
+    }
+    if (scan->metadata == NULL || !PyAnySet_Check(scan->metadata) ||
+        (!is_none(scan->critical_names) && !PyAnySet_Check(scan->critical_names)) ||
+        (!is_none(scan->content_names) && !PyAnySet_Check(scan->content_names))) {
+        return GENERAL; /* not what EventScanner sets: the Python path decides */
+    }
+    if (scan->fmt == FORMAT_CHUNKS) {
+        return CONTENT;
+    }
+    const char *d = PyBytes_AS_STRING(body);
+    Py_ssize_t n = PyBytes_GET_SIZE(body);
+    int sse = scan->fmt == FORMAT_SSE;
+#ifdef MEMO
+    if (scan->memo_tail != 0 && memo_probe(scan, d, n)) {
+        return CONTENT;
+    }
+#endif
+    long kind = classify_event(scan, d, n, sse);
+    return kind == GENERAL ? classify_many(scan, d, n, sse) : kind;
 }
 
 static PyObject *

@@ -56,7 +56,8 @@ PyInit__speedups(void)
         long *slot;
     } constants[] = {
         {"GENERAL", &GENERAL},         {"CONTENT", &CONTENT},
-        {"OTHER", &OTHER},             {"FORMAT_SSE", &FORMAT_SSE},
+        {"OTHER", &OTHER},             {"EVENTS_SHIFT", &EVENTS_SHIFT},
+        {"FORMAT_SSE", &FORMAT_SSE},
         {"FORMAT_LINES", &FORMAT_LINES}, {"FORMAT_CHUNKS", &FORMAT_CHUNKS},
         {"WAKE", &WAKE},               {"FULL", &FULL},
         {"MODE_GENERAL", &MODE_GENERAL}, {"MODE_DIRECT", &MODE_DIRECT},

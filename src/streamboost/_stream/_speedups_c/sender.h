@@ -156,10 +156,11 @@ chunk_direct(Sender *self, PyObject *message)
         double at = now != NULL ? PyFloat_AsDouble(now) : -1.0;
         if (now != NULL && !(at == -1.0 && PyErr_Occurred())) {
             RecordBase *rec = (RecordBase *)self->record;
+            long content = kind & ((1L << EVENTS_SHIFT) - 1);
             rec->chunks_in += 1;
-            rec->events += 1;
-            record_produced(rec, kind == CONTENT, at);
-            record_wrote(rec, PyBytes_GET_SIZE(body), kind == CONTENT, now);
+            rec->events += kind >> EVENTS_SHIFT;
+            record_produced(rec, content, at);
+            record_wrote(rec, PyBytes_GET_SIZE(body), content, now);
             result = PyObject_CallOneArg(self->server_send, message);
         }
         Py_XDECREF(now);
@@ -173,8 +174,8 @@ chunk_direct(Sender *self, PyObject *message)
 
 /* No batch waiting: the Coalescer's write-at-once rule (eager until the first token, the
  * event at least `quiet_gap` after the one before, a window since the last write, or a loop
- * whose timers fire more than a quarter window late) for one
- * whole event, taken here: the app's own message goes to the server, as in direct mode, so
+ * whose timers fire more than a quarter window late) for whole
+ * events, taken here: the app's own message goes to the server, as in direct mode, so
  * a sparse stream costs no Python per event. Anything else: the general send. */
 static PyObject *
 batch_now(Sender *self, BatchBase *b, PyObject *body, PyObject *message)
@@ -212,16 +213,17 @@ batch_now(Sender *self, BatchBase *b, PyObject *body, PyObject *message)
     if (sent == NULL || (at == -1.0 && PyErr_Occurred())) {
         goto done;
     }
+    long content = kind & ((1L << EVENTS_SHIFT) - 1);
     rec->chunks_in += 1;
-    rec->events += 1;
-    record_produced(rec, kind == CONTENT, at);
+    rec->events += kind >> EVENTS_SHIFT;
+    record_produced(rec, content, at);
     PyObject *stamp = PyObject_CallNoArgs(self->clock);
     if (stamp != NULL) {
-        if (kind == CONTENT && is_none(rec->first_token_at)) {
+        if (content && is_none(rec->first_token_at)) {
             b->eager = 0; /* the first token is out: batching may start */
         }
         b->last_write = now;
-        record_wrote(rec, PyBytes_GET_SIZE(body), kind == CONTENT, stamp);
+        record_wrote(rec, PyBytes_GET_SIZE(body), content, stamp);
         result = PyObject_CallOneArg(self->server_send, message);
     }
     Py_XDECREF(stamp);
@@ -265,11 +267,12 @@ chunk_batch(Sender *self, PyObject *message)
             return NULL;
         }
         RecordBase *rec = (RecordBase *)self->record;
+        long events = kind >> EVENTS_SHIFT, content = kind & ((1L << EVENTS_SHIFT) - 1);
         rec->chunks_in += 1;
-        rec->events += 1;
-        record_produced(rec, kind == CONTENT, at);
+        rec->events += events;
+        record_produced(rec, content, at);
         PyObject *owner = Py_NewRef(self->batch); /* wake and room run Python code */
-        long code = batch_add(b, body, PyBytes_GET_SIZE(body), 1, kind == CONTENT, 0);
+        long code = batch_add(b, body, PyBytes_GET_SIZE(body), events, content, 0);
         if (code == 0 && !b->wanted && since_write(rec, at) >= b->window) {
             code = batch_due(b, owner); /* due already: the timer is late (a loaded loop) */
         }

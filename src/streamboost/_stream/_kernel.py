@@ -129,6 +129,54 @@ class PyScanBase:
     critical_names: frozenset[bytes] | None  # None: nothing is coalesced, so not asked
     content_names: frozenset[bytes] | None  # a protocol's only content events (None: any)
     openai_chat: bool  # the OpenAI chat completions rules apply
+    partial: list[bytes] | None  # the unfinished event's pieces
+    # Of the events the last chunk fed completed (an event split across chunks counts with
+    # the chunk that ends it): how many, how many carry output tokens, any critical.
+    events: int
+    content: int
+    critical: bool
+
+    def feed_fast(self, data: bytes) -> int:
+        """``EventScanner.feed(data)`` where the kernel is sure (no CR, no critical event, no
+        token usage): the length of the prefix ending at an event boundary, the fields set as
+        feed sets them; -1: not sure, nothing changed. ``data`` is non-empty."""
+        fmt = self.fmt
+        partial = self.partial
+        if not self.fast or fmt == FORMAT_CHUNKS:
+            return -1
+        if fmt == FORMAT_SSE:
+            # With a CR the line endings mix (CR CR, LF CR...): the general path finds them.
+            if b"\r" in data or (partial is not None and partial[-1].endswith(b"\r")):
+                return -1
+            end = data.rfind(b"\n\n") + 2
+            if end < 2:  # none here; one may straddle the chunks
+                end = 1 if data[0] == 10 and partial is not None and partial[-1][-1] == 10 else 0
+        else:
+            end = data.rfind(b"\n") + 1
+        if not end:  # no boundary: the chunk joins the unfinished event
+            if partial is None:
+                self.partial = [data]
+            else:
+                partial.append(data)
+            self.pending += len(data)
+            self.events = self.content = 0
+            self.critical = False
+            return 0
+        if partial is not None:
+            segment = b"".join([*partial, data[:end]])
+        else:
+            segment = data if end == len(data) else data[:end]
+        pending, self.pending = self.pending, 0
+        kind = self.classify(segment)
+        if not kind:
+            self.pending = pending
+            return -1
+        self.partial = [data[end:]] if end < len(data) else None
+        self.pending = len(data) - end
+        self.events = kind >> EVENTS_SHIFT
+        self.content = kind & CONTENT_MASK
+        self.critical = False
+        return end
 
     def classify(self, body: bytes) -> int:
         """``GENERAL``, or when ``body`` is whole events, none critical: how many, and how

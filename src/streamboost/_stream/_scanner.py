@@ -8,11 +8,11 @@ Three stream formats are understood:
 - ``application/x-ndjson`` and ``application/jsonl``: one event per ``\\n``-terminated line;
 - ``text/plain``: every non-empty chunk is one event.
 
-A chunk that is one whole event never gets here: ``ScanBase.classify`` (the kernel) answers for
-it. ``EventScanner.feed`` takes the rest: events split across chunks, several events in one
-chunk, critical events, CR line endings, and every event when the app's own ``is_metadata``
-test or a stream format preset's own test (``_presets``: LangGraph, the Vercel AI SDK's
-line protocol) must see it.
+A chunk of whole events never gets here: ``ScanBase.classify`` (the kernel) answers for it,
+and ``ScanBase.feed_fast`` for events split across chunks (a relay's reads, cut anywhere).
+``EventScanner.feed`` takes the rest: critical events, token usage, CR line endings, and every
+event when the app's own ``is_metadata`` test or a stream format preset's own test
+(``_presets``: LangGraph, the Vercel AI SDK's line protocol) must see it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Final
 from . import _usage
 from ._classify import _has_value, is_critical, is_sse_content
 from ._kernel import ScanBase
-from ._table import CONTENT_MASK, EVENTS_SHIFT, FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE, GENERAL
+from ._table import FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE
 
 if TYPE_CHECKING:
     from ._record import StreamRecord
@@ -47,18 +47,9 @@ class EventScanner(ScanBase):
     that ends it).
     """
 
-    __slots__ = (
-        "_is_metadata",
-        "_partial",
-        "_protocol_content",
-        "_protocol_critical",
-        "content",
-        "critical",
-        "events",
-        "usage_of",
-    )
-    # and ScanBase's: fmt, fast, pending, metadata, critical_names, content_names,
-    # openai_chat (C when built: _kernel)
+    __slots__ = ("_is_metadata", "_protocol_content", "_protocol_critical", "usage_of")
+    # and ScanBase's (C when built: _kernel): fmt, fast, pending, partial, events, content,
+    # critical, metadata, critical_names, content_names, openai_chat
 
     def __init__(
         self,
@@ -92,7 +83,7 @@ class EventScanner(ScanBase):
         self._is_metadata = is_metadata
         self._protocol_content = protocol_content
         self._protocol_critical = protocol_critical
-        self._partial: list[bytes] | None = None  # an unfinished event's pieces
+        self.partial = None  # an unfinished event's pieces
         self.pending = 0  # bytes of an event that has started but not yet ended
         self.events = 0
         self.content = 0
@@ -107,7 +98,11 @@ class EventScanner(ScanBase):
             self.content = 1 if data and self._is_content_line(data) else 0
             self.critical = False
             return len(data)
-        partial = self._partial
+        if data:
+            end = self.feed_fast(data)  # the kernel's, where it is sure
+            if end >= 0:
+                return end
+        partial = self.partial
         if fmt == FORMAT_SSE:
             end = self._sse_boundary(data, partial)
         else:
@@ -117,7 +112,7 @@ class EventScanner(ScanBase):
         if end <= 0:
             if data:
                 if partial is None:
-                    self._partial = [data]
+                    self.partial = [data]
                 else:
                     partial.append(data)
                 self.pending += len(data)
@@ -127,22 +122,14 @@ class EventScanner(ScanBase):
         if partial is not None:
             partial.append(data[:end])
             segment = b"".join(partial)
-            self._partial = None
+            self.partial = None
             self.pending = 0
         else:
             segment = data if end == len(data) else data[:end]
-        # The whole events are the kernel's to classify (pending is 0 now), as if a chunk of
-        # their own: a relay's reads, cut anywhere, cost a classify, not the regexes below.
-        kind = self.classify(segment) if self.fast else GENERAL
-        if kind:
-            self.events = kind >> EVENTS_SHIFT
-            self.content = kind & CONTENT_MASK
-            self.critical = False
-        else:
-            self._count(segment)
         if end < len(data):
-            self._partial = [data[end:]]
+            self.partial = [data[end:]]
             self.pending = len(data) - end
+        self._count(segment)
         return end
 
     def _sse_boundary(self, data: bytes, partial: list[bytes] | None) -> int:
@@ -208,8 +195,8 @@ class EventScanner(ScanBase):
 
     def end(self) -> None:
         """At the end of the body: classify the event the stream left unterminated, if any."""
-        data = b"".join(self._partial) if self._partial is not None else b""
-        self._partial = None
+        data = b"".join(self.partial) if self.partial is not None else b""
+        self.partial = None
         self.pending = 0
         if not data.strip():
             self.events = self.content = 0

@@ -85,6 +85,8 @@ static Py_ssize_t GAP_N;
 #include "_speedups_c/rules.h"
 #include "_speedups_c/memo.h"
 #include "_speedups_c/classify.h"
+#include "_speedups_c/feed.h"
+#include "_speedups_c/scan_type.h"
 #include "_speedups_c/batch.h"
 #include "_speedups_c/message.h"
 #include "_speedups_c/clock.h"

@@ -58,12 +58,16 @@ RECORD_FIELDS: Final = (
 # Per-record arrays (C: a fixed array behind a read-only tuple property; Python: a list).
 RECORD_ARRAYS: Final = ("gap_counts",)
 SCAN_FIELDS: Final = (
+    "content",
     "content_names",
+    "critical",
     "critical_names",
+    "events",
     "fast",
     "fmt",
     "metadata",
     "openai_chat",
+    "partial",
     "pending",
 )
 BATCH_FIELDS: Final = (

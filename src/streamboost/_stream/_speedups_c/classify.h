@@ -131,14 +131,10 @@ classify_many(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
     return events < 2 ? GENERAL : events << EVENTS_SHIFT | content;
 }
 
-/* ScanBase.classify: GENERAL, or the whole events `body` holds and how many carry output
- * tokens (CONTENT, OTHER: one event), -1 on an error. `body` is non-empty bytes. */
+/* classify() of d[0, n) (non-empty) whatever the scanner's pending bytes. */
 static long
-classify(ScanBase *scan, PyObject *body)
+classify_bytes(ScanBase *scan, const char *d, Py_ssize_t n)
 {
-    if (!scan->fast || scan->pending) {
-        return GENERAL;
-    }
     if (scan->metadata == NULL || !PyAnySet_Check(scan->metadata) ||
         (!is_none(scan->critical_names) && !PyAnySet_Check(scan->critical_names)) ||
         (!is_none(scan->content_names) && !PyAnySet_Check(scan->content_names))) {
@@ -147,8 +143,6 @@ classify(ScanBase *scan, PyObject *body)
     if (scan->fmt == FORMAT_CHUNKS) {
         return CONTENT;
     }
-    const char *d = PyBytes_AS_STRING(body);
-    Py_ssize_t n = PyBytes_GET_SIZE(body);
     int sse = scan->fmt == FORMAT_SSE;
 #ifdef MEMO
     if (scan->memo_tail != 0 && memo_probe(scan, d, n)) {
@@ -157,6 +151,17 @@ classify(ScanBase *scan, PyObject *body)
 #endif
     long kind = classify_event(scan, d, n, sse);
     return kind == GENERAL ? classify_many(scan, d, n, sse) : kind;
+}
+
+/* ScanBase.classify: GENERAL, or the whole events `body` holds and how many carry output
+ * tokens (CONTENT, OTHER: one event), -1 on an error. `body` is non-empty bytes. */
+static long
+classify(ScanBase *scan, PyObject *body)
+{
+    if (!scan->fast || scan->pending) {
+        return GENERAL; /* an unfinished event first: the scanner's feed decides */
+    }
+    return classify_bytes(scan, PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body));
 }
 
 static PyObject *
@@ -169,65 +174,3 @@ ScanBase_classify(ScanBase *self, PyObject *body)
     long kind = classify(self, body);
     return kind < 0 ? NULL : PyLong_FromLong(kind);
 }
-
-/* The fields the memo's answer depends on (fmt, the three sets, openai_chat): setting one
- * forgets the memo. `pending` and `fast` are read before the memo is, and are set per chunk. */
-static PyObject *s_memo_fields[5];
-
-static int
-ScanBase_setattro(PyObject *self, PyObject *name, PyObject *value)
-{
-    int result = PyObject_GenericSetAttr(self, name, value);
-#ifdef MEMO
-    ScanBase *scan = (ScanBase *)self;
-    if (scan->memo_tail != 0) {
-        /* an interned name (every attribute name in code) is one of them only as that object */
-        int interned = PyUnicode_CheckExact(name) && PyUnicode_CHECK_INTERNED(name);
-        for (int i = 0; i < 5; i++) {
-            if (name == s_memo_fields[i] ||
-                (!interned && PyUnicode_Check(name) &&
-                 PyUnicode_Compare(name, s_memo_fields[i]) == 0)) {
-                scan->memo_tail = 0;
-                break;
-            }
-        }
-    }
-#endif
-    return result;
-}
-
-static PyMemberDef ScanBase_members[] = {
-    {"critical_names", T_OBJECT, offsetof(ScanBase, critical_names), 0, NULL},
-    {"metadata", T_OBJECT, offsetof(ScanBase, metadata), 0, NULL},
-    {"content_names", T_OBJECT, offsetof(ScanBase, content_names), 0, NULL},
-    {"fmt", T_PYSSIZET, offsetof(ScanBase, fmt), 0, NULL},
-    {"pending", T_PYSSIZET, offsetof(ScanBase, pending), 0, NULL},
-    {"fast", T_BOOL, offsetof(ScanBase, fast), 0, NULL},
-    {"openai_chat", T_BOOL, offsetof(ScanBase, openai_chat), 0, NULL},
-    {NULL},
-};
-
-/* ScanBase._memo: (where the memo's content string starts, the bytes after it), None when
- * there is none; for the tests, which check that their streams reach the memo. */
-static PyObject *
-ScanBase_memo(ScanBase *self, void *closure)
-{
-#ifdef MEMO
-    if (self->memo_tail != 0) {
-        return Py_BuildValue("(nn)", (Py_ssize_t)self->memo_off, (Py_ssize_t)self->memo_tail);
-    }
-#endif
-    Py_RETURN_NONE;
-}
-
-static PyGetSetDef ScanBase_getset[] = {
-    {"_memo", (getter)ScanBase_memo, NULL, "The memo's (offset, tail), None: none.", NULL},
-    {NULL},
-};
-
-static PyMethodDef ScanBase_methods[] = {
-    {"classify", (PyCFunction)ScanBase_classify, METH_O, "One whole event: CONTENT or OTHER."},
-    {NULL},
-};
-
-GC_TYPE(ScanBase_Type, ScanBase, "EventScanner's format and rules, and classify().");

@@ -10,13 +10,16 @@ typedef struct {
     PyObject *critical_names; /* frozenset of bytes, or None */
     PyObject *metadata;       /* frozenset of bytes */
     PyObject *content_names;  /* frozenset of bytes, or None: a protocol's only content events */
+    PyObject *partial;        /* list of the unfinished event's pieces (bytes), or NULL/None */
     Py_ssize_t fmt, pending;
+    Py_ssize_t events, content; /* of the events the last chunk fed completed */
     char fast, openai_chat;
     /* The memo of the last content event's shape (see memo_probe): bytes [0, memo_off) and
      * the last memo_tail bytes around its last string value; memo_tail 0: none. In the
      * padding after the flags, plus the 16-byte digest: 16 bytes per stream. */
     uint16_t memo_off, memo_tail;
     unsigned char memo_learns; /* memos replaced by another shape; MEMO_LEARNS: stop */
+    char critical; /* the last chunk fed completed a critical event */
     uint64_t memo_digest[2];
 } ScanBase;
 
@@ -26,6 +29,7 @@ ScanBase_traverse(ScanBase *self, visitproc visit, void *arg)
     Py_VISIT(self->critical_names);
     Py_VISIT(self->metadata);
     Py_VISIT(self->content_names);
+    Py_VISIT(self->partial);
     return 0;
 }
 
@@ -35,6 +39,7 @@ ScanBase_clear(ScanBase *self)
     Py_CLEAR(self->critical_names);
     Py_CLEAR(self->metadata);
     Py_CLEAR(self->content_names);
+    Py_CLEAR(self->partial);
     return 0;
 }
 

@@ -149,9 +149,18 @@ chunk_direct(Sender *self, PyObject *message)
         return to_general(self, message);
     }
     Py_INCREF(message); /* keeps the borrowed body alive while Python code runs */
-    long kind = classify((ScanBase *)self->scan, body);
+    ScanBase *scan = (ScanBase *)self->scan;
+    long kind = classify(scan, body);
     PyObject *result = NULL;
-    if (kind > 0) {
+    if (kind == 0) {
+        /* not whole events: an event cut by the chunk (a relay's read), fed here if sure */
+        Py_ssize_t end = scan_feed(scan, body);
+        if (end == -2) {
+            result = to_general(self, message);
+        }
+        kind = end < 0 ? -1 : scan->events << EVENTS_SHIFT | scan->content;
+    }
+    if (kind >= 0 && result == NULL) {
         PyObject *now = clock_read(self->clock);
         double at = now != NULL ? PyFloat_AsDouble(now) : -1.0;
         if (now != NULL && !(at == -1.0 && PyErr_Occurred())) {
@@ -164,9 +173,6 @@ chunk_direct(Sender *self, PyObject *message)
             result = PyObject_CallOneArg(self->server_send, message);
         }
         Py_XDECREF(now);
-    }
-    else if (kind == 0) {
-        result = to_general(self, message);
     }
     Py_DECREF(message);
     return result;

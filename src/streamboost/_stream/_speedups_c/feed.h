@@ -1,0 +1,157 @@
+/* ScanBase.feed_fast: EventScanner.feed for the chunks the kernel is sure of, chiefly a relay's
+ * reads cut anywhere (an event's end in one chunk, several events, the next one's start). A
+ * part of _speedups.c, included after classify.h, whose classify_bytes it runs on the events
+ * a chunk completes.
+ */
+
+/* The last LF in d[0, n), NULL: none (memrchr where the C library has it). */
+static inline const char *
+last_lf(const char *d, Py_ssize_t n)
+{
+#ifdef __GLIBC__
+    return memrchr(d, '\n', (size_t)n);
+#else
+    while (n > 0) {
+        if (d[--n] == '\n') {
+            return d + n;
+        }
+    }
+    return NULL;
+#endif
+}
+
+/* The bytes of the unfinished event's pieces (a list of bytes) plus d[0, n), joined; NULL
+ * with no error set: the pieces are not what EventScanner keeps (the general path decides). */
+static PyObject *
+joined(PyObject *pieces, const char *d, Py_ssize_t n)
+{
+    Py_ssize_t count = PyList_GET_SIZE(pieces), size = n;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *piece = PyList_GET_ITEM(pieces, i);
+        if (!PyBytes_CheckExact(piece)) {
+            return NULL;
+        }
+        size += PyBytes_GET_SIZE(piece);
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *p = PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *piece = PyList_GET_ITEM(pieces, i);
+        memcpy(p, PyBytes_AS_STRING(piece), (size_t)PyBytes_GET_SIZE(piece));
+        p += PyBytes_GET_SIZE(piece);
+    }
+    memcpy(p, d, (size_t)n);
+    return out;
+}
+
+/* What EventScanner.feed(data) does, where the kernel is sure: the length of data's prefix
+ * that ends at an event boundary, with events, content, critical, partial and pending set
+ * as feed sets them; -2 when not sure (a CR, a critical event, token usage, a scanner not
+ * fast), with nothing changed; -1 on an error. `data` is non-empty bytes. */
+static Py_ssize_t
+scan_feed(ScanBase *scan, PyObject *data)
+{
+    const char *d = PyBytes_AS_STRING(data);
+    Py_ssize_t n = PyBytes_GET_SIZE(data), end;
+    PyObject *partial = scan->partial;
+    if (partial != NULL && is_none(partial)) {
+        partial = NULL;
+    }
+    int sse = scan->fmt == FORMAT_SSE;
+    if (!scan->fast || (!sse && scan->fmt != FORMAT_LINES) ||
+        (partial != NULL && (!PyList_CheckExact(partial) || PyList_GET_SIZE(partial) == 0))) {
+        return -2;
+    }
+    char last = 0; /* the unfinished event's last byte: a boundary can straddle chunks */
+    if (partial != NULL) {
+        PyObject *piece = PyList_GET_ITEM(partial, PyList_GET_SIZE(partial) - 1);
+        if (!PyBytes_CheckExact(piece) || PyBytes_GET_SIZE(piece) == 0) {
+            return -2;
+        }
+        last = PyBytes_AS_STRING(piece)[PyBytes_GET_SIZE(piece) - 1];
+    }
+    if (sse) {
+        /* with a CR the line endings mix (CR CR, LF CR...): the general path finds them */
+        if (last == '\r' || memchr(d, '\r', (size_t)n) != NULL) {
+            return -2;
+        }
+        end = -1;
+        const char *below = d + n; /* the last blank line: rfind("\n\n") */
+        while (below > d + 1) {
+            const char *lf = last_lf(d + 1, below - d - 1);
+            if (lf == NULL) {
+                break;
+            }
+            if (lf[-1] == '\n') {
+                end = lf - d + 1;
+                break;
+            }
+            below = lf - 1; /* lf[-1] is no LF either */
+        }
+        if (end < 0) {
+            end = d[0] == '\n' && last == '\n' ? 1 : 0;
+        }
+    }
+    else {
+        const char *lf = last_lf(d, n);
+        end = lf == NULL ? 0 : lf - d + 1;
+    }
+    if (end == 0) { /* no boundary: the chunk joins the unfinished event */
+        if (partial == NULL) {
+            PyObject *pieces = PyList_New(1);
+            if (pieces == NULL) {
+                return -1;
+            }
+            PyList_SET_ITEM(pieces, 0, Py_NewRef(data));
+            Py_XSETREF(scan->partial, pieces);
+        }
+        else if (PyList_Append(partial, data) < 0) {
+            return -1;
+        }
+        scan->pending += n;
+        scan->events = scan->content = 0;
+        scan->critical = 0;
+        return 0;
+    }
+    PyObject *segment = partial != NULL ? joined(partial, d, end)
+                        : end == n      ? Py_NewRef(data)
+                                        : PyBytes_FromStringAndSize(d, end);
+    if (segment == NULL) {
+        return PyErr_Occurred() ? -1 : -2;
+    }
+    long kind = classify_bytes(scan, PyBytes_AS_STRING(segment), PyBytes_GET_SIZE(segment));
+    Py_DECREF(segment);
+    if (kind <= 0) {
+        return kind < 0 ? -1 : -2;
+    }
+    PyObject *rest = NULL;
+    if (end < n) {
+        rest = PyList_New(1);
+        PyObject *tail = rest != NULL ? PyBytes_FromStringAndSize(d + end, n - end) : NULL;
+        if (tail == NULL) {
+            Py_XDECREF(rest);
+            return -1;
+        }
+        PyList_SET_ITEM(rest, 0, tail);
+    }
+    Py_XSETREF(scan->partial, rest);
+    scan->pending = n - end;
+    scan->events = kind >> EVENTS_SHIFT;
+    scan->content = kind & ((1L << EVENTS_SHIFT) - 1);
+    scan->critical = 0;
+    return end;
+}
+
+static PyObject *
+ScanBase_feed_fast(ScanBase *self, PyObject *data)
+{
+    if (!PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) == 0) {
+        PyErr_SetString(PyExc_TypeError, "feed_fast() takes non-empty bytes");
+        return NULL;
+    }
+    Py_ssize_t end = scan_feed(self, data);
+    return end == -1 ? NULL : PyLong_FromSsize_t(end < 0 ? -1 : end);
+}

@@ -27,7 +27,9 @@ measured block of ``streamboost-otel`` and ``otel-asgi`` ends with a collection 
 Shapes: ``token`` (``data: {"token": "..."}``), ``openai`` (``chat.completion.chunk`` with id,
 created, model, choices, delta content and ``finish_reason: null``), ``ndjson``
 (``{"token":"..."}`` lines, ``application/x-ndjson``), ``anthropic`` (Messages
-``event: content_block_delta`` with a ``text_delta``) and ``text`` (``text/plain`` chunks).
+``event: content_block_delta`` with a ``text_delta``), ``text`` (``text/plain`` chunks), and two
+shapes whose chunks are not one event each: ``batched`` (two OpenAI events per chunk) and
+``relay`` (the OpenAI stream cut every 300 bytes, as a relay's reads of an upstream arrive).
 
 How it counts: one child Python process per configuration runs under
 ``valgrind --tool=callgrind --dump-before=getpgrp``; it builds the app and warms up every shape
@@ -77,7 +79,7 @@ CONFIGS = (
     "otel-asgi",
 )
 PEERS = ("instrumentator", "starlette-exporter", "otel-asgi")
-SHAPES = ("token", "openai", "ndjson", "anthropic", "text")
+SHAPES = ("token", "openai", "ndjson", "anthropic", "text", "batched", "relay")
 # Requests per counted block (callgrind runs Python some 50x slower).
 REQUESTS = {1: 40, 20: 16, 200: 6}
 QUICK_REQUESTS = {1: 12, 20: 6, 200: 3}
@@ -122,6 +124,13 @@ SHAPE_CHUNKS: dict[str, tuple[Callable[[int], bytes], str]] = {
     "text": (_text, "text/plain"),
 }
 CHUNKS = {shape: [make(i) for i in range(max(SIZES))] for shape, (make, _) in SHAPE_CHUNKS.items()}
+# Chunks that are not one whole event each, as an app batching its own events and a relay
+# of an upstream stream (``async for chunk in upstream.aiter_bytes(): yield chunk``) send:
+# two OpenAI events per chunk, and the OpenAI stream cut every 300 bytes, events split anywhere.
+_RELAYED = b"".join(_openai(i) for i in range(2 * max(SIZES)))
+CHUNKS["batched"] = [_openai(2 * i) + _openai(2 * i + 1) for i in range(max(SIZES))]
+CHUNKS["relay"] = [_RELAYED[i : i + 300] for i in range(0, 300 * max(SIZES), 300)]
+SHAPE_CHUNKS["batched"] = SHAPE_CHUNKS["relay"] = (_openai, "text/event-stream")
 
 
 def base_app() -> Any:

@@ -359,7 +359,7 @@ def _batch(kind: type[Any], max_events: int, max_bytes: int, max_buffer: int) ->
     batch.max_events, batch.max_bytes, batch.max_buffer = max_events, max_bytes, max_buffer
     batch.wanted = False
     batch.error = None
-    batch.loop = batch.loop_clock = batch.lag = None
+    batch.loop = batch.loop_clock = batch.lag = batch.partial = None
     batch.eager = batch.write_now = False
     batch.last_event = batch.last_write = float("-inf")
     batch.quiet_gap, batch.window = 0.025, 0.05

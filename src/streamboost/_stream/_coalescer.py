@@ -57,7 +57,7 @@ class CoalescerCore(BatchBase, BoundedWrites):
 
     # And BatchBase's (C when built: _kernel, the fields in _table.BATCH_FIELDS). Few slots
     # on purpose: open streams are many (issue 13: at most 2 KiB each).
-    __slots__ = ("_config", "_now", "_partial", "done", "flusher", "health")
+    __slots__ = ("_config", "_now", "done", "flusher", "health")
 
     def __init__(self, config: CoalesceConfig, *, eager: bool = True) -> None:
         self.max_events = config.max_events
@@ -75,7 +75,7 @@ class CoalescerCore(BatchBase, BoundedWrites):
         self.wanted = False
         # The start of an event that has not ended yet; None, not an empty list, because open
         # streams are many and each list costs 56 bytes.
-        self._partial: list[bytes] | None = None
+        self.partial = None
         self._config = config  # send_timeout: shared, not copied
         self.quiet_gap = config.window / 2
         self.window = config.window
@@ -106,6 +106,11 @@ class CoalescerCore(BatchBase, BoundedWrites):
         if flusher is None:
             flusher = self.flusher = Flusher(self)
         return flusher
+
+    def arm_timer(self, now: float) -> None:
+        """The first events of a batch wait: its window's timer starts (the kernel calls this
+        when a cut event's end joins an empty batch, as ``offer`` does)."""
+        self.the_flusher().arm(self.due, now)
 
     def wake(self, late: bool = False) -> None:
         """A flush is due (the kernel calls this on ``WAKE``; ``late``: the batch's time has
@@ -140,15 +145,15 @@ class CoalescerCore(BatchBase, BoundedWrites):
         ):
             self._now = self._complete(data, complete)
             self.ready_content += content
-            self.due = now + self.window if self._partial is not None else _INF
+            self.due = now + self.window if self.partial is not None else _INF
             return WRITE_NOW
         if self.due == _INF:
             self.due = now + self.window
         if not complete:
-            if self._partial is None:
-                self._partial = [data]
+            if self.partial is None:
+                self.partial = [data]
             else:
-                self._partial.append(data)
+                self.partial.append(data)
             self.pending_bytes += len(data)
             return (
                 FULL
@@ -166,22 +171,19 @@ class CoalescerCore(BatchBase, BoundedWrites):
                 self.ready.extend(parts)
         code = self.add(last, size, events, content, critical)
         if was_empty and not code & WAKE:
-            flusher = self.flusher
-            if flusher is None:
-                flusher = self.flusher = Flusher(self)
-            flusher.arm(self.due, now)
+            self.the_flusher().arm(self.due, now)
         return code
 
     def _complete(self, data: bytes, complete: int) -> list[bytes]:
         """Take the unfinished event's start plus ``data[:complete]``; keep the rest pending."""
         head = data if complete == len(data) else data[:complete]
-        partial = self._partial
+        partial = self.partial
         if partial is None:
             parts = [head]
         else:
             partial.append(head)
             parts = partial
-        self._partial = [data[complete:]] if complete < len(data) else None
+        self.partial = [data[complete:]] if complete < len(data) else None
         self.pending_bytes = len(data) - complete
         return parts
 
@@ -206,11 +208,11 @@ class CoalescerCore(BatchBase, BoundedWrites):
             parts = []
         self.ready = None
         self.ready_bytes = self.ready_events = 0
-        if everything and self._partial is not None:
-            parts.extend(self._partial)
-            self._partial = None
+        if everything and self.partial is not None:
+            parts.extend(self.partial)
+            self.partial = None
             self.pending_bytes = 0
-        self.due = self.loop_clock() + self.window if self._partial is not None else _INF
+        self.due = self.loop_clock() + self.window if self.partial is not None else _INF
         return parts
 
     def take_content(self) -> int:
@@ -224,15 +226,15 @@ class CoalescerCore(BatchBase, BoundedWrites):
         ready = self.ready
         if ready is None:
             ready = self.ready = []
-        if self._partial is not None:
-            ready.extend(self._partial)
+        if self.partial is not None:
+            ready.extend(self.partial)
         ready.append(data)
-        self._partial = None
+        self.partial = None
         self.pending_bytes = 0
 
     def quiet(self) -> bool:
         """Nothing buffered, no unfinished event, no write in flight: a keepalive may go."""
-        return not self.ready and self._partial is None and not self.inflight
+        return not self.ready and self.partial is None and not self.inflight
 
     def finish(self, data: bytes, content: int) -> Awaitable[None]:
         """Write everything buffered plus ``data`` as the body's last write."""
@@ -270,7 +272,7 @@ class CoalescerCore(BatchBase, BoundedWrites):
         if error is not None and self.error is None:
             self.error = error
         self.ready = None
-        self._partial = None
+        self.partial = None
         self.ready_bytes = self.pending_bytes = self.inflight = 0
         health = self.health
         if health is not None:

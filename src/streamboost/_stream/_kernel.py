@@ -254,7 +254,8 @@ class PyBatchBase:
     ready_bytes: int
     ready_events: int
     ready_content: int
-    pending_bytes: int  # the start of an unfinished event (the Coalescer holds its bytes)
+    pending_bytes: int  # the start of an unfinished event: its bytes
+    partial: list[bytes] | None  # ... and its pieces (None: no event unfinished)
     inflight: int  # bytes of the write in flight
     max_events: int
     max_bytes: int

@@ -123,7 +123,7 @@ class Coalesced(CoalescerCore):
                 not body
                 and coalescer.write_now
                 and coalescer.ready is None
-                and coalescer._partial is None
+                and coalescer.partial is None
                 and not (coalescer.inflight or coalescer.ready_content)
                 and not scanner.pending
                 and (coalescer.flusher is None or coalescer.flusher.idle())

@@ -35,7 +35,7 @@
 #include <string.h>
 
 static PyObject *s_type, *s_body_type, *s_more_body, *s_body, *s_wake, *s_room, *s_general, *s_time;
-static PyObject *s_finishing;
+static PyObject *s_finishing, *s_arm_timer;
 static long GENERAL, CONTENT, OTHER, EVENTS_SHIFT, FORMAT_SSE, FORMAT_LINES, FORMAT_CHUNKS;
 static long WAKE, FULL, MODE_GENERAL, MODE_DIRECT, MODE_BATCH;
 
@@ -91,6 +91,7 @@ static Py_ssize_t GAP_N;
 #include "_speedups_c/message.h"
 #include "_speedups_c/clock.h"
 #include "_speedups_c/sender.h"
+#include "_speedups_c/sender_split.h"
 #include "_speedups_c/sender_type.h"
 #include "_speedups_c/receive.h"
 #include "_speedups_c/module.h"

@@ -36,6 +36,7 @@ typedef struct {
     PyObject *loop;  /* the event loop */
     PyObject *loop_clock; /* its time(), as a plain callable: stamps the rules */
     PyObject *lag;        /* the loop's LagBase (shared), or None */
+    PyObject *partial;    /* list of the unfinished event's pieces (bytes), or None */
     Py_ssize_t inflight, max_buffer, max_bytes, max_events, pending_bytes;
     Py_ssize_t ready_bytes, ready_content, ready_events;
     double last_event, last_write, quiet_gap, window; /* loop times and seconds */
@@ -51,6 +52,7 @@ BatchBase_traverse(BatchBase *self, visitproc visit, void *arg)
     Py_VISIT(self->loop);
     Py_VISIT(self->loop_clock);
     Py_VISIT(self->lag);
+    Py_VISIT(self->partial);
     return 0;
 }
 
@@ -62,6 +64,7 @@ BatchBase_clear(BatchBase *self)
     Py_CLEAR(self->loop);
     Py_CLEAR(self->loop_clock);
     Py_CLEAR(self->lag);
+    Py_CLEAR(self->partial);
     return 0;
 }
 
@@ -181,6 +184,7 @@ static PyMemberDef BatchBase_members[] = {
     {"loop", T_OBJECT, offsetof(BatchBase, loop), 0, NULL},
     {"loop_clock", T_OBJECT, offsetof(BatchBase, loop_clock), 0, NULL},
     {"lag", T_OBJECT, offsetof(BatchBase, lag), 0, NULL},
+    {"partial", T_OBJECT, offsetof(BatchBase, partial), 0, NULL},
     {"last_event", T_DOUBLE, offsetof(BatchBase, last_event), 0, NULL},
     {"last_write", T_DOUBLE, offsetof(BatchBase, last_write), 0, NULL},
     {"quiet_gap", T_DOUBLE, offsetof(BatchBase, quiet_gap), 0, NULL},

@@ -47,15 +47,16 @@ joined(PyObject *pieces, const char *d, Py_ssize_t n)
     return out;
 }
 
-/* What EventScanner.feed(data) does, where the kernel is sure: the length of data's prefix
- * that ends at an event boundary, with events, content, critical, partial and pending set
- * as feed sets them; -2 when not sure (a CR, a critical event, token usage, a scanner not
- * fast), with nothing changed; -1 on an error. `data` is non-empty bytes. */
-static Py_ssize_t
-scan_feed(ScanBase *scan, PyObject *data)
+/* Where EventScanner.feed(data) would end data's prefix at an event boundary (*end; 0: data
+ * completes no event) and, packed as classify packs them, the events that prefix completes;
+ * -2 when not sure (a CR, a critical event, token usage, a scanner not fast); -1 on an
+ * error. Changes nothing: scan_commit does, so a caller may still hand the chunk on whole.
+ * `data` is non-empty bytes. */
+static long
+scan_peek(ScanBase *scan, PyObject *data, Py_ssize_t *end)
 {
     const char *d = PyBytes_AS_STRING(data);
-    Py_ssize_t n = PyBytes_GET_SIZE(data), end;
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
     PyObject *partial = scan->partial;
     if (partial != NULL && is_none(partial)) {
         partial = NULL;
@@ -73,12 +74,12 @@ scan_feed(ScanBase *scan, PyObject *data)
         }
         last = PyBytes_AS_STRING(piece)[PyBytes_GET_SIZE(piece) - 1];
     }
+    *end = 0;
     if (sse) {
         /* with a CR the line endings mix (CR CR, LF CR...): the general path finds them */
         if (last == '\r' || memchr(d, '\r', (size_t)n) != NULL) {
             return -2;
         }
-        end = -1;
         const char *below = d + n; /* the last blank line: rfind("\n\n") */
         while (below > d + 1) {
             const char *lf = last_lf(d + 1, below - d - 1);
@@ -86,21 +87,59 @@ scan_feed(ScanBase *scan, PyObject *data)
                 break;
             }
             if (lf[-1] == '\n') {
-                end = lf - d + 1;
+                *end = lf - d + 1;
                 break;
             }
             below = lf - 1; /* lf[-1] is no LF either */
         }
-        if (end < 0) {
-            end = d[0] == '\n' && last == '\n' ? 1 : 0;
+        if (*end == 0 && d[0] == '\n' && last == '\n') {
+            *end = 1;
         }
     }
     else {
         const char *lf = last_lf(d, n);
-        end = lf == NULL ? 0 : lf - d + 1;
+        *end = lf == NULL ? 0 : lf - d + 1;
     }
+    if (*end == 0) {
+        return 0;
+    }
+    PyObject *segment = partial != NULL ? joined(partial, d, *end)
+                        : *end == n     ? Py_NewRef(data)
+                                        : PyBytes_FromStringAndSize(d, *end);
+    if (segment == NULL) {
+        return PyErr_Occurred() ? -1 : -2;
+    }
+    long kind = classify_bytes(scan, PyBytes_AS_STRING(segment), PyBytes_GET_SIZE(segment));
+    Py_DECREF(segment);
+    return kind > 0 ? kind : kind < 0 ? -1 : -2;
+}
+
+/* A new list holding data[at:], or NULL (with an error set). */
+static PyObject *
+rest_of(PyObject *data, Py_ssize_t at)
+{
+    PyObject *tail = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + at,
+                                               PyBytes_GET_SIZE(data) - at);
+    if (tail == NULL) {
+        return NULL;
+    }
+    PyObject *rest = PyList_New(1);
+    if (rest == NULL) {
+        Py_DECREF(tail);
+        return NULL;
+    }
+    PyList_SET_ITEM(rest, 0, tail);
+    return rest;
+}
+
+/* The rest of feed(data) after scan_peek said (end, kind): the fields set as feed sets them.
+ * 0, or -1 on an error. */
+static int
+scan_commit(ScanBase *scan, PyObject *data, Py_ssize_t end, long kind)
+{
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
     if (end == 0) { /* no boundary: the chunk joins the unfinished event */
-        if (partial == NULL) {
+        if (scan->partial == NULL || is_none(scan->partial)) {
             PyObject *pieces = PyList_New(1);
             if (pieces == NULL) {
                 return -1;
@@ -108,41 +147,37 @@ scan_feed(ScanBase *scan, PyObject *data)
             PyList_SET_ITEM(pieces, 0, Py_NewRef(data));
             Py_XSETREF(scan->partial, pieces);
         }
-        else if (PyList_Append(partial, data) < 0) {
+        else if (PyList_Append(scan->partial, data) < 0) {
             return -1;
         }
         scan->pending += n;
         scan->events = scan->content = 0;
-        scan->critical = 0;
-        return 0;
     }
-    PyObject *segment = partial != NULL ? joined(partial, d, end)
-                        : end == n      ? Py_NewRef(data)
-                                        : PyBytes_FromStringAndSize(d, end);
-    if (segment == NULL) {
-        return PyErr_Occurred() ? -1 : -2;
-    }
-    long kind = classify_bytes(scan, PyBytes_AS_STRING(segment), PyBytes_GET_SIZE(segment));
-    Py_DECREF(segment);
-    if (kind <= 0) {
-        return kind < 0 ? -1 : -2;
-    }
-    PyObject *rest = NULL;
-    if (end < n) {
-        rest = PyList_New(1);
-        PyObject *tail = rest != NULL ? PyBytes_FromStringAndSize(d + end, n - end) : NULL;
-        if (tail == NULL) {
-            Py_XDECREF(rest);
+    else {
+        PyObject *rest = end < n ? rest_of(data, end) : NULL;
+        if (end < n && rest == NULL) {
             return -1;
         }
-        PyList_SET_ITEM(rest, 0, tail);
+        Py_XSETREF(scan->partial, rest);
+        scan->pending = n - end;
+        scan->events = kind >> EVENTS_SHIFT;
+        scan->content = kind & ((1L << EVENTS_SHIFT) - 1);
     }
-    Py_XSETREF(scan->partial, rest);
-    scan->pending = n - end;
-    scan->events = kind >> EVENTS_SHIFT;
-    scan->content = kind & ((1L << EVENTS_SHIFT) - 1);
     scan->critical = 0;
-    return end;
+    return 0;
+}
+
+/* EventScanner.feed(data) where the kernel is sure: the boundary (as feed returns it), -2 when
+ * not sure (nothing changed), -1 on an error. */
+static Py_ssize_t
+scan_feed(ScanBase *scan, PyObject *data)
+{
+    Py_ssize_t end;
+    long kind = scan_peek(scan, data, &end);
+    if (kind < 0) {
+        return kind;
+    }
+    return scan_commit(scan, data, end, kind) < 0 ? -1 : end;
 }
 
 static PyObject *

@@ -40,6 +40,7 @@ PyInit__speedups(void)
         intern(&s_wake, "wake") < 0 || intern(&s_room, "room") < 0 ||
         intern(&s_general, "general") < 0 || intern(&s_time, "time") < 0 ||
         intern(&s_streams, "streams") < 0 || intern(&s_finishing, "finishing") < 0 ||
+        intern(&s_arm_timer, "arm_timer") < 0 ||
         intern(&s_memo_fields[0], "fmt") < 0 || intern(&s_memo_fields[1], "metadata") < 0 ||
         intern(&s_memo_fields[2], "critical_names") < 0 ||
         intern(&s_memo_fields[3], "content_names") < 0 ||

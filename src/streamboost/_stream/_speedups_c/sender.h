@@ -178,6 +178,9 @@ chunk_direct(Sender *self, PyObject *message)
     return result;
 }
 
+/* In sender_split.h: a chunk that is not whole events, as Coalescer.offer takes it. */
+static PyObject *batch_split(Sender *self, BatchBase *b, PyObject *body, PyObject *message);
+
 /* No batch waiting: the Coalescer's write-at-once rule (eager until the first token, the
  * event at least `quiet_gap` after the one before, a window since the last write, or a loop
  * whose timers fire more than a quarter window late) for whole
@@ -190,7 +193,7 @@ batch_now(Sender *self, BatchBase *b, PyObject *body, PyObject *message)
     PyObject *result = NULL;
     long kind = classify((ScanBase *)self->scan, body);
     if (kind == 0) {
-        result = batch_general(self, message);
+        result = batch_split(self, b, body, message); /* an event cut at the chunk's end */
         Py_DECREF(message);
         return result;
     }
@@ -249,8 +252,11 @@ chunk_batch(Sender *self, PyObject *message)
         return batch_general(self, message);
     }
     BatchBase *b = (BatchBase *)self->batch;
-    if (b->pending_bytes != 0 || !is_none(b->error)) {
+    if (!is_none(b->error)) {
         return batch_general(self, message);
+    }
+    if (b->pending_bytes != 0) {
+        return batch_split(self, b, body, message); /* an event cut by the chunk before */
     }
     if (b->ready == NULL || !PyList_CheckExact(b->ready) || PyList_GET_SIZE(b->ready) == 0) {
         if (b->write_now && b->inflight == 0 && self->server_send != NULL) {
@@ -262,7 +268,7 @@ chunk_batch(Sender *self, PyObject *message)
     PyObject *result = NULL;
     long kind = classify((ScanBase *)self->scan, body);
     if (kind == 0) {
-        result = batch_general(self, message);
+        result = batch_split(self, b, body, message);
     }
     else if (kind > 0) {
         PyObject *now = PyObject_CallNoArgs(self->clock); /* the app's time: gaps, stalls */

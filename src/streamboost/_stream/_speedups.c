@@ -4,8 +4,10 @@
  * chunk runs, and Receiving; each the same rule as its Python twin in _kernel.py
  * (tests/test_kernel.py runs both on the same inputs):
  *
- * - ScanBase.classify(body): is the chunk one whole, non-critical event, with or without
- *   output tokens (CONTENT / OTHER), or GENERAL (not sure: the scanner's general path decides);
+ * - ScanBase.classify(body): is the chunk whole events, none critical, and how many of them
+ *   carry output tokens (CONTENT / OTHER for one, packed counts for several), or GENERAL (not
+ *   sure: the scanner's general path decides); ScanBase.feed_fast(data): the scanner's feed
+ *   for events cut across chunks, where it is sure;
  * - BatchBase.add(body, size, events, content, critical): join whole events to a batch, and
  *   say whether a flush is due (WAKE) or the app must wait (FULL);
  * - RecordBase.took / produced / wrote / sent: the per-chunk changes to a stream's record

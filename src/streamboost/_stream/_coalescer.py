@@ -108,8 +108,7 @@ class CoalescerCore(BatchBase, BoundedWrites):
         return flusher
 
     def arm_timer(self, now: float) -> None:
-        """The first events of a batch wait: its window's timer starts (the kernel calls this
-        when a cut event's end joins an empty batch, as ``offer`` does)."""
+        """A batch's first events wait: its timer starts (the kernel's, as ``offer`` does)."""
         self.the_flusher().arm(self.due, now)
 
     def wake(self, late: bool = False) -> None:

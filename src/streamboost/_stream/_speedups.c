@@ -93,7 +93,7 @@ static Py_ssize_t GAP_N;
 #include "_speedups_c/message.h"
 #include "_speedups_c/clock.h"
 #include "_speedups_c/sender.h"
-#include "_speedups_c/sender_split.h"
+#include "_speedups_c/batch_send.h"
 #include "_speedups_c/sender_type.h"
 #include "_speedups_c/receive.h"
 #include "_speedups_c/module.h"

@@ -310,6 +310,39 @@ async def test_send_timeout_ends_a_stream_whose_client_stopped_reading() -> None
     assert record.outcome == "client_disconnected"
 
 
+async def test_an_unfinished_event_waits_whole_while_a_write_in_flight_holds_the_buffer() -> None:
+    # The buffer is over its bound only because a write is in flight: its end makes room,
+    # so the unfinished event must not be split off (hypothesis found a stream that was).
+    recorded = Recorded()
+    gate = asyncio.Event()
+    slow = False
+    event = sse("y" * 590)  # 600 bytes
+
+    async def send_gate(message: Message) -> None:
+        if slow and message["type"] == "http.response.body":
+            await gate.wait()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal slow
+        await start(send)
+        await chunk(send, sse("first"))
+        slow = True
+        await chunk(send, event)  # max_events=1: the flusher writes it; the client is slow
+        await settle()
+        await chunk(send, event[:500])  # unfinished: 500 + 600 in flight > 1000, it waits
+        await chunk(send, event[500:], more=False)
+
+    config = CoalesceConfig(window=LONG, max_events=1, max_bytes=1000, max_buffer_bytes=1000)
+    boosted = StreamBoost(app, coalesce=config)
+    task = asyncio.create_task(run_app(boosted, send_gate=send_gate, recorded=recorded))
+    for _ in range(50):  # loop turns: the app now waits for room, the client for the gate
+        await asyncio.sleep(0)
+    assert not task.done()
+    gate.set()
+    await asyncio.wait_for(task, 5)
+    assert [body for body in recorded.bodies if body] == [sse("first"), event, event]
+
+
 async def test_backpressure_with_one_huge_unfinished_event_does_not_deadlock() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await start(send)

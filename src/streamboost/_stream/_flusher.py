@@ -82,8 +82,10 @@ class Flusher:
             batch.error is None
             and batch.ready_bytes + batch.pending_bytes + batch.inflight >= batch.max_buffer
         ):
-            if not batch.ready:
-                self._force = True  # only an unfinished event is left: write it, split
+            if not batch.ready and not batch.inflight:
+                # Only an unfinished event is left: write it, split. While a write is in
+                # flight, its end may make room: the event waits whole (it was split early).
+                self._force = True
             self.wake()
             room = self._room = self.loop.create_future()
             await room

@@ -502,12 +502,10 @@ def _ceiling(levels: list[int], table: dict[str, dict[int, dict[str, Any]]], sec
         wpe_b = b["writes_per_s"] * seconds / b["events"]
         wpe_p = p["writes_per_s"] * seconds / p["events"]
         cost = (cpe_b - cpe_p) / (wpe_b - wpe_p) if wpe_b > wpe_p else float("nan")
-        notes = []
-        for name, row in (("bare", b), ("paired", p)):
-            if row["cpu"] > 0.9 or row["delivered"] < 0.98:
-                notes.append(f"{name} saturated")
-            if row["waited"] > 0.2:
-                notes.append(f"{name} waited {row['waited']:.2f}")
+        notes = [f"{name} saturated" for name, row in (("bare", b), ("paired", p))
+                 if row["cpu"] > 0.9 or row["delivered"] < 0.98]  # fmt: skip
+        notes += [f"{name} waited {row['waited']:.2f}" for name, row in (("bare", b), ("paired", p))
+                  if row["waited"] > 0.2]  # fmt: skip
         print(
             f"{level:>7}{cpe_b * 1e6:>13.1f}{cpe_p * 1e6:>7.1f} us{wpe_b:>20.2f}{wpe_p:>8.2f}"
             f"{cost * 1e6:>9.1f} us{cost * wpe_b / cpe_b:>14.0%}{cpe_b / cpe_p:>23.2f}x"
@@ -545,7 +543,7 @@ async def main(args: argparse.Namespace) -> None:
         f"\nscale: streams of {RATE:g} events/s ({args.shape} shape) on one uvicorn worker,"
         f" {args.seconds:g} s window, {args.clients} client process(es), loopback"
     )
-    print("(shared, noisy 2-core machine: compare the two servers, not absolute numbers)\n")
+    print("(shared, noisy 2-core machine: compare the servers, not absolute numbers)\n")
     print(
         f"{'streams':>7} {'server':<11}{'CPU':>6}{'waited':>7}{'RSS/stream':>12}{'writes/s':>10}"
         f"{'events':>9}{'due':>6}{'late p50':>12}{'late p99':>12}{'lag p99':>12}{'client CPU':>11}"
@@ -553,17 +551,13 @@ async def main(args: argparse.Namespace) -> None:
     for level in levels:
         for name in args.servers:
             row, label = table[name][level], SERVERS[name]
-            notes = []
-            if row["open"] != level:
-                notes.append(f"{row['open']} open")
-            if row["problems"]:
-                notes.append(f"{row['problems']} streams lost/failed/unfinished")
-            if row["opened_late"]:
-                notes.append("still opening in the window")
-            if row["client_cpu"] > 0.9:
-                notes.append("client-bound?")
-            if row["waited"] > 0.2:
-                notes.append(f"server waited for a core; load average {row['load']:.1f}")
+            notes = [note for when, note in (
+                (row["open"] != level, f"{row['open']} open"),
+                (row["problems"], f"{row['problems']} streams lost/failed/unfinished"),
+                (row["opened_late"], "still opening in the window"),
+                (row["client_cpu"] > 0.9, "client-bound?"),
+                (row["waited"] > 0.2, f"server waited for a core; load average {row['load']:.1f}"),
+            ) if when]  # fmt: skip
             print(
                 f"{level:>7} {label:<11}{row['cpu']:>6.2f}{row['waited']:>7.2f}"
                 f"{row['rss_per_stream'] / 1024:>9.1f} kB"

@@ -42,7 +42,10 @@ where a server saturates (CPU > 0.9 or < 98% of due events delivered); and the l
 bare, paired and StreamBoost carry with p99 under 100 ms, with paired's and StreamBoost's
 ratio to bare's: the most any coalescer reaches on this machine, in the same run.
 
-The open-file limit is raised to its hard limit. Prints, never asserts; the machine is shared.
+``--pin`` puts the server alone on the last CPU and the clients and this process on the
+others: unpinned, on 2 cores, the server shares a core with a client in some rows (waited
+0.3-0.4) and not in others. The open-file limit is raised to its hard limit. Prints, never
+asserts; the machine is shared.
 """
 
 from __future__ import annotations
@@ -272,7 +275,9 @@ async def _client(port: int, streams: int, plan: dict[str, Any]) -> dict[str, An
     }
 
 
-def client_process(port: int, streams: int, pipe: Connection) -> None:
+def client_process(port: int, streams: int, pipe: Connection, cpus: set[int] | None) -> None:
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     _raise_open_files(streams)
     pipe.send("ready")
     plan = pipe.recv()
@@ -292,7 +297,7 @@ def _raise_open_files(needed: int) -> None:
 
 
 class Server:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, cpus: set[int] | None = None) -> None:
         self.name = name
         # uvicorn --fd treats the socket as AF_UNIX and so never sets TCP_NODELAY: use --port.
         with socket.socket() as sock:
@@ -306,6 +311,8 @@ class Server:
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(here.parent / "src")}
         self.process = subprocess.Popen(command, env=env)
+        if cpus:  # before uvicorn has started a thread
+            os.sched_setaffinity(self.process.pid, cpus)
 
     def cpu(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -365,7 +372,7 @@ def _pct(values: array[float], q: float) -> float:
 
 
 async def run_level(name: str, streams: int, args: argparse.Namespace) -> dict[str, Any]:
-    server = Server(name)
+    server = Server(name, args.pinned[0])
     try:
         await _ready(server)
         # Warm-up: a few short streams, so lazy imports and first-request work are done.
@@ -381,7 +388,9 @@ async def run_level(name: str, streams: int, args: argparse.Namespace) -> dict[s
         for i in range(clients):
             ours, theirs = context.Pipe()
             share = streams // clients + (1 if i < streams % clients else 0)
-            proc = context.Process(target=client_process, args=(server.port, share, theirs))
+            proc = context.Process(
+                target=client_process, args=(server.port, share, theirs, args.pinned[1])
+            )
             proc.start()
             pipes.append(ours)
             procs.append(proc)
@@ -532,6 +541,10 @@ def _ceiling(levels: list[int], table: dict[str, dict[int, dict[str, Any]]], sec
 async def main(args: argparse.Namespace) -> None:
     levels = sorted(args.streams)
     _raise_open_files(max(levels) + 256)
+    cpus = sorted(os.sched_getaffinity(0))
+    args.pinned = ({cpus[-1]}, set(cpus[:-1])) if args.pin and len(cpus) > 1 else (None, None)
+    if args.pinned[1]:
+        os.sched_setaffinity(0, args.pinned[1])  # this process with the clients
     began = time.time()
     table: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in args.servers}
     for level in levels:
@@ -542,6 +555,7 @@ async def main(args: argparse.Namespace) -> None:
     print(
         f"\nscale: streams of {RATE:g} events/s ({args.shape} shape) on one uvicorn worker,"
         f" {args.seconds:g} s window, {args.clients} client process(es), loopback"
+        + (f"; server pinned to CPU {cpus[-1]}, the rest to {cpus[:-1]}" if args.pinned[0] else "")
     )
     print("(shared, noisy 2-core machine: compare the servers, not absolute numbers)\n")
     print(
@@ -596,6 +610,11 @@ if __name__ == "__main__":
     )
     parser.add_argument("--shape", choices=("token", "openai"), default="token")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the server alone on the last CPU, the rest on the others",
+    )
     parser.add_argument(
         "--servers",
         type=lambda text: [part for part in text.split(",") if part],

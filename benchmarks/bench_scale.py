@@ -34,7 +34,11 @@ sends it joined with the next (the last flushes what is held), halving the write
 dict operations. No coalescer under a 100 ms p99 budget at 20 events/s does better: writes
 are per connection, and a stream has one event per 50 ms, so a batch of k events makes its
 first wait (k - 1) x 50 ms; k = 3 holds a third of the events 100 ms, past the budget by
-itself, so k = 2 (half the writes; every other event waits 50 ms) is the most. The "ceiling"
+itself (a p99 spares only 1% of the events), so k = 2 (half the writes; every other event
+waits 50 ms) is the most. That hold spends half the budget: paired passes 100 ms where its
+loop's own lag p99 passes ~50 ms, bare where it passes 100 ms. And a saturated app catches
+up on its schedule, several events per task step and no timer, so there a write is most of an
+event's cost (the ratio below is highest), at lags of seconds. The "ceiling"
 section then prints per level the cost of a write (CPU per event saved / writes per event
 saved), its share w of bare's CPU per event, and bare / paired CPU per event (~1 / (1 - w/2):
 the streams halving the writes buys if a worker saturates at the same CPU), marking levels

@@ -28,28 +28,22 @@ Then the saturation analysis of issue 13's target 3: the level where bare's p99 
 passes 100 ms and StreamBoost's p99 there; the largest level each carries with p99 under
 100 ms and their ratio (target >= 1.5x) -- for the lateness and for the lag behind schedule.
 
-``--servers`` (default ``bare,boosted``); ``paired``, opt-in, is the bare app under an ideal
-coalescer inside the counting layer: it holds every other body message with more_body and
-sends it joined with the next (the last flushes what is held), halving the writes for a few
-dict operations. No coalescer under a 100 ms p99 budget at 20 events/s does better: writes
-are per connection, and a stream has one event per 50 ms, so a batch of k events makes its
-first wait (k - 1) x 50 ms; k = 3 holds a third of the events 100 ms, past the budget by
-itself (a p99 spares only 1% of the events), so k = 2 (half the writes; every other event
-waits 50 ms) is the most. That hold spends half the budget: paired passes 100 ms where its
-loop's own lag p99 passes ~50 ms, bare where it passes 100 ms. And a saturated app catches
-up on its schedule, several events per task step and no timer, so there a write is most of an
-event's cost (the ratio below is highest), at lags of seconds. The "ceiling"
-section then prints per level the cost of a write (CPU per event saved / writes per event
-saved), its share w of bare's CPU per event, and bare / paired CPU per event (~1 / (1 - w/2):
-the streams halving the writes buys if a worker saturates at the same CPU), marking levels
-where a server saturates (CPU > 0.9 or < 98% of due events delivered); and the largest level
-bare, paired and StreamBoost carry with p99 under 100 ms, with paired's and StreamBoost's
-ratio to bare's: the most any coalescer reaches on this machine, in the same run.
-
-``--pin`` puts the server alone on the last CPU and the clients and this process on the
-others: unpinned, on 2 cores, the server shares a core with a client in some rows (waited
-0.3-0.4) and not in others. The open-file limit is raised to its hard limit. Prints, never
-asserts; the machine is shared.
+``--servers`` (default ``bare,boosted``); ``paired``, opt-in, is bare under an ideal coalescer
+inside the counting layer: it holds every other body message with more_body and sends it
+joined with the next (the last flushes what is held), for a few dict operations. None does
+better under a 100 ms p99 budget at 20 events/s: writes are per connection, a stream has an
+event per 50 ms, and a batch of k makes its first wait (k - 1) x 50 ms, so k = 3 holds a third
+of the events 100 ms and k = 2 (half the writes) is the most. That hold spends half the
+budget (paired passes 100 ms where its loop's own lag p99 passes ~50 ms); and a saturated app
+catches up several events per task step, no timer, so there a write is most of an event's
+cost, at lags of seconds. The "ceiling" section prints per level a write's cost (CPU per
+event saved / writes per event saved), its share w of bare's CPU per event, bare / paired CPU
+per event (~1 / (1 - w/2), the streams halving writes buys at equal CPU), marking saturated
+servers (CPU > 0.9 or < 98% of due events); then the largest level bare, paired and
+StreamBoost carry with p99 < 100 ms, and their ratio to bare's: what any coalescer could buy.
+``--pin``: the server alone on the last CPU, clients and coordinator on the rest (unpinned on
+2 cores it shares a core with a client in some rows, waited 0.3-0.4, not in others).
+The open-file limit is raised to its hard limit. Prints, never asserts; the machine is shared.
 """
 
 from __future__ import annotations

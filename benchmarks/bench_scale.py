@@ -1,7 +1,7 @@
 """Many slow streams on one uvicorn worker: bare vs StreamBoost (default coalescing).
 
     uv run python benchmarks/bench_scale.py [--quick] [--streams 500,1000,2000,4000]
-        [--seconds 10] [--shape token|openai] [--clients 2]
+        [--seconds 10] [--shape token|openai] [--clients 2] [--servers bare,boosted,paired]
 
 At each level, n streams of 20 events per second are open at once on one uvicorn worker
 (127.0.0.1); each server runs alone, freshly started per level. Every event carries two stamps
@@ -18,7 +18,7 @@ Printed per level and server:
   the window the server was runnable but waiting for a core (``/proc/<pid>/schedstat``), which
   tells a server saturated by its own work (CPU near 1) from one starved by other processes;
 - RSS per open stream: (RSS with the streams open - RSS idle after a warm-up) / streams;
-- writes per second, counted by a tiny layer outermost in BOTH servers (as in bench_coalesce);
+- writes per second, counted by a tiny layer outermost in every server (as in bench_coalesce);
 - events received that were emitted in the window, and as a part of those due in it (less
   than 100%: the server's loop fell behind the streams' schedule);
 - lateness p50/p99 and the lag behind schedule p99;
@@ -27,6 +27,22 @@ Printed per level and server:
 Then the saturation analysis of issue 13's target 3: the level where bare's p99 lateness
 passes 100 ms and StreamBoost's p99 there; the largest level each carries with p99 under
 100 ms and their ratio (target >= 1.5x) -- for the lateness and for the lag behind schedule.
+
+``--servers`` (default ``bare,boosted``); ``paired``, opt-in, is bare under an ideal coalescer
+inside the counting layer: it holds every other body message with more_body and sends it
+joined with the next (the last flushes what is held), for a few dict operations. None does
+better under a 100 ms p99 budget at 20 events/s: writes are per connection, a stream has an
+event per 50 ms, and a batch of k makes its first wait (k - 1) x 50 ms, so k = 3 holds a third
+of the events 100 ms and k = 2 (half the writes) is the most. That hold spends half the
+budget (paired passes 100 ms where its loop's own lag p99 passes ~50 ms); and a saturated app
+catches up several events per task step, no timer, so there a write is most of an event's
+cost, at lags of seconds. The "ceiling" section prints per level a write's cost (CPU per
+event saved / writes per event saved), its share w of bare's CPU per event, bare / paired CPU
+per event (~1 / (1 - w/2), the streams halving writes buys at equal CPU), marking saturated
+servers (CPU > 0.9 or < 98% of due events); then the largest level bare, paired and
+StreamBoost carry with p99 < 100 ms, and their ratio to bare's: what any coalescer could buy.
+``--pin``: the server alone on the last CPU, clients and coordinator on the rest (unpinned on
+2 cores it shares a core with a client in some rows, waited 0.3-0.4, not in others).
 The open-file limit is raised to its hard limit. Prints, never asserts; the machine is shared.
 """
 
@@ -71,7 +87,31 @@ def _event(shape: str, index: int, due: float) -> bytes:
     return stamps + b'"token":" tok%d"}\n\n' % index
 
 
-def make_app(boosted: bool) -> Any:
+def _pairing(app: Any) -> Any:
+    """An idealised coalescer: two body messages per write, at almost no cost of its own."""
+
+    async def pairing(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/sse":
+            await app(scope, receive, send)
+            return
+        held: list[bytes] = []
+
+        async def pair(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                body = message.get("body", b"")
+                if held:
+                    message = {**message, "body": held.pop() + body}
+                elif message.get("more_body", False):
+                    held.append(body)
+                    return
+            await send(message)
+
+        await app(scope, receive, pair)
+
+    return pairing
+
+
+def make_app(kind: str) -> Any:
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, StreamingResponse
@@ -105,8 +145,10 @@ def make_app(boosted: bool) -> Any:
         return JSONResponse({"writes": writes})
 
     app: Any = Starlette(routes=[Route("/sse", sse), Route("/stats", stats)])
-    if boosted:
+    if kind == "boosted":
         app = StreamBoost(app)  # every default, as in bench_coalesce
+    elif kind == "paired":
+        app = _pairing(app)
 
     async def counting(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] != "/sse":
@@ -125,11 +167,18 @@ def make_app(boosted: bool) -> Any:
 
 
 def bare() -> Any:
-    return make_app(boosted=False)
+    return make_app("bare")
 
 
 def boosted() -> Any:
-    return make_app(boosted=True)
+    return make_app("boosted")
+
+
+def paired() -> Any:
+    return make_app("paired")
+
+
+SERVERS = {"bare": "bare", "boosted": "StreamBoost", "paired": "paired"}
 
 
 # -- the client processes ----------------------------------------------------------------------
@@ -224,7 +273,9 @@ async def _client(port: int, streams: int, plan: dict[str, Any]) -> dict[str, An
     }
 
 
-def client_process(port: int, streams: int, pipe: Connection) -> None:
+def client_process(port: int, streams: int, pipe: Connection, cpus: set[int] | None) -> None:
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     _raise_open_files(streams)
     pipe.send("ready")
     plan = pipe.recv()
@@ -244,7 +295,7 @@ def _raise_open_files(needed: int) -> None:
 
 
 class Server:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, cpus: set[int] | None = None) -> None:
         self.name = name
         # uvicorn --fd treats the socket as AF_UNIX and so never sets TCP_NODELAY: use --port.
         with socket.socket() as sock:
@@ -258,6 +309,8 @@ class Server:
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(here.parent / "src")}
         self.process = subprocess.Popen(command, env=env)
+        if cpus:  # before uvicorn has started a thread
+            os.sched_setaffinity(self.process.pid, cpus)
 
     def cpu(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -317,7 +370,7 @@ def _pct(values: array[float], q: float) -> float:
 
 
 async def run_level(name: str, streams: int, args: argparse.Namespace) -> dict[str, Any]:
-    server = Server(name)
+    server = Server(name, args.pinned[0])
     try:
         await _ready(server)
         # Warm-up: a few short streams, so lazy imports and first-request work are done.
@@ -333,7 +386,9 @@ async def run_level(name: str, streams: int, args: argparse.Namespace) -> dict[s
         for i in range(clients):
             ours, theirs = context.Pipe()
             share = streams // clients + (1 if i < streams % clients else 0)
-            proc = context.Process(target=client_process, args=(server.port, share, theirs))
+            proc = context.Process(
+                target=client_process, args=(server.port, share, theirs, args.pinned[1])
+            )
             proc.start()
             pipes.append(ours)
             procs.append(proc)
@@ -438,39 +493,83 @@ def _saturation(levels: list[int], table: dict[str, dict[int, dict[str, Any]]], 
     )
 
 
+def _ceiling(levels: list[int], table: dict[str, dict[int, dict[str, Any]]], seconds: int) -> None:
+    """What halving the writes buys: bare vs paired, the best a coalescer can do at 20/s."""
+    print(
+        f"\nceiling: bare vs paired (2 events per write, the most a coalescer may batch at"
+        f" {RATE:g} events/s under {LIMIT * 1000:.0f} ms)\n{'streams':>7}  CPU/event bare,"
+        " paired   writes/event bare, paired   per write   write share   CPU/event bare/paired"
+    )
+    for level in levels:
+        b, p = table["bare"][level], table["paired"][level]
+        if not (b["events"] and p["events"]):
+            print(f"{level:>7}  (no events)")
+            continue
+        cpe_b, cpe_p = b["cpu"] * seconds / b["events"], p["cpu"] * seconds / p["events"]
+        wpe_b = b["writes_per_s"] * seconds / b["events"]
+        wpe_p = p["writes_per_s"] * seconds / p["events"]
+        cost = (cpe_b - cpe_p) / (wpe_b - wpe_p) if wpe_b > wpe_p else float("nan")
+        notes = [f"{name} saturated" for name, row in (("bare", b), ("paired", p))
+                 if row["cpu"] > 0.9 or row["delivered"] < 0.98]  # fmt: skip
+        notes += [f"{name} waited {row['waited']:.2f}" for name, row in (("bare", b), ("paired", p))
+                  if row["waited"] > 0.2]  # fmt: skip
+        print(
+            f"{level:>7}{cpe_b * 1e6:>13.1f}{cpe_p * 1e6:>7.1f} us{wpe_b:>20.2f}{wpe_p:>8.2f}"
+            f"{cost * 1e6:>9.1f} us{cost * wpe_b / cpe_b:>14.0%}{cpe_b / cpe_p:>23.2f}x"
+            + (f"  ({'; '.join(notes)})" if notes else "")
+        )
+    for key, what in (("lag_p99", "lag behind schedule"), ("late_p99", "lateness")):
+        most = {
+            name: max((level for level in levels if table[name][level][key] < LIMIT), default=0)
+            for name in table
+        }
+        base, parts = most["bare"], []
+        for name in [name for name in ("paired", "boosted") if name in most]:
+            if not base or base == levels[-1]:
+                ratio = "n/a: bare carries " + ("none" if not base else "every level")
+            else:
+                ratio = f"{'>=' if most[name] == levels[-1] else ''}{most[name] / base:.2f}x"
+            parts.append(f"{SERVERS[name]} {most[name] or 'none'} ({ratio})")
+        print(
+            f"  largest level with {what} p99 < {LIMIT * 1000:.0f} ms: bare {base or 'none'};"
+            f" {', '.join(parts)}"
+        )
+
+
 async def main(args: argparse.Namespace) -> None:
     levels = sorted(args.streams)
     _raise_open_files(max(levels) + 256)
+    cpus = sorted(os.sched_getaffinity(0))
+    args.pinned = ({cpus[-1]}, set(cpus[:-1])) if args.pin and len(cpus) > 1 else (None, None)
+    if args.pinned[1]:
+        os.sched_setaffinity(0, args.pinned[1])  # this process with the clients
     began = time.time()
-    table: dict[str, dict[int, dict[str, Any]]] = {"bare": {}, "boosted": {}}
+    table: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in args.servers}
     for level in levels:
-        for name in ("bare", "boosted"):
+        for name in args.servers:
             table[name][level] = await run_level(name, level, args)
 
     ms = 1000.0
     print(
         f"\nscale: streams of {RATE:g} events/s ({args.shape} shape) on one uvicorn worker,"
         f" {args.seconds:g} s window, {args.clients} client process(es), loopback"
+        + (f"; server pinned to CPU {cpus[-1]}, the rest to {cpus[:-1]}" if args.pinned[0] else "")
     )
-    print("(shared, noisy 2-core machine: compare the two servers, not absolute numbers)\n")
+    print("(shared, noisy 2-core machine: compare the servers, not absolute numbers)\n")
     print(
         f"{'streams':>7} {'server':<11}{'CPU':>6}{'waited':>7}{'RSS/stream':>12}{'writes/s':>10}"
         f"{'events':>9}{'due':>6}{'late p50':>12}{'late p99':>12}{'lag p99':>12}{'client CPU':>11}"
     )
     for level in levels:
-        for name, label in (("bare", "bare"), ("boosted", "StreamBoost")):
-            row = table[name][level]
-            notes = []
-            if row["open"] != level:
-                notes.append(f"{row['open']} open")
-            if row["problems"]:
-                notes.append(f"{row['problems']} streams lost/failed/unfinished")
-            if row["opened_late"]:
-                notes.append("still opening in the window")
-            if row["client_cpu"] > 0.9:
-                notes.append("client-bound?")
-            if row["waited"] > 0.2:
-                notes.append(f"server waited for a core; load average {row['load']:.1f}")
+        for name in args.servers:
+            row, label = table[name][level], SERVERS[name]
+            notes = [note for when, note in (
+                (row["open"] != level, f"{row['open']} open"),
+                (row["problems"], f"{row['problems']} streams lost/failed/unfinished"),
+                (row["opened_late"], "still opening in the window"),
+                (row["client_cpu"] > 0.9, "client-bound?"),
+                (row["waited"] > 0.2, f"server waited for a core; load average {row['load']:.1f}"),
+            ) if when]  # fmt: skip
             print(
                 f"{level:>7} {label:<11}{row['cpu']:>6.2f}{row['waited']:>7.2f}"
                 f"{row['rss_per_stream'] / 1024:>9.1f} kB"
@@ -479,15 +578,20 @@ async def main(args: argparse.Namespace) -> None:
                 f"{row['late_p99'] * ms:>9.1f} ms{row['lag_p99'] * ms:>9.1f} ms"
                 f"{row['client_cpu']:>11.2f}" + (f"  ({'; '.join(notes)})" if notes else "")
             )
-    print("\nRSS per stream, StreamBoost - bare (target <= 2 KiB):")
-    for level in levels:
-        extra = table["boosted"][level]["rss_per_stream"] - table["bare"][level]["rss_per_stream"]
-        verdict = "PASS" if extra <= 2048 else "FAIL"
-        print(f"  {level:>5} streams: {extra / 1024:+.1f} kB: {verdict}")
-    print("\nsaturation (target 3), lateness = receive - emitted:")
-    _saturation(levels, table, "late_p99")
-    print("saturation, lag behind schedule = receive - due:")
-    _saturation(levels, table, "lag_p99")
+    if "bare" in table and "boosted" in table:
+        print("\nRSS per stream, StreamBoost - bare (target <= 2 KiB):")
+        for level in levels:
+            extra = table["boosted"][level]["rss_per_stream"]
+            extra -= table["bare"][level]["rss_per_stream"]
+            verdict = "PASS" if extra <= 2048 else "FAIL"
+            print(f"  {level:>5} streams: {extra / 1024:+.1f} kB: {verdict}")
+        pair = {name: table[name] for name in ("bare", "boosted")}
+        print("\nsaturation (target 3), lateness = receive - emitted:")
+        _saturation(levels, pair, "late_p99")
+        print("saturation, lag behind schedule = receive - due:")
+        _saturation(levels, pair, "lag_p99")
+    if "bare" in table and "paired" in table:
+        _ceiling(levels, table, args.seconds)
     print(f"total run {time.time() - began:.0f} s")
 
 
@@ -504,7 +608,21 @@ if __name__ == "__main__":
     )
     parser.add_argument("--shape", choices=("token", "openai"), default="token")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the server alone on the last CPU, the rest on the others",
+    )
+    parser.add_argument(
+        "--servers",
+        type=lambda text: [part for part in text.split(",") if part],
+        default=["bare", "boosted"],
+        help="comma-separated, of bare, boosted, paired (default bare,boosted)",
+    )
     parsed = parser.parse_args()
+    unknown = [name for name in parsed.servers if name not in SERVERS]
+    if unknown or not parsed.servers:
+        parser.error(f"--servers: unknown {unknown}; choose from {', '.join(SERVERS)}")
     if parsed.streams is None:
         parsed.streams = list(QUICK_LEVELS if parsed.quick else LEVELS)
     if parsed.seconds is None:

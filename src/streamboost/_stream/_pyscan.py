@@ -56,15 +56,8 @@ class PyScanBase:
                 end = 1 if data[0] == 10 and partial is not None and partial[-1][-1] == 10 else 0
         else:
             end = data.rfind(b"\n") + 1
-        if not end:  # no boundary: the chunk joins the unfinished event
-            if partial is None:
-                self.partial = [data]
-            else:
-                partial.append(data)
-            self.pending += len(data)
-            self.events = self.content = 0
-            self.critical = False
-            return 0
+        if not end:
+            return join_unfinished(self, data)
         if partial is not None:
             segment = b"".join([*partial, data[:end]])
         else:
@@ -135,3 +128,17 @@ def _classify_event(scan: PyScanBase, body: bytes) -> int:
     ):
         return CONTENT
     return OTHER
+
+
+def join_unfinished(scan: PyScanBase, data: bytes) -> int:
+    """``data`` ends no event: it joins the unfinished event, and ``feed`` returns 0."""
+    if data:
+        partial = scan.partial
+        if partial is None:
+            scan.partial = [data]
+        else:
+            partial.append(data)
+        scan.pending += len(data)
+    scan.events = scan.content = 0
+    scan.critical = False
+    return 0

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Final
 from . import _usage
 from ._classify import _has_value, is_critical, is_sse_content
 from ._kernel import ScanBase
+from ._pyscan import join_unfinished
 from ._table import FORMAT_CHUNKS, FORMAT_LINES, FORMAT_SSE
 
 if TYPE_CHECKING:
@@ -110,15 +111,7 @@ class EventScanner(ScanBase):
             if end >= 0:
                 end += 1
         if end <= 0:
-            if data:
-                if partial is None:
-                    self.partial = [data]
-                else:
-                    partial.append(data)
-                self.pending += len(data)
-            self.events = self.content = 0
-            self.critical = False
-            return 0
+            return join_unfinished(self, data)
         if partial is not None:
             partial.append(data[:end])
             segment = b"".join(partial)

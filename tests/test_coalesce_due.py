@@ -67,7 +67,8 @@ def _body(data: bytes, more: bool = True) -> dict[str, Any]:
 
 
 async def _late(kernel: Kernel, after: float, lasts: list[bytes], turns: int) -> tuple[Any, ...]:
-    """Two tokens written at once, a third buffered; then ``after`` seconds of loop time, the
+    """Three tokens written at once (the first; one a window later; one right behind it, as
+    one short gap is jitter), a fourth buffered; then ``after`` seconds of loop time, the
     chunks ``lasts`` and ``turns`` loop turns: what the server got, the record, and the tasks
     made since the batch formed."""
     loop = asyncio.get_running_loop()
@@ -78,7 +79,8 @@ async def _late(kernel: Kernel, after: float, lasts: list[bytes], turns: int) ->
     await send(_body(openai("t0")))  # the first token: at once
     loop.now += 2 * WINDOW
     await send(_body(openai("t1")))  # a window after the last write: at once
-    await send(_body(openai("t2")))  # right behind it: buffered, due a window from now
+    await send(_body(openai("t1j")))  # right behind it: at once (one short gap: jitter)
+    await send(_body(openai("t2")))  # a second short gap: buffered, due a window from now
     tasks = loop.tasks
     loop.now += after
     for last in lasts:
@@ -106,9 +108,9 @@ def test_a_send_that_finds_the_batch_due_has_it_written_at_the_next_turn(
 ) -> None:
     lasts = [openai("t3"), openai("t4")]
     in_sends, writes, record, tasks = _run(_late(kernel, WINDOW * 1.2, lasts, turns=1))
-    assert in_sends == 2  # the sends only buffer: the chunks of this turn join the batch
-    assert writes == [openai("t0"), openai("t1"), openai("t2") + b"".join(lasts)]
-    assert record == (5, 5, 5, 3, len(b"".join(writes)))
+    assert in_sends == 3  # the sends only buffer: the chunks of this turn join the batch
+    assert writes == [openai("t0"), openai("t1"), openai("t1j"), openai("t2") + b"".join(lasts)]
+    assert record == (6, 6, 6, 4, len(b"".join(writes)))
     assert tasks == 1  # the flusher's, made by the send that found the batch due
 
 
@@ -116,17 +118,17 @@ def test_a_send_that_finds_the_batch_due_has_it_written_at_the_next_turn(
 def test_a_chunk_of_two_events_that_finds_the_batch_due_alike(kernel: Kernel) -> None:
     last = openai("t3") + openai("t4")  # not one event: the Python sender's general path
     in_sends, writes, record, tasks = _run(_late(kernel, WINDOW * 1.2, [last], turns=1))
-    assert in_sends == 2
-    assert writes == [openai("t0"), openai("t1"), openai("t2") + last]
-    assert record == (4, 5, 5, 3, len(b"".join(writes)))
+    assert in_sends == 3
+    assert writes == [openai("t0"), openai("t1"), openai("t1j"), openai("t2") + last]
+    assert record == (5, 6, 6, 4, len(b"".join(writes)))
     assert tasks == 1
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_a_batch_not_yet_due_waits_for_its_timer(kernel: Kernel) -> None:
     _, writes, record, tasks = _run(_late(kernel, WINDOW * 0.8, [openai("t3")], turns=2))
-    assert writes == [openai("t0"), openai("t1")]  # t2 and t3 wait in the batch
-    assert record == (4, 4, 2, 2, len(b"".join(writes)))  # content events count as written
+    assert writes == [openai("t0"), openai("t1"), openai("t1j")]  # t2 and t3 wait in the batch
+    assert record == (5, 5, 3, 3, len(b"".join(writes)))  # content events count as written
     assert tasks == 0
 
 

@@ -94,8 +94,10 @@ def _sends(*tokens: str) -> list[tuple[str, Any]]:
     return [("send", token) for token in tokens]
 
 
-# t0 at once (the first token), t1 at once (a window after it), t2 buffered behind t1.
-OPENING = [*_sends("t0"), ("wait", 2 * WINDOW), *_sends("t1", "t2")]
+# t0 at once (the first token), t1 at once (a window after it), t1j right behind t1 at once
+# too (one short gap is jitter), t2 buffered (a second short gap in a row).
+OPENING = [*_sends("t0"), ("wait", 2 * WINDOW), *_sends("t1", "t1j", "t2")]
+OPENED = ("t0", "t1", "t1j", "t2")  # the events OPENING sends
 # t2's timer fires 1.5 windows late: the loop lags; the flusher's task writes t2.
 LATE_TIMER = [("wait", 2.5 * WINDOW), ("turn", 3)]
 
@@ -109,13 +111,13 @@ def test_a_timer_past_a_quarter_window_late_has_every_event_written_at_once(
     seen, writes, record, tasks = _run(
         _script(kernel, [*OPENING, *timer, *_sends("t3", "t4", "t5")])
     )
-    assert [late for _, late, _ in seen] == [False] * 5 + [True] * 4
-    assert writes == [openai(name) for name in ("t0", "t1", "t2", "t3", "t4", "t5")]
-    # Each send wrote its event: t3 as a quiet stream's, t4 and t5 right behind it only
-    # because the loop lags; the kernel took each (no call of the Python sender).
+    assert [late for _, late, _ in seen] == [False] * 6 + [True] * 4
+    assert writes == [openai(name) for name in (*OPENED, "t3", "t4", "t5")]
+    # Each send wrote its event: t3 as a quiet stream's, t4 as one short gap's, t5 (a second
+    # short gap) only because the loop lags; the kernel took each (no call of the Python sender).
     calls = seen[-4][2]
-    assert [(count, calls) for count, _, calls in seen[-4:]] == [(n, calls) for n in (3, 4, 5, 6)]
-    assert record == (6, 6, 6, 6, len(b"".join(writes)))
+    assert [(count, calls) for count, _, calls in seen[-4:]] == [(n, calls) for n in (4, 5, 6, 7)]
+    assert record == (7, 7, 7, 7, len(b"".join(writes)))
     assert tasks == 1  # t2's flusher; the events written at once made none
 
 
@@ -124,9 +126,9 @@ def test_a_bounded_write_follows_the_lag_too(kernel: Kernel) -> None:
     """With ``send_timeout`` the Coalescer writes every event itself, under the same rule."""
     steps = [*OPENING, *LATE_TIMER, *_sends("t3", "t4", "t5")]
     seen, writes, record, _ = _run(_script(kernel, steps, send_timeout=5.0))
-    assert [count for count, _, _ in seen[-4:]] == [3, 4, 5, 6]
-    assert writes == [openai(name) for name in ("t0", "t1", "t2", "t3", "t4", "t5")]
-    assert record == (6, 6, 6, 6, len(b"".join(writes)))
+    assert [count for count, _, _ in seen[-4:]] == [4, 5, 6, 7]
+    assert writes == [openai(name) for name in (*OPENED, "t3", "t4", "t5")]
+    assert record == (7, 7, 7, 7, len(b"".join(writes)))
 
 
 ON_TIME_PROBE = [("wait", WINDOW), ("turn", 2)]  # the probe fires when asked
@@ -143,38 +145,40 @@ def test_batching_resumes_when_the_probe_finds_the_loop_on_time_long_enough(
     )
     late = [late for _, late, _ in seen]
     # Late through the first ON_TIME - 1 probes on time (each probe's turn is every 2nd step).
-    assert late[5 : 6 + 2 * (ON_TIME - 1)] == [True] * (2 * ON_TIME - 1)
+    assert late[6 : 7 + 2 * (ON_TIME - 1)] == [True] * (2 * ON_TIME - 1)
     assert late[-4:] == [False] * 4
-    # t3 comes long after t2: at once; t4 and t5 right behind it wait for their timer.
-    assert writes == [openai(name) for name in ("t0", "t1", "t2", "t3")]
+    # t3 comes long after t2: at once; t4 right behind it too (one short gap is jitter); t5,
+    # a second short gap in a row, waits for its timer.
+    assert writes == [openai(name) for name in (*OPENED, "t3", "t4")]
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_a_late_probe_starts_the_count_of_on_time_probes_again(kernel: Kernel) -> None:
     almost = ON_TIME_PROBE * (ON_TIME - 1)
-    steps = [*OPENING, *LATE_TIMER, *almost, *LATE_PROBE, *almost, *_sends("t3", "t4")]
+    steps = [*OPENING, *LATE_TIMER, *almost, *LATE_PROBE, *almost, *_sends("t3", "t4", "t5")]
     seen, writes, _, _ = _run(_script(kernel, steps))
-    assert all(late for _, late, _ in seen[5:])
-    assert writes == [openai(name) for name in ("t0", "t1", "t2", "t3", "t4")]
+    assert all(late for _, late, _ in seen[6:])
+    assert writes == [openai(name) for name in (*OPENED, "t3", "t4", "t5")]
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_a_probe_that_fires_late_keeps_the_loop_late(kernel: Kernel) -> None:
     still_late = [("wait", 2.5 * WINDOW), ("turn", 2), ("wait", 3 * WINDOW), ("turn", 2)]
     seen, writes, _, _ = _run(
-        _script(kernel, [*OPENING, *LATE_TIMER, *still_late, *_sends("t3", "t4")])
+        _script(kernel, [*OPENING, *LATE_TIMER, *still_late, *_sends("t3", "t4", "t5")])
     )
-    assert all(late for _, late, _ in seen[5:])
-    assert writes == [openai(name) for name in ("t0", "t1", "t2", "t3", "t4")]
+    assert all(late for _, late, _ in seen[6:])
+    assert writes == [openai(name) for name in (*OPENED, "t3", "t4", "t5")]
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_a_timer_less_than_a_quarter_window_late_leaves_batching_on(kernel: Kernel) -> None:
     slightly = [("wait", 1.2 * WINDOW), ("turn", 3)]  # a fifth of a window late
-    seen, writes, _, tasks = _run(_script(kernel, [*OPENING, *slightly, *_sends("t3", "t4")]))
+    steps = [*OPENING, *slightly, *_sends("t3", "t4", "t5")]
+    seen, writes, _, tasks = _run(_script(kernel, steps))
     assert not any(late for _, late, _ in seen)
-    # t3 comes long after t2: at once; t4 right behind it is buffered.
-    assert writes == [openai(name) for name in ("t0", "t1", "t2", "t3")]
+    # t3 comes long after t2: at once; t4 right behind it too (jitter); t5 is buffered.
+    assert writes == [openai(name) for name in (*OPENED, "t3", "t4")]
     assert tasks == 1
 
 
@@ -186,9 +190,9 @@ def test_a_send_that_finds_its_batch_long_past_due_also_marks_the_loop_late(
     # written by the flusher the next turn; t4 and t5 then go at once.
     steps = [*OPENING, ("wait", 2.5 * WINDOW), *_sends("t3"), ("turn", 2), *_sends("t4", "t5")]
     seen, writes, _, _ = _run(_script(kernel, steps))
-    assert [late for _, late, _ in seen] == [False] * 5 + [True] * 4
+    assert [late for _, late, _ in seen] == [False] * 6 + [True] * 4
     t0, t1, t2, t3, t4, t5 = (openai(f"t{i}") for i in range(6))
-    assert writes == [t0, t1, t2 + t3, t4, t5]
+    assert writes == [t0, t1, openai("t1j"), t2 + t3, t4, t5]
 
 
 @pytest.mark.skipif(not NATIVE, reason="streamboost._speedups is not built")

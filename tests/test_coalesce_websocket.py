@@ -50,7 +50,8 @@ async def test_json_messages_in_one_window_become_one_array() -> None:
         await receive()
         await send({"type": "websocket.accept"})
         await msg(send, {"type": "token", "i": 0})  # goes out at once
-        for i in range(1, 5):
+        await msg(send, {"type": "token", "i": 1})  # too: one short gap is jitter
+        for i in range(2, 5):
             await msg(send, {"type": "token", "i": i})
         await asyncio.sleep(0.3)  # the window passes with nothing more sent
         await send({"type": "websocket.close", "code": 1000})
@@ -60,11 +61,13 @@ async def test_json_messages_in_one_window_become_one_array() -> None:
         "websocket.accept",
         "websocket.send",
         "websocket.send",
+        "websocket.send",
         "websocket.close",
     ]
     assert texts(sent) == [
         [{"type": "token", "i": 0}],
-        [{"type": "token", "i": i} for i in range(1, 5)],
+        [{"type": "token", "i": 1}],
+        [{"type": "token", "i": i} for i in range(2, 5)],
     ]
 
 
@@ -76,7 +79,8 @@ async def test_critical_type_goes_out_at_once_with_the_batch() -> None:
         await receive()
         await send({"type": "websocket.accept"})
         await msg(send, {"type": "token", "i": 0})
-        await msg(send, {"type": "token", "i": 1})
+        await msg(send, {"type": "token", "i": 1})  # at once: one short gap is jitter
+        await msg(send, {"type": "token", "i": 2})
         await msg(send, {"type": "done"})
         for _ in range(5):
             await asyncio.sleep(0)
@@ -98,13 +102,14 @@ async def test_critical_type_goes_out_at_once_with_the_batch() -> None:
 
     await run_ws(recording)
     sent = sent_box[0]
-    assert counts == [3]  # accept, [token 0], [token 1, done]
-    assert texts(sent[:3]) == [
+    assert counts == [4]  # accept, [token 0], [token 1], [token 2, done]
+    assert texts(sent[:4]) == [
         [{"type": "token", "i": 0}],
-        [{"type": "token", "i": 1}, {"type": "done"}],
+        [{"type": "token", "i": 1}],
+        [{"type": "token", "i": 2}, {"type": "done"}],
     ]
-    assert sent[3] == {"type": "websocket.send", "text": "not json"}
-    assert sent[4] == {"type": "websocket.send", "bytes": b"\x00"}
+    assert sent[4] == {"type": "websocket.send", "text": "not json"}
+    assert sent[5] == {"type": "websocket.send", "bytes": b"\x00"}
 
 
 async def test_batches_are_capped() -> None:

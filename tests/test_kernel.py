@@ -360,7 +360,7 @@ def _batch(kind: type[Any], max_events: int, max_bytes: int, max_buffer: int) ->
     batch.wanted = False
     batch.error = None
     batch.loop = batch.loop_clock = batch.lag = batch.partial = None
-    batch.eager = batch.write_now = False
+    batch.eager = batch.write_now = batch.near = False
     batch.last_event = batch.last_write = float("-inf")
     batch.quiet_gap, batch.window = 0.025, 0.05
     batch.due = float("inf")

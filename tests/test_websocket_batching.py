@@ -29,11 +29,12 @@ UNBATCHED: list[Any] = [
     "hello",
     {"type": "done"},
 ]
-# The same batched: the first at once, three in one window, plain text as it is (after the
-# batch before it), the critical "done" at once.
+# The same batched: the first at once, the second too (one short gap is jitter), two in one
+# window, plain text as it is (after the batch before it), the critical "done" at once.
 BATCHED: list[Any] = [
     ["scalar"],
-    [{"type": "token", "i": 1}, [1, 2], None],
+    [{"type": "token", "i": 1}],
+    [[1, 2], None],
     "hello",
     [{"type": "done"}],
 ]
@@ -92,7 +93,7 @@ def texts(sent: list[Message]) -> list[Any]:
 async def test_every_batch_is_an_array_scalars_too() -> None:
     app = StreamBoost(ws_app(), coalesce=CoalesceConfig(window=LONG, websocket=True))
     sent = await record_connection(app, "/batched/r")
-    assert [m["type"] for m in sent] == ["websocket.accept"] + ["websocket.send"] * 4
+    assert [m["type"] for m in sent] == ["websocket.accept"] + ["websocket.send"] * 5
     assert texts(sent) == BATCHED
     assert sent[1]["text"] == '["scalar"]'
 
@@ -194,6 +195,6 @@ def test_batched_and_excluded_routes_on_uvicorn_with_the_websockets_client() -> 
     assert all("x-streamboost-opt-out" not in h for h in headers)
     out, writes = "streamboost_websocket_messages_total", "streamboost_websocket_writes_total"
     assert sample(samples, out, route="/batched/{room}", direction="out") == 12
-    assert sample(samples, writes, route="/batched/{room}") == 4 + 6  # batched + opted out
+    assert sample(samples, writes, route="/batched/{room}") == 5 + 6  # batched + opted out
     assert sample(samples, out, route="/raw/{room}", direction="out") == 6
     assert sample(samples, writes, route="/raw/{room}") == 6

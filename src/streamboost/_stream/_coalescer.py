@@ -10,10 +10,10 @@ are ``_flusher.Flusher``'s, made at the first batch that needs one (a sparse str
 does); every write, bounded by ``send_timeout``, is ``_writes.BoundedWrites.write``.
 
 - A chunk is written at once, by the caller, while ``eager`` is set (until the first token has
-  gone out), when the stream has been idle for a window, or when the event before it came at
-  least half a window earlier: a feed slower than that would give the batch no company, so
-  batching would only delay it. Also while the loop's timers fire over a quarter window late
-  (``_lag.LoopLag``): there a batch would wait a loop turn of hundreds of milliseconds.
+  gone out), after a window idle, or unless it and the chunk before it each came within half a
+  window (``quiet_gap``) of the one before: a slower feed gives a batch no company, and one
+  short gap is jitter (a late loop step, then an on-time one), not a burst (``near``: the last
+  gap was short). Also while the loop's timers fire over a quarter window late (``_lag``).
 - Otherwise chunks buffer. A batch is written when ``window`` seconds have passed since its
   first byte was buffered, when it holds ``max_events`` events or ``max_bytes`` bytes, or at
   once (with everything before it) when a critical event arrives; at the next turn when a
@@ -73,18 +73,17 @@ class CoalescerCore(BatchBase, BoundedWrites):
         self.pending_bytes = 0
         self.inflight = 0
         self.wanted = False
-        # The start of an event that has not ended yet; None, not an empty list, because open
-        # streams are many and each list costs 56 bytes.
+        # An unfinished event's start; None, not an empty list (56 bytes, on many streams).
         self.partial = None
         self._config = config  # send_timeout: shared, not copied
-        self.quiet_gap = config.window / 2
-        self.window = config.window
+        self.window, self.quiet_gap = config.window, config.window / 2
         self.lag = LoopLag.of(loop, config.window)
         # The kernel's sender writes a one-event chunk the rule sends at once itself when its
         # owner allows it (``Coalesced``: no send_timeout to bound it, no health timer).
         self.write_now = False
         self.due = _INF  # loop time the oldest buffered byte must be written by
-        self.last_event = _NEVER  # loop time of the last chunk the rules decided
+        # The last chunk the rules decided: its loop time, whether its gap was under quiet_gap.
+        self.last_event, self.near = _NEVER, False
         # What the caller writes itself after WRITE_NOW (its content events wait in
         # ready_content, which is 0 then: nothing is buffered or in flight).
         self._now: list[bytes] | None = None
@@ -134,8 +133,9 @@ class CoalescerCore(BatchBase, BoundedWrites):
                 self.wake(True)  # due already: the timer is late (a loaded loop)
             return code
         now = self.loop_clock()
-        quiet = now - self.last_event >= self.quiet_gap
-        self.last_event = now
+        short = now - self.last_event < self.quiet_gap  # one short gap is jitter; two: a burst
+        quiet = not (short and self.near)
+        self.last_event, self.near = now, short or self.eager
         if (
             complete
             and not self.ready

@@ -61,6 +61,7 @@ class PyBatchBase(Protocol):
     loop_clock: Any
     eager: bool
     last_event: float
+    near: bool
     last_write: float
     quiet_gap: float
     window: float
@@ -192,15 +193,16 @@ class PySender:
 
     def _now(self, batch: PyBatchBase, body: bytes, message: Message) -> Awaitable[None]:
         """No batch waiting: the Coalescer's write-at-once rule (eager until the first
-        token, the event ``quiet_gap`` or more after the one before, a window since the last
-        write, or a lagging loop) for whole events, taken here: the app's own message goes
-        to the server."""
+        token, the event ``quiet_gap`` or more after the one before or after a chunk that was
+        (``near``: one short gap is jitter), a window since the last write, or a lagging
+        loop) for whole events, taken here: the app's own message goes to the server."""
         kind = self.scan.classify(body)  # type: ignore[union-attr]
         if not kind:
             return self._batch_general(message)
         now: float = batch.loop_clock()
-        quiet = now - batch.last_event >= batch.quiet_gap
-        batch.last_event = now
+        short = now - batch.last_event < batch.quiet_gap  # one short gap is jitter; two: a burst
+        quiet = not (short and batch.near)
+        batch.last_event, batch.near = now, short or batch.eager
         lag = batch.lag
         if not (
             batch.eager

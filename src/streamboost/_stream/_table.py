@@ -83,6 +83,7 @@ BATCH_FIELDS: Final = (
     "max_buffer",
     "max_bytes",
     "max_events",
+    "near",
     "partial",
     "pending_bytes",
     "quiet_gap",

@@ -41,7 +41,7 @@ typedef struct {
     Py_ssize_t ready_bytes, ready_content, ready_events;
     double last_event, last_write, quiet_gap, window; /* loop times and seconds */
     double due; /* loop time the waiting batch is due by; +inf: nothing buffered */
-    char wanted, eager, write_now;
+    char wanted, eager, write_now, near; /* near: the last decided chunk's gap was short */
 } BatchBase;
 
 static int
@@ -192,6 +192,7 @@ static PyMemberDef BatchBase_members[] = {
     {"due", T_DOUBLE, offsetof(BatchBase, due), 0, NULL},
     {"eager", T_BOOL, offsetof(BatchBase, eager), 0, NULL},
     {"write_now", T_BOOL, offsetof(BatchBase, write_now), 0, NULL},
+    {"near", T_BOOL, offsetof(BatchBase, near), 0, NULL},
     {NULL},
 };
 

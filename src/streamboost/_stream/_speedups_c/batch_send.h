@@ -46,10 +46,11 @@ batch_split(Sender *self, BatchBase *b, PyObject *body, PyObject *message)
         goto done;
     }
     Py_DECREF(t);
+    int short_gap = now - b->last_event < b->quiet_gap; /* one is jitter; two in a row: a burst */
     int empty = b->ready == NULL || is_none(b->ready) ||
                 (PyList_CheckExact(b->ready) && PyList_GET_SIZE(b->ready) == 0);
     if (end > 0 && empty && b->inflight == 0 &&
-        (b->eager || now - b->last_event >= b->quiet_gap || now - b->last_write >= b->window ||
+        (b->eager || !(short_gap && b->near) || now - b->last_write >= b->window ||
          loop_late(b))) {
         result = batch_general(self, message); /* written at once: the Coalescer's own path */
         goto done;
@@ -67,6 +68,7 @@ batch_split(Sender *self, BatchBase *b, PyObject *body, PyObject *message)
     rec->events += events;
     record_produced(rec, content, at);
     b->last_event = now;
+    b->near = (char)(short_gap || b->eager);
     if (b->due == Py_HUGE_VAL) {
         b->due = now + b->window;
     }
@@ -141,7 +143,8 @@ done:
 }
 
 /* No batch waiting: the Coalescer's write-at-once rule (eager until the first token, the
- * event at least `quiet_gap` after the one before, a window since the last write, or a loop
+ * event at least `quiet_gap` after the one before or after a chunk that was (`near`: one
+ * short gap is jitter), a window since the last write, or a loop
  * whose timers fire more than a quarter window late) for whole
  * events, taken here: the app's own message goes to the server, as in direct mode, so
  * a sparse stream costs no Python per event. Anything else: the general send. */
@@ -167,8 +170,10 @@ batch_now(Sender *self, BatchBase *b, PyObject *body, PyObject *message)
         goto done;
     }
     Py_DECREF(t);
-    int quiet = now - b->last_event >= b->quiet_gap;
+    int short_gap = now - b->last_event < b->quiet_gap; /* one is jitter; two in a row: a burst */
+    int quiet = !(short_gap && b->near);
     b->last_event = now;
+    b->near = (char)(short_gap || b->eager);
     if (!(b->eager || quiet || now - b->last_write >= b->window || loop_late(b))) {
         result = batch_general(self, message); /* buffers: the Coalescer arms its timer */
         goto done;

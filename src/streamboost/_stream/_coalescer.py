@@ -170,7 +170,7 @@ class CoalescerCore(BatchBase, BoundedWrites):
                 self.ready.extend(parts)
         code = self.add(last, size, events, content, critical)
         if was_empty and not code & WAKE:
-            self.the_flusher().arm(self.due, now)
+            self.arm_timer(now)
         return code
 
     def _complete(self, data: bytes, complete: int) -> list[bytes]:

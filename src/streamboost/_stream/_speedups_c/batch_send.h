@@ -91,7 +91,11 @@ batch_split(Sender *self, BatchBase *b, PyObject *body, PyObject *message)
         Py_ssize_t size = b->pending_bytes + end;
         PyObject *head = end == n ? Py_NewRef(body)
                                   : PyBytes_FromStringAndSize(PyBytes_AS_STRING(body), end);
-        PyObject *rest = end < n ? rest_of(body, end) : Py_NewRef(Py_None);
+        /* the scanner's new unfinished piece (scan_commit made it): the same bytes, shared */
+        PyObject *rest = end == n ? Py_NewRef(Py_None) : PyList_New(1);
+        if (rest != NULL && end < n) {
+            PyList_SET_ITEM(rest, 0, Py_NewRef(PyList_GET_ITEM(scan->partial, 0)));
+        }
         if (head == NULL || rest == NULL) {
             Py_XDECREF(head);
             Py_XDECREF(rest);

@@ -103,14 +103,18 @@ scan_peek(ScanBase *scan, PyObject *data, Py_ssize_t *end)
     if (*end == 0) {
         return 0;
     }
-    PyObject *segment = partial != NULL ? joined(partial, d, *end)
-                        : *end == n     ? Py_NewRef(data)
-                                        : PyBytes_FromStringAndSize(d, *end);
-    if (segment == NULL) {
-        return PyErr_Occurred() ? -1 : -2;
+    long kind;
+    if (partial == NULL) {
+        kind = classify_bytes(scan, d, *end); /* the events lie in data: no copy */
     }
-    long kind = classify_bytes(scan, PyBytes_AS_STRING(segment), PyBytes_GET_SIZE(segment));
-    Py_DECREF(segment);
+    else { /* the unfinished event's pieces and its end, in one piece to classify */
+        PyObject *segment = joined(partial, d, *end);
+        if (segment == NULL) {
+            return PyErr_Occurred() ? -1 : -2;
+        }
+        kind = classify_bytes(scan, PyBytes_AS_STRING(segment), PyBytes_GET_SIZE(segment));
+        Py_DECREF(segment);
+    }
     return kind > 0 ? kind : kind < 0 ? -1 : -2;
 }
 

@@ -157,10 +157,12 @@ chunk_direct(Sender *self, PyObject *message)
         Py_ssize_t end = scan_feed(scan, body);
         if (end == -2) {
             result = to_general(self, message);
+            Py_DECREF(message);
+            return result;
         }
         kind = end < 0 ? -1 : scan->events << EVENTS_SHIFT | scan->content;
     }
-    if (kind >= 0 && result == NULL) {
+    if (kind >= 0) {
         PyObject *now = clock_read(self->clock);
         double at = now != NULL ? PyFloat_AsDouble(now) : -1.0;
         if (now != NULL && !(at == -1.0 && PyErr_Occurred())) {

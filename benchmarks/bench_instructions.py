@@ -79,7 +79,7 @@ CONFIGS = (
     "otel-asgi",
 )
 PEERS = ("instrumentator", "starlette-exporter", "otel-asgi")
-SHAPES = ("token", "openai", "ndjson", "anthropic", "text", "batched", "relay")
+SHAPES = ("token", "openai", "ndjson", "anthropic", "text", "openai-live", "batched", "relay")
 # Requests per counted block (callgrind runs Python some 50x slower).
 REQUESTS = {1: 40, 20: 16, 200: 6}
 QUICK_REQUESTS = {1: 12, 20: 6, 200: 3}
@@ -97,6 +97,22 @@ def _openai(i: int) -> bytes:
         b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,'
         b'"model":"sim","choices":[{"index":0,"delta":{"content":" tok%d"},'
         b'"finish_reason":null}]}\n\n' % i
+    )
+
+
+_OBFUSCATION = b"Zk3pQ9xWmT2vLr8Y"
+
+
+def _openai_live(i: int) -> bytes:
+    # As OpenAI's API sends a chat chunk today: service tier, fingerprint, logprobs and the
+    # "obfuscation" string of random characters whose length pads the chunk's size.
+    pad = _OBFUSCATION[: 1 + (i * 7) % len(_OBFUSCATION)]
+    return (
+        b'data: {"id":"chatcmpl-CmP2x7","object":"chat.completion.chunk","created":1764700000,'
+        b'"model":"gpt-4o-mini-2024-07-18","service_tier":"default",'
+        b'"system_fingerprint":"fp_51db84afab","choices":[{"index":0,'
+        b'"delta":{"content":" tok%d"},"logprobs":null,"finish_reason":null}],'
+        b'"obfuscation":"%s"}\n\n' % (i, pad)
     )
 
 
@@ -119,6 +135,7 @@ def _text(i: int) -> bytes:
 SHAPE_CHUNKS: dict[str, tuple[Callable[[int], bytes], str]] = {
     "token": (_token, "text/event-stream"),
     "openai": (_openai, "text/event-stream"),
+    "openai-live": (_openai_live, "text/event-stream"),
     "ndjson": (_ndjson, "application/x-ndjson"),
     "anthropic": (_anthropic, "text/event-stream"),
     "text": (_text, "text/plain"),

@@ -14,11 +14,14 @@ classify_event(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
     PyObject *content = is_none(scan->content_names) ? NULL : scan->content_names;
     Keys keys;
     const char *lf, *cr;
+    lf = sse ? memchr(d, '\n', (size_t)n) : NULL;
+    if (lf != NULL && lf < d + n - 2 &&
+        (lf[1] == '\n' || find(lf + 1, d + n - lf - 1, "\n\n", 2) != d + n - 2)) {
+        /* A blank line before the end, or none: not one event (several are classify_many's),
+         * and none of the chunk-wide reads below (the CR search, the walk) is spent. */
+        return GENERAL;
+    }
     if (critical_asked) {
-        lf = sse ? memchr(d, '\n', (size_t)n) : NULL;
-        if (lf != NULL && lf < d + n - 2 && lf[1] == '\n') {
-            return GENERAL; /* a blank line before the end: several events, not walked whole */
-        }
         if (scan_keys(d, n, scan->critical_names, content != NULL && sse, &keys) < 0) {
             return -1;
         }
@@ -26,15 +29,15 @@ classify_event(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
         cr = keys.any_cr ? d : NULL; /* only whether there is one is asked */
     }
     else {
-        lf = memchr(d, '\n', (size_t)n);
+        if (!sse) {
+            lf = memchr(d, '\n', (size_t)n);
+        }
         cr = sse ? memchr(d, '\r', (size_t)n) : NULL; /* NDJSON: asked below when needed */
     }
     if (sse) {
-        /* One event: its only blank line ends the chunk; a CR may end lines early. */
-        if (n < 3 || lf == NULL || d[n - 1] != '\n' || d[n - 2] != '\n' || cr != NULL ||
-            (lf != d + n - 2 &&
-             (critical_asked ? keys.first_pair != n - 2
-                             : find(lf, d + n - lf, "\n\n", 2) != d + n - 2))) {
+        /* One event: its only blank line ends the chunk (the search above: no pair before
+         * it); a CR may end lines early. */
+        if (n < 3 || lf == NULL || d[n - 1] != '\n' || d[n - 2] != '\n' || cr != NULL) {
             return GENERAL;
         }
         if (is_space(d[0])) {
@@ -101,8 +104,10 @@ classify_event(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
 static long
 classify_many(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
 {
-    if (sse ? n < 6 || d[n - 1] != '\n' || d[n - 2] != '\n' || memchr(d, '\r', (size_t)n)
-            : n < 2 || d[n - 1] != '\n') {
+    /* No chunk-wide CR search: each event is either the memo's (no CR in its digested bytes
+     * nor, by MEMO_STOP, in its string) or classify_event's (GENERAL on any CR), so a CR
+     * anywhere, a CR CR or CR LF boundary too, makes the answer GENERAL. */
+    if (sse ? n < 6 || d[n - 1] != '\n' || d[n - 2] != '\n' : n < 2 || d[n - 1] != '\n') {
         return GENERAL;
     }
     const char *p = d, *end = d + n;

@@ -20,10 +20,20 @@ last_lf(const char *d, Py_ssize_t n)
 #endif
 }
 
-/* The bytes of the unfinished event's pieces (a list of bytes) plus d[0, n), joined; NULL
- * with no error set: the pieces are not what EventScanner keeps (the general path decides). */
-static PyObject *
-joined(PyObject *pieces, const char *d, Py_ssize_t n)
+/* Where the unfinished event's pieces and a chunk's prefix are joined to be classified: a
+ * buffer kept for the process (the GIL is held throughout), so a relay's read costs no
+ * allocation; `scratch_busy` guards against a re-entry (classify_bytes runs no Python code
+ * of ours, but a set lookup may compare objects). */
+#define SCRATCH_SIZE 8192
+static char scratch[SCRATCH_SIZE];
+static int scratch_busy;
+
+/* The bytes of the unfinished event's pieces (a list of bytes) plus d[0, n), joined into
+ * `scratch` where they fit and it is free (*owner NULL), else into a new bytes object
+ * (*owner, to release after use); NULL with no error set: the pieces are not what
+ * EventScanner keeps (the general path decides). */
+static const char *
+joined(PyObject *pieces, const char *d, Py_ssize_t n, Py_ssize_t *size_out, PyObject **owner)
 {
     Py_ssize_t count = PyList_GET_SIZE(pieces), size = n;
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -33,17 +43,23 @@ joined(PyObject *pieces, const char *d, Py_ssize_t n)
         }
         size += PyBytes_GET_SIZE(piece);
     }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
-    if (out == NULL) {
-        return NULL;
+    *owner = NULL;
+    char *out = scratch;
+    if (size > SCRATCH_SIZE || scratch_busy) {
+        *owner = PyBytes_FromStringAndSize(NULL, size);
+        if (*owner == NULL) {
+            return NULL;
+        }
+        out = PyBytes_AS_STRING(*owner);
     }
-    char *p = PyBytes_AS_STRING(out);
+    char *p = out;
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *piece = PyList_GET_ITEM(pieces, i);
         memcpy(p, PyBytes_AS_STRING(piece), (size_t)PyBytes_GET_SIZE(piece));
         p += PyBytes_GET_SIZE(piece);
     }
     memcpy(p, d, (size_t)n);
+    *size_out = size;
     return out;
 }
 
@@ -76,10 +92,6 @@ scan_peek(ScanBase *scan, PyObject *data, Py_ssize_t *end)
     }
     *end = 0;
     if (sse) {
-        /* with a CR the line endings mix (CR CR, LF CR...): the general path finds them */
-        if (last == '\r' || memchr(d, '\r', (size_t)n) != NULL) {
-            return -2;
-        }
         const char *below = d + n; /* the last blank line: rfind("\n\n") */
         while (below > d + 1) {
             const char *lf = last_lf(d + 1, below - d - 1);
@@ -95,6 +107,14 @@ scan_peek(ScanBase *scan, PyObject *data, Py_ssize_t *end)
         if (*end == 0 && d[0] == '\n' && last == '\n') {
             *end = 1;
         }
+        /* With a CR the line endings mix (CR CR, LF CR...) and the boundary above may be
+         * wrong: the general path finds them. Only the bytes past it are searched here: an
+         * event before it with a CR anywhere is GENERAL to classify (the memo's events have
+         * none, classify_event refuses one), and the unfinished event's earlier pieces were
+         * searched as they came. */
+        if (last == '\r' || memchr(d + *end, '\r', (size_t)(n - *end)) != NULL) {
+            return -2;
+        }
     }
     else {
         const char *lf = last_lf(d, n);
@@ -107,26 +127,68 @@ scan_peek(ScanBase *scan, PyObject *data, Py_ssize_t *end)
     if (partial == NULL) {
         kind = classify_bytes(scan, d, *end); /* the events lie in data: no copy */
     }
-    else { /* the unfinished event's pieces and its end, in one piece to classify */
-        PyObject *segment = joined(partial, d, *end);
+    else {
+        /* The unfinished event's pieces and its end, joined to be classified; the events
+         * after it are classified where they lie (no copy). */
+        Py_ssize_t first;
+        if (!sse) {
+            first = (const char *)memchr(d, '\n', (size_t)*end) - d + 1;
+        }
+        else if (last == '\n' && d[0] == '\n') {
+            first = 1; /* the blank line straddles the chunks */
+        }
+        else {
+            first = find(d, *end, "\n\n", 2) - d + 2; /* *end > 0: there is one */
+        }
+        PyObject *owner;
+        Py_ssize_t size;
+        const char *segment = joined(partial, d, first, &size, &owner);
         if (segment == NULL) {
             return PyErr_Occurred() ? -1 : -2;
         }
-        kind = classify_bytes(scan, PyBytes_AS_STRING(segment), PyBytes_GET_SIZE(segment));
-        Py_DECREF(segment);
+        if (owner == NULL) {
+            scratch_busy = 1;
+        }
+        kind = classify_bytes(scan, segment, size);
+        if (owner == NULL) {
+            scratch_busy = 0;
+        }
+        Py_XDECREF(owner);
+        if (kind > 0 && first < *end) {
+            long rest = classify_bytes(scan, d + first, *end - first);
+            long events = (kind >> EVENTS_SHIFT) + (rest >> EVENTS_SHIFT);
+            kind = rest <= 0                          ? rest
+                   : events >= 1L << EVENTS_SHIFT ? GENERAL /* more than the packing holds */
+                                                  : kind + rest;
+        }
     }
     return kind > 0 ? kind : kind < 0 ? -1 : -2;
 }
 
-/* A new list holding data[at:], or NULL (with an error set). */
+/* A list holding data[at:] alone: `pieces` itself when nothing else holds it (a relay's
+ * every read would otherwise make one list and free another), else a new one; NULL with an
+ * error set. Takes the reference to `pieces` (NULL: none). */
 static PyObject *
-rest_of(PyObject *data, Py_ssize_t at)
+rest_of(PyObject *data, Py_ssize_t at, PyObject *pieces)
 {
     PyObject *tail = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + at,
                                                PyBytes_GET_SIZE(data) - at);
     if (tail == NULL) {
+        Py_XDECREF(pieces);
         return NULL;
     }
+    if (pieces != NULL && PyList_CheckExact(pieces) && Py_REFCNT(pieces) == 1 &&
+        PyList_GET_SIZE(pieces) >= 1) {
+        if (PyList_GET_SIZE(pieces) == 1 ||
+            PyList_SetSlice(pieces, 1, PyList_GET_SIZE(pieces), NULL) == 0) {
+            PyObject *old = PyList_GET_ITEM(pieces, 0);
+            PyList_SET_ITEM(pieces, 0, tail);
+            Py_DECREF(old);
+            return pieces;
+        }
+        PyErr_Clear(); /* a failed deletion (no memory): a new list serves as well */
+    }
+    Py_XDECREF(pieces);
     PyObject *rest = PyList_New(1);
     if (rest == NULL) {
         Py_DECREF(tail);
@@ -158,11 +220,15 @@ scan_commit(ScanBase *scan, PyObject *data, Py_ssize_t end, long kind)
         scan->events = scan->content = 0;
     }
     else {
-        PyObject *rest = end < n ? rest_of(data, end) : NULL;
-        if (end < n && rest == NULL) {
+        PyObject *pieces = scan->partial;
+        scan->partial = NULL;
+        if (end == n) {
+            Py_XDECREF(pieces);
+        }
+        else if ((scan->partial = rest_of(data, end, pieces)) == NULL) {
+            scan->pending = 0; /* out of memory: the unfinished event is lost, consistently */
             return -1;
         }
-        Py_XSETREF(scan->partial, rest);
         scan->pending = n - end;
         scan->events = kind >> EVENTS_SHIFT;
         scan->content = kind & ((1L << EVENTS_SHIFT) - 1);

@@ -72,19 +72,27 @@ nh_blocks(const char *d, Py_ssize_t len, const uint64_t *key, unsigned __int128 
     return sum + (unsigned __int128)(load64(last) + key[0]) * (load64(last + 8) + key[1]);
 }
 
-/* The blocks a (head, tail) pair takes; over MEMO_BLOCKS: no memo for that shape. */
+/* The blocks a (head, middle, tail) shape takes; over MEMO_BLOCKS: no memo for that shape. */
 static inline Py_ssize_t
-memo_blocks(Py_ssize_t head, Py_ssize_t tail)
+memo_blocks(Py_ssize_t head, Py_ssize_t mid, Py_ssize_t tail)
 {
-    return (head + 15) / 16 + (tail + 15) / 16;
+    return (head + 15) / 16 + (mid + 15) / 16 + (tail + 15) / 16;
 }
 
-/* The digest of d[0, head) and d[n - tail, n). */
-static void
-memo_digest(const char *d, Py_ssize_t n, Py_ssize_t head, Py_ssize_t tail, uint64_t out[2])
+/* The digest of d[0, head), of the `mid` bytes at `middle` (none: 0) and of d[n - tail, n).
+ * For one shape the three lengths are fixed, so the blocks stay a one-to-one encoding; with
+ * no middle it is the one-string digest (memo_probe writes that one out: a call less). */
+static inline void
+memo_digest(const char *d, Py_ssize_t n, Py_ssize_t head, const char *middle, Py_ssize_t mid,
+            Py_ssize_t tail, uint64_t out[2])
 {
+    const uint64_t *key = MEMO_KEY + 2 * ((head + 15) / 16);
     unsigned __int128 sum = nh_blocks(d, head, MEMO_KEY, 0);
-    sum = nh_blocks(d + n - tail, tail, MEMO_KEY + 2 * ((head + 15) / 16), sum);
+    if (mid != 0) {
+        sum = nh_blocks(middle, mid, key, sum);
+        key += 2 * ((mid + 15) / 16);
+    }
+    sum = nh_blocks(d + n - tail, tail, key, sum);
     out[0] = (uint64_t)sum;
     out[1] = (uint64_t)(sum >> 64);
 }
@@ -99,6 +107,20 @@ static unsigned char key_name_first[256]; /* 1: some key's name starts with this
  * '[' that starts no "[DONE]", and not one of the keys' names (as the whole string it would,
  * with the quotes around it, be that key). Backslashes are kept: without a quote no escape
  * reaches a key, and the classifiers never read the string's bytes otherwise. */
+static inline __attribute__((always_inline)) int
+memo_no_key_name(const char *v, Py_ssize_t len)
+{
+    if (len < 32 && (key_name_lengths >> len) & 1u && key_name_first[(unsigned char)v[0]]) {
+        for (int k = 0; k < K_COUNT; k++) {
+            if (KEYS[k].len - 2 == len && KEYS[k].text[1] == v[0] &&
+                memcmp(KEYS[k].text + 1, v, (size_t)len) == 0) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
 static int
 memo_value_plain(const char *v, Py_ssize_t len)
 {
@@ -113,15 +135,44 @@ memo_value_plain(const char *v, Py_ssize_t len)
             }
         }
     }
-    if (len < 32 && (key_name_lengths >> len) & 1u && key_name_first[(unsigned char)v[0]]) {
-        for (int k = 0; k < K_COUNT; k++) {
-            if (KEYS[k].len - 2 == len && KEYS[k].text[1] == v[0] &&
-                memcmp(KEYS[k].text + 1, v, (size_t)len) == 0) {
-                return 0;
+    return memo_no_key_name(v, len);
+}
+
+/* The closing quote of the plain string at v (memo_value_plain's test) when it comes before
+ * `limit`, NULL otherwise: a two-string memo's first string, whose length varies. */
+static const char *
+memo_value_close(const char *v, const char *limit)
+{
+    for (const char *p = v; p < limit; p++) {
+        if (MEMO_STOP[(unsigned char)*p]) {
+            if (*p == '"') {
+                return p > v && memo_no_key_name(v, p - v) ? p : NULL;
+            }
+            if (*p != '[' || (limit - p >= 6 && memcmp(p, "[DONE]", 6) == 0)) {
+                return NULL;
             }
         }
     }
-    return 1;
+    return NULL;
+}
+
+/* A two-string memo's probe (memo_probe's): the first string ends at its first quote; an
+ * escaped one there leaves a middle that does not digest as the memo's (or, byte for byte,
+ * is the memo's: the same answer). */
+static __attribute__((noinline)) long
+memo_probe_two(ScanBase *scan, const char *d, Py_ssize_t n)
+{
+    Py_ssize_t head = scan->memo_off, mid = scan->memo_mid, tail = scan->memo_tail;
+    if (n <= head + mid + tail) {
+        return 0;
+    }
+    const char *middle = memo_value_close(d + head, d + n - tail - mid);
+    if (middle == NULL || !memo_value_plain(middle + mid, d + n - tail - (middle + mid))) {
+        return 0;
+    }
+    uint64_t digest[2];
+    memo_digest(d, n, head, middle, mid, tail, digest);
+    return digest[0] == scan->memo_digest[0] && digest[1] == scan->memo_digest[1] ? CONTENT : 0;
 }
 
 /* classify's answer from the memo: CONTENT when the chunk has the memo's shape, else 0. */
@@ -129,143 +180,18 @@ static inline long
 memo_probe(ScanBase *scan, const char *d, Py_ssize_t n)
 {
     Py_ssize_t head = scan->memo_off, tail = scan->memo_tail;
-    if (tail == 0 || n <= head + tail || d[n - tail] != '"' || d[head - 1] != '"' ||
-        !memo_value_plain(d + head, n - tail - head)) {
+    if (tail == 0 || n <= head + tail || d[n - tail] != '"' || d[head - 1] != '"') {
         return 0;
     }
-    uint64_t digest[2];
-    memo_digest(d, n, head, tail, digest);
+    if (scan->memo_mid != 0) {
+        return memo_probe_two(scan, d, n);
+    }
+    if (!memo_value_plain(d + head, n - tail - head)) {
+        return 0;
+    }
+    unsigned __int128 sum = nh_blocks(d, head, MEMO_KEY, 0); /* memo_digest with no middle */
+    sum = nh_blocks(d + n - tail, tail, MEMO_KEY + 2 * ((head + 15) / 16), sum);
+    uint64_t digest[2] = {(uint64_t)sum, (uint64_t)(sum >> 64)};
     return digest[0] == scan->memo_digest[0] && digest[1] == scan->memo_digest[1] ? CONTENT : 0;
-}
-
-/* The quote before `p` (a quote in [d, p)), NULL when none. The bytes looked at are the
- * chunk's last ones, a few dozen: a loop, not a search. */
-static inline const char *
-quote_before(const char *d, const char *p)
-{
-    while (p > d) {
-        if (*--p == '"') {
-            return p;
-        }
-    }
-    return NULL;
-}
-
-/* The string the memo varies: from the chunk's end back, pair of quotes by pair (at most
- * MEMO_PAIRS), the first whose opening quote follows a colon (\s* around it) that does not
- * follow a "type" key; *value its first byte, *close its closing quote. 0: none, or an
- * escaped quote on the way (a content string with one would teach a shape the next chunk
- * does not have). That the quote opening the string is no key's closing quote, nor a "type"
- * value's opening one, is what the memo's answer needs (docs/architecture.md); which string
- * is taken only decides how often the memo hits: the last value, as the token, NDJSON and
- * Anthropic chunks end, or the one before an OpenAI chunk's "finish_reason" key. */
-#define MEMO_PAIRS 3
-static int
-memo_string(const char *d, Py_ssize_t n, const char **value, const char **close)
-{
-    const char *p = d + n;
-    for (int pair = 0; pair < MEMO_PAIRS; pair++) {
-        const char *c = quote_before(d, p), *o = c == NULL ? NULL : quote_before(d, c);
-        if (o == NULL || o == d || o[-1] == '\\' || c[-1] == '\\') {
-            return 0;
-        }
-        const char *q = o;
-        while (q > d && is_space(q[-1])) {
-            q--;
-        }
-        if (q > d && q[-1] == ':') {
-            for (q--; q > d && is_space(q[-1]); q--) {
-            }
-            if (q - d >= 6 && memcmp(q - 6, "\"type\"", 6) == 0) {
-                return 0; /* the string would be a "type" value: _JSON_TYPE reads it */
-            }
-            *value = o + 1;
-            *close = c;
-            return 1;
-        }
-        p = o;
-    }
-    return 0;
-}
-
-/* After classify answered CONTENT for an SSE or NDJSON chunk: remember its shape around its
- * string (memo_string) when that is plain, an SSE chunk has "data:" before it, its line is no
- * event line, and the scanner's sets are frozensets (a set could change under the memo). */
-static void
-memo_learn(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
-{
-    if (!memo_keyed || scan->memo_learns >= MEMO_LEARNS ||
-        !PyFrozenSet_CheckExact(scan->metadata) ||
-        !(is_none(scan->critical_names) || PyFrozenSet_CheckExact(scan->critical_names)) ||
-        !(is_none(scan->content_names) || PyFrozenSet_CheckExact(scan->content_names))) {
-        return;
-    }
-    const char *value, *close;
-    if (!memo_string(d, n, &value, &close) || !memo_value_plain(value, close - value)) {
-        return;
-    }
-    Py_ssize_t head = value - d, tail = d + n - close;
-    if (memo_blocks(head, tail) > MEMO_BLOCKS || (sse && find(d, head, "data:", 5) == NULL)) {
-        return;
-    }
-    /* the string's line must not be an event line (its name): it starts after an LF or a CR
-     * (NDJSON may hold CRs; an SSE chunk with one is never CONTENT) */
-    const char *line = value;
-    while (line > d && line[-1] != '\n' && line[-1] != '\r') {
-        line--;
-    }
-    if (value - line >= 6 && memcmp(line, "event:", 6) == 0) {
-        return;
-    }
-    uint64_t digest[2];
-    memo_digest(d, n, head, tail, digest);
-    if (scan->memo_tail != 0 && (scan->memo_off != head || scan->memo_tail != tail ||
-                                 scan->memo_digest[0] != digest[0] ||
-                                 scan->memo_digest[1] != digest[1])) {
-        scan->memo_learns += 1;
-        if (scan->memo_learns >= MEMO_LEARNS) {
-            scan->memo_tail = 0; /* the shape keeps changing: no more probes either */
-            return;
-        }
-    }
-    scan->memo_off = (uint16_t)head;
-    scan->memo_tail = (uint16_t)tail;
-    scan->memo_digest[0] = digest[0];
-    scan->memo_digest[1] = digest[1];
-}
-
-/* The memo's key, random per process (os.urandom). */
-static int
-memo_init(void)
-{
-    MEMO_STOP['"'] = MEMO_STOP['\n'] = MEMO_STOP['\r'] = MEMO_STOP['['] = 1;
-    for (int k = 0; k < K_COUNT; k++) {
-        key_name_lengths |= 1u << (KEYS[k].len - 2); /* every key is shorter than 34 */
-        key_name_first[(unsigned char)KEYS[k].text[1]] = 1;
-    }
-    PyObject *os = PyImport_ImportModule("os");
-    if (os == NULL) {
-        return -1;
-    }
-    PyObject *key = PyObject_CallMethod(os, "urandom", "n", (Py_ssize_t)sizeof(MEMO_KEY));
-    Py_DECREF(os);
-    if (key == NULL || !PyBytes_Check(key) ||
-        PyBytes_GET_SIZE(key) != (Py_ssize_t)sizeof(MEMO_KEY)) {
-        /* no randomness (an OSError): the kernel still works, without the memo */
-        Py_XDECREF(key);
-        PyErr_Clear();
-        memo_keyed = 0;
-        return 0;
-    }
-    memcpy(MEMO_KEY, PyBytes_AS_STRING(key), sizeof(MEMO_KEY));
-    Py_DECREF(key);
-    memo_keyed = 1;
-    return 0;
-}
-#else
-static int
-memo_init(void)
-{
-    return 0;
 }
 #endif

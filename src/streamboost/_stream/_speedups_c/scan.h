@@ -15,9 +15,11 @@ typedef struct {
     Py_ssize_t events, content; /* of the events the last chunk fed completed */
     char fast, openai_chat;
     /* The memo of the last content event's shape (see memo_probe): bytes [0, memo_off) and
-     * the last memo_tail bytes around its last string value; memo_tail 0: none. In the
-     * padding after the flags, plus the 16-byte digest: 16 bytes per stream. */
-    uint16_t memo_off, memo_tail;
+     * the last memo_tail bytes around its last string value, and with two strings (memo_mid
+     * not 0) the memo_mid bytes from the first one's closing quote to the second one;
+     * memo_tail 0: none. In the padding after the flags, plus the 16-byte digest: 24 bytes
+     * per stream. */
+    uint16_t memo_off, memo_mid, memo_tail;
     unsigned char memo_learns; /* memos replaced by another shape; MEMO_LEARNS: stop */
     char critical; /* the last chunk fed completed a critical event */
     uint64_t memo_digest[2];
@@ -56,7 +58,7 @@ find(const char *d, Py_ssize_t n, const char *needle, Py_ssize_t len)
         if (p == NULL) {
             return NULL;
         }
-        if (memcmp(p + 1, needle + 1, (size_t)(len - 1)) == 0) {
+        if (len == 2 ? p[1] == needle[1] : memcmp(p + 1, needle + 1, (size_t)(len - 1)) == 0) {
             return p;
         }
         p++;

@@ -43,21 +43,23 @@ static PyMemberDef ScanBase_members[] = {
     {NULL},
 };
 
-/* ScanBase._memo: (where the memo's content string starts, the bytes after it), None when
- * there is none; for the tests, which check that their streams reach the memo. */
+/* ScanBase._memo: (where the memo's first string starts, the bytes from its closing quote to
+ * the second string (0: one string), the bytes after the last string), None when there is
+ * none; for the tests, which check that their streams reach the memo. */
 static PyObject *
 ScanBase_memo(ScanBase *self, void *closure)
 {
 #ifdef MEMO
     if (self->memo_tail != 0) {
-        return Py_BuildValue("(nn)", (Py_ssize_t)self->memo_off, (Py_ssize_t)self->memo_tail);
+        return Py_BuildValue("(nnn)", (Py_ssize_t)self->memo_off, (Py_ssize_t)self->memo_mid,
+                             (Py_ssize_t)self->memo_tail);
     }
 #endif
     Py_RETURN_NONE;
 }
 
 static PyGetSetDef ScanBase_getset[] = {
-    {"_memo", (getter)ScanBase_memo, NULL, "The memo's (offset, tail), None: none.", NULL},
+    {"_memo", (getter)ScanBase_memo, NULL, "The memo's (offset, middle, tail), None: none.", NULL},
     {NULL},
 };
 

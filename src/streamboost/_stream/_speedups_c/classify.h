@@ -4,34 +4,39 @@
  */
 
 
-/* One whole event d[0, n) (SSE or NDJSON): GENERAL, CONTENT or OTHER, -1 on an error.
- * With critical events asked (coalescing), most keys are asked of every chunk: one walk finds
- * them all (scan_keys); without, an SSE chunk needs two or three, looked for one at a time. */
+/* One whole event d[0, n) (SSE or NDJSON): GENERAL, CONTENT or OTHER, -1 on an error; *next:
+ * where a chunk of several events has its first one end (classify_many starts there), NULL
+ * otherwise. With critical events asked (coalescing), most keys are asked of every chunk: one
+ * walk finds them all (scan_keys); without, an SSE chunk needs two or three, looked for one at
+ * a time. */
 static long
-classify_event(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
+classify_event(ScanBase *scan, const char *d, Py_ssize_t n, int sse, const char **next)
 {
     int critical_asked = !is_none(scan->critical_names);
     PyObject *content = is_none(scan->content_names) ? NULL : scan->content_names;
     Keys keys;
-    const char *lf, *cr;
-    lf = sse ? memchr(d, '\n', (size_t)n) : NULL;
-    if (lf != NULL && lf < d + n - 2 &&
-        (lf[1] == '\n' || find(lf + 1, d + n - lf - 1, "\n\n", 2) != d + n - 2)) {
-        /* A blank line before the end, or none: not one event (several are classify_many's),
-         * and none of the chunk-wide reads below (the CR search, the walk) is spent. */
+    const char *cr, *lf = memchr(d, '\n', (size_t)n);
+    *next = NULL;
+    /* A blank line (SSE) or a line end (NDJSON) before the end, or none: not one event, and
+     * none of the chunk-wide reads below (the CR search, the walk) is spent on it. */
+    if (sse && lf != NULL && lf < d + n - 2) {
+        const char *pair = lf[1] == '\n' ? lf : find(lf + 1, d + n - lf - 1, "\n\n", 2);
+        if (pair != d + n - 2) {
+            *next = pair == NULL ? NULL : pair + 2;
+            return GENERAL;
+        }
+    }
+    if (!sse && lf != NULL && lf < d + n - 1) {
+        *next = lf + 1;
         return GENERAL;
     }
     if (critical_asked) {
         if (scan_keys(d, n, scan->critical_names, content != NULL && sse, &keys) < 0) {
             return -1;
         }
-        lf = keys.first_lf < 0 ? NULL : d + keys.first_lf;
         cr = keys.any_cr ? d : NULL; /* only whether there is one is asked */
     }
     else {
-        if (!sse) {
-            lf = memchr(d, '\n', (size_t)n);
-        }
         cr = sse ? memchr(d, '\r', (size_t)n) : NULL; /* NDJSON: asked below when needed */
     }
     if (sse) {
@@ -100,9 +105,10 @@ classify_event(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
 /* A chunk of several whole events and nothing more (a relay's read, an app's own batch):
  * each event classified as if it were a chunk of its own, the answer packed as
  * events << EVENTS_SHIFT | content events; GENERAL when one of them is not sure (critical,
- * usage, a blank line between events, a CR) or when the chunk ends inside an event. */
+ * usage, a blank line between events, a CR) or when the chunk ends inside an event. `first`:
+ * where the first event ends, as classify_event found it. */
 static long
-classify_many(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
+classify_many(ScanBase *scan, const char *d, Py_ssize_t n, int sse, const char *first)
 {
     /* No chunk-wide CR search: each event is either the memo's (no CR in its digested bytes
      * nor, by MEMO_STOP, in its string) or classify_event's (GENERAL on any CR), so a CR
@@ -112,21 +118,21 @@ classify_many(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
     }
     const char *p = d, *end = d + n;
     long events = 0, content = 0, most = (1L << EVENTS_SHIFT) - 1;
+    const char *stop = first, *unused; /* the first event's end: classify_event found it */
     while (p < end) {
-        const char *stop = sse ? find(p, end - p, "\n\n", 2)
-                               : (const char *)memchr(p, '\n', (size_t)(end - p));
-        if (stop == NULL) {
-            return GENERAL; /* an odd LF after the last blank line: the general path's */
-        }
-        stop += sse ? 2 : 1;
-        if (stop == end && p == d) {
-            return GENERAL; /* one event, which classify_event was not sure of */
+        if (p != d) {
+            stop = sse ? find(p, end - p, "\n\n", 2)
+                       : (const char *)memchr(p, '\n', (size_t)(end - p));
+            if (stop == NULL) {
+                return GENERAL; /* an odd LF after the last blank line: the general path's */
+            }
+            stop += sse ? 2 : 1;
         }
         long kind =
 #ifdef MEMO
             scan->memo_tail != 0 && memo_probe(scan, p, stop - p) ? CONTENT :
 #endif
-            classify_event(scan, p, stop - p, sse);
+            classify_event(scan, p, stop - p, sse, &unused);
         if (kind <= 0 || ++events > most) {
             return kind < 0 ? -1 : GENERAL;
         }
@@ -154,8 +160,9 @@ classify_bytes(ScanBase *scan, const char *d, Py_ssize_t n)
         return CONTENT;
     }
 #endif
-    long kind = classify_event(scan, d, n, sse);
-    return kind == GENERAL ? classify_many(scan, d, n, sse) : kind;
+    const char *next;
+    long kind = classify_event(scan, d, n, sse, &next);
+    return kind == GENERAL && next != NULL ? classify_many(scan, d, n, sse, next) : kind;
 }
 
 /* ScanBase.classify: GENERAL, or the whole events `body` holds and how many carry output

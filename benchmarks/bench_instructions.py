@@ -27,8 +27,11 @@ measured block of ``streamboost-otel`` and ``otel-asgi`` ends with a collection 
 Shapes: ``token`` (``data: {"token": "..."}``), ``openai`` (``chat.completion.chunk`` with id,
 created, model, choices, delta content and ``finish_reason: null``), ``ndjson``
 (``{"token":"..."}`` lines, ``application/x-ndjson``), ``anthropic`` (Messages
-``event: content_block_delta`` with a ``text_delta``), ``text`` (``text/plain`` chunks), and two
-shapes whose chunks are not one event each: ``batched`` (two OpenAI events per chunk) and
+``event: content_block_delta`` with a ``text_delta``), ``text`` (``text/plain`` chunks),
+``openai-live`` (a chat chunk as OpenAI's API sends it today: service tier, fingerprint,
+logprobs and the ``obfuscation`` padding of varying length after the content), ``crlf`` (the
+token shape with CRLF line endings, as sse-starlette's ``EventSourceResponse`` and Gemini's API
+write them), and two shapes whose chunks are not one event each: ``batched`` (two OpenAI events per chunk) and
 ``relay`` (the OpenAI stream cut every 300 bytes, as a relay's reads of an upstream arrive).
 
 How it counts: one child Python process per configuration runs under
@@ -79,7 +82,17 @@ CONFIGS = (
     "otel-asgi",
 )
 PEERS = ("instrumentator", "starlette-exporter", "otel-asgi")
-SHAPES = ("token", "openai", "ndjson", "anthropic", "text", "openai-live", "batched", "relay")
+SHAPES = (
+    "token",
+    "openai",
+    "ndjson",
+    "anthropic",
+    "text",
+    "openai-live",
+    "crlf",
+    "batched",
+    "relay",
+)
 # Requests per counted block (callgrind runs Python some 50x slower).
 REQUESTS = {1: 40, 20: 16, 200: 6}
 QUICK_REQUESTS = {1: 12, 20: 6, 200: 3}
@@ -116,6 +129,11 @@ def _openai_live(i: int) -> bytes:
     )
 
 
+def _crlf(i: int) -> bytes:
+    # sse-starlette's EventSourceResponse ends its lines CRLF (and so does Gemini's API).
+    return b'data: {"token": " tok%d"}\r\n\r\n' % i
+
+
 def _ndjson(i: int) -> bytes:
     return b'{"token":" tok%d"}\n' % i
 
@@ -136,6 +154,7 @@ SHAPE_CHUNKS: dict[str, tuple[Callable[[int], bytes], str]] = {
     "token": (_token, "text/event-stream"),
     "openai": (_openai, "text/event-stream"),
     "openai-live": (_openai_live, "text/event-stream"),
+    "crlf": (_crlf, "text/event-stream"),
     "ndjson": (_ndjson, "application/x-ndjson"),
     "anthropic": (_anthropic, "text/event-stream"),
     "text": (_text, "text/plain"),

@@ -121,6 +121,10 @@ def test_a_chunk_of_whole_events_is_the_kernels(native: bool) -> None:
     assert classify(openai("a") + openai(finish="stop")) == _table.GENERAL  # critical: flush
     assert classify(openai("a") + openai("b")[:-1]) == _table.GENERAL  # ends inside one
     assert classify(openai("a") + b"\n\n" + openai("b")) == _table.GENERAL  # a blank event
-    assert classify(openai("a").replace(b"\n\n", b"\r\n\r\n") * 2) == _table.GENERAL  # CRs
+    crlf = openai("a").replace(b"\n\n", b"\r\n\r\n")
+    assert classify(crlf * 2) == 2 << shift | 2  # CRLF lines: the LF version's answer
+    assert classify(crlf + openai("b")) == _table.GENERAL  # mixed line endings
+    assert classify(crlf.replace(b"\r\n\r\n", b"\r\n\n")) == _table.GENERAL
+    assert classify(crlf.replace(b"\r\n\r\n", b"\r\r")) == _table.GENERAL  # CR only
     usage = b'data: {"usage": {"total_tokens": 3}}\n\n'
     assert classify(openai("a") + usage) == _table.GENERAL  # the scanner reads usage

@@ -262,7 +262,9 @@ ODD_PIECES = (
         openai("x") + openai("y")[:-1],  # two events, the second unterminated
         openai("x") + b"\n\n" + openai("y"),  # a blank line between them
         openai("x")[:-1],  # unterminated
-        openai("x").replace(b"\n\n", b"\r\n\r\n"),  # CR line endings: the general path
+        openai("x").replace(b"\n\n", b"\r\n\n"),  # mixed line endings: the general path
+        openai("x").replace(b"\n\n", b"\r\r"),  # CR line endings: the general path
+        openai("x", finish="stop").replace(b"\n\n", b"\r\n\r\n"),  # CRLF, critical
         b"data: [DONE]\n\n",
         b'data: {"type":"done"}\n\n',
         b'data: {"type" : "error", "x": 1}\n\n',

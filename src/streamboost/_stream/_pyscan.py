@@ -85,6 +85,13 @@ class PyScanBase:
         fmt = self.fmt
         if fmt == FORMAT_CHUNKS:
             return CONTENT  # every chunk is an event, never critical
+        if fmt == FORMAT_SSE and b"\r" in body:
+            # Lines that all end CRLF (sse-starlette's, Gemini's): the LF version's answer,
+            # the same lines to the SSE spec and to the general path; mixed endings are its.
+            crlf = body.count(b"\r\n")
+            if crlf != body.count(b"\r") or crlf != body.count(b"\n"):
+                return GENERAL
+            body = body.replace(b"\r\n", b"\n")
         kind = _classify_event(self, body)
         if kind:
             return kind

@@ -4,6 +4,8 @@
  */
 
 
+static long classify_crlf(ScanBase *scan, const char *d, Py_ssize_t n);
+
 /* One whole event d[0, n) (SSE or NDJSON): GENERAL, CONTENT or OTHER, -1 on an error; *next:
  * where a chunk of several events has its first one end (classify_many starts there), NULL
  * otherwise. With critical events asked (coalescing), most keys are asked of every chunk: one
@@ -17,6 +19,9 @@ classify_event(ScanBase *scan, const char *d, Py_ssize_t n, int sse, const char 
     Keys keys;
     const char *cr, *lf = memchr(d, '\n', (size_t)n);
     *next = NULL;
+    if (sse && lf != NULL && lf > d && lf[-1] == '\r') {
+        return classify_crlf(scan, d, n); /* sse-starlette's and Gemini's line endings */
+    }
     /* A blank line (SSE) or a line end (NDJSON) before the end, or none: not one event, and
      * none of the chunk-wide reads below (the CR search, the walk) is spent on it. */
     if (sse && lf != NULL && lf < d + n - 2) {
@@ -95,7 +100,7 @@ classify_event(ScanBase *scan, const char *d, Py_ssize_t n, int sse, const char 
         return -1;
     }
 #ifdef MEMO
-    if (tokens) {
+    if (tokens && !crlf_busy) { /* (a CRLF chunk's LF version: the chunk itself is learned) */
         memo_learn(scan, d, n, sse);
     }
 #endif
@@ -130,7 +135,7 @@ classify_many(ScanBase *scan, const char *d, Py_ssize_t n, int sse, const char *
         }
         long kind =
 #ifdef MEMO
-            scan->memo_tail != 0 && memo_probe(scan, p, stop - p) ? CONTENT :
+            scan->memo_tail != 0 && !crlf_busy && memo_probe(scan, p, stop - p) ? CONTENT :
 #endif
             classify_event(scan, p, stop - p, sse, &unused);
         if (kind <= 0 || ++events > most) {
@@ -140,6 +145,51 @@ classify_many(ScanBase *scan, const char *d, Py_ssize_t n, int sse, const char *
         p = stop;
     }
     return events < 2 ? GENERAL : events << EVENTS_SHIFT | content;
+}
+
+/* An SSE chunk whose lines end CRLF (sse-starlette's EventSourceResponse writes them so, and
+ * Gemini's API): classified as its LF version, the same lines by the SSE spec and to the
+ * general path (its patterns take either ending: docs/architecture.md, "CRLF events"), then
+ * learned by the memo as it is. GENERAL when the endings are mixed (a CR alone, an LF
+ * alone) or the chunk is over the buffer. */
+static long
+classify_crlf(ScanBase *scan, const char *d, Py_ssize_t n)
+{
+    if (crlf_busy || n > CRLF_SIZE) {
+        return GENERAL;
+    }
+    char *out = crlf_buffer;
+    const char *p = d, *end = d + n;
+    while (p < end) {
+        const char *cr = memchr(p, '\r', (size_t)(end - p)), *stop = cr == NULL ? end : cr;
+        if (memchr(p, '\n', (size_t)(stop - p)) != NULL) {
+            return GENERAL; /* an LF without its CR */
+        }
+        memcpy(out, p, (size_t)(stop - p));
+        out += stop - p;
+        if (cr == NULL) {
+            break;
+        }
+        if (cr + 1 == end || cr[1] != '\n') {
+            return GENERAL; /* a CR alone */
+        }
+        *out++ = '\n';
+        p = cr + 2;
+    }
+    Py_ssize_t size = out - crlf_buffer;
+    const char *next;
+    crlf_busy = 1; /* no memo on the LF version, and no second buffer */
+    long kind = classify_event(scan, crlf_buffer, size, 1, &next);
+    if (kind == GENERAL && next != NULL) {
+        kind = classify_many(scan, crlf_buffer, size, 1, next);
+    }
+    crlf_busy = 0;
+#ifdef MEMO
+    if (kind == CONTENT) {
+        memo_learn(scan, d, n, 1);
+    }
+#endif
+    return kind;
 }
 
 /* classify() of d[0, n) (non-empty) whatever the scanner's pending bytes. */

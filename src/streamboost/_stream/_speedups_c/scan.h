@@ -66,6 +66,12 @@ find(const char *d, Py_ssize_t n, const char *needle, Py_ssize_t len)
     return NULL;
 }
 
+/* Where classify_crlf writes a CRLF chunk's LF version (one per process: the GIL is held;
+ * crlf_busy also keeps the memo off that copy). */
+#define CRLF_SIZE 8192
+static char crlf_buffer[CRLF_SIZE];
+static int crlf_busy;
+
 static inline int
 is_space(char c)
 {

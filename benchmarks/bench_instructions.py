@@ -31,8 +31,9 @@ created, model, choices, delta content and ``finish_reason: null``), ``ndjson``
 ``openai-live`` (a chat chunk as OpenAI's API sends it today: service tier, fingerprint,
 logprobs and the ``obfuscation`` padding of varying length after the content), ``crlf`` (the
 token shape with CRLF line endings, as sse-starlette's ``EventSourceResponse`` and Gemini's API
-write them), and two shapes whose chunks are not one event each: ``batched`` (two OpenAI events per chunk) and
-``relay`` (the OpenAI stream cut every 300 bytes, as a relay's reads of an upstream arrive).
+write them), and two shapes whose chunks are not one event each: ``batched`` (two OpenAI events
+per chunk) and ``relay`` (the OpenAI stream cut every 300 bytes, as a relay's reads of an
+upstream arrive).
 
 How it counts: one child Python process per configuration runs under
 ``valgrind --tool=callgrind --dump-before=getpgrp``; it builds the app and warms up every shape

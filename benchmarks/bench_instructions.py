@@ -33,7 +33,7 @@ logprobs and the ``obfuscation`` padding of varying length after the content), `
 token shape with CRLF line endings, as sse-starlette's ``EventSourceResponse`` and Gemini's API
 write them), and two shapes whose chunks are not one event each: ``batched`` (two OpenAI events
 per chunk) and ``relay`` (the OpenAI stream cut every 300 bytes, as a relay's reads of an
-upstream arrive).
+upstream arrive), also as ``relay-crlf`` with CRLF line endings.
 
 How it counts: one child Python process per configuration runs under
 ``valgrind --tool=callgrind --dump-before=getpgrp``; it builds the app and warms up every shape
@@ -93,6 +93,7 @@ SHAPES = (
     "crlf",
     "batched",
     "relay",
+    "relay-crlf",
 )
 # Requests per counted block (callgrind runs Python some 50x slower).
 REQUESTS = {1: 40, 20: 16, 200: 6}
@@ -167,6 +168,10 @@ CHUNKS = {shape: [make(i) for i in range(max(SIZES))] for shape, (make, _) in SH
 _RELAYED = b"".join(_openai(i) for i in range(2 * max(SIZES)))
 CHUNKS["batched"] = [_openai(2 * i) + _openai(2 * i + 1) for i in range(max(SIZES))]
 CHUNKS["relay"] = [_RELAYED[i : i + 300] for i in range(0, 300 * max(SIZES), 300)]
+# The same relay of an upstream whose lines end CRLF (sse-starlette's, Gemini's).
+_RELAYED_CRLF = _RELAYED.replace(b"\n", b"\r\n")
+CHUNKS["relay-crlf"] = [_RELAYED_CRLF[i : i + 300] for i in range(0, 300 * max(SIZES), 300)]
+SHAPE_CHUNKS["relay-crlf"] = (_openai, "text/event-stream")
 SHAPE_CHUNKS["batched"] = SHAPE_CHUNKS["relay"] = (_openai, "text/event-stream")
 
 

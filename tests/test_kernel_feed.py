@@ -36,6 +36,8 @@ EVENTS = (
     b"data: cr\r\n\r\n",
     b"data: x\r\r",
     b"  \n\n",
+    b'data: {"token":" b"}\r\n\r\n',
+    b"event: ping\r\ndata: {}\r\n\r\n",
 )
 LINES = (
     b'{"token":" a"}\n',
@@ -105,3 +107,42 @@ def test_feed_fast_leaves_what_it_is_not_sure_of(native: bool) -> None:
         assert _state(scan) == before
     scan.fast = False
     assert feed_fast(scan, token[5:]) == -1
+
+
+# Events no scanner here refuses (none critical, no usage) and none blank.
+_PLAIN = (EVENTS[0], EVENTS[1], EVENTS[3], EVENTS[4], EVENTS[5], EVENTS[9])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.lists(st.sampled_from(_PLAIN), min_size=1, max_size=12),
+    cuts=st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=12),
+    critical=st.booleans(),
+)
+def test_a_stream_of_crlf_lines_cut_anywhere_is_the_kernels(
+    events: list[bytes], cuts: list[int], critical: bool
+) -> None:
+    """Every line ending CRLF (sse-starlette's, Gemini's), the stream cut anywhere: the C
+    kernel finds what the general path finds and takes every chunk but one that ends in a CR
+    after an LF (which may end a blank line) and the one after it (whose LF may be that
+    CRLF's rest): the general path decides those; none of these events is critical."""
+    stream = b"".join(events).replace(b"\n", b"\r\n")
+    kernel, reference = (_scanner(_table.FORMAT_SSE, critical, False) for _ in range(2))
+    reference.fast = False
+    at, after_cr = 0, False
+    for cut in cuts:
+        chunk = stream[at : at + cut]
+        at += cut
+        if not chunk:
+            break
+        expected = reference.feed(chunk)
+        end = kernel.feed_fast(chunk) if _kernel.NATIVE else -1
+        if end < 0:
+            assert kernel.feed(chunk) == expected
+        else:
+            assert end == expected
+        assert _state(kernel) == _state(reference), chunk
+        ends_blank = stream[at - 2 : at] == b"\n\r"  # LF CR: a blank line, or a CRLF's start
+        if _kernel.NATIVE and not ends_blank and not after_cr:
+            assert end >= 0, chunk
+        after_cr = ends_blank

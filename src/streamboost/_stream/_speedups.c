@@ -88,6 +88,7 @@ static Py_ssize_t GAP_N;
 #include "_speedups_c/memo.h"
 #include "_speedups_c/memo_learn.h"
 #include "_speedups_c/classify.h"
+#include "_speedups_c/feed_crlf.h"
 #include "_speedups_c/feed.h"
 #include "_speedups_c/scan_type.h"
 #include "_speedups_c/batch.h"

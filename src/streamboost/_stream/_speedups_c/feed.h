@@ -4,22 +4,6 @@
  * a chunk completes.
  */
 
-/* The last LF in d[0, n), NULL: none (memrchr where the C library has it). */
-static inline const char *
-last_lf(const char *d, Py_ssize_t n)
-{
-#ifdef __GLIBC__
-    return memrchr(d, '\n', (size_t)n);
-#else
-    while (n > 0) {
-        if (d[--n] == '\n') {
-            return d + n;
-        }
-    }
-    return NULL;
-#endif
-}
-
 /* Where the unfinished event's pieces and a chunk's prefix are joined to be classified: a
  * buffer kept for the process (the GIL is held throughout), so a relay's read costs no
  * allocation; `scratch_busy` guards against a re-entry (classify_bytes runs no Python code
@@ -65,7 +49,7 @@ joined(PyObject *pieces, const char *d, Py_ssize_t n, Py_ssize_t *size_out, PyOb
 
 /* Where EventScanner.feed(data) would end data's prefix at an event boundary (*end; 0: data
  * completes no event) and, packed as classify packs them, the events that prefix completes;
- * -2 when not sure (a CR, a critical event, token usage, a scanner not fast); -1 on an
+ * -2 when not sure (mixed line endings, a critical event, token usage, a scanner not fast); -1 on an
  * error. Changes nothing: scan_commit does, so a caller may still hand the chunk on whole.
  * `data` is non-empty bytes. */
 static long
@@ -83,6 +67,7 @@ scan_peek(ScanBase *scan, PyObject *data, Py_ssize_t *end)
         return -2;
     }
     char last = 0; /* the unfinished event's last byte: a boundary can straddle chunks */
+    Py_ssize_t first = 0; /* where the unfinished event ends (CRLF: crlf_bounds says) */
     if (partial != NULL) {
         PyObject *piece = PyList_GET_ITEM(partial, PyList_GET_SIZE(partial) - 1);
         if (!PyBytes_CheckExact(piece) || PyBytes_GET_SIZE(piece) == 0) {
@@ -102,17 +87,22 @@ scan_peek(ScanBase *scan, PyObject *data, Py_ssize_t *end)
                 *end = lf - d + 1;
                 break;
             }
+            if (lf[-1] == '\r') {
+                break; /* CRLF lines (or mixed): crlf_bounds' below, with the CR found */
+            }
             below = lf - 1; /* lf[-1] is no LF either */
         }
         if (*end == 0 && d[0] == '\n' && last == '\n') {
             *end = 1;
         }
-        /* With a CR the line endings mix (CR CR, LF CR...) and the boundary above may be
-         * wrong: the general path finds them. Only the bytes past it are searched here: an
-         * event before it with a CR anywhere is GENERAL to classify (the memo's events have
-         * none, classify_event refuses one), and the unfinished event's earlier pieces were
-         * searched as they came. */
-        if (last == '\r' || memchr(d + *end, '\r', (size_t)(n - *end)) != NULL) {
+        /* With a CR the line endings are CRLF (crlf_bounds finds the boundaries) or mixed
+         * (CR CR, LF CR...: the general path finds them). Only the bytes past the boundary
+         * above are searched here: an event before it with a CR is GENERAL to classify (the
+         * memo's events have none, classify_event takes one only where every line of the
+         * chunk ends CRLF, which the LF pair above rules out), and the unfinished event's
+         * earlier pieces were searched as they came. */
+        if ((last == '\r' || memchr(d + *end, '\r', (size_t)(n - *end)) != NULL) &&
+            crlf_bounds(partial, d, n, end, &first) < 0) {
             return -2;
         }
     }
@@ -130,8 +120,10 @@ scan_peek(ScanBase *scan, PyObject *data, Py_ssize_t *end)
     else {
         /* The unfinished event's pieces and its end, joined to be classified; the events
          * after it are classified where they lie (no copy). */
-        Py_ssize_t first;
-        if (!sse) {
+        if (first > 0) {
+            /* crlf_bounds found it */
+        }
+        else if (!sse) {
             first = (const char *)memchr(d, '\n', (size_t)*end) - d + 1;
         }
         else if (last == '\n' && d[0] == '\n') {

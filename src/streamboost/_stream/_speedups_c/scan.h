@@ -1,4 +1,4 @@
-/* ScanBase's fields and GC slots, and the two byte helpers every classifier uses (find, is_space).
+/* ScanBase's fields and GC slots, and the byte helpers the classifiers use (find, last_lf, is_space).
  * Its classify() and type object come after the walk and the memo (classify.h). A part of
  * _speedups.c, included in order: one translation unit, so the classifiers inline into classify.
  */
@@ -64,6 +64,22 @@ find(const char *d, Py_ssize_t n, const char *needle, Py_ssize_t len)
         p++;
     }
     return NULL;
+}
+
+/* The last LF in d[0, n), NULL: none (memrchr where the C library has it). */
+static inline const char *
+last_lf(const char *d, Py_ssize_t n)
+{
+#ifdef __GLIBC__
+    return memrchr(d, '\n', (size_t)n);
+#else
+    while (n > 0) {
+        if (d[--n] == '\n') {
+            return d + n;
+        }
+    }
+    return NULL;
+#endif
 }
 
 /* Where classify_crlf writes a CRLF chunk's LF version (one per process: the GIL is held;

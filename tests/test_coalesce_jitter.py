@@ -30,8 +30,8 @@ async def _feed(
     kernel: Kernel, gaps: list[int], *, split: bool = False, send_timeout: float | None = None
 ) -> tuple[Any, ...]:
     """The first token, then one event per gap (milliseconds of loop time before it); each
-    event one chunk, or two (``split``: a relay's cut, the kernel's split path; the rule sees
-    each chunk, so a cut event's second chunk counts a short gap of its own). Returns
+    event one chunk, or two (``split``: a relay's cut, the kernel's split path; the first
+    piece ends no event, so the rule sees only the second, as if the event were whole). Returns
     what the server got once everything was due, the record, and whether a flusher was made."""
     loop = asyncio.get_running_loop()
     stream, writes = driven_stream(CoalesceConfig(window=WINDOW, send_timeout=send_timeout), kernel)

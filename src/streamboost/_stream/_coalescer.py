@@ -9,11 +9,13 @@ backpressure threshold for whole events); the flusher task, the window timer and
 are ``_flusher.Flusher``'s, made at the first batch that needs one (a sparse stream never
 does); every write, bounded by ``send_timeout``, is ``_writes.BoundedWrites.write``.
 
-- A chunk is written at once, by the caller, while ``eager`` is set (until the first token has
-  gone out), after a window idle, or unless it and the chunk before it each came within half a
-  window (``quiet_gap``) of the one before: a slower feed gives a batch no company, and one
-  short gap is jitter (a late loop step, then an on-time one), not a burst (``near``: the last
-  gap was short). Also while the loop's timers fire over a quarter window late (``_lag``).
+- A chunk that ends an event is written at once, by the caller, while ``eager`` is set (until
+  the first token has gone out), after a window idle, or unless its gap and the gap before
+  were both under half a window (``quiet_gap``): a slower feed gives a batch no company, and
+  one short gap is jitter (a late loop step, then an on-time one), not a burst (``near``: the
+  last gap was short). A gap is between events: from the last chunk that ended one; a chunk
+  that ends none (a relay's read cut inside an event) is no observation. Also while the
+  loop's timers fire over a quarter window late (``_lag``).
 - Otherwise chunks buffer. A batch is written when ``window`` seconds have passed since its
   first byte was buffered, when it holds ``max_events`` events or ``max_bytes`` bytes, or at
   once (with everything before it) when a critical event arrives; at the next turn when a
@@ -82,7 +84,7 @@ class CoalescerCore(BatchBase, BoundedWrites):
         # owner allows it (``Coalesced``: no send_timeout to bound it, no health timer).
         self.write_now = False
         self.due = _INF  # loop time the oldest buffered byte must be written by
-        # The last chunk the rules decided: its loop time, whether its gap was under quiet_gap.
+        # The last chunk decided that ended an event: its loop time, whether its gap was short.
         self.last_event, self.near = _NEVER, False
         # What the caller writes itself after WRITE_NOW (its content events wait in
         # ready_content, which is 0 then: nothing is buffered or in flight).
@@ -133,19 +135,19 @@ class CoalescerCore(BatchBase, BoundedWrites):
                 self.wake(True)  # due already: the timer is late (a loaded loop)
             return code
         now = self.loop_clock()
-        short = now - self.last_event < self.quiet_gap  # one short gap is jitter; two: a burst
-        quiet = not (short and self.near)
-        self.last_event, self.near = now, short or self.eager
-        if (
-            complete
-            and not self.ready
-            and not self.inflight
-            and (self.eager or quiet or now - self.last_write >= self.window or self.lag.late)
-        ):
-            self._now = self._complete(data, complete)
-            self.ready_content += content
-            self.due = now + self.window if self.partial is not None else _INF
-            return WRITE_NOW
+        if complete:  # a piece that ends no event (a relay's cut read) is no gap observation
+            short = now - self.last_event < self.quiet_gap  # one short gap: jitter; two: a burst
+            quiet = not (short and self.near)
+            self.last_event, self.near = now, short or self.eager
+            if (
+                not self.ready
+                and not self.inflight
+                and (self.eager or quiet or now - self.last_write >= self.window or self.lag.late)
+            ):
+                self._now = self._complete(data, complete)
+                self.ready_content += content
+                self.due = now + self.window if self.partial is not None else _INF
+                return WRITE_NOW
         if self.due == _INF:
             self.due = now + self.window
         if not complete:
@@ -154,11 +156,8 @@ class CoalescerCore(BatchBase, BoundedWrites):
             else:
                 self.partial.append(data)
             self.pending_bytes += len(data)
-            return (
-                FULL
-                if self.ready_bytes + self.pending_bytes + self.inflight >= self.max_buffer
-                else 0
-            )
+            full = self.ready_bytes + self.pending_bytes + self.inflight >= self.max_buffer
+            return FULL if full else 0
         was_empty = not self.ready
         size = self.pending_bytes + complete
         parts = self._complete(data, complete)

@@ -140,8 +140,8 @@ class PyBatchBase:
     loop: Any  # the event loop
     loop_clock: Any  # its time(), as a plain callable (``_ready.loop_clock``): stamps the rules
     eager: bool  # every event goes out at once (until the first token is out)
-    last_event: float  # loop time of the last chunk the rules decided
-    near: bool  # ... which came within quiet_gap of the one before it (its gap was short)
+    last_event: float  # loop time of the last chunk the rules decided that ended an event
+    near: bool  # ... which came within quiet_gap of the one before it that did (short gap)
     last_write: float  # loop time of the last write
     quiet_gap: float  # an event this long after the previous one goes out at once
     window: float  # an event this long after the last write goes out at once

@@ -193,9 +193,11 @@ class PySender:
 
     def _now(self, batch: PyBatchBase, body: bytes, message: Message) -> Awaitable[None]:
         """No batch waiting: the Coalescer's write-at-once rule (eager until the first
-        token, the event ``quiet_gap`` or more after the one before or after a chunk that was
-        (``near``: one short gap is jitter), a window since the last write, or a lagging
-        loop) for whole events, taken here: the app's own message goes to the server."""
+        token, the events ``quiet_gap`` or more after the last chunk that ended one or after a
+        chunk that was (``near``: one short gap is jitter), a window since the last write, or
+        a lagging loop) for whole events, taken here: the app's own message goes to the
+        server. A chunk of whole events ends one, so it is always a gap observation; one that
+        ends none is ``offer``'s (the general send), which leaves the gap alone."""
         kind = self.scan.classify(body)  # type: ignore[union-attr]
         if not kind:
             return self._batch_general(message)

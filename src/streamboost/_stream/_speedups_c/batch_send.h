@@ -46,7 +46,8 @@ batch_split(Sender *self, BatchBase *b, PyObject *body, PyObject *message)
         goto done;
     }
     Py_DECREF(t);
-    int short_gap = now - b->last_event < b->quiet_gap; /* one is jitter; two in a row: a burst */
+    /* from the last chunk that ended an event; one short gap is jitter, two in a row a burst */
+    int short_gap = now - b->last_event < b->quiet_gap;
     int empty = b->ready == NULL || is_none(b->ready) ||
                 (PyList_CheckExact(b->ready) && PyList_GET_SIZE(b->ready) == 0);
     if (end > 0 && empty && b->inflight == 0 &&
@@ -67,12 +68,10 @@ batch_split(Sender *self, BatchBase *b, PyObject *body, PyObject *message)
     rec->chunks_in += 1;
     rec->events += events;
     record_produced(rec, content, at);
-    b->last_event = now;
-    b->near = (char)(short_gap || b->eager);
     if (b->due == Py_HUGE_VAL) {
         b->due = now + b->window;
     }
-    if (end == 0) { /* the unfinished event goes on */
+    if (end == 0) { /* the unfinished event goes on: a piece that ends none is no gap seen */
         if (pieces == NULL) {
             PyObject *list = PyList_New(1);
             if (list == NULL) {
@@ -88,6 +87,8 @@ batch_split(Sender *self, BatchBase *b, PyObject *body, PyObject *message)
         code = b->ready_bytes + b->pending_bytes + b->inflight >= b->max_buffer ? FULL : 0;
     }
     else {
+        b->last_event = now; /* a gap is between events: from the last chunk that ended one */
+        b->near = (char)(short_gap || b->eager);
         Py_ssize_t size = b->pending_bytes + end;
         PyObject *head = end == n ? Py_NewRef(body)
                                   : PyBytes_FromStringAndSize(PyBytes_AS_STRING(body), end);
@@ -147,11 +148,11 @@ done:
 }
 
 /* No batch waiting: the Coalescer's write-at-once rule (eager until the first token, the
- * event at least `quiet_gap` after the one before or after a chunk that was (`near`: one
- * short gap is jitter), a window since the last write, or a loop
- * whose timers fire more than a quarter window late) for whole
- * events, taken here: the app's own message goes to the server, as in direct mode, so
- * a sparse stream costs no Python per event. Anything else: the general send. */
+ * events at least `quiet_gap` after the last chunk that ended one, or after a chunk that was
+ * (`near`: one short gap is jitter), a window since the last write, or a loop whose timers
+ * fire more than a quarter window late) for whole events, taken here: the app's own message
+ * goes to the server, as in direct mode, so a sparse stream costs no Python per event.
+ * Anything else: the general send. */
 static PyObject *
 batch_now(Sender *self, BatchBase *b, PyObject *body, PyObject *message)
 {
@@ -175,7 +176,7 @@ batch_now(Sender *self, BatchBase *b, PyObject *body, PyObject *message)
     }
     Py_DECREF(t);
     int short_gap = now - b->last_event < b->quiet_gap; /* one is jitter; two in a row: a burst */
-    int quiet = !(short_gap && b->near);
+    int quiet = !(short_gap && b->near); /* whole events: this chunk ends one, so it counts */
     b->last_event = now;
     b->near = (char)(short_gap || b->eager);
     if (!(b->eager || quiet || now - b->last_write >= b->window || loop_late(b))) {

@@ -9,6 +9,8 @@ completed, critical, and the unfinished event's bytes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -54,6 +56,17 @@ def _state(scan: EventScanner) -> tuple[object, ...]:
     return scan.events, scan.content, scan.critical, scan.pending, partial
 
 
+def _cut(stream: bytes, cuts: list[int]) -> Iterator[tuple[bytes, int]]:
+    """The stream's chunks at `cuts` bytes each, with where each ends in the stream."""
+    at = 0
+    for cut in cuts:
+        chunk = stream[at : at + cut]
+        at += cut
+        if not chunk:
+            return
+        yield chunk, at
+
+
 def _scanner(fmt: int, critical: bool, content: bool) -> EventScanner:
     names = frozenset({b"content_block_delta"}) if content else None
     return EventScanner(fmt, critical=NAMES if critical else None, metadata=METADATA, content=names)
@@ -75,12 +88,7 @@ def test_feed_fast_finds_what_the_general_path_finds(
     fmt = _table.FORMAT_SSE if sse else _table.FORMAT_LINES
     kernel, twin, reference = (_scanner(fmt, critical, content) for _ in range(3))
     reference.fast = False
-    at = 0
-    for cut in cuts:
-        chunk = stream[at : at + cut]
-        at += cut
-        if not chunk:
-            break
+    for chunk, _ in _cut(stream, cuts):
         expected = reference.feed(chunk)
         assert kernel.feed(chunk) == expected
         end = PyScanBase.feed_fast(twin, chunk)
@@ -129,12 +137,8 @@ def test_a_stream_of_crlf_lines_cut_anywhere_is_the_kernels(
     stream = b"".join(events).replace(b"\n", b"\r\n")
     kernel, reference = (_scanner(_table.FORMAT_SSE, critical, False) for _ in range(2))
     reference.fast = False
-    at, after_cr = 0, False
-    for cut in cuts:
-        chunk = stream[at : at + cut]
-        at += cut
-        if not chunk:
-            break
+    after_cr = False
+    for chunk, at in _cut(stream, cuts):
         expected = reference.feed(chunk)
         end = kernel.feed_fast(chunk) if _kernel.NATIVE else -1
         if end < 0:

@@ -13,20 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import openai
 import pytest
-from prometheus_client import CollectorRegistry
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 from tests.coalesce_apps import Records
+from tests.relay_apps import relay_app
 
-from streamboost import StreamBoost
 from streamboost._cli._loopback import uvicorn_in_thread
 from upstream_apps import DONE, chunk
 
@@ -67,27 +60,6 @@ def upstream_of(events: list[bytes]) -> Any:
     return upstream
 
 
-def relay_app(upstream_url: str, records: Records, coalesce: bool) -> StreamBoost:
-    async def completions(request: Request) -> Response:
-        client = httpx.AsyncClient(timeout=10)
-        response = await client.send(client.build_request("GET", upstream_url), stream=True)
-
-        async def relayed() -> AsyncIterator[bytes]:
-            try:
-                async for piece in response.aiter_raw():
-                    yield piece
-            finally:
-                await response.aclose()
-                await client.aclose()
-
-        return StreamingResponse(relayed(), media_type="text/event-stream")
-
-    app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
-    return StreamBoost(
-        app, coalesce=coalesce, registry=CollectorRegistry(), observers=[records], otel=False
-    )
-
-
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 @pytest.mark.parametrize("coalesce", [False, True], ids=["direct", "coalesced"])
 def test_a_relay_of_cut_reads_reaches_the_openai_sdk_whole_and_counted(
@@ -95,7 +67,9 @@ def test_a_relay_of_cut_reads_reaches_the_openai_sdk_whole_and_counted(
 ) -> None:
     records, events = Records(), SHAPES[shape]
     with uvicorn_in_thread(upstream_of(events)) as upstream_url:
-        relay = relay_app(upstream_url, records, coalesce)
+        relay = relay_app(
+            upstream_url, records, coalesce=coalesce, path="/v1/chat/completions", methods=("POST",)
+        )
         with (
             uvicorn_in_thread(relay) as url,
             openai.OpenAI(base_url=url + "/v1", api_key="relay", max_retries=0) as client,

@@ -2,7 +2,7 @@
 
 An upstream on real uvicorn writes an OpenAI-shaped event every ``SPACING`` seconds, each in
 ``CUT`` pieces a couple of milliseconds apart; a StreamBoost-wrapped Starlette app, also on
-real uvicorn, relays its reads (``async for chunk in response.aiter_bytes(): yield chunk``);
+real uvicorn, relays its reads (``async for chunk in response.aiter_raw(): yield chunk``);
 a real httpx client stamps each event as it arrives. The write-at-once rule's gap is between
 events (a piece that ends none is no gap observation), so each event goes out when its last
 piece arrives. Before, the pieces' short gaps made the event's end look like a burst's: it
@@ -17,18 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from prometheus_client import CollectorRegistry
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 from tests.coalesce_apps import Records
+from tests.relay_apps import relay_app
 
-from streamboost import CoalesceConfig, StreamBoost
+from streamboost import CoalesceConfig
 from streamboost._cli._loopback import uvicorn_in_thread
 from upstream_apps import chunk
 
@@ -62,37 +57,14 @@ def upstream(last_piece_at: list[float]) -> Any:
     return app
 
 
-def relay_app(upstream_url: str, records: Records) -> StreamBoost:
-    async def relay(request: Request) -> Response:
-        client = httpx.AsyncClient(timeout=10)
-        response = await client.send(client.build_request("GET", upstream_url), stream=True)
-
-        async def relayed() -> AsyncIterator[bytes]:
-            try:
-                async for piece in response.aiter_bytes():
-                    yield piece
-            finally:
-                await response.aclose()
-                await client.aclose()
-
-        return StreamingResponse(relayed(), media_type="text/event-stream")
-
-    app = Starlette(routes=[Route("/relay", relay)])
-    return StreamBoost(
-        app,
-        coalesce=CoalesceConfig(window=WINDOW),
-        registry=CollectorRegistry(),
-        observers=[records],
-        otel=False,
-    )
-
-
 def test_a_sparse_relay_of_cut_events_has_each_event_sent_when_its_last_piece_comes() -> None:
     records, last_piece_at, arrived = Records(), list[float](), list[float]()
     received = b""
     with (
         uvicorn_in_thread(upstream(last_piece_at)) as upstream_url,
-        uvicorn_in_thread(relay_app(upstream_url, records)) as url,
+        uvicorn_in_thread(
+            relay_app(upstream_url, records, coalesce=CoalesceConfig(window=WINDOW))
+        ) as url,
         httpx.Client(timeout=10) as client,
         client.stream("GET", url + "/relay") as response,
     ):

@@ -175,10 +175,15 @@ memo_probe_two(ScanBase *scan, const char *d, Py_ssize_t n)
     return digest[0] == scan->memo_digest[0] && digest[1] == scan->memo_digest[1] ? CONTENT : 0;
 }
 
+static long memo_probe_holes(ScanBase *scan, const char *d, Py_ssize_t n); /* memo_holes.h */
+
 /* classify's answer from the memo: CONTENT when the chunk has the memo's shape, else 0. */
 static inline long
 memo_probe(ScanBase *scan, const char *d, Py_ssize_t n)
 {
+    if (__builtin_expect(scan->memo_holes != 0, 0)) {
+        return memo_probe_holes(scan, d, n);
+    }
     Py_ssize_t head = scan->memo_off, tail = scan->memo_tail;
     if (tail == 0 || n <= head + tail || d[n - tail] != '"' || d[head - 1] != '"') {
         return 0;

@@ -84,6 +84,10 @@ memo_learn(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
         !(is_none(scan->content_names) || PyFrozenSet_CheckExact(scan->content_names))) {
         return;
     }
+    if (scan->memo_tail != 0 && (scan->memo_mid != 0 || scan->memo_holes != 0) &&
+        memo_learn_holes(scan, d, n, sse)) {
+        return; /* a memo of two strings or of holes missed: the chunk's holes (memo_holes.h) */
+    }
     const char *value, *close, *first, *first_close;
     if (!memo_string(d, n, &value, &close) || !memo_value_plain(value, close - value) ||
         on_event_line(d, value)) {
@@ -117,6 +121,7 @@ memo_learn(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
             return;
         }
     }
+    scan->memo_holes = 0;
     scan->memo_off = (uint16_t)head;
     scan->memo_mid = (uint16_t)mid;
     scan->memo_tail = (uint16_t)tail;
@@ -129,6 +134,7 @@ static int
 memo_init(void)
 {
     MEMO_STOP['"'] = MEMO_STOP['\n'] = MEMO_STOP['\r'] = MEMO_STOP['['] = 1;
+    memo_holes_init();
     for (int k = 0; k < K_COUNT; k++) {
         key_name_lengths |= 1u << (KEYS[k].len - 2); /* every key is shorter than 34 */
         key_name_first[(unsigned char)KEYS[k].text[1]] = 1;

@@ -74,7 +74,9 @@ on_event_line(const char *d, const char *value)
  * learned where there are two such: an OpenAI chat chunk's "content" and the "obfuscation"
  * OpenAI pads every chunk with, random characters of varying length. A two-string memo is
  * kept when this chunk's first string is not plain (a quote in the content): one such chunk
- * does not make the stream's shape change twice. */
+ * does not make the stream's shape change twice. When a memo of two strings or of holes
+ * missed a chunk whose two strings are plain, the chunk's shape of holes is learned
+ * (memo_learn_holes) where it has one. */
 static void
 memo_learn(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
 {
@@ -83,10 +85,6 @@ memo_learn(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
         !(is_none(scan->critical_names) || PyFrozenSet_CheckExact(scan->critical_names)) ||
         !(is_none(scan->content_names) || PyFrozenSet_CheckExact(scan->content_names))) {
         return;
-    }
-    if (scan->memo_tail != 0 && (scan->memo_mid != 0 || scan->memo_holes != 0) &&
-        memo_learn_holes(scan, d, n, sse)) {
-        return; /* a memo of two strings or of holes missed: the chunk's holes (memo_holes.h) */
     }
     const char *value, *close, *first, *first_close;
     if (!memo_string(d, n, &value, &close) || !memo_value_plain(value, close - value) ||
@@ -98,11 +96,15 @@ memo_learn(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
     if (scan->memo_tail != 0) {
         if (memo_string(d, value - 1 - d, &first, &first_close) &&
             memo_value_plain(first, first_close - first) && !on_event_line(d, first)) {
+            if ((scan->memo_mid != 0 || scan->memo_holes != 0) &&
+                memo_learn_holes(scan, d, n, sse)) {
+                return; /* two strings or holes missed: the chunk's holes (memo_holes.h) */
+            }
             middle = first_close;
             mid = value - first_close;
             head = first - d;
         }
-        else if (scan->memo_mid != 0) {
+        else if (scan->memo_mid != 0 || scan->memo_holes != 0) {
             return;
         }
     }

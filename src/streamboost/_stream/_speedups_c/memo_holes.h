@@ -104,9 +104,9 @@ memo_probe_holes(ScanBase *scan, const char *d, Py_ssize_t n)
 }
 
 /* 1 when the opening quote `open` of a string ending at `close` may be a string hole: after a
- * colon (\s* around it) that follows no "type" key, plain, not on an event line; 0 when not, or
- * empty; -1 when a hole but for its bytes (a quote, a line end, [DONE], a key's name): one
- * such chunk (a content "[DONE]") does not replace the memo. */
+ * colon (\s* around it) that follows no "type" key, plain, not on an event line; 0 when not
+ * (empty, a key's name: "chat.completion.chunk"); -1 when a hole but for a stop byte (a quote,
+ * a line end, [DONE]): one such chunk (a content "[DONE]") does not replace the memo. */
 static int
 memo_string_hole(const char *d, const char *colon, const char *open, const char *close)
 {
@@ -120,7 +120,8 @@ memo_string_hole(const char *d, const char *colon, const char *open, const char 
     if (close == open + 1 || on_event_line(d, open + 1)) {
         return 0;
     }
-    return memo_value_plain(open + 1, close - open - 1) ? 1 : -1;
+    Py_ssize_t len = close - open - 1;
+    return memo_value_plain(open + 1, len) ? 1 : memo_no_key_name(open + 1, len) ? -1 : 0;
 }
 
 /* 1 when d[a, b) (MEMO_NUM bytes) may be a number hole: `"key":` or `"key": ` before it, the

@@ -332,3 +332,70 @@ def test_numbers_outside_a_keys_value_are_no_holes(shape: tuple[bytes | str, ...
         _alike(pair, chunk)
         memo = pair[0]._memo
         assert memo is None or (len(memo) == 3 or "N" not in memo[3]), memo
+
+
+@needs_native
+@pytest.mark.parametrize("critical", [False, True])
+def test_a_number_on_an_event_line_is_no_hole(critical: bool) -> None:
+    """An event line's name is the rest of its line: a number there (`event: {"a":1}`, a name
+    in the stream's metadata) must stay digested, or a chunk naming a metadata event would
+    be the memo's content."""
+    pair = _pair("auto", critical, SSE)
+    for scan in pair:
+        scan.metadata = frozenset({b'{"a":1}'})
+    shape = (b'event: {"a":', N, b'}\ndata: {"b":"', S, b'","c":"', S, b'"}\n\n')
+    for i in (0, 2, 3, 4, 5, 6):
+        chunk = _chunk(shape, [b"%d" % i, b"s%d" % i, b"x" * i], {})
+        assert _alike(pair, chunk) == CONTENT
+    assert _alike(pair, _chunk(shape, [b"1", b"s", b"xy"], {})) == OTHER
+
+
+@needs_native
+@pytest.mark.parametrize("critical", [False, True])
+def test_a_null_is_no_number(critical: bool) -> None:
+    """A chat chunk's `"content":` followed by a number has content, by `null` has none: the
+    number hole takes number bytes only, so `null` there gets the walk's answer."""
+    pair = _pair("openai", critical, SSE)
+    shape = (
+        b'data: {"id":"',
+        S,
+        b'","object":"chat.completion.chunk","choices":[{"delta":{"content":',
+        N,
+        b'}}],"x":"',
+        S,
+        b'","y":"',
+        S,
+        b'"}\n\n',
+    )
+    for i in range(1, 6):
+        chunk = _chunk(shape, [b"c%d" % i, b"%d" % (i * 11), b"s" * i, b"t%d" % i], {})
+        assert _alike(pair, chunk) == CONTENT
+    memo = pair[0]._memo
+    assert memo is not None and memo[3] == "SNSS", memo
+    assert _alike(pair, _chunk(shape, [b"c", b"null", b"s", b"t"], {})) == OTHER
+    assert _alike(pair, _chunk(shape, [b"c", b"-1.5e3", b"s", b"t"], {})) == CONTENT
+
+
+@needs_native
+@pytest.mark.parametrize("critical", [False, True])
+def test_a_string_hole_that_a_gap_makes_a_key_refuses_a_key_name(critical: bool) -> None:
+    """Where the gap after a string hole starts with a colon the string is a key: learned
+    from names that are no key's, the memo must refuse a key's name there."""
+    pair = _pair("auto", critical, SSE)
+    shape = (
+        b'data: {"m":"',
+        S,
+        b'":{"total_tokens":1},"c":"',
+        S,
+        b'","d":"',
+        S,
+        b'","e":',
+        N,
+        b"}\n\n",
+    )
+    for i in range(1, 5):
+        chunk = _chunk(shape, [b"n%d" % i, b"s" * i, b"t%d" % i, b"%d" % i], {})
+        assert _alike(pair, chunk) == CONTENT
+    memo = pair[0]._memo
+    assert memo is not None and memo[3] == "SNSSN", memo  # total_tokens a hole too
+    assert _alike(pair, _chunk(shape, [b"usage", b"s", b"t", b"7"], {})) == GENERAL

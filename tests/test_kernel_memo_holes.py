@@ -12,6 +12,8 @@ test_kernel_memo.py.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -87,7 +89,12 @@ _SWITCHES: dict[tuple[str, int], tuple[bytes, ...]] = {
         b'","logprobs":[],"finish_reason":"',
         b'":{"x":1},"obfuscation":"',
     ),
-    ("responses", 12): (b'"}\n\n', b'"}\r\n\r\n', b'"}\n\ndata: [DONE]\n\n', b'","type":"error"}\n\n'),
+    ("responses", 12): (
+        b'"}\n\n',
+        b'"}\r\n\r\n',
+        b'"}\n\ndata: [DONE]\n\n',
+        b'","type":"error"}\n\n',
+    ),
     ("gemini", 0): (
         b'data: {"candidates": [{"content": {"parts": [{"text": "',
         b'event: error\r\ndata: {"candidates": [{"content": {"parts": [{"text": "',
@@ -190,19 +197,21 @@ def test_chunks_with_varying_holes_are_classified_alike(
         if switches is not None:
             fixed[at] = switches[pick % len(switches)]
         ordinary = _hole_values(shape, i)
-        chosen = [v if v is not None else ordinary[h] for h, v in zip(range(len(ordinary)), values)]
+        chosen = [
+            v if v is not None else ordinary[h] for h, v in enumerate(values[: len(ordinary)])
+        ]
         # Most chunks ordinary (so the stream reaches the memo), the rest hostile.
         _alike(pair, _chunk(shape, chosen if i % 3 == 2 else ordinary, fixed))
         _alike(pair, _chunk(shape, _hole_values(shape, i + 1, 2), fixed))
 
 
-def _reach(name: str, preset: str = "auto", critical: bool = False) -> tuple[object, object]:
+def _reach(name: str, preset: str = "auto", critical: bool = False) -> tuple[Any, Any]:
     """A pair of scanners whose C one reached the memo of holes of `name`'s shape."""
     shape = _SHAPES[name]
     pair = _pair(preset, critical, SSE)
     for i in range(3):
         assert _alike(pair, _chunk(shape, _hole_values(shape, i), {})) == CONTENT
-    memo = pair[0]._memo  # type: ignore[attr-defined]
+    memo = pair[0]._memo
     kinds = "".join(part for part in shape if isinstance(part, str))
     assert memo is not None and memo[3] == kinds, memo
     return pair
@@ -262,11 +271,11 @@ def test_every_byte_of_the_fixed_parts_is_in_the_digest(name: str) -> None:
         if chunk[at : at + 1] == b"\r":
             continue
         pair = _reach(name)
-        memo = pair[0]._memo  # type: ignore[attr-defined]
+        memo = pair[0]._memo
         broken = chunk[:at] + b"\r" + chunk[at + 1 :]
         assert _alike(pair, broken) == GENERAL, at
         assert _alike(pair, _chunk(shape, _hole_values(shape, 7), {})) == CONTENT
-        assert pair[0]._memo == memo  # type: ignore[attr-defined]
+        assert pair[0]._memo == memo
 
 
 @needs_native
@@ -300,13 +309,13 @@ def test_values_that_change_the_answer_are_refused(
     second event, a CR) gets the walk's answer, and the memo answers the next chunk."""
     shape = _SHAPES[name]
     pair = _reach(name, "auto", critical)
-    memo = pair[0]._memo  # type: ignore[attr-defined]
+    memo = pair[0]._memo
     values = _hole_values(shape, 9)
     values[value[0]] = value[1]
     assert _alike(pair, _chunk(shape, values, {})) == answer
     if answer != CONTENT:
         assert _alike(pair, _chunk(shape, _hole_values(shape, 11), {})) == CONTENT
-        assert pair[0]._memo == memo  # type: ignore[attr-defined]
+        assert pair[0]._memo == memo
 
 
 @needs_native
@@ -319,7 +328,7 @@ def test_values_that_change_the_answer_are_refused(
         (b'data: {"a b":', N, b',"b":"', S, b'","c":"', S, b'"}\n\n'),
         (b'data: {"ab":  ', N, b',"b":"', S, b'","c":"', S, b'"}\n\n'),
         (b'data: {"ab":', N, b':1,"b":"', S, b'","c":"', S, b'"}\n\n'),
-        (b'event: x:', N, b',\ndata: {"b":"', S, b'","c":"', S, b'"}\n\n'),
+        (b"event: x:", N, b',\ndata: {"b":"', S, b'","c":"', S, b'"}\n\n'),
     ],
 )
 def test_numbers_outside_a_keys_value_are_no_holes(shape: tuple[bytes | str, ...]) -> None:
@@ -343,11 +352,11 @@ def test_a_number_on_an_event_line_is_no_hole(critical: bool) -> None:
     pair = _pair("auto", critical, SSE)
     for scan in pair:
         scan.metadata = frozenset({b'{"a":1}'})
-    shape = (b'event: {"a":', N, b'}\ndata: {"b":"', S, b'","c":"', S, b'"}\n\n')
+    shape = (b'data: {"b":"', S, b'","c":"', S, b'"}\nevent: {"a":', N, b"}\n\n")
     for i in (0, 2, 3, 4, 5, 6):
-        chunk = _chunk(shape, [b"%d" % i, b"s%d" % i, b"x" * i], {})
+        chunk = _chunk(shape, [b"s%d" % i, b"x" * i, b"%d" % i], {})
         assert _alike(pair, chunk) == CONTENT
-    assert _alike(pair, _chunk(shape, [b"1", b"s", b"xy"], {})) == OTHER
+    assert _alike(pair, _chunk(shape, [b"s", b"xy", b"1"], {})) == OTHER
 
 
 @needs_native

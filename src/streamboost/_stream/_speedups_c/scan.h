@@ -20,7 +20,7 @@ typedef struct {
      * memo_tail 0: none. A memo of holes (memo_holes not 0, memo_mid 0) has memo_holes
      * values that vary, strings and numbers (bit h of memo_kinds: hole h is a number), the
      * memo_gap[h] bytes from hole h's end to hole h + 1 (memo_holes.h). After the flags, plus
-     * the 16-byte digest: 48 bytes per stream. */
+     * the 16-byte digest: 44 bytes per stream (+16 for the holes). */
     uint16_t memo_off, memo_mid, memo_tail;
     unsigned char memo_learns; /* memos replaced by another shape; MEMO_LEARNS: stop */
     char critical; /* the last chunk fed completed a critical event */

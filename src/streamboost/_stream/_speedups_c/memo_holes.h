@@ -21,7 +21,8 @@ static unsigned char MEMO_IDENT[256]; /* a number's key's bytes: A-Z a-z 0-9 _ *
 static int on_event_line(const char *d, const char *value); /* memo_learn.h */
 
 /* memo_value_close(v, end) (the closing quote of a plain string), 16 bytes at a time with SSE2
- * where it is built for x86-64: a '[' goes back to memo_value_close, which tells "[DONE]". */
+ * where it is built for x86-64, then (or after a '[') a byte at a time. Its own loop: a second
+ * caller of memo_value_close would keep it out of memo_probe_two. */
 static inline const char *
 memo_hole_close(const char *v, const char *end)
 {
@@ -36,10 +37,7 @@ memo_hole_close(const char *v, const char *end)
                          _mm_or_si128(_mm_cmpeq_epi8(x, cr), _mm_cmpeq_epi8(x, bracket))));
         if (stops != 0) {
             p += __builtin_ctz((unsigned)stops);
-            if (*p == '"') {
-                return p > v && memo_no_key_name(v, p - v) ? p : NULL;
-            }
-            return *p == '[' ? memo_value_close(v, end) : NULL;
+            break; /* the loop below tells that byte */
         }
     }
 #endif
@@ -48,7 +46,9 @@ memo_hole_close(const char *v, const char *end)
             if (*p == '"') {
                 return p > v && memo_no_key_name(v, p - v) ? p : NULL;
             }
-            return *p == '[' ? memo_value_close(v, end) : NULL;
+            if (*p != '[' || (end - p >= 6 && memcmp(p, "[DONE]", 6) == 0)) {
+                return NULL;
+            }
         }
     }
     return NULL;
@@ -59,7 +59,7 @@ memo_hole_close(const char *v, const char *end)
  * more) and the gap after it, then the tail, and the head, gaps and tail digest as the memo's.
  * The lengths of head, gaps and tail are the shape's, so the blocks digested are a one-to-one
  * encoding of those bytes, as in memo_digest. */
-static __attribute__((noinline)) long
+static long
 memo_probe_holes(ScanBase *scan, const char *d, Py_ssize_t n)
 {
     Py_ssize_t head = scan->memo_off, tail = scan->memo_tail;
@@ -227,7 +227,7 @@ memo_learn_holes(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
         }
     }
     scan->memo_off = (uint16_t)head;
-    scan->memo_mid = 0;
+    scan->memo_mid = MEMO_MID_HOLES;
     scan->memo_tail = (uint16_t)tail;
     scan->memo_holes = (unsigned char)holes;
     scan->memo_kinds = (uint16_t)kinds;

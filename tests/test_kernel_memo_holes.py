@@ -408,3 +408,71 @@ def test_a_string_hole_that_a_gap_makes_a_key_refuses_a_key_name(critical: bool)
     memo = pair[0]._memo
     assert memo is not None and memo[3] == "SNSSN", memo  # total_tokens a hole too
     assert _alike(pair, _chunk(shape, [b"usage", b"s", b"t", b"7"], {})) == GENERAL
+
+
+_OLLAMA: tuple[bytes | str, ...] = (
+    b'{"model":"llama3.2","created_at":"',
+    S,
+    b'","message":{"role":"assistant","content":"',
+    S,
+    b'"},"done":false,"eval_count":',
+    N,
+    b',"eval_duration":',
+    N,
+    b"}\n",
+)
+_OLLAMA_SWITCHES = (
+    b'"},"done":false,"eval_count":',
+    b'"},"done":true,"usage":',
+    b'"},"type":"error","eval_count":',
+    b'"}}\n{"eval_count":',
+    b'"}\r,"eval_count":',
+)
+
+
+@needs_native
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.lists(st.one_of(st.none(), _NUMBERS, _VALUES), min_size=4, max_size=4),
+            st.one_of(st.none(), st.sampled_from(_OLLAMA_SWITCHES)),
+        ),
+        min_size=1,
+        max_size=14,
+    ),
+    preset=st.sampled_from(sorted(PRESETS)),
+    critical=st.booleans(),
+)
+def test_ndjson_chunks_with_varying_holes_are_classified_alike(
+    steps: list[tuple[list[bytes | None], bytes | None]], preset: str, critical: bool
+) -> None:
+    """NDJSON lines (Ollama's chat stream: a timestamp, the content, counts) with ordinary and
+    hostile holes and a middle sometimes switched: every answer is the Python twin's, and an
+    ordinary stream reaches the memo of holes."""
+    pair = _pair(preset, critical, LINES)
+    fixed: dict[int, bytes] = {}
+    for i in range(3):
+        assert _alike(pair, _chunk(_OLLAMA, _hole_values(_OLLAMA, i), fixed)) == CONTENT
+    memo = pair[0]._memo
+    assert memo is not None and memo[3] == "SSSSNN", memo  # the model and role too
+    for i, (values, switch) in enumerate(steps):
+        if switch is not None:
+            fixed[4] = switch
+        ordinary = _hole_values(_OLLAMA, i + 3)
+        chosen = [v if v is not None else ordinary[h] for h, v in enumerate(values)]
+        _alike(pair, _chunk(_OLLAMA, chosen, fixed))
+        _alike(pair, _chunk(_OLLAMA, _hole_values(_OLLAMA, i + 4, 1), fixed))
+
+
+@needs_native
+def test_digits_in_a_type_value_are_no_hole() -> None:
+    """`"type":"ab:1,"` has digits after a colon, but inside a "type" value (the key's closing
+    quote is not right before the colon): a critical name there must stay digested."""
+    pair = _pair("auto", True, SSE)
+    for scan in pair:
+        scan.critical_names = frozenset({b"ab:1,"})
+    shape = (b'data: {"type":"ab:', N, b',","b":"', S, b'","c":"', S, b'"}\n\n')
+    for i in (0, 2, 3, 4, 5, 6):
+        assert _alike(pair, _chunk(shape, [b"%d" % i, b"s%d" % i, b"x" * i], {})) == CONTENT
+    assert _alike(pair, _chunk(shape, [b"1", b"s", b"xy"], {})) == GENERAL

@@ -29,7 +29,10 @@ created, model, choices, delta content and ``finish_reason: null``), ``ndjson``
 (``{"token":"..."}`` lines, ``application/x-ndjson``), ``anthropic`` (Messages
 ``event: content_block_delta`` with a ``text_delta``), ``text`` (``text/plain`` chunks),
 ``openai-live`` (a chat chunk as OpenAI's API sends it today: service tier, fingerprint,
-logprobs and the ``obfuscation`` padding of varying length after the content), ``crlf`` (the
+logprobs and the ``obfuscation`` padding of varying length after the content), ``responses``
+(OpenAI's Responses API ``response.output_text.delta`` events: a counting ``sequence_number``,
+the delta and the padding), ``gemini`` (Gemini's ``streamGenerateContent`` chunks: CRLF, the
+text before the role and growing token counts), ``crlf`` (the
 token shape with CRLF line endings, as sse-starlette's ``EventSourceResponse`` and Gemini's API
 write them), and two shapes whose chunks are not one event each: ``batched`` (two OpenAI events
 per chunk) and ``relay`` (the OpenAI stream cut every 300 bytes, as a relay's reads of an
@@ -90,6 +93,8 @@ SHAPES = (
     "anthropic",
     "text",
     "openai-live",
+    "responses",
+    "gemini",
     "crlf",
     "batched",
     "relay",
@@ -131,6 +136,29 @@ def _openai_live(i: int) -> bytes:
     )
 
 
+def _responses(i: int) -> bytes:
+    # OpenAI's Responses API: a typed event whose sequence_number counts up (its length
+    # varies), the delta string and the obfuscation padding of varying length.
+    pad = _OBFUSCATION[: 1 + (i * 5) % len(_OBFUSCATION)]
+    return (
+        b"event: response.output_text.delta\n"
+        b'data: {"type":"response.output_text.delta","sequence_number":%d,'
+        b'"item_id":"msg_68a1b2c3d4e5f60718293a4b","output_index":0,"content_index":0,'
+        b'"delta":" tok%d","logprobs":[],"obfuscation":"%s"}\n\n' % (i + 4, i, pad)
+    )
+
+
+def _gemini(i: int) -> bytes:
+    # Gemini's API (streamGenerateContent?alt=sse): CRLF line endings, the text string
+    # before the role, index and usage metadata, whose token counts grow.
+    return (
+        b'data: {"candidates": [{"content": {"parts": [{"text": " tok%d"}],"role": "model"},'
+        b'"index": 0}],"usageMetadata": {"promptTokenCount": 5,"candidatesTokenCount": %d,'
+        b'"totalTokenCount": %d},"modelVersion": "gemini-2.0-flash",'
+        b'"responseId": "mQ2yaPq-Hc2vgLUPw4vR8Qs"}\r\n\r\n' % (i, i + 1, i + 6)
+    )
+
+
 def _crlf(i: int) -> bytes:
     # sse-starlette's EventSourceResponse ends its lines CRLF (and so does Gemini's API).
     return b'data: {"token": " tok%d"}\r\n\r\n' % i
@@ -156,6 +184,8 @@ SHAPE_CHUNKS: dict[str, tuple[Callable[[int], bytes], str]] = {
     "token": (_token, "text/event-stream"),
     "openai": (_openai, "text/event-stream"),
     "openai-live": (_openai_live, "text/event-stream"),
+    "responses": (_responses, "text/event-stream"),
+    "gemini": (_gemini, "text/event-stream"),
     "crlf": (_crlf, "text/event-stream"),
     "ndjson": (_ndjson, "application/x-ndjson"),
     "anthropic": (_anthropic, "text/event-stream"),

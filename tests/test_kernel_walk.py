@@ -389,10 +389,11 @@ def test_setting_a_rule_field_forgets_the_memo() -> None:
 
 @needs_native
 def test_a_stream_whose_shape_keeps_changing_stops_learning() -> None:
-    """A field outside the content string that changes in every chunk (an id per chunk)
-    makes the memo miss each time: after a few shapes the stream stops learning (and
-    probing), and every answer is still the Python one's."""
-    chunks = [(_PLAIN % (b" tok", b"null")).replace(b"chatcmpl-1", b"c%d" % i) for i in range(20)]
+    """Bytes outside the values that change in every chunk (a key per chunk: a value that
+    changes, an id per chunk, is a hole of the memo) make the memo miss each time: after a
+    few shapes the stream stops learning (and probing), and every answer is still the
+    Python one's."""
+    chunks = [(_PLAIN % (b" tok", b"null")).replace(b'"id"', b'"i%d"' % i) for i in range(20)]
     assert _memo_stream_alike(chunks[:1], "auto", True)._memo is not None
     native = _memo_stream_alike(chunks, "auto", True)
     assert native._memo is None

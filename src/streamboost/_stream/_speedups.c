@@ -86,6 +86,7 @@ static Py_ssize_t GAP_N;
 #include "_speedups_c/find.h"
 #include "_speedups_c/rules.h"
 #include "_speedups_c/memo.h"
+#include "_speedups_c/memo_holes.h"
 #include "_speedups_c/memo_learn.h"
 #include "_speedups_c/classify.h"
 #include "_speedups_c/feed_crlf.h"

@@ -159,10 +159,16 @@ memo_value_close(const char *v, const char *limit)
 /* A two-string memo's probe (memo_probe's): the first string ends at its first quote; an
  * escaped one there leaves a middle that does not digest as the memo's (or, byte for byte,
  * is the memo's: the same answer). */
+#define MEMO_MID_HOLES 0xFFFF /* memo_mid of a memo of holes (memo_holes.h) */
+static long memo_probe_holes(ScanBase *scan, const char *d, Py_ssize_t n);
+
 static __attribute__((noinline)) long
 memo_probe_two(ScanBase *scan, const char *d, Py_ssize_t n)
 {
     Py_ssize_t head = scan->memo_off, mid = scan->memo_mid, tail = scan->memo_tail;
+    if (mid == MEMO_MID_HOLES) {
+        return memo_probe_holes(scan, d, n);
+    }
     if (n <= head + mid + tail) {
         return 0;
     }
@@ -175,13 +181,15 @@ memo_probe_two(ScanBase *scan, const char *d, Py_ssize_t n)
     return digest[0] == scan->memo_digest[0] && digest[1] == scan->memo_digest[1] ? CONTENT : 0;
 }
 
-/* classify's answer from the memo: CONTENT when the chunk has the memo's shape, else 0. */
+/* classify's answer from the memo: CONTENT when the chunk has the memo's shape, else 0. A
+ * memo of holes (memo_mid MEMO_MID_HOLES) is asked where the one and two-string tests end:
+ * those shapes pay nothing for it on a hit. */
 static inline long
 memo_probe(ScanBase *scan, const char *d, Py_ssize_t n)
 {
     Py_ssize_t head = scan->memo_off, tail = scan->memo_tail;
     if (tail == 0 || n <= head + tail || d[n - tail] != '"' || d[head - 1] != '"') {
-        return 0;
+        return tail != 0 && scan->memo_mid == MEMO_MID_HOLES ? memo_probe_holes(scan, d, n) : 0;
     }
     if (scan->memo_mid != 0) {
         return memo_probe_two(scan, d, n);

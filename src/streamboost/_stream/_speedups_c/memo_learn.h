@@ -74,7 +74,9 @@ on_event_line(const char *d, const char *value)
  * learned where there are two such: an OpenAI chat chunk's "content" and the "obfuscation"
  * OpenAI pads every chunk with, random characters of varying length. A two-string memo is
  * kept when this chunk's first string is not plain (a quote in the content): one such chunk
- * does not make the stream's shape change twice. */
+ * does not make the stream's shape change twice. When a memo of two strings or of holes
+ * missed a chunk whose two strings are plain, the chunk's shape of holes is learned
+ * (memo_learn_holes) where it has one. */
 static void
 memo_learn(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
 {
@@ -94,11 +96,15 @@ memo_learn(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
     if (scan->memo_tail != 0) {
         if (memo_string(d, value - 1 - d, &first, &first_close) &&
             memo_value_plain(first, first_close - first) && !on_event_line(d, first)) {
+            if ((scan->memo_mid != 0 || scan->memo_holes != 0) &&
+                memo_learn_holes(scan, d, n, sse)) {
+                return; /* two strings or holes missed: the chunk's holes (memo_holes.h) */
+            }
             middle = first_close;
             mid = value - first_close;
             head = first - d;
         }
-        else if (scan->memo_mid != 0) {
+        else if (scan->memo_mid != 0 || scan->memo_holes != 0) {
             return;
         }
     }
@@ -117,6 +123,7 @@ memo_learn(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
             return;
         }
     }
+    scan->memo_holes = 0;
     scan->memo_off = (uint16_t)head;
     scan->memo_mid = (uint16_t)mid;
     scan->memo_tail = (uint16_t)tail;
@@ -129,6 +136,7 @@ static int
 memo_init(void)
 {
     MEMO_STOP['"'] = MEMO_STOP['\n'] = MEMO_STOP['\r'] = MEMO_STOP['['] = 1;
+    memo_holes_init();
     for (int k = 0; k < K_COUNT; k++) {
         key_name_lengths |= 1u << (KEYS[k].len - 2); /* every key is shorter than 34 */
         key_name_first[(unsigned char)KEYS[k].text[1]] = 1;

@@ -17,11 +17,16 @@ typedef struct {
     /* The memo of the last content event's shape (see memo_probe): bytes [0, memo_off) and
      * the last memo_tail bytes around its last string value, and with two strings (memo_mid
      * not 0) the memo_mid bytes from the first one's closing quote to the second one;
-     * memo_tail 0: none. In the padding after the flags, plus the 16-byte digest: 24 bytes
-     * per stream. */
+     * memo_tail 0: none. A memo of holes (memo_holes not 0, memo_mid 0xFFFF) has memo_holes
+     * values that vary, strings and numbers (bit h of memo_kinds: hole h is a number), the
+     * memo_gap[h] bytes from hole h's end to hole h + 1 (memo_holes.h). After the flags, plus
+     * the 16-byte digest: 44 bytes per stream (+16 for the holes). */
     uint16_t memo_off, memo_mid, memo_tail;
     unsigned char memo_learns; /* memos replaced by another shape; MEMO_LEARNS: stop */
     char critical; /* the last chunk fed completed a critical event */
+    unsigned char memo_holes;
+    uint16_t memo_kinds;
+    uint16_t memo_gap[9];
     uint64_t memo_digest[2];
 } ScanBase;
 

@@ -45,11 +45,28 @@ static PyMemberDef ScanBase_members[] = {
 
 /* ScanBase._memo: (where the memo's first string starts, the bytes from its closing quote to
  * the second string (0: one string), the bytes after the last string), None when there is
- * none; for the tests, which check that their streams reach the memo. */
+ * none; a memo of holes adds its holes' kinds ("S" string, "N" number) and the gaps between
+ * them. For the tests, which check that their streams reach the memo. */
 static PyObject *
 ScanBase_memo(ScanBase *self, void *closure)
 {
 #ifdef MEMO
+    if (self->memo_tail != 0 && self->memo_holes != 0) {
+        char kinds[MEMO_HOLES + 1];
+        PyObject *gaps = PyTuple_New(self->memo_holes - 1);
+        if (gaps == NULL) {
+            return NULL;
+        }
+        for (int h = 0; h < self->memo_holes; h++) {
+            kinds[h] = (char)(self->memo_kinds >> h & 1u ? 'N' : 'S');
+            if (h + 1 < self->memo_holes) {
+                PyTuple_SET_ITEM(gaps, h, PyLong_FromLong(self->memo_gap[h]));
+            }
+        }
+        kinds[self->memo_holes] = 0;
+        return Py_BuildValue("(nnnsN)", (Py_ssize_t)self->memo_off, (Py_ssize_t)0,
+                             (Py_ssize_t)self->memo_tail, kinds, gaps);
+    }
     if (self->memo_tail != 0) {
         return Py_BuildValue("(nnn)", (Py_ssize_t)self->memo_off, (Py_ssize_t)self->memo_mid,
                              (Py_ssize_t)self->memo_tail);

@@ -60,24 +60,29 @@ def test_serve_passes_server_options_and_removes_its_directory(tmp_path: Path) -
     env = {"PROMETHEUS_MULTIPROC_DIR": "", "TMPDIR": str(tmp_path)}
     with server_process(argv, port, env) as base, httpx.Client(base_url=base) as client:
         for _ in range(12):  # 2 x 2 per generation: workers recycled twice at least
-            assert client.get("/stream", headers={"connection": "close"}).content == EXPECTED
+            assert across_recycling(client, "/stream").content == EXPECTED
         made = [d for d in tmp_path.iterdir() if d.name.startswith("streamboost-prometheus-")]
         assert len(made) == 1
         assert completed_streams(scrape_across_recycling(client)) == 12
     assert not made[0].exists()  # serve removed the directory it made
 
 
-def scrape_across_recycling(client: httpx.Client) -> str:
-    """``/metrics``, retried when the connection lands on a worker gunicorn is recycling
-    (``--max-requests``): that worker resets it, the next one answers."""
+def across_recycling(client: httpx.Client, path: str) -> httpx.Response:
+    """GET ``path``, retried when the connection lands on a worker gunicorn is recycling
+    (``--max-requests``): that worker closes it before the app sees the request, and the
+    next one answers."""
     for attempt in range(3):
         try:
-            return client.get("/metrics", headers={"connection": "close"}).text
+            return client.get(path, headers={"connection": "close"})
         except httpx.TransportError:
             if attempt == 2:
                 raise
             time.sleep(0.5)
     raise AssertionError("unreachable")
+
+
+def scrape_across_recycling(client: httpx.Client) -> str:
+    return across_recycling(client, "/metrics").text
 
 
 def test_a_worker_that_leaves_keeps_the_directory_of_the_others(

@@ -147,6 +147,16 @@ classify_many(ScanBase *scan, const char *d, Py_ssize_t n, int sse, const char *
     return events < 2 ? GENERAL : events << EVENTS_SHIFT | content;
 }
 
+/* Whole events d[0, n): as one (classify_event), else as several where it found the first
+ * one's end (classify_many). */
+static inline long
+classify_events(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
+{
+    const char *next;
+    long kind = classify_event(scan, d, n, sse, &next);
+    return kind == GENERAL && next != NULL ? classify_many(scan, d, n, sse, next) : kind;
+}
+
 /* An SSE chunk whose lines end CRLF (sse-starlette's EventSourceResponse writes them so, and
  * Gemini's API): classified as its LF version, the same lines by the SSE spec and to the
  * general path (its patterns take either ending: docs/architecture.md, "CRLF events"), then
@@ -176,13 +186,8 @@ classify_crlf(ScanBase *scan, const char *d, Py_ssize_t n)
         *out++ = '\n';
         p = cr + 2;
     }
-    Py_ssize_t size = out - crlf_buffer;
-    const char *next;
     crlf_busy = 1; /* no memo on the LF version, and no second buffer */
-    long kind = classify_event(scan, crlf_buffer, size, 1, &next);
-    if (kind == GENERAL && next != NULL) {
-        kind = classify_many(scan, crlf_buffer, size, 1, next);
-    }
+    long kind = classify_events(scan, crlf_buffer, out - crlf_buffer, 1);
     crlf_busy = 0;
 #ifdef MEMO
     if (kind == CONTENT) {
@@ -210,9 +215,7 @@ classify_bytes(ScanBase *scan, const char *d, Py_ssize_t n)
         return CONTENT;
     }
 #endif
-    const char *next;
-    long kind = classify_event(scan, d, n, sse, &next);
-    return kind == GENERAL && next != NULL ? classify_many(scan, d, n, sse, next) : kind;
+    return classify_events(scan, d, n, sse);
 }
 
 /* ScanBase.classify: GENERAL, or the whole events `body` holds and how many carry output

@@ -49,8 +49,8 @@ joined(PyObject *pieces, const char *d, Py_ssize_t n, Py_ssize_t *size_out, PyOb
 
 /* Where EventScanner.feed(data) would end data's prefix at an event boundary (*end; 0: data
  * completes no event) and, packed as classify packs them, the events that prefix completes;
- * -2 when not sure (mixed line endings, a critical event, token usage, a scanner not fast); -1 on an
- * error. Changes nothing: scan_commit does, so a caller may still hand the chunk on whole.
+ * -2 when not sure (mixed line endings, a critical event, token usage, a scanner not fast);
+ * -1 on an error. Changes nothing: scan_commit does, so a caller may still hand the chunk on whole.
  * `data` is non-empty bytes. */
 static long
 scan_peek(ScanBase *scan, PyObject *data, Py_ssize_t *end)
@@ -120,17 +120,13 @@ scan_peek(ScanBase *scan, PyObject *data, Py_ssize_t *end)
     else {
         /* The unfinished event's pieces and its end, joined to be classified; the events
          * after it are classified where they lie (no copy). */
-        if (first > 0) {
-            /* crlf_bounds found it */
-        }
-        else if (!sse) {
+        if (first == 0 && !sse) { /* (first > 0: crlf_bounds found it) */
             first = (const char *)memchr(d, '\n', (size_t)*end) - d + 1;
         }
-        else if (last == '\n' && d[0] == '\n') {
-            first = 1; /* the blank line straddles the chunks */
-        }
-        else {
-            first = find(d, *end, "\n\n", 2) - d + 2; /* *end > 0: there is one */
+        else if (first == 0) {
+            first = last == '\n' && d[0] == '\n'
+                        ? 1 /* the blank line straddles the chunks */
+                        : find(d, *end, "\n\n", 2) - d + 2; /* *end > 0: there is one */
         }
         PyObject *owner;
         Py_ssize_t size;

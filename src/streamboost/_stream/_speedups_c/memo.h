@@ -81,8 +81,8 @@ memo_blocks(Py_ssize_t head, Py_ssize_t mid, Py_ssize_t tail)
 
 /* The digest of d[0, head), of the `mid` bytes at `middle` (none: 0) and of d[n - tail, n).
  * For one shape the three lengths are fixed, so the blocks stay a one-to-one encoding; with
- * no middle it is the one-string digest (memo_probe writes that one out: a call less). */
-static inline void
+ * no middle it is the one-string digest (inlined everywhere: a constant 0 drops that part). */
+static inline __attribute__((always_inline)) void
 memo_digest(const char *d, Py_ssize_t n, Py_ssize_t head, const char *middle, Py_ssize_t mid,
             Py_ssize_t tail, uint64_t out[2])
 {
@@ -139,11 +139,28 @@ memo_value_plain(const char *v, Py_ssize_t len)
 }
 
 /* The closing quote of the plain string at v (memo_value_plain's test) when it comes before
- * `limit`, NULL otherwise: a two-string memo's first string, whose length varies. */
-static const char *
+ * `limit`, NULL otherwise: a two-string memo's first string and a memo of holes' strings, whose
+ * lengths vary. 16 bytes at a time with SSE2 where built for x86-64 (walk.h includes it), then
+ * (or after a '[') a byte at a time; inlined into each probe. */
+static inline __attribute__((always_inline)) const char *
 memo_value_close(const char *v, const char *limit)
 {
-    for (const char *p = v; p < limit; p++) {
+    const char *p = v;
+#if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
+    const __m128i quote = _mm_set1_epi8('"'), lf = _mm_set1_epi8('\n');
+    const __m128i cr = _mm_set1_epi8('\r'), bracket = _mm_set1_epi8('[');
+    for (; limit - p >= 16; p += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)p);
+        int stops = _mm_movemask_epi8(
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, lf)),
+                         _mm_or_si128(_mm_cmpeq_epi8(x, cr), _mm_cmpeq_epi8(x, bracket))));
+        if (stops != 0) {
+            p += __builtin_ctz((unsigned)stops);
+            break; /* the loop below tells that byte */
+        }
+    }
+#endif
+    for (; p < limit; p++) {
         if (MEMO_STOP[(unsigned char)*p]) {
             if (*p == '"') {
                 return p > v && memo_no_key_name(v, p - v) ? p : NULL;
@@ -197,9 +214,8 @@ memo_probe(ScanBase *scan, const char *d, Py_ssize_t n)
     if (!memo_value_plain(d + head, n - tail - head)) {
         return 0;
     }
-    unsigned __int128 sum = nh_blocks(d, head, MEMO_KEY, 0); /* memo_digest with no middle */
-    sum = nh_blocks(d + n - tail, tail, MEMO_KEY + 2 * ((head + 15) / 16), sum);
-    uint64_t digest[2] = {(uint64_t)sum, (uint64_t)(sum >> 64)};
+    uint64_t digest[2];
+    memo_digest(d, n, head, NULL, 0, tail, digest);
     return digest[0] == scan->memo_digest[0] && digest[1] == scan->memo_digest[1] ? CONTENT : 0;
 }
 #endif

@@ -20,40 +20,6 @@ static unsigned char MEMO_IDENT[256]; /* a number's key's bytes: A-Z a-z 0-9 _ *
 
 static int on_event_line(const char *d, const char *value); /* memo_learn.h */
 
-/* memo_value_close(v, end) (the closing quote of a plain string), 16 bytes at a time with SSE2
- * where it is built for x86-64, then (or after a '[') a byte at a time. Its own loop: a second
- * caller of memo_value_close would keep it out of memo_probe_two. */
-static inline const char *
-memo_hole_close(const char *v, const char *end)
-{
-    const char *p = v;
-#if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
-    const __m128i quote = _mm_set1_epi8('"'), lf = _mm_set1_epi8('\n');
-    const __m128i cr = _mm_set1_epi8('\r'), bracket = _mm_set1_epi8('[');
-    for (; end - p >= 16; p += 16) {
-        __m128i x = _mm_loadu_si128((const __m128i *)p);
-        int stops = _mm_movemask_epi8(
-            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, lf)),
-                         _mm_or_si128(_mm_cmpeq_epi8(x, cr), _mm_cmpeq_epi8(x, bracket))));
-        if (stops != 0) {
-            p += __builtin_ctz((unsigned)stops);
-            break; /* the loop below tells that byte */
-        }
-    }
-#endif
-    for (; p < end; p++) {
-        if (MEMO_STOP[(unsigned char)*p]) {
-            if (*p == '"') {
-                return p > v && memo_no_key_name(v, p - v) ? p : NULL;
-            }
-            if (*p != '[' || (end - p >= 6 && memcmp(p, "[DONE]", 6) == 0)) {
-                return NULL;
-            }
-        }
-    }
-    return NULL;
-}
-
 /* memo_probe's answer for a memo of holes: CONTENT when d[0, n) is the memo's head, then each
  * hole (a string to its first quote, plain and no key's name; a number, one MEMO_NUM byte or
  * more) and the gap after it, then the tail, and the head, gaps and tail digest as the memo's.
@@ -80,7 +46,7 @@ memo_probe_holes(ScanBase *scan, const char *d, Py_ssize_t n)
                 return 0;
             }
         }
-        else if ((p = memo_hole_close(v, end)) == NULL) {
+        else if ((p = memo_value_close(v, end)) == NULL) {
             return 0;
         }
         if (h == last) {

@@ -96,7 +96,7 @@ memo_learn(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
     if (scan->memo_tail != 0) {
         if (memo_string(d, value - 1 - d, &first, &first_close) &&
             memo_value_plain(first, first_close - first) && !on_event_line(d, first)) {
-            if ((scan->memo_mid != 0 || scan->memo_holes != 0) &&
+            if (scan->memo_mid != 0 &&
                 memo_learn_holes(scan, d, n, sse)) {
                 return; /* two strings or holes missed: the chunk's holes (memo_holes.h) */
             }
@@ -104,7 +104,7 @@ memo_learn(ScanBase *scan, const char *d, Py_ssize_t n, int sse)
             mid = value - first_close;
             head = first - d;
         }
-        else if (scan->memo_mid != 0 || scan->memo_holes != 0) {
+        else if (scan->memo_mid != 0) { /* two strings or holes */
             return;
         }
     }

@@ -1,6 +1,7 @@
-/* ScanBase's fields and GC slots, and the byte helpers the classifiers use (find, last_lf, is_space).
- * Its classify() and type object come after the walk and the memo (classify.h). A part of
- * _speedups.c, included in order: one translation unit, so the classifiers inline into classify.
+/* ScanBase's fields and GC slots, and the byte helpers the classifiers use (find, last_lf,
+ * is_space). Its classify() and type object come after the walk and the memo (classify.h). A
+ * part of _speedups.c, included in order: one translation unit, so the classifiers inline into
+ * classify.
  */
 
 /* -- ScanBase -------------------------------------------------------------------------------- */

@@ -81,7 +81,7 @@ static PyGetSetDef ScanBase_getset[] = {
 };
 
 static PyMethodDef ScanBase_methods[] = {
-    {"classify", (PyCFunction)ScanBase_classify, METH_O, "Whole events: how many, how many content."},
+    {"classify", (PyCFunction)ScanBase_classify, METH_O, "Whole events: how many, content."},
     {"feed_fast", (PyCFunction)ScanBase_feed_fast, METH_O, "feed() where sure; -1: not sure."},
     {NULL},
 };
